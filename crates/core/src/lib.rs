@@ -1,1 +1,125 @@
-//! core
+//! # oxmon-core
+//!
+//! What every oxmon exporter shares: the collector model, the exposition
+//! encoders, the HTTP server with TLS and basic auth from an exporter-toolkit
+//! web config, the common flags, logging and self-metrics.
+//!
+//! ## Writing an exporter
+//!
+//! A binary parses its flags (flattening [`CommonArgs`]), builds a
+//! [`Registry`] of [`Collector`]s and hands both to [`run`]:
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+//! use oxmon_core::{gauge, Exporter, MetricFamily, Registry};
+//!
+//! struct Uptime;
+//! impl SyncCollector for Uptime {
+//!     fn name(&self) -> &'static str { "uptime" }
+//!     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+//!         let text = std::fs::read_to_string("/proc/uptime")?;
+//!         let secs: f64 = text.split_whitespace().next().ok_or("empty")?.parse()?;
+//!         out.push(gauge("demo_uptime_seconds", "Uptime.", secs));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[derive(Parser)]
+//! #[command(version)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     common: oxmon_core::CommonArgs,
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let cli = Cli::parse();
+//!     oxmon_core::run(&cli.common, 9999, || {
+//!         let mut registry = Registry::new("demo");
+//!         registry.register(sync_collector(Uptime));
+//!         Ok(Exporter { name: "demo", description: "Demo exporter.", registry, routes: vec![] })
+//!     })
+//! }
+//! ```
+//!
+//! ## Modules
+//! - [`metrics`]: owned metric families.
+//! - [`collector`]: the `Collector` trait and the registry that runs a scrape.
+//! - [`encode`]: 0.0.4 and OpenMetrics text, content negotiation.
+//! - [`server`]: HTTP serving, routes, limits, shutdown.
+//! - [`web_config`]: TLS and basic auth from `--web.config.file`.
+//! - [`flags`], [`logging`], [`process`]: flags, logs, self-metrics.
+
+pub mod collector;
+pub mod encode;
+pub mod flags;
+pub mod logging;
+pub mod metrics;
+pub mod process;
+pub mod server;
+pub mod web_config;
+
+pub use collector::{Collector, Registry, ScrapeContext};
+pub use flags::{parse_duration, CommonArgs};
+pub use metrics::{counter, gauge, MetricFamily, MetricType};
+pub use server::{Exporter, HttpError, Route, RouteRequest};
+
+use std::process::ExitCode;
+
+/// The error type of an exporter's build step.
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs an exporter: installs logging and the rustls crypto provider, starts
+/// a multi-threaded runtime, calls `build` inside it, binds the listen
+/// addresses (default `:default_port`) and serves until SIGTERM/SIGINT.
+/// Start-up errors are logged and give exit status 1.
+pub fn run(
+    common: &CommonArgs,
+    default_port: u16,
+    build: impl FnOnce() -> Result<Exporter, BuildError>,
+) -> ExitCode {
+    logging::init(&common.log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(err = %e, "starting the runtime failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let exporter = match build() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(err = %e, "start-up failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        let name = exporter.name;
+        let svc = match server::Service::new(exporter, common.web.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(err = %e, "loading the web config failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listeners = match server::bind(&common.web, default_port).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(err = %e, "binding failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            name,
+            version = process::VERSION,
+            revision = process::REVISION,
+            "starting"
+        );
+        server::serve(svc, listeners, server::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
