@@ -107,7 +107,8 @@ impl<T: SyncCollector> Collector for SyncAdapter<T> {
         ctx: &'a ScrapeContext,
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
-        Box::pin(std::future::ready(self.0.collect(ctx, out)))
+        // Run inside the future so a panic is caught by the registry.
+        Box::pin(async move { self.0.collect(ctx, out) })
     }
 }
 
