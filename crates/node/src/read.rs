@@ -1,0 +1,134 @@
+//! Reading small procfs/sysfs files cheaply.
+//!
+//! A scrape reads ~150 small files; opening and closing each costs more
+//! than reading it. [`FileCache`] keeps files open and re-reads them with
+//! `pread` at offset 0 (procfs seq files and sysfs attributes regenerate
+//! their content on a read at offset 0). A file that fails is dropped from
+//! the cache and reopened next time, so hot-plugged devices are handled.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Reads a whole file into a new string (no caching).
+pub fn read_string(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut s = String::with_capacity(4096);
+    f.read_to_string(&mut s)?;
+    Ok(s)
+}
+
+/// Reads a one-line sysfs attribute, trimmed.
+pub fn read_trimmed(path: &Path) -> io::Result<String> {
+    let mut s = read_string(path)?;
+    let len = s.trim_end().len();
+    s.truncate(len);
+    Ok(s)
+}
+
+/// Reads a file holding one unsigned integer.
+pub fn read_u64(path: &Path) -> io::Result<u64> {
+    let s = read_trimmed(path)?;
+    s.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not an integer: {s:?}", path.display()),
+        )
+    })
+}
+
+/// Keeps files open across scrapes and re-reads them with `pread`.
+#[derive(Default)]
+pub struct FileCache {
+    files: Mutex<HashMap<PathBuf, File>>,
+}
+
+impl FileCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `path` into `buf` (cleared first), reusing an open descriptor.
+    pub fn read_into(&self, path: &Path, buf: &mut String) -> io::Result<()> {
+        buf.clear();
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = files.get(path) {
+            match pread_all(f, buf) {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    files.remove(path);
+                    buf.clear();
+                }
+            }
+        }
+        let f = File::open(path)?;
+        pread_all(&f, buf)?;
+        files.insert(path.to_owned(), f);
+        Ok(())
+    }
+
+    /// Reads `path` into a new string.
+    pub fn read(&self, path: &Path) -> io::Result<String> {
+        let mut s = String::with_capacity(1024);
+        self.read_into(path, &mut s)?;
+        Ok(s)
+    }
+
+    /// Number of files held open.
+    pub fn len(&self) -> usize {
+        self.files.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// True when no file is held open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn pread_all(f: &File, buf: &mut String) -> io::Result<()> {
+    let mut bytes = std::mem::take(buf).into_bytes();
+    bytes.clear();
+    let mut chunk = [0u8; 8192];
+    let mut off = 0u64;
+    loop {
+        let n = f.read_at(&mut chunk, off)?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        off += n as u64;
+    }
+    *buf = String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_rereads_changed_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, "1\n").unwrap();
+        let c = FileCache::new();
+        assert_eq!(c.read(&p).unwrap(), "1\n");
+        std::fs::write(&p, "22\n").unwrap();
+        assert_eq!(c.read(&p).unwrap(), "22\n");
+        assert_eq!(c.len(), 1);
+        std::fs::remove_file(&p).unwrap();
+        assert!(c.read(&dir.path().join("missing")).is_err());
+        assert_eq!(
+            read_u64(&{
+                std::fs::write(&p, "42\n").unwrap();
+                p.clone()
+            })
+            .unwrap(),
+            42
+        );
+    }
+}
