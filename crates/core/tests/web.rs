@@ -1,0 +1,505 @@
+//! The server over real sockets: TLS with client certificates, basic auth,
+//! web config reload, `--web.max-requests`, header-read timeout and
+//! graceful shutdown. Certificates are made with the `openssl` command;
+//! every web config used here is also checked with `promtool check
+//! web-config`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
+use oxmon_core::server::{self, Service};
+use oxmon_core::{gauge, Collector, Exporter, MetricFamily, Registry};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    web: oxmon_core::flags::WebArgs,
+}
+
+/// Answers after `delay`.
+struct Sleepy(Duration);
+impl Collector for Sleepy {
+    fn name(&self) -> &str {
+        "sleepy"
+    }
+    fn collect<'a>(
+        &'a self,
+        _: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            out.push(gauge("t_sleepy", "Slept.", 1.0));
+            Ok(())
+        })
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn start(args: &[&str], delay: Duration) -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut argv = vec!["t", "--web.listen-address=127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let web = Cli::parse_from(argv).web;
+    let mut registry = Registry::new("t");
+    registry.register(Arc::new(Sleepy(delay)));
+    let svc = Service::new(
+        Exporter {
+            name: "oxmon-test",
+            description: "Test exporter.",
+            registry,
+            routes: vec![],
+        },
+        web.clone(),
+    )
+    .unwrap();
+    let listeners = server::bind(&web, 0).await.unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(svc, listeners, async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn request(path: &str, extra_headers: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra_headers}\r\n")
+}
+
+/// Plain HTTP GET; returns (status, whole response text).
+async fn get(addr: SocketAddr, path: &str, extra_headers: &str) -> std::io::Result<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(request(path, extra_headers).as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    parse_status(buf)
+}
+
+fn parse_status(buf: Vec<u8>) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
+    Ok((status, text))
+}
+
+/// HTTPS GET trusting `ca`, optionally presenting a client certificate.
+async fn get_tls(
+    addr: SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> std::io::Result<(u16, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let cfg = match client {
+        Some((cert, key)) => {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+            builder
+                .with_client_auth_cert(certs, PrivateKeyDer::from_pem_file(key).unwrap())
+                .unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    tls.write_all(request("/metrics", "").as_bytes()).await?;
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf).await?;
+    parse_status(buf)
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl not found ({e}): apt-get install openssl"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client
+/// certificate, both signed by the CA; plus a client certificate signed by
+/// nobody we trust.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=oxmon test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend_from_slice(&ec);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for (name, cn) in [
+        ("server", "localhost"),
+        ("client", "scraper"),
+        ("rogue", "rogue"),
+    ] {
+        let subj = format!("/CN={cn}");
+        let mut req = vec!["req", "-new", "-subj", &subj, "-keyout"];
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        req.push(&key);
+        req.push("-out");
+        req.push(&csr);
+        req.extend_from_slice(&ec);
+        openssl(dir, &req);
+        let pem = format!("{name}.pem");
+        let (signer, signer_key) = if name == "rogue" {
+            ("rogue-ca.pem", "rogue-ca.key")
+        } else {
+            ("ca.pem", "ca.key")
+        };
+        if name == "rogue" {
+            let mut rca = vec![
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=rogue CA",
+                "-keyout",
+                "rogue-ca.key",
+                "-out",
+                "rogue-ca.pem",
+            ];
+            rca.extend_from_slice(&ec);
+            openssl(dir, &rca);
+        }
+        let mut sign = vec![
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &csr,
+            "-CA",
+            signer,
+            "-CAkey",
+            signer_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+        ];
+        // Extensions make these v3 certificates, which webpki requires.
+        sign.extend_from_slice(&[
+            "-extfile",
+            if name == "server" {
+                "server.ext"
+            } else {
+                "client.ext"
+            },
+        ]);
+        openssl(dir, &sign);
+    }
+}
+
+fn promtool_accepts(path: &Path) {
+    let out = Command::new("promtool")
+        .args(["check", "web-config"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not found ({e}): apt-get install prometheus"));
+    assert!(
+        out.status.success(),
+        "promtool rejects {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_required_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let cfg = write_config(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS12\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+    );
+    promtool_accepts(&cfg);
+    let arg = format!("--web.config.file={}", cfg.display());
+    let srv = start(&[&arg], Duration::ZERO).await;
+    let d = dir.path();
+
+    let (status, text) = get_tls(
+        srv.addr,
+        &d.join("ca.pem"),
+        Some((&d.join("client.pem"), &d.join("client.key"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("t_sleepy 1"));
+    assert!(text.to_ascii_lowercase().contains("x-frame-options: deny"));
+
+    assert!(
+        get_tls(srv.addr, &d.join("ca.pem"), None).await.is_err(),
+        "no client cert must be refused"
+    );
+    assert!(
+        get_tls(
+            srv.addr,
+            &d.join("ca.pem"),
+            Some((&d.join("rogue.pem"), &d.join("rogue.key")))
+        )
+        .await
+        .is_err(),
+        "a client cert from an untrusted CA must be refused"
+    );
+    assert!(
+        get(srv.addr, "/metrics", "")
+            .await
+            .map(|(s, _)| s != 200)
+            .unwrap_or(true),
+        "plain HTTP must not be served"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_reload_keeping_last_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = bcrypt::hash("alice-pw", 4).unwrap();
+    let bob = bcrypt::hash("bob-pw", 4).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "web.yml",
+        &format!("basic_auth_users:\n  alice: {alice}\n"),
+    );
+    promtool_accepts(&cfg);
+    let arg = format!("--web.config.file={}", cfg.display());
+    let srv = start(&[&arg], Duration::ZERO).await;
+    let auth = |u: &str, p: &str| {
+        use base64::Engine;
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+
+    let (s, text) = get(srv.addr, "/metrics", "").await.unwrap();
+    assert_eq!(s, 401);
+    assert!(text.contains("WWW-Authenticate: Basic") || text.contains("www-authenticate: Basic"));
+    assert_eq!(
+        get(srv.addr, "/metrics", &auth("alice", "alice-pw"))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        get(srv.addr, "/metrics", &auth("alice", "nope"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        get(srv.addr, "/metrics", &auth("bob", "bob-pw"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+
+    std::fs::write(&cfg, format!("basic_auth_users:\n  bob: {bob}\n")).unwrap();
+    promtool_accepts(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(srv.addr, "/metrics", &auth("bob", "bob-pw"))
+        .await
+        .unwrap()
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "new web config not picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        get(srv.addr, "/metrics", &auth("alice", "alice-pw"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+
+    // A broken file keeps the last good config.
+    std::fs::write(&cfg, "basic_auth_users: [this is: not valid\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        get(srv.addr, "/metrics", &auth("bob", "bob-pw"))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(get(srv.addr, "/metrics", "").await.unwrap().0, 401);
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_web_config_fails_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n",
+    );
+    let web = Cli::parse_from(["t", &format!("--web.config.file={}", cfg.display())]).web;
+    let err = Service::new(
+        Exporter {
+            name: "t",
+            description: "t",
+            registry: Registry::new("t"),
+            routes: vec![],
+        },
+        web,
+    )
+    .err()
+    .expect("a config naming missing files must be refused");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_requests_answers_503_beyond_the_limit() {
+    let srv = start(&["--web.max-requests=1"], Duration::from_millis(800)).await;
+    let addr = srv.addr;
+    let first = tokio::spawn(async move { get(addr, "/metrics", "").await.unwrap().0 });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(addr, "/metrics", "").await.unwrap().0, 503);
+    // Non-scrape endpoints are not limited.
+    assert_eq!(get(addr, "/-/healthy", "").await.unwrap().0, 200);
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(get(addr, "/metrics", "").await.unwrap().0, 200);
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_deadline_from_prometheus_header() {
+    let srv = start(&[], Duration::from_secs(30)).await;
+    let started = Instant::now();
+    let (status, text) = get(
+        srv.addr,
+        "/metrics",
+        "X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        text.contains("t_scrape_collector_success{collector=\"sleepy\"} 0"),
+        "{text}"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_shutdown_is_graceful() {
+    let srv = start(
+        &["--web.read-header-timeout=500ms"],
+        Duration::from_millis(1500),
+    )
+    .await;
+    let addr = srv.addr;
+
+    // A client that never finishes its headers is disconnected.
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        started.elapsed()
+    });
+    assert!(slow.join().unwrap() < Duration::from_secs(5));
+
+    // An in-flight scrape completes during shutdown.
+    let inflight = tokio::spawn(async move { get(addr, "/metrics", "").await.unwrap().0 });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    srv.shutdown().await;
+    assert_eq!(inflight.await.unwrap(), 200);
+    assert!(
+        get(addr, "/metrics", "").await.is_err(),
+        "listener must be closed after shutdown"
+    );
+}
