@@ -40,6 +40,30 @@ pub fn read_u64(path: &Path) -> io::Result<u64> {
     })
 }
 
+/// Names of the entries of a directory, sorted.
+pub fn list_dir(path: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Names of the entries of `path` that are `prefix` followed by a decimal
+/// number (`cpu0`, `node1`, `clocksource0`), with that number, sorted by it.
+pub fn numbered_entries(path: &Path, prefix: &str) -> io::Result<Vec<(u32, String)>> {
+    let mut out: Vec<(u32, String)> = list_dir(path)?
+        .into_iter()
+        .filter_map(|name| {
+            let n = name.strip_prefix(prefix)?.parse::<u32>().ok()?;
+            Some((n, name))
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Keeps files open across scrapes and re-reads them with `pread`.
 #[derive(Default)]
 pub struct FileCache {
