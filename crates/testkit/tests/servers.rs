@@ -1,0 +1,199 @@
+//! The throwaway servers start, answer, restart and go away.
+
+use std::time::Duration;
+
+use oxmon_testkit::{
+    http_get, http_post, parse, Alertmanager, ExporterProcess, Postgres, Prometheus, Readiness,
+    Redis, StartOptions, WebhookReceiver,
+};
+
+#[test]
+fn postgres_starts_answers_and_restarts_on_the_same_port() {
+    let mut pg = Postgres::start();
+    assert_eq!(pg.psql("postgres", "SELECT 1"), "1");
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE app; CREATE ROLE reader LOGIN PASSWORD 'r p@ss'",
+    );
+    pg.psql(
+        "app",
+        "CREATE TABLE t (a int, b text); INSERT INTO t VALUES (1, 'x'), (2, 'y')",
+    );
+    assert_eq!(pg.psql("app", "SELECT a, b FROM t ORDER BY a"), "1|x\n2|y");
+    assert!(pg
+        .try_psql("app", "SELECT * FROM missing")
+        .unwrap_err()
+        .contains("missing"));
+    assert_eq!(
+        pg.psql_as("reader", "r p@ss", "app", "SELECT current_user")
+            .unwrap(),
+        "reader"
+    );
+    assert!(pg.psql_as("reader", "wrong", "app", "SELECT 1").is_err());
+    assert!(pg.dsn("app").starts_with(&format!(
+        "postgresql://postgres:postgres-test-pw@127.0.0.1:{}/app",
+        pg.port
+    )));
+    assert!(pg
+        .dsn_for("reader", "r p@ss", "app")
+        .contains("reader:r%20p%40ss@"));
+    assert!(pg.version_num() >= 120000);
+    if pg.has_pg_stat_statements() {
+        pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
+        let n: i64 = pg
+            .psql("postgres", "SELECT count(*) FROM pg_stat_statements")
+            .parse()
+            .unwrap();
+        assert!(n >= 0);
+    }
+    let port = pg.port;
+    pg.stop();
+    assert!(pg.try_psql("postgres", "SELECT 1").is_err());
+    pg.restart();
+    assert_eq!(pg.port, port);
+    assert_eq!(pg.psql("app", "SELECT count(*) FROM t"), "2");
+    let data_dir = pg.data_dir();
+    assert!(data_dir.join("PG_VERSION").is_file());
+    drop(pg);
+    assert!(!data_dir.exists());
+}
+
+#[test]
+fn redis_starts_answers_and_restarts() {
+    let mut redis = Redis::start(&[]);
+    assert_eq!(redis.cli(&["SET", "k", "v"]), "OK");
+    assert_eq!(redis.cli(&["GET", "k"]), "v");
+    assert_eq!(redis.cli(&["RPUSH", "l", "a", "b"]), "2");
+    assert_eq!(redis.cli(&["LRANGE", "l", "0", "-1"]), "a\nb");
+    assert!(redis
+        .try_cmd(None, &["LPUSH", "k", "x"])
+        .unwrap_err()
+        .starts_with("WRONGTYPE"));
+    assert!(redis.version().starts_with(|c: char| c.is_ascii_digit()));
+    let port = redis.port;
+    redis.stop();
+    assert!(redis.try_cmd(None, &["PING"]).is_err());
+    redis.restart();
+    assert_eq!(redis.port, port);
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+    // Persistence is off: the restart starts empty.
+    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+}
+
+#[test]
+fn redis_with_password_and_acl_user() {
+    let redis = Redis::start(&["--requirepass", "sekret"]);
+    assert!(redis
+        .try_cmd(None, &["GET", "x"])
+        .unwrap_err()
+        .starts_with("NOAUTH"));
+    assert_eq!(redis.cli_auth("", "sekret", &["PING"]), "PONG");
+    redis.cli_auth(
+        "",
+        "sekret",
+        &["ACL", "SETUSER", "mon", "on", ">monpw", "+info", "+ping"],
+    );
+    assert_eq!(redis.cli_auth("mon", "monpw", &["PING"]), "PONG");
+    assert!(redis
+        .try_cmd(Some(("mon", "monpw")), &["GET", "x"])
+        .is_err());
+    assert!(redis.try_cmd(Some(("mon", "bad")), &["PING"]).is_err());
+}
+
+#[test]
+fn prometheus_scrapes_itself_and_loads_rules() {
+    let config =
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:PORT']\n";
+    // Prometheus picks its own port; scrape a target we know is there: itself,
+    // via a reload once the port is known.
+    let rules = "groups:\n  - name: t\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n";
+    let prom = Prometheus::start(&config.replace("PORT", "1"), &[("rules.yml", rules)]);
+    prom.reload_with(&[(
+        "config.yml",
+        &config.replace("PORT", &prom.port.to_string()),
+    )]);
+    let data = prom.wait_for("up{job=\"self\"}", Duration::from_secs(30), |d| {
+        d["result"][0]["value"][1] == "1"
+    });
+    assert_eq!(data["resultType"], "vector");
+    prom.wait_for("job:up:sum", Duration::from_secs(30), |d| {
+        d["result"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    assert_eq!(prom.rule_groups().len(), 1);
+    assert!(prom.active_targets().iter().any(|t| t["health"] == "up"));
+    let metrics = parse(&http_get(&format!("{}/metrics", prom.url()), &[]).body);
+    assert!(metrics.family("prometheus_build_info").is_some());
+}
+
+#[test]
+fn alertmanager_serves_status_and_delivers_to_a_webhook() {
+    let hook = WebhookReceiver::start();
+    let config = format!(
+        "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{}'\n",
+        hook.url("/alerts")
+    );
+    let am = Alertmanager::start(&config);
+    let status = am.status();
+    assert_eq!(status["cluster"]["status"], "disabled");
+    assert!(status["config"]["original"]
+        .as_str()
+        .unwrap()
+        .contains("hook"));
+    am.post_alerts(
+        &serde_json::json!([{"labels": {"alertname": "TestAlert", "severity": "warning"}}]),
+    );
+    assert_eq!(am.alerts().len(), 1);
+    let note = hook.wait_for(Duration::from_secs(30), |v| v["status"] == "firing");
+    assert_eq!(note["alerts"][0]["labels"]["alertname"], "TestAlert");
+    // The receiver also answers plain POSTs.
+    let resp = http_post(&hook.url("/x"), &[], b"hello").unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(hook.received().contains(&"hello".to_string()));
+}
+
+#[test]
+fn exporter_process_runs_a_real_exporter() {
+    // node_exporter from Debian stands in for an oxmon binary here.
+    let bin =
+        oxmon_testkit::require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let mut exporter = ExporterProcess::start(
+        &bin,
+        &["--collector.disable-defaults", "--collector.loadavg"],
+        &[],
+    );
+    let metrics = exporter.scrape();
+    assert_eq!(metrics.family("node_load1").unwrap().kind, "gauge");
+    assert!(
+        metrics.value("node_scrape_collector_success", &[("collector", "loadavg")]) == Some(1.0)
+    );
+    let resp = exporter.get_with("/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(resp.header("content-encoding"), Some("gzip"));
+    assert!(resp.body.contains("node_load1"));
+    assert!(resp.raw_body.len() < resp.body.len());
+    let plain = exporter.get("/metrics");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(exporter.is_running());
+    let status = exporter.stop();
+    assert!(status.is_some(), "node_exporter should exit on SIGTERM");
+    assert!(!exporter.log().is_empty());
+}
+
+#[test]
+fn exporter_that_exits_at_once_reports_its_log() {
+    let bin =
+        oxmon_testkit::require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let err = ExporterProcess::start_with(
+        &bin,
+        &["--web.config.file=/nonexistent/web.yml"],
+        &[],
+        StartOptions {
+            readiness: Readiness::HttpReady,
+            ..StartOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("exited"), "{err}");
+    assert!(err.contains("/nonexistent/web.yml"), "{err}");
+}
