@@ -15,6 +15,7 @@
 //! - [`Postgres`] (`initdb` + `pg_ctl`, as the `postgres` user when run as
 //!   root), [`Redis`], [`Prometheus`], [`Alertmanager`], and a
 //!   [`WebhookReceiver`] for Alertmanager notifications.
+//! - [`TestCerts`]: a CA with server and client certificates (via `openssl`).
 //!
 //! A missing program makes the test panic with the Debian package to
 //! install, for example `redis-server not found: apt-get install
@@ -38,6 +39,7 @@
 //! assert_eq!(metrics.family("pg_up").unwrap().kind, "gauge");
 //! ```
 
+mod certs;
 mod expo;
 mod exporter;
 mod http;
@@ -46,6 +48,7 @@ mod prom;
 mod redis;
 mod util;
 
+pub use certs::TestCerts;
 pub use expo::{parse, parse_float, try_parse, Exposition, Family, ParseError, Sample};
 pub use exporter::{ExporterProcess, Readiness, StartOptions};
 pub use http::{

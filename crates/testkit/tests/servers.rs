@@ -197,3 +197,59 @@ fn exporter_that_exits_at_once_reports_its_log() {
     assert!(err.contains("exited"), "{err}");
     assert!(err.contains("/nonexistent/web.yml"), "{err}");
 }
+
+#[test]
+fn tls_client_against_an_mtls_exporter() {
+    use oxmon_testkit::{http_get_tls, https_request, TestCerts, TlsOptions};
+    let certs = TestCerts::generate();
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+        certs.server_cert_file().display(),
+        certs.server_key_file().display(),
+        certs.ca_file().display()
+    );
+    let web_file = certs.dir().join("web.yml");
+    std::fs::write(&web_file, web).unwrap();
+    let bin =
+        oxmon_testkit::require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let flag = format!("--web.config.file={}", web_file.display());
+    let exporter = ExporterProcess::start_with(
+        &bin,
+        &["--collector.disable-defaults", "--collector.loadavg", &flag],
+        &[],
+        StartOptions {
+            readiness: Readiness::TcpConnect,
+            ..StartOptions::default()
+        },
+    )
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}/metrics", exporter.port);
+    let ok = http_get_tls(&url, &certs.ca_pem, Some(certs.client_identity()), &[]).unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(parse(&ok.body).family("node_load1").is_some());
+    // By name, with SNI.
+    let by_name = https_request(
+        "GET",
+        &format!("https://localhost:{}/metrics", exporter.port),
+        &TlsOptions {
+            ca_pem: &certs.ca_pem,
+            client_cert: Some(certs.client_identity()),
+            ..TlsOptions::default()
+        },
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(by_name.status, 200);
+    assert!(
+        http_get_tls(&url, &certs.ca_pem, None, &[]).is_err(),
+        "no client certificate"
+    );
+    assert!(
+        http_get_tls(&url, &certs.ca_pem, Some(certs.rogue_identity()), &[]).is_err(),
+        "rogue client certificate"
+    );
+    // A client that does not trust the server's CA fails too.
+    let rogue_ca = std::fs::read(certs.dir().join("rogue-ca.crt")).unwrap();
+    assert!(http_get_tls(&url, &rogue_ca, Some(certs.client_identity()), &[]).is_err());
+}
