@@ -1,0 +1,512 @@
+//! Metric definitions, the per-GPU reading they are filled from, and the
+//! rendering of readings into families: the native `nvidia_gpu_*` names and,
+//! with `--metrics.dcgm-compat`, dcgm-exporter's `DCGM_FI_*` names.
+//!
+//! Rendering is a pure function of the readings so it is tested without NVML.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use oxmon_core::metrics::LabelName;
+use oxmon_core::{MetricFamily, MetricType};
+
+/// A metric family's fixed description.
+#[derive(Debug, PartialEq)]
+pub struct Def {
+    /// Full name (with `_total` for counters).
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Type.
+    pub kind: MetricType,
+    /// Name of the one extra label the series carry, if any.
+    pub label: Option<&'static str>,
+}
+
+macro_rules! defs {
+    ($($id:ident = $name:literal, $kind:ident, $label:expr, $help:literal;)*) => {
+        $(
+            #[doc = concat!("`", $name, "`: ", $help)]
+            pub static $id: Def = Def { name: $name, help: $help, kind: MetricType::$kind, label: $label };
+        )*
+    };
+}
+
+defs! {
+    NVML_UP = "nvidia_gpu_nvml_up", Gauge, None, "Whether NVML is initialised and every GPU it lists answered (1) or not (0).";
+    NUM_DEVICES = "nvidia_gpu_num_devices", Gauge, None, "Number of GPUs NVML reports.";
+    INFO = "nvidia_gpu_info", Info, None, "GPU, driver and CUDA versions and modes; value 1.";
+    LOST = "nvidia_gpu_lost", Gauge, None, "Whether the GPU has fallen off the bus or is otherwise inaccessible (NVML_ERROR_GPU_IS_LOST).";
+    UTILIZATION = "nvidia_gpu_utilization_ratio", Gauge, None, "Fraction of the last sample period during which a kernel ran on the GPU.";
+    MEMORY_UTILIZATION = "nvidia_gpu_memory_utilization_ratio", Gauge, None, "Fraction of the last sample period during which device memory was read or written.";
+    ENCODER_UTILIZATION = "nvidia_gpu_encoder_utilization_ratio", Gauge, None, "Video encoder utilisation.";
+    DECODER_UTILIZATION = "nvidia_gpu_decoder_utilization_ratio", Gauge, None, "Video decoder utilisation.";
+    MEMORY_USED = "nvidia_gpu_memory_used_bytes", Gauge, None, "Device memory allocated.";
+    MEMORY_FREE = "nvidia_gpu_memory_free_bytes", Gauge, None, "Device memory free.";
+    MEMORY_TOTAL = "nvidia_gpu_memory_total_bytes", Gauge, None, "Device memory installed.";
+    MEMORY_RESERVED = "nvidia_gpu_memory_reserved_bytes", Gauge, None, "Device memory reserved by the driver and firmware.";
+    TEMPERATURE = "nvidia_gpu_temperature_celsius", Gauge, None, "GPU core temperature.";
+    MEMORY_TEMPERATURE = "nvidia_gpu_memory_temperature_celsius", Gauge, None, "Device memory (HBM) temperature.";
+    TEMPERATURE_THRESHOLD = "nvidia_gpu_temperature_threshold_celsius", Gauge, Some("threshold"), "Temperature at which the GPU slows down (slowdown), shuts down (shutdown), or the maximum for GPU and memory (gpu_max, memory_max).";
+    POWER_USAGE = "nvidia_gpu_power_usage_watts", Gauge, None, "Power drawn by the board.";
+    POWER_LIMIT = "nvidia_gpu_power_limit_watts", Gauge, None, "Power limit the driver enforces.";
+    ENERGY = "nvidia_gpu_energy_consumed_joules_total", Counter, None, "Energy consumed since the driver was loaded.";
+    CLOCK = "nvidia_gpu_clock_hertz", Gauge, Some("clock"), "Current clock frequency.";
+    CLOCK_MAX = "nvidia_gpu_clock_max_hertz", Gauge, Some("clock"), "Maximum clock frequency.";
+    FAN_SPEED = "nvidia_gpu_fan_speed_ratio", Gauge, Some("fan"), "Intended fan speed as a fraction of its maximum.";
+    PERFORMANCE_STATE = "nvidia_gpu_performance_state", Gauge, None, "Performance state: 0 (P0, maximum) to 15 (P15, minimum).";
+    THROTTLE_REASON = "nvidia_gpu_clock_throttle_reason", Gauge, Some("reason"), "Whether clocks are currently held down for this reason (1) or not (0).";
+    ECC_ENABLED = "nvidia_gpu_ecc_enabled", Gauge, None, "Whether ECC is currently enabled.";
+    ECC_CORRECTED = "nvidia_gpu_ecc_corrected_errors_total", Counter, Some("counter"), "Corrected (single-bit) ECC errors; counter=volatile since the driver loaded, aggregate over the GPU's life.";
+    ECC_UNCORRECTED = "nvidia_gpu_ecc_uncorrected_errors_total", Counter, Some("counter"), "Uncorrected (double-bit) ECC errors; counter=volatile since the driver loaded, aggregate over the GPU's life.";
+    RETIRED_PAGES = "nvidia_gpu_retired_pages", Gauge, Some("cause"), "Device memory pages retired, by cause.";
+    RETIRED_PAGES_PENDING = "nvidia_gpu_retired_pages_pending", Gauge, None, "Whether pages are waiting to be retired at the next reset.";
+    REMAPPED_ROWS = "nvidia_gpu_remapped_rows", Gauge, Some("error"), "Memory rows remapped, by the error that caused it.";
+    REMAPPED_ROWS_PENDING = "nvidia_gpu_remapped_rows_pending", Gauge, None, "Whether a row remapping waits for the next reset.";
+    REMAPPED_ROWS_FAILED = "nvidia_gpu_remapped_rows_failed", Gauge, None, "Whether a row remapping has failed.";
+    XID_ERRORS = "nvidia_gpu_xid_errors_total", Counter, Some("xid"), "XID critical errors received from NVML events since the exporter started, by XID code.";
+    LAST_XID_TIME = "nvidia_gpu_last_xid_timestamp_seconds", Gauge, None, "Unix time when the last XID error was received.";
+    PCIE_THROUGHPUT = "nvidia_gpu_pcie_throughput_bytes_per_second", Gauge, Some("direction"), "PCIe throughput over NVML's last 20 ms sample, by direction (tx, rx).";
+    PCIE_GEN = "nvidia_gpu_pcie_link_generation", Gauge, None, "Current PCIe link generation.";
+    PCIE_MAX_GEN = "nvidia_gpu_pcie_link_max_generation", Gauge, None, "Maximum PCIe link generation of the GPU and system.";
+    PCIE_WIDTH = "nvidia_gpu_pcie_link_width", Gauge, None, "Current PCIe link width (lanes).";
+    PCIE_MAX_WIDTH = "nvidia_gpu_pcie_link_max_width", Gauge, None, "Maximum PCIe link width (lanes).";
+    PCIE_REPLAY = "nvidia_gpu_pcie_replay_errors_total", Counter, None, "PCIe replays (retransmissions after link errors).";
+    NVLINK_ACTIVE = "nvidia_gpu_nvlink_active", Gauge, Some("link"), "Whether the NVLink link is active.";
+    MIG_ENABLED = "nvidia_gpu_mig_enabled", Gauge, None, "Whether MIG mode is enabled.";
+    MIG_PENDING = "nvidia_gpu_mig_pending_enabled", Gauge, None, "MIG mode that takes effect at the next reset.";
+    MIG_MEMORY_USED = "nvidia_gpu_mig_memory_used_bytes", Gauge, None, "Device memory allocated in the MIG instance.";
+    MIG_MEMORY_FREE = "nvidia_gpu_mig_memory_free_bytes", Gauge, None, "Device memory free in the MIG instance.";
+    MIG_MEMORY_TOTAL = "nvidia_gpu_mig_memory_total_bytes", Gauge, None, "Device memory of the MIG instance.";
+    PROCESSES = "nvidia_gpu_processes", Gauge, None, "Processes with a compute or graphics context on the GPU.";
+    PROCESS_MEMORY = "nvidia_gpu_process_memory_bytes", Gauge, None, "Device memory used by a process (largest users first, capped by --collector.processes.max).";
+}
+
+/// One value read from a GPU: which family, the extra label's value (for
+/// families with one), and the value in base units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    /// The family.
+    pub def: &'static Def,
+    /// Value of `def.label`.
+    pub label: Option<Cow<'static, str>>,
+    /// The value.
+    pub value: f64,
+}
+
+/// A MIG instance's memory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MigReading {
+    /// Index under the parent GPU.
+    pub index: u32,
+    /// MIG device UUID.
+    pub uuid: String,
+    /// MIG device name (profile).
+    pub name: String,
+    /// (used, free, total) bytes.
+    pub memory: Option<(u64, u64, u64)>,
+}
+
+/// A process using the GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessReading {
+    /// Process id.
+    pub pid: u32,
+    /// Name from NVML (empty when unknown).
+    pub name: String,
+    /// Device memory used.
+    pub memory: u64,
+}
+
+/// Everything read from one GPU in one scrape.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GpuReading {
+    /// NVML index.
+    pub index: u32,
+    /// GPU UUID.
+    pub uuid: String,
+    /// Product name.
+    pub name: String,
+    /// PCI bus id (`00000000:07:00.0`).
+    pub pci_bus_id: String,
+    /// VBIOS version.
+    pub vbios_version: String,
+    /// `default`, `exclusive_thread`, `prohibited`, `exclusive_process`.
+    pub compute_mode: String,
+    /// `enabled` or `disabled`.
+    pub persistence_mode: String,
+    /// The values.
+    pub values: Vec<Value>,
+    /// MIG instances (when MIG is enabled).
+    pub mig: Vec<MigReading>,
+    /// Processes (with `--collector.processes`), already capped.
+    pub processes: Vec<ProcessReading>,
+}
+
+impl GpuReading {
+    /// Adds a value.
+    pub fn push(&mut self, def: &'static Def, label: Option<Cow<'static, str>>, value: f64) {
+        self.values.push(Value { def, label, value });
+    }
+
+    /// The value of `def` (with label value `label`), if read.
+    pub fn get(&self, def: &'static Def, label: Option<&str>) -> Option<f64> {
+        self.values
+            .iter()
+            .find(|v| std::ptr::eq(v.def, def) && v.label.as_deref() == label)
+            .map(|v| v.value)
+    }
+}
+
+/// What the XID watcher knows about one GPU.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct XidReading {
+    /// NVML index.
+    pub index: u32,
+    /// GPU UUID.
+    pub uuid: String,
+    /// Product name.
+    pub name: String,
+    /// Count per XID code.
+    pub counts: Vec<(u64, u64)>,
+    /// Unix time and code of the last XID.
+    pub last: Option<(f64, u64)>,
+}
+
+/// A lost GPU: what was known of it before.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LostGpu {
+    /// NVML index.
+    pub index: u32,
+    /// UUID, when it was seen before it was lost.
+    pub uuid: String,
+    /// Name, likewise.
+    pub name: String,
+}
+
+/// System-wide facts for `nvidia_gpu_info`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct System {
+    /// Driver version (`550.54.15`).
+    pub driver_version: String,
+    /// CUDA driver version (`12.4`).
+    pub cuda_version: String,
+}
+
+/// One scrape's worth of readings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// Whether NVML is up and every GPU answered.
+    pub nvml_up: bool,
+    /// `nvmlDeviceGetCount`, when NVML is initialised.
+    pub num_devices: Option<u32>,
+    /// Versions.
+    pub system: System,
+    /// GPUs that answered.
+    pub gpus: Vec<GpuReading>,
+    /// GPUs that are lost.
+    pub lost: Vec<LostGpu>,
+    /// XID counters.
+    pub xid: Vec<XidReading>,
+}
+
+/// Families keyed by name, in first-use order.
+#[derive(Default)]
+struct Families {
+    index: HashMap<&'static str, usize>,
+    list: Vec<MetricFamily>,
+}
+
+impl Families {
+    fn family(&mut self, def: &'static Def) -> &mut MetricFamily {
+        let i = *self.index.entry(def.name).or_insert_with(|| {
+            self.list
+                .push(MetricFamily::new(def.name, def.help, def.kind));
+            self.list.len() - 1
+        });
+        &mut self.list[i]
+    }
+
+    fn add(&mut self, def: &'static Def, labels: Vec<(LabelName, String)>, value: f64) {
+        self.family(def).add_owned(labels, value);
+    }
+}
+
+fn gpu_labels(index: u32, uuid: &str, name: &str) -> Vec<(LabelName, String)> {
+    vec![
+        (Cow::Borrowed("gpu"), index.to_string()),
+        (Cow::Borrowed("uuid"), uuid.to_string()),
+        (Cow::Borrowed("name"), name.to_string()),
+    ]
+}
+
+fn with(
+    mut base: Vec<(LabelName, String)>,
+    extra: &[(&'static str, &str)],
+) -> Vec<(LabelName, String)> {
+    base.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string())),
+    );
+    base
+}
+
+/// The native `nvidia_gpu_*` families of a snapshot.
+pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
+    let mut f = Families::default();
+    f.add(&NVML_UP, Vec::new(), if s.nvml_up { 1.0 } else { 0.0 });
+    if let Some(n) = s.num_devices {
+        f.add(&NUM_DEVICES, Vec::new(), n.into());
+    }
+    for g in &s.gpus {
+        let base = gpu_labels(g.index, &g.uuid, &g.name);
+        f.add(&LOST, base.clone(), 0.0);
+        f.add(
+            &INFO,
+            with(
+                base.clone(),
+                &[
+                    ("pci_bus_id", &g.pci_bus_id),
+                    ("driver_version", &s.system.driver_version),
+                    ("cuda_version", &s.system.cuda_version),
+                    ("vbios_version", &g.vbios_version),
+                    ("compute_mode", &g.compute_mode),
+                    ("persistence_mode", &g.persistence_mode),
+                ],
+            ),
+            1.0,
+        );
+        for v in &g.values {
+            let labels = match (v.def.label, &v.label) {
+                (Some(k), Some(val)) => with(base.clone(), &[(k, val)]),
+                _ => base.clone(),
+            };
+            f.add(v.def, labels, v.value);
+        }
+        for m in &g.mig {
+            if let Some((used, free, total)) = m.memory {
+                let index = m.index.to_string();
+                let labels = with(
+                    base.clone(),
+                    &[
+                        ("mig_index", &index),
+                        ("mig_uuid", &m.uuid),
+                        ("mig_name", &m.name),
+                    ],
+                );
+                f.add(&MIG_MEMORY_USED, labels.clone(), used as f64);
+                f.add(&MIG_MEMORY_FREE, labels.clone(), free as f64);
+                f.add(&MIG_MEMORY_TOTAL, labels, total as f64);
+            }
+        }
+        for p in &g.processes {
+            let pid = p.pid.to_string();
+            f.add(
+                &PROCESS_MEMORY,
+                with(base.clone(), &[("pid", &pid), ("process_name", &p.name)]),
+                p.memory as f64,
+            );
+        }
+    }
+    for l in &s.lost {
+        f.add(&LOST, gpu_labels(l.index, &l.uuid, &l.name), 1.0);
+    }
+    for x in &s.xid {
+        let base = gpu_labels(x.index, &x.uuid, &x.name);
+        for (code, n) in &x.counts {
+            f.add(
+                &XID_ERRORS,
+                with(base.clone(), &[("xid", &code.to_string())]),
+                *n as f64,
+            );
+        }
+        if let Some((ts, _)) = x.last {
+            f.add(&LAST_XID_TIME, base, ts);
+        }
+    }
+    f.list
+}
+
+/// dcgm-exporter compatible families (the fields its default counters and
+/// Grafana dashboard 12239 use), in dcgm-exporter's units: percent, MiB, °C,
+/// W, MHz, mJ.
+pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
+    struct D {
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        from: &'static Def,
+        label: Option<&'static str>,
+        scale: f64,
+    }
+    const MIB: f64 = 1.0 / (1024.0 * 1024.0);
+    let table = [
+        D {
+            name: "DCGM_FI_DEV_SM_CLOCK",
+            help: "SM clock frequency (in MHz).",
+            kind: MetricType::Gauge,
+            from: &CLOCK,
+            label: Some("sm"),
+            scale: 1e-6,
+        },
+        D {
+            name: "DCGM_FI_DEV_MEM_CLOCK",
+            help: "Memory clock frequency (in MHz).",
+            kind: MetricType::Gauge,
+            from: &CLOCK,
+            label: Some("memory"),
+            scale: 1e-6,
+        },
+        D {
+            name: "DCGM_FI_DEV_MEMORY_TEMP",
+            help: "Memory temperature (in C).",
+            kind: MetricType::Gauge,
+            from: &MEMORY_TEMPERATURE,
+            label: None,
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_GPU_TEMP",
+            help: "GPU temperature (in C).",
+            kind: MetricType::Gauge,
+            from: &TEMPERATURE,
+            label: None,
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_POWER_USAGE",
+            help: "Power draw (in W).",
+            kind: MetricType::Gauge,
+            from: &POWER_USAGE,
+            label: None,
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+            help: "Total energy consumption since boot (in mJ).",
+            kind: MetricType::Counter,
+            from: &ENERGY,
+            label: None,
+            scale: 1000.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+            help: "Total number of PCIe retries.",
+            kind: MetricType::Counter,
+            from: &PCIE_REPLAY,
+            label: None,
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_GPU_UTIL",
+            help: "GPU utilization (in %).",
+            kind: MetricType::Gauge,
+            from: &UTILIZATION,
+            label: None,
+            scale: 100.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_MEM_COPY_UTIL",
+            help: "Memory utilization (in %).",
+            kind: MetricType::Gauge,
+            from: &MEMORY_UTILIZATION,
+            label: None,
+            scale: 100.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_ENC_UTIL",
+            help: "Encoder utilization (in %).",
+            kind: MetricType::Gauge,
+            from: &ENCODER_UTILIZATION,
+            label: None,
+            scale: 100.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_DEC_UTIL",
+            help: "Decoder utilization (in %).",
+            kind: MetricType::Gauge,
+            from: &DECODER_UTILIZATION,
+            label: None,
+            scale: 100.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_FB_FREE",
+            help: "Framebuffer memory free (in MiB).",
+            kind: MetricType::Gauge,
+            from: &MEMORY_FREE,
+            label: None,
+            scale: MIB,
+        },
+        D {
+            name: "DCGM_FI_DEV_FB_USED",
+            help: "Framebuffer memory used (in MiB).",
+            kind: MetricType::Gauge,
+            from: &MEMORY_USED,
+            label: None,
+            scale: MIB,
+        },
+        D {
+            name: "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+            help: "Number of remapped rows for uncorrectable errors",
+            kind: MetricType::Counter,
+            from: &REMAPPED_ROWS,
+            label: Some("uncorrectable"),
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+            help: "Number of remapped rows for correctable errors",
+            kind: MetricType::Counter,
+            from: &REMAPPED_ROWS,
+            label: Some("correctable"),
+            scale: 1.0,
+        },
+        D {
+            name: "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+            help: "Whether remapping of rows has failed",
+            kind: MetricType::Gauge,
+            from: &REMAPPED_ROWS_FAILED,
+            label: None,
+            scale: 1.0,
+        },
+    ];
+    let mut out: Vec<MetricFamily> = table
+        .iter()
+        .map(|d| MetricFamily::new(d.name, d.help, d.kind))
+        .collect();
+    let mut xid = MetricFamily::gauge(
+        "DCGM_FI_DEV_XID_ERRORS",
+        "Value of the last XID error encountered.",
+    );
+    for g in &s.gpus {
+        let labels = vec![
+            (Cow::Borrowed("gpu"), g.index.to_string()),
+            (Cow::Borrowed("UUID"), g.uuid.clone()),
+            (Cow::Borrowed("device"), format!("nvidia{}", g.index)),
+            (Cow::Borrowed("modelName"), g.name.clone()),
+            (Cow::Borrowed("pci_bus_id"), g.pci_bus_id.clone()),
+            (Cow::Borrowed("Hostname"), hostname.to_string()),
+        ];
+        for (d, fam) in table.iter().zip(out.iter_mut()) {
+            if let Some(v) = g.get(d.from, d.label) {
+                let mut v = v * d.scale;
+                // DCGM reports whole MiB and MHz.
+                if d.scale == MIB || d.scale == 1e-6 {
+                    v = v.round();
+                }
+                fam.add_owned(labels.clone(), v);
+            }
+        }
+        let last = s
+            .xid
+            .iter()
+            .find(|x| x.uuid == g.uuid)
+            .and_then(|x| x.last)
+            .map_or(0.0, |(_, code)| code as f64);
+        xid.add_owned(labels, last);
+    }
+    out.push(xid);
+    out.retain(|f| !f.is_empty());
+    out
+}

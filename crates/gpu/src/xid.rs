@@ -1,0 +1,165 @@
+//! XID critical errors from an NVML event set, counted per GPU and code.
+//!
+//! A background thread registers every GPU that supports XID events in one
+//! event set and waits on it with a short timeout, so it notices a stop
+//! request (NVML re-initialised or the exporter shutting down) within half
+//! a second. Counts live in [`XidCounters`], which outlives NVML
+//! re-initialisations so the counters stay monotonic.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nvml_wrapper::bitmasks::event::EventTypes;
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{EventSet, Nvml};
+
+use crate::metrics::XidReading;
+
+/// XID counts since the exporter started, by GPU UUID.
+#[derive(Default)]
+pub struct XidCounters(Mutex<BTreeMap<String, XidReading>>);
+
+impl XidCounters {
+    /// Counts one XID error.
+    pub fn record(&self, index: u32, uuid: &str, name: &str, code: u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = all.entry(uuid.to_string()).or_insert_with(|| XidReading {
+            uuid: uuid.to_string(),
+            ..Default::default()
+        });
+        entry.index = index;
+        entry.name = name.to_string();
+        match entry.counts.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => {
+                entry.counts.push((code, 1));
+                entry.counts.sort_unstable();
+            }
+        }
+        entry.last = Some((now, code));
+    }
+
+    /// A copy of the counts.
+    pub fn snapshot(&self) -> Vec<XidReading> {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.values().cloned().collect()
+    }
+}
+
+/// Stops the watcher thread when dropped.
+pub struct XidWatcher {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for XidWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long one wait blocks; bounds the time to notice a stop request.
+const WAIT_MS: u32 = 500;
+
+/// Starts the watcher thread for an initialised NVML.
+pub fn watch(nvml: Arc<Nvml>, counters: Arc<XidCounters>) -> XidWatcher {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("xid-events".into())
+        .stack_size(256 * 1024)
+        .spawn(move || run(&nvml, &counters, &flag));
+    if let Err(e) = spawned {
+        tracing::warn!(err = %e, "starting the XID event thread failed; XID errors are not counted");
+    }
+    XidWatcher { stop }
+}
+
+fn run(nvml: &Nvml, counters: &XidCounters, stop: &AtomicBool) {
+    let Some((set, registered)) = register_all(nvml) else {
+        return;
+    };
+    tracing::debug!(gpus = ?registered, "watching XID events");
+    let mut failures = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        match set.wait(WAIT_MS) {
+            Ok(event) => {
+                failures = 0;
+                let Some(xid) = event.event_data else {
+                    continue;
+                };
+                let code = match xid {
+                    nvml_wrapper::enums::event::XidError::Value(v) => v,
+                    nvml_wrapper::enums::event::XidError::Unknown => 999,
+                };
+                let dev = event.device;
+                let index = dev.index().unwrap_or(u32::MAX);
+                let uuid = dev.uuid().unwrap_or_default();
+                let name = dev.name().unwrap_or_default();
+                tracing::warn!(gpu = index, uuid = %uuid, xid = code, "XID error");
+                counters.record(index, &uuid, &name, code);
+            }
+            Err(NvmlError::Timeout) => failures = 0,
+            Err(e) => {
+                // A lost GPU makes every wait fail; back off instead of spinning.
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(err = %e, "waiting for NVML events failed");
+                }
+                std::thread::sleep(Duration::from_millis(WAIT_MS.into()));
+            }
+        }
+    }
+}
+
+/// One event set with every GPU that supports XID events registered.
+fn register_all(nvml: &Nvml) -> Option<(EventSet<'_>, Vec<u32>)> {
+    let count = nvml.device_count().ok()?;
+    let mut candidates = Vec::new();
+    for i in 0..count {
+        let Ok(dev) = nvml.device_by_index(i) else {
+            continue;
+        };
+        match dev.supported_event_types() {
+            Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => candidates.push(i),
+            Ok(_) | Err(_) => tracing::debug!(gpu = i, "GPU does not report XID events"),
+        }
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let mut set = nvml.create_event_set().ok()?;
+    let mut registered: Vec<u32> = Vec::new();
+    for i in candidates {
+        let dev = nvml.device_by_index(i).ok()?;
+        match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+            Ok(s) => {
+                set = s;
+                registered.push(i);
+            }
+            Err(e) => {
+                // A failed registration frees the set: build it again with
+                // the GPUs registered so far.
+                tracing::warn!(gpu = i, err = %e.error, "registering for XID events failed");
+                set = nvml.create_event_set().ok()?;
+                let mut again = Vec::new();
+                for &j in &registered {
+                    let d = nvml.device_by_index(j).ok()?;
+                    set = d
+                        .register_events(EventTypes::CRITICAL_XID_ERROR, set)
+                        .ok()?;
+                    again.push(j);
+                }
+                registered = again;
+            }
+        }
+    }
+    if registered.is_empty() {
+        return None;
+    }
+    Some((set, registered))
+}
