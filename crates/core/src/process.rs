@@ -91,6 +91,13 @@ impl SelfMetrics {
                 max as f64,
             ));
         }
+        // Unlimited is reported as the largest limit, as client_golang does.
+        let address_space = rustix::process::getrlimit(rustix::process::Resource::As);
+        out.push(gauge(
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            address_space.current.map_or(u64::MAX as f64, |v| v as f64),
+        ));
         out
     }
 }
@@ -155,6 +162,7 @@ mod tests {
             "process_open_fds",
             "process_max_fds",
             "process_start_time_seconds",
+            "process_virtual_memory_max_bytes",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
