@@ -1,0 +1,548 @@
+//! Scraping one Redis target over one kept connection.
+//!
+//! Each target keeps a single multiplexed connection across scrapes
+//! (concurrent scrapes share it; it is re-established after a failure).
+//! One scrape is one pipelined round trip of `INFO ALL`,
+//! `CONFIG GET maxmemory maxclients databases io-threads` (one `CONFIG GET`
+//! per parameter before Redis 7), `SLOWLOG LEN`, `SLOWLOG GET 1` and
+//! `LATENCY LATEST`, plus `CLUSTER INFO` in cluster mode and the key checks
+//! when configured.
+//!
+//! Always emits `redis_up`, `redis_exporter_last_scrape_error{err}`,
+//! `redis_exporter_last_scrape_duration_seconds`,
+//! `redis_exporter_last_scrape_connect_time_seconds`,
+//! `redis_exporter_scrapes_total`, `redis_exporter_scrape_duration_seconds`
+//! and `redis_target_scrape_request_errors_total`; `redis_up` is 0 (and the
+//! HTTP answer still 200) when Redis is down, rejects the credentials or
+//! does not answer in time.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oxmon_core::{MetricFamily, ScrapeContext};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, Value};
+use tokio::time::Instant;
+
+use crate::info::{parse_cluster_info, parse_info};
+use crate::keys::{is_fatal, KeyChecks};
+use crate::names::Names;
+use crate::target::{redact, Credentials, TargetSpec, Transport};
+
+/// TLS client settings for `rediss://` targets.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// PEM client certificate.
+    pub client_cert: Option<Vec<u8>>,
+    /// PEM client key.
+    pub client_key: Option<Vec<u8>>,
+    /// PEM CA bundle (else the system roots).
+    pub ca_cert: Option<Vec<u8>>,
+    /// Accept any server certificate.
+    pub skip_verify: bool,
+}
+
+/// Settings shared by every target.
+pub struct Options {
+    /// Metric names.
+    pub names: &'static Names,
+    /// Connect and per-command timeout.
+    pub connection_timeout: Duration,
+    /// TLS settings.
+    pub tls: TlsFiles,
+    /// Key checks.
+    pub keys: KeyChecks,
+    /// Name of the CONFIG command (renamed on some hosted Redis).
+    pub config_command: String,
+    /// Send `CLIENT SETNAME oxmon-redis` after connecting.
+    pub set_client_name: bool,
+    /// Bad `/scrape` requests so far.
+    pub request_errors: AtomicU64,
+}
+
+/// One scraped Redis: its address, credentials and kept connection.
+pub struct Target {
+    key: String,
+    password: Option<String>,
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    scrapes: AtomicU64,
+    duration_sum: Mutex<f64>,
+    major_version: AtomicU32,
+    /// Last use, seconds since start, for eviction of idle `/scrape` targets.
+    pub last_used: AtomicU64,
+}
+
+impl Target {
+    /// Prepares a target (no connection yet). `pin` replaces the host of
+    /// a plain TCP target by the address the allow-list approved.
+    pub fn new(
+        spec: &TargetSpec,
+        creds: Credentials,
+        tls: &TlsFiles,
+        pin: Option<std::net::SocketAddr>,
+    ) -> Result<Target, String> {
+        let addr = match &spec.transport {
+            Transport::Tcp => match pin {
+                Some(sa) => ConnectionAddr::Tcp(sa.ip().to_string(), sa.port()),
+                None => ConnectionAddr::Tcp(spec.host.clone(), spec.port),
+            },
+            Transport::Tls => ConnectionAddr::TcpTls {
+                host: spec.host.clone(),
+                port: spec.port,
+                insecure: tls.skip_verify,
+                tls_params: None,
+            },
+            Transport::Unix(p) => ConnectionAddr::Unix(p.into()),
+        };
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| format!("target {}: {}", spec.key(), redact(&e.to_string())))?;
+        let mut settings = info.redis_settings().clone().set_db(spec.db);
+        if let Some(u) = &creds.user {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &creds.password {
+            settings = settings.set_password(p);
+        }
+        let info = info.set_redis_settings(settings);
+        let client = if spec.transport == Transport::Tls
+            && (tls.ca_cert.is_some() || tls.client_cert.is_some())
+        {
+            let client_tls = match (&tls.client_cert, &tls.client_key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+                _ => None,
+            };
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls,
+                    root_cert: tls.ca_cert.clone(),
+                },
+            )
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| format!("target {}: {}", spec.key(), redact(&e.to_string())))?;
+        Ok(Target {
+            key: spec.key(),
+            password: creds.password,
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            scrapes: AtomicU64::new(0),
+            duration_sum: Mutex::new(0.0),
+            major_version: AtomicU32::new(0),
+            last_used: AtomicU64::new(0),
+        })
+    }
+
+    /// The normalised address without credentials.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Makes an error message safe to show: URIs redacted and the
+    /// target's own password removed wherever it appears.
+    fn scrub(&self, msg: &str) -> String {
+        let mut m = redact(msg);
+        if let Some(p) = self.password.as_deref().filter(|p| p.len() >= 3) {
+            m = m.replace(p, "<redacted>");
+        }
+        m
+    }
+
+    async fn connection(
+        &self,
+        opts: &Options,
+        deadline: Instant,
+    ) -> Result<(MultiplexedConnection, f64), String> {
+        let mut guard = match tokio::time::timeout_at(deadline, self.conn.lock()).await {
+            Ok(g) => g,
+            Err(_) => return Err("timed out waiting for the connection".into()),
+        };
+        if let Some(c) = guard.as_ref() {
+            return Ok((c.clone(), 0.0));
+        }
+        let started = Instant::now();
+        let left = deadline.saturating_duration_since(started);
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(opts.connection_timeout.min(left)))
+            .set_response_timeout(Some(opts.connection_timeout));
+        let connect = async {
+            let mut c = self
+                .client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await?;
+            if opts.set_client_name {
+                let _: redis::RedisResult<Value> = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg("oxmon-redis")
+                    .query_async(&mut c)
+                    .await;
+            }
+            Ok::<_, redis::RedisError>(c)
+        };
+        let c = match tokio::time::timeout_at(deadline, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.scrub(&e.to_string())),
+            Err(_) => return Err("timed out connecting".into()),
+        };
+        *guard = Some(c.clone());
+        Ok((c, started.elapsed().as_secs_f64()))
+    }
+
+    async fn drop_connection(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Scrapes the target; never fails (failures give `redis_up 0`).
+    pub async fn scrape(&self, opts: &Options, ctx: &ScrapeContext) -> Vec<MetricFamily> {
+        let names = opts.names;
+        let started = Instant::now();
+        // Leave a little time to answer before the scrape deadline.
+        let margin = Duration::from_millis(20).min(ctx.remaining() / 10);
+        let deadline = ctx.deadline - margin;
+        let mut out = Vec::with_capacity(200);
+        let mut connect_secs = 0.0;
+        let result = self
+            .scrape_inner(opts, deadline, &mut out, &mut connect_secs)
+            .await;
+        let (up, err) = match result {
+            Ok(()) => (1.0, String::new()),
+            Err(e) => {
+                tracing::warn!(target = %self.key, err = %e, "scrape failed");
+                (0.0, e)
+            }
+        };
+        let took = started.elapsed().as_secs_f64();
+        let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+        let sum = {
+            let mut s = self.duration_sum.lock().unwrap_or_else(|p| p.into_inner());
+            *s += took;
+            *s
+        };
+        out.push(names.gauge1("up", up));
+        let mut e = names.gauge("exporter_last_scrape_error");
+        e.add(&[("err", err.as_str())], if up == 1.0 { 0.0 } else { 1.0 });
+        out.push(e);
+        out.push(names.gauge1("exporter_last_scrape_duration_seconds", took));
+        out.push(names.gauge1("exporter_last_scrape_connect_time_seconds", connect_secs));
+        let mut c = names.counter("exporter_scrapes_total");
+        c.add(&[], scrapes as f64);
+        out.push(c);
+        let (n, h) = names.get("exporter_scrape_duration_seconds");
+        let mut s = MetricFamily::summary(n, h);
+        s.add_summary(&[], Vec::new(), sum, scrapes);
+        out.push(s);
+        let mut r = names.counter("target_scrape_request_errors_total");
+        r.add(&[], opts.request_errors.load(Ordering::Relaxed) as f64);
+        out.push(r);
+        out
+    }
+
+    async fn scrape_inner(
+        &self,
+        opts: &Options,
+        deadline: Instant,
+        out: &mut Vec<MetricFamily>,
+        connect_secs: &mut f64,
+    ) -> Result<(), String> {
+        let names = opts.names;
+        let (mut conn, secs) = self.connection(opts, deadline).await?;
+        *connect_secs = secs;
+
+        let major = self.major_version.load(Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        let config_params = ["maxmemory", "maxclients", "databases", "io-threads"];
+        let config_replies = if major >= 7 {
+            pipe.cmd(&opts.config_command)
+                .arg("GET")
+                .arg(&config_params[..]);
+            1
+        } else {
+            for p in config_params {
+                pipe.cmd(&opts.config_command).arg("GET").arg(p);
+            }
+            config_params.len()
+        };
+        pipe.cmd("SLOWLOG").arg("LEN");
+        pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        pipe.cmd("LATENCY").arg("LATEST");
+
+        let replies = match tokio::time::timeout_at(
+            deadline,
+            pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if is_fatal(&e) {
+                    self.drop_connection().await;
+                }
+                return Err(self.scrub(&e.to_string()));
+            }
+            Err(_) => {
+                // The connection may hold a late reply; start afresh.
+                self.drop_connection().await;
+                return Err("timed out waiting for Redis".into());
+            }
+        };
+        let mut it = replies.into_iter();
+        let info = match it.next() {
+            Some(Ok(v)) => value_text(&v).unwrap_or_default(),
+            Some(Err(e)) => return Err(format!("INFO failed: {}", self.scrub(&e.to_string()))),
+            None => return Err("empty reply to INFO".into()),
+        };
+
+        let mut db_count = 0usize;
+        for _ in 0..config_replies {
+            if let Some(Ok(v)) = it.next() {
+                for (k, val) in pairs(&v) {
+                    let Some(num) = val.parse::<f64>().ok() else {
+                        continue;
+                    };
+                    match k.as_str() {
+                        "maxmemory" => out.push(names.gauge1("config_maxmemory", num)),
+                        "maxclients" => out.push(names.gauge1("config_maxclients", num)),
+                        "io-threads" => out.push(names.gauge1("config_io_threads", num)),
+                        "databases" => db_count = num as usize,
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        let slowlog_len = it.next();
+        let slowlog_get = it.next();
+        let latency = it.next();
+        if let Some(Ok(v)) = slowlog_len {
+            if let Some(n) = value_int(&v) {
+                out.push(names.gauge1("slowlog_length", n as f64));
+            }
+        }
+        if let Some(Ok(v)) = slowlog_get {
+            let (id, dur) = last_slowlog(&v);
+            out.push(names.gauge1("slowlog_last_id", id));
+            out.push(names.gauge1("last_slow_execution_duration_seconds", dur));
+        }
+        if let Some(Ok(Value::Array(events))) = latency {
+            let mut last = names.gauge("latency_spike_last");
+            let mut dur = names.gauge("latency_spike_duration_seconds");
+            for ev in &events {
+                if let Value::Array(f) = ev {
+                    if let (Some(name), Some(ts), Some(ms)) = (
+                        f.first().and_then(value_text),
+                        f.get(1).and_then(value_int),
+                        f.get(2).and_then(value_int),
+                    ) {
+                        last.add(&[("event_name", name.as_str())], ts as f64);
+                        dur.add(&[("event_name", name.as_str())], ms as f64 / 1000.0);
+                    }
+                }
+            }
+            out.push(last);
+            out.push(dur);
+        }
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let cluster = info.contains("cluster_enabled:1");
+        if cluster {
+            db_count = 1;
+        } else if db_count == 0 {
+            db_count = 16;
+        }
+        let facts = parse_info(&info, names, db_count, now, out);
+        if facts.fields == 0 {
+            return Err("INFO returned no fields".into());
+        }
+        if let Some(m) = facts.major_version {
+            self.major_version.store(m, Ordering::Relaxed);
+        }
+        if facts.cluster_enabled {
+            let r: Result<redis::RedisResult<String>, _> = tokio::time::timeout_at(
+                deadline,
+                redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn),
+            )
+            .await;
+            match r {
+                Ok(Ok(text)) => parse_cluster_info(&text, names, out),
+                Ok(Err(e)) => {
+                    tracing::warn!(target = %self.key, err = %self.scrub(&e.to_string()), "CLUSTER INFO failed")
+                }
+                Err(_) => return Err("timed out waiting for CLUSTER INFO".into()),
+            }
+        }
+        out.push(names.gauge1("last_key_groups_scrape_duration_milliseconds", 0.0));
+
+        if !opts.keys.is_empty() {
+            let budget = deadline.min(Instant::now() + opts.keys.budget);
+            let mut budget_hits = names.counter("exporter_key_check_budget_exhausted_total");
+            match crate::keys::collect(
+                &mut conn,
+                &opts.keys,
+                names,
+                facts.cluster_enabled,
+                budget,
+                out,
+            )
+            .await
+            {
+                Ok(true) => {
+                    KEY_BUDGET_HITS.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(target = %self.key, budget = ?opts.keys.budget, "key checks stopped at their time budget");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.drop_connection().await;
+                    return Err(self.scrub(&e.to_string()));
+                }
+            }
+            budget_hits.add(&[], KEY_BUDGET_HITS.load(Ordering::Relaxed) as f64);
+            out.push(budget_hits);
+        }
+        Ok(())
+    }
+}
+
+static KEY_BUDGET_HITS: AtomicU64 = AtomicU64::new(0);
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn value_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => value_text(v)?.parse().ok(),
+    }
+}
+
+/// Name/value pairs of a `CONFIG GET` reply (RESP2 array or RESP3 map).
+fn pairs(v: &Value) -> Vec<(String, String)> {
+    match v {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|c| match c {
+                [k, v] => Some((value_text(k)?, value_text(v)?)),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(items) => items
+            .iter()
+            .filter_map(|(k, v)| Some((value_text(k)?, value_text(v)?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `(id, duration seconds)` of the newest slowlog entry, zeros when empty.
+fn last_slowlog(v: &Value) -> (f64, f64) {
+    if let Value::Array(entries) = v {
+        if let Some(Value::Array(e)) = entries.first() {
+            let id = e.first().and_then(value_int).unwrap_or(0);
+            let usec = e.get(2).and_then(value_int).unwrap_or(0);
+            return (id as f64, usec as f64 / 1e6);
+        }
+    }
+    (0.0, 0.0)
+}
+
+/// The `/scrape` targets seen so far, with their kept connections; the
+/// least recently used are dropped beyond a bound.
+pub struct TargetCache {
+    map: Mutex<std::collections::HashMap<String, Arc<Target>>>,
+    started: std::time::Instant,
+    max: usize,
+}
+
+impl TargetCache {
+    /// An empty cache holding at most `max` targets.
+    pub fn new(max: usize) -> Self {
+        TargetCache {
+            map: Mutex::new(std::collections::HashMap::new()),
+            started: std::time::Instant::now(),
+            max: max.max(1),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The cached target for `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Target>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let t = map.get(key).cloned();
+        if let Some(t) = &t {
+            t.last_used.store(self.now(), Ordering::Relaxed);
+        }
+        t
+    }
+
+    /// Stores a target, evicting the least recently used one when full.
+    pub fn insert(&self, key: String, target: Arc<Target>) -> Arc<Target> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        target.last_used.store(self.now(), Ordering::Relaxed);
+        if map.len() >= self.max && !map.contains_key(&key) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, t)| t.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.entry(key).or_insert(target).clone()
+    }
+
+    /// Forgets a target (after a failed scrape, so the next request
+    /// re-resolves and re-checks it).
+    pub fn remove(&self, key: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_helpers() {
+        let cfg = Value::Array(vec![
+            Value::BulkString(b"maxmemory".to_vec()),
+            Value::BulkString(b"0".to_vec()),
+            Value::BulkString(b"databases".to_vec()),
+        ]);
+        assert_eq!(
+            pairs(&cfg),
+            vec![("maxmemory".to_string(), "0".to_string())]
+        );
+        let slow = Value::Array(vec![Value::Array(vec![
+            Value::Int(22),
+            Value::Int(1_700_000_000),
+            Value::Int(1500),
+        ])]);
+        assert_eq!(last_slowlog(&slow), (22.0, 0.0015));
+        assert_eq!(last_slowlog(&Value::Array(vec![])), (0.0, 0.0));
+        assert_eq!(last_slowlog(&Value::Nil), (0.0, 0.0));
+    }
+}
