@@ -1,0 +1,961 @@
+//! End-to-end tests: the real oxmon-gpu binary, through the real
+//! nvml-wrapper, against the fake libnvidia-ml (`crates/fake-nvml`) driven
+//! by a JSON file the tests rewrite.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use oxmon_testkit::{parse, require_program, wait_until, ExporterProcess, Exposition};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oxmon-gpu");
+
+/// Builds the fake library (integration tests cannot depend on a cdylib)
+/// into the same target dir and profile as this test's binary.
+fn fake_lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let profile_dir = Path::new(BIN).parent().expect("binary has a parent dir");
+        let target_dir = profile_dir.parent().expect("profile dir has a parent");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "oxmon-fake-nvml",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo build -p oxmon-fake-nvml");
+        assert!(status.success(), "cargo build -p oxmon-fake-nvml failed");
+        let lib = profile_dir.join("libnvidia_ml.so");
+        assert!(lib.is_file(), "{} missing after the build", lib.display());
+        lib
+    })
+}
+
+/// A fake NVML config file in a temp dir.
+struct Fake {
+    dir: tempfile::TempDir,
+}
+
+impl Fake {
+    fn new(config: &Value) -> Fake {
+        let fake = Fake {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        fake.write(config);
+        fake
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("nvml.json")
+    }
+
+    /// Replaces the config atomically (new inode: the fake sees the change
+    /// even within one mtime tick).
+    fn write(&self, config: &Value) {
+        let tmp = self.dir.path().join("nvml.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        std::fs::rename(&tmp, self.path()).unwrap();
+    }
+
+    fn start(&self, args: &[&str]) -> ExporterProcess {
+        let lib = format!("--nvml.library-path={}", fake_lib().display());
+        let mut all = vec![lib.as_str(), "--log.level=debug"];
+        all.extend_from_slice(args);
+        let path = self.path();
+        ExporterProcess::start(BIN, &all, &[("FAKE_NVML_CONFIG", path.to_str().unwrap())])
+    }
+}
+
+const A100: &str = "GPU-5e1a1b2c-0000-4a6b-9c1d-a100a100a100";
+const T4: &str = "GPU-77f00d00-1111-4b2c-8d3e-7474747474t4";
+
+fn a100() -> Value {
+    json!({
+        "name": "NVIDIA A100-SXM4-40GB",
+        "uuid": A100,
+        "pci_bus_id": "00000000:07:00.0",
+        "pci_device_id": 0x20B010DE_u32,
+        "vbios_version": "92.00.36.00.01",
+        "compute_mode": 3,
+        "persistence_mode": true,
+        "utilization": {"gpu": 87, "memory": 41},
+        "encoder_utilization": 3,
+        "decoder_utilization": 0,
+        "memory": {"total": 42_949_672_960_u64, "used": 10_737_418_240_u64, "free": 32_212_254_720_u64, "reserved": 524_288_000},
+        "temperature": 64,
+        "memory_temperature": 71,
+        "temperature_thresholds": {"shutdown": 92, "slowdown": 89, "memory_max": 95, "gpu_max": 87},
+        "power_usage_mw": 285_123,
+        "power_limit_mw": 400_000,
+        "energy_mj": 123_456_789,
+        "clocks_mhz": {"graphics": 1410, "sm": 1405, "memory": 1215, "video": 1275},
+        "max_clocks_mhz": {"graphics": 1410, "sm": 1410, "memory": 1215, "video": 1290},
+        "performance_state": 0,
+        "throttle_reasons": 4 | 64,
+        "ecc_mode": true,
+        "ecc_errors": {"volatile_corrected": 2, "volatile_uncorrected": 0, "aggregate_corrected": 5, "aggregate_uncorrected": 1},
+        "retired_pages": {"single_bit": 1, "double_bit": 2, "pending": 0},
+        "remapped_rows": {"correctable": 3, "uncorrectable": 1, "pending": 1, "failure": 0},
+        "xid_events": [],
+        "pcie": {"tx_kbps": 1000, "rx_kbps": 2000, "link_gen": 3, "max_link_gen": 4, "link_width": 8, "max_link_width": 16, "replay_counter": 7},
+        "nvlinks": [true, true, false],
+        "mig": {"current": true, "pending": true, "instances": [
+            {"uuid": "MIG-aaaa-0001", "name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb",
+             "memory": {"total": 20_000_000_000_u64, "used": 1_000_000, "free": 19_999_000_000_u64}},
+            {"uuid": "MIG-aaaa-0002", "name": "NVIDIA A100-SXM4-40GB MIG 2g.10gb",
+             "memory": {"total": 10_000_000_000_u64, "used": 2_000_000, "free": 9_998_000_000_u64}}
+        ]},
+        "processes": [
+            {"pid": 4242, "name": "python3", "used_memory": 1_073_741_824, "kind": "compute"},
+            {"pid": 4343, "name": "Xorg", "used_memory": 52_428_800, "kind": "graphics"},
+            {"pid": 4444, "name": "trainer", "used_memory": 2_147_483_648_u64, "kind": "both"}
+        ]
+    })
+}
+
+/// A smaller, older GPU: fans, no ECC/MIG/NVLink/power/energy/memory temp.
+fn t4() -> Value {
+    json!({
+        "name": "Tesla T4",
+        "uuid": T4,
+        "pci_bus_id": "00000000:3B:00.0",
+        "vbios_version": "90.04.38.00.03",
+        "compute_mode": 0,
+        "persistence_mode": false,
+        "utilization": {"gpu": 5, "memory": 1},
+        "memory": {"total": 16_106_127_360_u64, "used": 104_857_600, "free": 16_001_269_760_u64},
+        "temperature": 40,
+        "temperature_thresholds": {"shutdown": 96, "slowdown": 93},
+        "clocks_mhz": {"graphics": 300, "sm": 300, "memory": 405, "video": 540},
+        "max_clocks_mhz": {"graphics": 1590, "sm": 1590, "memory": 5001, "video": 1470},
+        "fans": [30, 35],
+        "performance_state": 8,
+        "throttle_reasons": 1,
+        "xid_events": [],
+        "pcie": {"tx_kbps": 0, "rx_kbps": 0, "link_gen": 1, "max_link_gen": 3, "link_width": 16, "max_link_width": 16, "replay_counter": 0}
+    })
+}
+
+fn config(devices: Vec<Value>) -> Value {
+    json!({"driver_version": "550.54.15", "cuda_driver_version": 12040, "devices": devices})
+}
+
+fn two_gpus() -> Value {
+    config(vec![a100(), t4()])
+}
+
+fn val(m: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+    m.value(name, labels)
+        .unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
+}
+
+fn scrape_until(
+    p: &ExporterProcess,
+    what: &str,
+    mut ok: impl FnMut(&Exposition) -> bool,
+) -> Exposition {
+    wait_until(Duration::from_secs(20), || {
+        let m = p.scrape();
+        ok(&m).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for {what}; log:\n{}", p.log()))
+}
+
+#[test]
+fn two_gpus_all_families_and_labels() {
+    let fake = Fake::new(&two_gpus());
+    let p = fake.start(&["--collector.processes", "--collector.processes.max=2"]);
+    let m = p.scrape();
+
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 1.0);
+    assert_eq!(val(&m, "nvidia_gpu_num_devices", &[]), 2.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_scrape_collector_success",
+            &[("collector", "nvml")]
+        ),
+        1.0
+    );
+
+    // Every per-GPU series carries gpu, uuid and name, matching each other.
+    for s in m
+        .all_samples()
+        .filter(|s| s.name.starts_with("nvidia_gpu_") && s.labels.contains_key("gpu"))
+    {
+        let (uuid, name) = match s.labels["gpu"].as_str() {
+            "0" => (A100, "NVIDIA A100-SXM4-40GB"),
+            "1" => (T4, "Tesla T4"),
+            other => panic!("unexpected gpu label {other} on {}", s.name),
+        };
+        assert_eq!(
+            s.labels.get("uuid").map(String::as_str),
+            Some(uuid),
+            "{} {:?}",
+            s.name,
+            s.labels
+        );
+        assert_eq!(
+            s.labels.get("name").map(String::as_str),
+            Some(name),
+            "{} {:?}",
+            s.name,
+            s.labels
+        );
+    }
+
+    let types = [
+        ("nvidia_gpu_info", "gauge"),
+        ("nvidia_gpu_lost", "gauge"),
+        ("nvidia_gpu_utilization_ratio", "gauge"),
+        ("nvidia_gpu_energy_consumed_joules_total", "counter"),
+        ("nvidia_gpu_ecc_corrected_errors_total", "counter"),
+        ("nvidia_gpu_pcie_replay_errors_total", "counter"),
+    ];
+    for (name, kind) in types {
+        let f = m
+            .family(name)
+            .unwrap_or_else(|| panic!("family {name} missing"));
+        assert_eq!(f.kind, kind, "{name}");
+    }
+
+    let info = m.samples("nvidia_gpu_info");
+    assert_eq!(info.len(), 2);
+    let a = [("gpu", "0")];
+    let labels = &info.iter().find(|s| s.labels["gpu"] == "0").unwrap().labels;
+    assert_eq!(labels["pci_bus_id"], "00000000:07:00.0");
+    assert_eq!(labels["driver_version"], "550.54.15");
+    assert_eq!(labels["cuda_version"], "12.4");
+    assert_eq!(labels["vbios_version"], "92.00.36.00.01");
+    assert_eq!(labels["compute_mode"], "exclusive_process");
+    assert_eq!(labels["persistence_mode"], "enabled");
+    let t4_info = &info.iter().find(|s| s.labels["gpu"] == "1").unwrap().labels;
+    assert_eq!(t4_info["compute_mode"], "default");
+    assert_eq!(t4_info["persistence_mode"], "disabled");
+
+    assert_eq!(val(&m, "nvidia_gpu_lost", &a), 0.0);
+    assert_eq!(val(&m, "nvidia_gpu_utilization_ratio", &a), 0.87);
+    assert_eq!(val(&m, "nvidia_gpu_memory_utilization_ratio", &a), 0.41);
+    assert_eq!(val(&m, "nvidia_gpu_encoder_utilization_ratio", &a), 0.03);
+    assert_eq!(val(&m, "nvidia_gpu_decoder_utilization_ratio", &a), 0.0);
+    assert_eq!(
+        val(&m, "nvidia_gpu_memory_used_bytes", &a),
+        10_737_418_240.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_memory_free_bytes", &a),
+        32_212_254_720.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_memory_total_bytes", &a),
+        42_949_672_960.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_memory_reserved_bytes", &a),
+        524_288_000.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_temperature_celsius", &a), 64.0);
+    assert_eq!(val(&m, "nvidia_gpu_memory_temperature_celsius", &a), 71.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_temperature_threshold_celsius",
+            &[("gpu", "0"), ("threshold", "slowdown")]
+        ),
+        89.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_temperature_threshold_celsius",
+            &[("gpu", "0"), ("threshold", "shutdown")]
+        ),
+        92.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_temperature_threshold_celsius",
+            &[("gpu", "0"), ("threshold", "memory_max")]
+        ),
+        95.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_power_usage_watts", &a), 285.123);
+    assert_eq!(val(&m, "nvidia_gpu_power_limit_watts", &a), 400.0);
+    assert_eq!(
+        val(&m, "nvidia_gpu_energy_consumed_joules_total", &a),
+        123_456.789
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_hertz",
+            &[("gpu", "0"), ("clock", "sm")]
+        ),
+        1.405e9
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_hertz",
+            &[("gpu", "0"), ("clock", "memory")]
+        ),
+        1.215e9
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_hertz",
+            &[("gpu", "0"), ("clock", "video")]
+        ),
+        1.275e9
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_max_hertz",
+            &[("gpu", "0"), ("clock", "graphics")]
+        ),
+        1.41e9
+    );
+    assert_eq!(val(&m, "nvidia_gpu_performance_state", &a), 0.0);
+    assert_eq!(
+        m.samples("nvidia_gpu_clock_throttle_reason")
+            .iter()
+            .filter(|s| s.labels["gpu"] == "0")
+            .count(),
+        9
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_throttle_reason",
+            &[("gpu", "0"), ("reason", "sw_power_cap")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_throttle_reason",
+            &[("gpu", "0"), ("reason", "hw_thermal_slowdown")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_throttle_reason",
+            &[("gpu", "0"), ("reason", "gpu_idle")]
+        ),
+        0.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_ecc_enabled", &a), 1.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_ecc_corrected_errors_total",
+            &[("gpu", "0"), ("counter", "volatile")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_ecc_corrected_errors_total",
+            &[("gpu", "0"), ("counter", "aggregate")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_ecc_uncorrected_errors_total",
+            &[("gpu", "0"), ("counter", "aggregate")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_retired_pages",
+            &[("gpu", "0"), ("cause", "single_bit_ecc")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_retired_pages",
+            &[("gpu", "0"), ("cause", "double_bit_ecc")]
+        ),
+        2.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_retired_pages_pending", &a), 0.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_remapped_rows",
+            &[("gpu", "0"), ("error", "correctable")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_remapped_rows",
+            &[("gpu", "0"), ("error", "uncorrectable")]
+        ),
+        1.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_remapped_rows_pending", &a), 1.0);
+    assert_eq!(val(&m, "nvidia_gpu_remapped_rows_failed", &a), 0.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_pcie_throughput_bytes_per_second",
+            &[("gpu", "0"), ("direction", "tx")]
+        ),
+        1_024_000.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_pcie_throughput_bytes_per_second",
+            &[("gpu", "0"), ("direction", "rx")]
+        ),
+        2_048_000.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_pcie_link_generation", &a), 3.0);
+    assert_eq!(val(&m, "nvidia_gpu_pcie_link_max_generation", &a), 4.0);
+    assert_eq!(val(&m, "nvidia_gpu_pcie_link_width", &a), 8.0);
+    assert_eq!(val(&m, "nvidia_gpu_pcie_link_max_width", &a), 16.0);
+    assert_eq!(val(&m, "nvidia_gpu_pcie_replay_errors_total", &a), 7.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_nvlink_active",
+            &[("gpu", "0"), ("link", "1")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_nvlink_active",
+            &[("gpu", "0"), ("link", "2")]
+        ),
+        0.0
+    );
+    assert_eq!(m.samples("nvidia_gpu_nvlink_active").len(), 3);
+    assert_eq!(val(&m, "nvidia_gpu_mig_enabled", &a), 1.0);
+    assert_eq!(val(&m, "nvidia_gpu_mig_pending_enabled", &a), 1.0);
+    let mig = [
+        ("gpu", "0"),
+        ("mig_index", "1"),
+        ("mig_uuid", "MIG-aaaa-0002"),
+        ("mig_name", "NVIDIA A100-SXM4-40GB MIG 2g.10gb"),
+    ];
+    assert_eq!(
+        val(&m, "nvidia_gpu_mig_memory_used_bytes", &mig),
+        2_000_000.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_mig_memory_total_bytes", &mig),
+        10_000_000_000.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_mig_memory_free_bytes", &mig),
+        9_998_000_000.0
+    );
+
+    // Processes: all three counted, the two largest exported.
+    assert_eq!(val(&m, "nvidia_gpu_processes", &a), 3.0);
+    let procs = m.samples("nvidia_gpu_process_memory_bytes");
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_process_memory_bytes",
+            &[("pid", "4444"), ("process_name", "trainer")]
+        ),
+        2_147_483_648.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_process_memory_bytes",
+            &[("pid", "4242"), ("process_name", "python3")]
+        ),
+        1_073_741_824.0
+    );
+
+    // The T4: its own values, fans, no ECC/MIG/NVLink/power.
+    let t = [("gpu", "1")];
+    assert_eq!(val(&m, "nvidia_gpu_utilization_ratio", &t), 0.05);
+    assert_eq!(val(&m, "nvidia_gpu_temperature_celsius", &t), 40.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_fan_speed_ratio",
+            &[("gpu", "1"), ("fan", "0")]
+        ),
+        0.3
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_fan_speed_ratio",
+            &[("gpu", "1"), ("fan", "1")]
+        ),
+        0.35
+    );
+    assert_eq!(val(&m, "nvidia_gpu_performance_state", &t), 8.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_throttle_reason",
+            &[("gpu", "1"), ("reason", "gpu_idle")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_clock_hertz",
+            &[("gpu", "1"), ("clock", "memory")]
+        ),
+        405e6
+    );
+
+    // No DCGM names without the flag.
+    assert!(
+        !m.names().iter().any(|n| n.starts_with("DCGM_")),
+        "{:?}",
+        m.names()
+    );
+}
+
+#[test]
+fn unsupported_fields_are_absent_not_errors() {
+    let mut a = a100();
+    // Forced codes: NOT_SUPPORTED on one field, UNKNOWN on another.
+    a["errors"] = json!({"nvmlDeviceGetTemperature": 3, "nvmlDeviceGetPowerUsage": 999});
+    let fake = Fake::new(&config(vec![a, t4()]));
+    let p = fake.start(&[]);
+    let _ = p.scrape();
+    let m = p.scrape();
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 1.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_scrape_collector_success",
+            &[("collector", "nvml")]
+        ),
+        1.0
+    );
+    let g0 = [("gpu", "0")];
+    let g1 = [("gpu", "1")];
+    assert_eq!(m.value("nvidia_gpu_temperature_celsius", &g0), None);
+    assert_eq!(m.value("nvidia_gpu_temperature_celsius", &g1), Some(40.0));
+    assert_eq!(m.value("nvidia_gpu_power_usage_watts", &g0), None);
+    assert_eq!(m.value("nvidia_gpu_power_limit_watts", &g0), Some(400.0));
+    // What the T4 config leaves out is absent for the T4 only.
+    for name in [
+        "nvidia_gpu_power_limit_watts",
+        "nvidia_gpu_energy_consumed_joules_total",
+        "nvidia_gpu_memory_temperature_celsius",
+        "nvidia_gpu_ecc_enabled",
+        "nvidia_gpu_ecc_corrected_errors_total",
+        "nvidia_gpu_retired_pages",
+        "nvidia_gpu_remapped_rows",
+        "nvidia_gpu_nvlink_active",
+        "nvidia_gpu_mig_enabled",
+        "nvidia_gpu_encoder_utilization_ratio",
+    ] {
+        assert!(m.value(name, &g1).is_none(), "{name} present for the T4");
+        assert!(m.value(name, &g0).is_some(), "{name} missing for the A100");
+    }
+    assert!(m.value("nvidia_gpu_fan_speed_ratio", &g0).is_none());
+    // Unsupported: debug, once per GPU and field; other errors: warn, once.
+    let log = p.log();
+    let unsupported_temp = log
+        .lines()
+        .filter(|l| {
+            l.contains("field not supported")
+                && l.contains("field=temperature ")
+                && l.contains("gpu=0")
+        })
+        .count();
+    assert_eq!(unsupported_temp, 1, "{log}");
+    let power_warn = log
+        .lines()
+        .filter(|l| l.contains("level=warn") && l.contains("field=power_usage"))
+        .count();
+    assert_eq!(power_warn, 1, "{log}");
+}
+
+#[test]
+fn failed_init_serves_nvml_up_0_logs_once_and_recovers() {
+    let mut cfg = two_gpus();
+    cfg["init_error"] = json!(9); // NVML_ERROR_DRIVER_NOT_LOADED
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&[]);
+    for _ in 0..3 {
+        let r = p.get("/metrics");
+        assert_eq!(r.status, 200);
+        let m = parse(&r.body);
+        assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 0.0);
+        assert!(m.value("nvidia_gpu_num_devices", &[]).is_none());
+        assert!(m.samples("nvidia_gpu_info").is_empty());
+    }
+    let log = p.log();
+    let down = log
+        .lines()
+        .filter(|l| l.contains("NVML unavailable"))
+        .count();
+    assert_eq!(
+        down, 1,
+        "one log line for the reason, not one per scrape:\n{log}"
+    );
+    assert!(log.contains("driver is not loaded"), "{log}");
+
+    cfg["init_error"] = json!(0);
+    fake.write(&cfg);
+    let m = scrape_until(&p, "nvml_up 1 after init recovers", |m| {
+        m.value("nvidia_gpu_nvml_up", &[]) == Some(1.0)
+    });
+    assert_eq!(val(&m, "nvidia_gpu_num_devices", &[]), 2.0);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "1")]),
+        40.0
+    );
+    assert!(p.log().contains("NVML available again"));
+}
+
+#[test]
+fn missing_library_serves_nvml_up_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("libnvidia-ml.so.1");
+    let arg = format!("--nvml.library-path={}", lib.display());
+    let p = ExporterProcess::start(BIN, &[arg.as_str()], &[]);
+    let r = p.get("/metrics");
+    assert_eq!(r.status, 200);
+    let m = parse(&r.body);
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 0.0);
+    let _ = p.scrape();
+    let log = p.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("NVML unavailable"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("loading") && log.contains("libnvidia-ml.so.1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn lost_gpu_serves_nvml_up_0_and_recovers() {
+    let mut cfg = two_gpus();
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&[]);
+    let m = p.scrape();
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 1.0);
+
+    cfg["devices"][1]["lost"] = json!(true);
+    fake.write(&cfg);
+    let m = p.scrape();
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 0.0);
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_lost",
+            &[("gpu", "1"), ("uuid", T4), ("name", "Tesla T4")]
+        ),
+        1.0
+    );
+    assert_eq!(val(&m, "nvidia_gpu_lost", &[("gpu", "0")]), 0.0);
+    // The healthy GPU is still reported; the lost one is not.
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "0")]),
+        64.0
+    );
+    assert!(m
+        .value("nvidia_gpu_temperature_celsius", &[("gpu", "1")])
+        .is_none());
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_scrape_collector_success",
+            &[("collector", "nvml")]
+        ),
+        1.0
+    );
+    let _ = p.scrape();
+    let log = p.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("NVML unavailable") && l.contains("is lost"))
+            .count(),
+        1,
+        "{log}"
+    );
+
+    cfg["devices"][1]["lost"] = json!(false);
+    fake.write(&cfg);
+    let m = scrape_until(&p, "recovery from a lost GPU", |m| {
+        m.value("nvidia_gpu_nvml_up", &[]) == Some(1.0)
+    });
+    assert_eq!(val(&m, "nvidia_gpu_lost", &[("gpu", "1")]), 0.0);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "1")]),
+        40.0
+    );
+}
+
+#[test]
+fn xid_events_are_counted_per_code() {
+    let mut cfg = two_gpus();
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&["--metrics.dcgm-compat"]);
+    let m = p.scrape();
+    assert!(m.samples("nvidia_gpu_xid_errors_total").is_empty());
+    assert_eq!(val(&m, "DCGM_FI_DEV_XID_ERRORS", &[("gpu", "0")]), 0.0);
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    cfg["devices"][0]["xid_events"] = json!([79]);
+    fake.write(&cfg);
+    let xid79 = [("gpu", "0"), ("uuid", A100), ("xid", "79")];
+    let m = scrape_until(&p, "XID 79 counted", |m| {
+        m.value("nvidia_gpu_xid_errors_total", &xid79) == Some(1.0)
+    });
+    assert_eq!(
+        m.family("nvidia_gpu_xid_errors_total").unwrap().kind,
+        "counter"
+    );
+    let ts = val(&m, "nvidia_gpu_last_xid_timestamp_seconds", &[("gpu", "0")]);
+    assert!(ts >= before - 1.0 && ts < before + 60.0, "{ts} vs {before}");
+
+    cfg["devices"][0]["xid_events"] = json!([79, 79, 13]);
+    cfg["devices"][1]["xid_events"] = json!([48]);
+    fake.write(&cfg);
+    let m = scrape_until(&p, "more XIDs counted", |m| {
+        m.value(
+            "nvidia_gpu_xid_errors_total",
+            &[("gpu", "0"), ("xid", "13")],
+        ) == Some(1.0)
+            && m.value(
+                "nvidia_gpu_xid_errors_total",
+                &[("gpu", "1"), ("xid", "48")],
+            ) == Some(1.0)
+    });
+    assert_eq!(val(&m, "nvidia_gpu_xid_errors_total", &xid79), 2.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_XID_ERRORS", &[("gpu", "0")]), 13.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_XID_ERRORS", &[("gpu", "1")]), 48.0);
+    assert_eq!(m.samples("nvidia_gpu_xid_errors_total").len(), 3);
+}
+
+#[test]
+fn dcgm_compat_names_labels_and_units() {
+    let fake = Fake::new(&two_gpus());
+    let p = fake.start(&["--metrics.dcgm-compat"]);
+    let m = p.scrape();
+    let g0 = [
+        ("gpu", "0"),
+        ("UUID", A100),
+        ("device", "nvidia0"),
+        ("modelName", "NVIDIA A100-SXM4-40GB"),
+        ("pci_bus_id", "00000000:07:00.0"),
+    ];
+    assert_eq!(val(&m, "DCGM_FI_DEV_GPU_UTIL", &g0), 87.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_MEM_COPY_UTIL", &g0), 41.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_ENC_UTIL", &g0), 3.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_DEC_UTIL", &g0), 0.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_FB_USED", &g0), 10240.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_FB_FREE", &g0), 30720.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_GPU_TEMP", &g0), 64.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_MEMORY_TEMP", &g0), 71.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_POWER_USAGE", &g0), 285.123);
+    assert_eq!(val(&m, "DCGM_FI_DEV_SM_CLOCK", &g0), 1405.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_MEM_CLOCK", &g0), 1215.0);
+    assert_eq!(
+        val(&m, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", &g0),
+        123_456_789.0
+    );
+    assert_eq!(val(&m, "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", &g0), 7.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", &g0), 3.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", &g0), 1.0);
+    assert_eq!(val(&m, "DCGM_FI_DEV_ROW_REMAP_FAILURE", &g0), 0.0);
+    assert_eq!(
+        m.family("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")
+            .unwrap()
+            .kind,
+        "counter"
+    );
+    assert_eq!(m.family("DCGM_FI_DEV_GPU_TEMP").unwrap().kind, "gauge");
+    let host = m.samples("DCGM_FI_DEV_GPU_TEMP")[0]
+        .labels
+        .get("Hostname")
+        .cloned();
+    assert!(host.is_some_and(|h| !h.is_empty()), "Hostname label");
+    // The T4 has no power reading: absent, not zero.
+    assert!(m
+        .value("DCGM_FI_DEV_POWER_USAGE", &[("gpu", "1")])
+        .is_none());
+    assert_eq!(
+        val(
+            &m,
+            "DCGM_FI_DEV_GPU_TEMP",
+            &[("gpu", "1"), ("device", "nvidia1")]
+        ),
+        40.0
+    );
+    // The native names are still there.
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "0")]),
+        64.0
+    );
+}
+
+#[test]
+fn dcgm_hostname_follows_node_name() {
+    let fake = Fake::new(&two_gpus());
+    let lib = format!("--nvml.library-path={}", fake_lib().display());
+    let path = fake.path();
+    let p = ExporterProcess::start(
+        BIN,
+        &[lib.as_str(), "--metrics.dcgm-compat"],
+        &[
+            ("FAKE_NVML_CONFIG", path.to_str().unwrap()),
+            ("NODE_NAME", "gpu-node-7"),
+        ],
+    );
+    let m = p.scrape();
+    assert_eq!(
+        val(
+            &m,
+            "DCGM_FI_DEV_GPU_UTIL",
+            &[("gpu", "0"), ("Hostname", "gpu-node-7")]
+        ),
+        87.0
+    );
+}
+
+#[test]
+fn slow_gpu_does_not_hold_back_the_others() {
+    let mut slow = t4();
+    slow["delay_ms"] = json!(400);
+    let fake = Fake::new(&config(vec![a100(), slow]));
+    let p = fake.start(&[]);
+    let started = Instant::now();
+    // Prometheus' 1.5 s timeout minus the default 0.5 s offset: 1 s.
+    let r = p.get_with(
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    let took = started.elapsed();
+    assert_eq!(r.status, 200);
+    let m = parse(&r.body);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "0")]),
+        64.0
+    );
+    // Each of the slow GPU's ~40 calls takes 0.4 s: it cannot finish in time.
+    assert!(m
+        .value("nvidia_gpu_temperature_celsius", &[("gpu", "1")])
+        .is_none());
+    assert!(took < Duration::from_secs(5), "scrape took {took:?}");
+    assert!(
+        p.log()
+            .contains("did not answer before the scrape deadline"),
+        "{}",
+        p.log()
+    );
+}
+
+#[test]
+fn promtool_accepts_the_output() {
+    let promtool = require_program("promtool", "prometheus");
+    let mut cfg = two_gpus();
+    cfg["devices"][0]["xid_events"] = json!([79]);
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&["--collector.processes"]);
+    let body = wait_until(Duration::from_secs(10), || {
+        let r = p.get("/metrics");
+        r.body
+            .contains("nvidia_gpu_xid_errors_total{")
+            .then_some(r.body)
+    })
+    .expect("XID counter in the output");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs against the real driver: `cargo test -p oxmon-gpu -- --ignored`
+/// on a machine with an NVIDIA GPU.
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver"]
+fn real_driver() {
+    let p = ExporterProcess::start(
+        BIN,
+        &["--metrics.dcgm-compat", "--collector.processes"],
+        &[],
+    );
+    let r = p.get("/metrics");
+    println!("{}", r.body);
+    let m = parse(&r.body);
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 1.0, "{}", p.log());
+    let n = val(&m, "nvidia_gpu_num_devices", &[]);
+    assert!(n >= 1.0);
+    assert_eq!(m.samples("nvidia_gpu_info").len() as f64, n);
+    for s in m.samples("nvidia_gpu_info") {
+        assert!(s.labels["driver_version"].contains('.'), "{:?}", s.labels);
+        let gpu = s.labels["gpu"].as_str();
+        assert!(m
+            .value("nvidia_gpu_memory_total_bytes", &[("gpu", gpu)])
+            .is_some_and(|v| v > 0.0));
+        assert!(m
+            .value("nvidia_gpu_temperature_celsius", &[("gpu", gpu)])
+            .is_some());
+        assert!(m.value("DCGM_FI_DEV_GPU_TEMP", &[("gpu", gpu)]).is_some());
+    }
+}
