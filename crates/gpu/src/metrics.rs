@@ -510,3 +510,132 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
     out.retain(|f| !f.is_empty());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxmon_core::metrics::Value as V;
+
+    fn find<'a>(fams: &'a [MetricFamily], name: &str) -> Option<&'a MetricFamily> {
+        fams.iter().find(|f| f.name == name)
+    }
+
+    fn label<'a>(m: &'a oxmon_core::metrics::Metric, k: &str) -> Option<&'a str> {
+        m.labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn gpu() -> GpuReading {
+        let mut g = GpuReading {
+            index: 2,
+            uuid: "GPU-x".into(),
+            name: "NVIDIA H100".into(),
+            pci_bus_id: "00000000:1A:00.0".into(),
+            ..Default::default()
+        };
+        g.push(&MEMORY_USED, None, 3.0 * 1024.0 * 1024.0 + 1.0);
+        g.push(&CLOCK, Some(Cow::Borrowed("sm")), 1_980_000_000.0);
+        g.push(&CLOCK, Some(Cow::Borrowed("memory")), 2_619_400_000.0);
+        g.push(&UTILIZATION, None, 0.5);
+        g
+    }
+
+    #[test]
+    fn nvml_down_is_only_nvml_up_0() {
+        let fams = render(&Snapshot::default());
+        assert_eq!(fams.len(), 1);
+        assert_eq!(fams[0].name, "nvidia_gpu_nvml_up");
+        assert_eq!(fams[0].metrics[0].value, V::Single(0.0));
+        assert!(render_dcgm(&Snapshot::default(), "h").is_empty());
+    }
+
+    #[test]
+    fn per_gpu_series_carry_gpu_uuid_name_and_their_label() {
+        let snap = Snapshot {
+            nvml_up: true,
+            num_devices: Some(4),
+            gpus: vec![gpu()],
+            lost: vec![LostGpu {
+                index: 3,
+                uuid: "GPU-y".into(),
+                name: "NVIDIA H100".into(),
+            }],
+            xid: vec![XidReading {
+                index: 2,
+                uuid: "GPU-x".into(),
+                name: "NVIDIA H100".into(),
+                counts: vec![(48, 2), (79, 1)],
+                last: Some((1700000000.5, 79)),
+            }],
+            ..Default::default()
+        };
+        let fams = render(&snap);
+        let clock = find(&fams, "nvidia_gpu_clock_hertz").unwrap();
+        assert_eq!(clock.metrics.len(), 2);
+        let sm = &clock.metrics[0];
+        assert_eq!(label(sm, "gpu"), Some("2"));
+        assert_eq!(label(sm, "uuid"), Some("GPU-x"));
+        assert_eq!(label(sm, "name"), Some("NVIDIA H100"));
+        assert_eq!(label(sm, "clock"), Some("sm"));
+        let lost = find(&fams, "nvidia_gpu_lost").unwrap();
+        let values: Vec<_> = lost
+            .metrics
+            .iter()
+            .map(|m| (label(m, "gpu").unwrap(), m.value.clone()))
+            .collect();
+        assert_eq!(values, [("2", V::Single(0.0)), ("3", V::Single(1.0))]);
+        let xid = find(&fams, "nvidia_gpu_xid_errors_total").unwrap();
+        assert_eq!(xid.kind, MetricType::Counter);
+        assert_eq!(xid.metrics.len(), 2);
+        assert_eq!(label(&xid.metrics[0], "xid"), Some("48"));
+        assert_eq!(xid.metrics[0].value, V::Single(2.0));
+        let info = find(&fams, "nvidia_gpu_info").unwrap();
+        assert_eq!(
+            label(&info.metrics[0], "pci_bus_id"),
+            Some("00000000:1A:00.0")
+        );
+        assert_eq!(
+            find(&fams, "nvidia_gpu_num_devices").unwrap().metrics[0].value,
+            V::Single(4.0)
+        );
+    }
+
+    #[test]
+    fn dcgm_units_and_labels() {
+        let snap = Snapshot {
+            nvml_up: true,
+            gpus: vec![gpu()],
+            ..Default::default()
+        };
+        let fams = render_dcgm(&snap, "node-1");
+        let fb = find(&fams, "DCGM_FI_DEV_FB_USED").unwrap();
+        assert_eq!(fb.metrics[0].value, V::Single(3.0));
+        let m = &fb.metrics[0];
+        assert_eq!(label(m, "gpu"), Some("2"));
+        assert_eq!(label(m, "UUID"), Some("GPU-x"));
+        assert_eq!(label(m, "device"), Some("nvidia2"));
+        assert_eq!(label(m, "modelName"), Some("NVIDIA H100"));
+        assert_eq!(label(m, "pci_bus_id"), Some("00000000:1A:00.0"));
+        assert_eq!(label(m, "Hostname"), Some("node-1"));
+        assert_eq!(
+            find(&fams, "DCGM_FI_DEV_SM_CLOCK").unwrap().metrics[0].value,
+            V::Single(1980.0)
+        );
+        assert_eq!(
+            find(&fams, "DCGM_FI_DEV_MEM_CLOCK").unwrap().metrics[0].value,
+            V::Single(2619.0)
+        );
+        assert_eq!(
+            find(&fams, "DCGM_FI_DEV_GPU_UTIL").unwrap().metrics[0].value,
+            V::Single(50.0)
+        );
+        // Not read: not emitted.
+        assert!(find(&fams, "DCGM_FI_DEV_POWER_USAGE").is_none());
+        assert_eq!(
+            find(&fams, "DCGM_FI_DEV_XID_ERRORS").unwrap().metrics[0].value,
+            V::Single(0.0)
+        );
+    }
+}

@@ -241,7 +241,7 @@ fn read_values(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadE
         (Clock::Memory, "memory"),
         (Clock::Video, "video"),
     ] {
-        if let Some(mhz) = r.check("clock", dev.clock_info(clock.clone()))? {
+        if let Some(mhz) = r.check("clock", dev.clock_info(clock))? {
             g.push(&CLOCK, Some(Cow::Borrowed(label)), f64::from(mhz) * 1e6);
         }
         if let Some(mhz) = r.check("max_clock", dev.max_clock_info(clock))? {
@@ -320,7 +320,7 @@ fn read_ecc(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadErro
             (EccCounter::Volatile, "volatile"),
             (EccCounter::Aggregate, "aggregate"),
         ] {
-            if let Some(n) = r.check("ecc_errors", dev.total_ecc_errors(error.clone(), counter))? {
+            if let Some(n) = r.check("ecc_errors", dev.total_ecc_errors(error, counter))? {
                 g.push(def, Some(Cow::Borrowed(label)), n as f64);
             }
         }

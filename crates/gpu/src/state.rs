@@ -202,3 +202,42 @@ impl NvmlState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_init_backs_off_and_retries_only_when_due() {
+        let state = NvmlState::new(
+            Some("/nonexistent/libnvidia-ml.so.1".into()),
+            Arc::default(),
+        );
+        state.init_now();
+        let (first_backoff, first_retry) = {
+            let inner = state.lock();
+            assert!(inner.current.is_none());
+            let reason = inner.down.clone().unwrap();
+            assert!(
+                reason.contains("loading /nonexistent/libnvidia-ml.so.1"),
+                "{reason}"
+            );
+            (inner.backoff, inner.next_retry)
+        };
+        assert_eq!(first_backoff, Duration::from_secs(2));
+        // Not due yet: no new attempt, the back-off does not grow.
+        let (up, down) = state.get(Instant::now() + Duration::from_secs(1)).await;
+        assert!(up.is_none() && down.is_some());
+        assert_eq!(state.lock().backoff, first_backoff);
+        assert_eq!(state.lock().next_retry, first_retry);
+        // Due: one more attempt, the back-off doubles, up to the cap.
+        state.lock().next_retry = Instant::now();
+        let _ = state.get(Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(state.lock().backoff, Duration::from_secs(4));
+        for _ in 0..20 {
+            state.lock().next_retry = Instant::now();
+            let _ = state.get(Instant::now() + Duration::from_secs(5)).await;
+        }
+        assert_eq!(state.lock().backoff, BACKOFF_MAX);
+    }
+}
