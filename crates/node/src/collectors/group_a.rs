@@ -1,12 +1,322 @@
-//! Collector group A: its modules, flags and table rows.
+//! Collector group A: CPU, memory, kernel counters, disks, filesystems,
+//! time, OS identity and the textfile collector. Its modules, flags and
+//! table rows.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use oxmon_core::collector::CollectError;
 
 use super::Entry;
+use crate::read::FileCache;
 
-/// Flags of the collectors in this group.
+#[path = "cpu.rs"]
+pub mod cpu;
+#[path = "cpu_vulnerabilities.rs"]
+pub mod cpu_vulnerabilities;
+#[path = "cpufreq.rs"]
+pub mod cpufreq;
+#[path = "diskstats.rs"]
+pub mod diskstats;
+#[path = "entropy.rs"]
+pub mod entropy;
+#[path = "filefd.rs"]
+pub mod filefd;
+#[path = "filesystem.rs"]
+pub mod filesystem;
+#[path = "loadavg.rs"]
+pub mod loadavg;
+#[path = "meminfo.rs"]
+pub mod meminfo;
+#[path = "meminfo_numa.rs"]
+pub mod meminfo_numa;
+#[path = "os.rs"]
+pub mod os;
+#[path = "pressure.rs"]
+pub mod pressure;
+#[path = "schedstat.rs"]
+pub mod schedstat;
+#[path = "softirqs.rs"]
+pub mod softirqs;
+#[path = "stat.rs"]
+pub mod stat;
+#[path = "textfile.rs"]
+pub mod textfile;
+#[path = "time.rs"]
+pub mod time;
+#[path = "uname.rs"]
+pub mod uname;
+#[path = "vmstat.rs"]
+pub mod vmstat;
+
+/// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
+/// node_exporter's default for `--collector.filesystem.fs-types-exclude`.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
+/// node_exporter's default for `--collector.diskstats.device-exclude`.
+pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+
+/// node_exporter's default for `--collector.vmstat.fields`.
+pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
+
+/// Flags of the collectors in this group (node_exporter's names and
+/// defaults).
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct FlagsA {}
+pub struct FlagsA {
+    /// Accepted for compatibility: guest CPU time is exported by default.
+    #[arg(long = "collector.cpu.guest", hide = true)]
+    pub cpu_guest: bool,
+
+    /// Do not export node_cpu_guest_seconds_total.
+    #[arg(long = "no-collector.cpu.guest")]
+    pub no_cpu_guest: bool,
+
+    /// Enables node_cpu_info (and node_cpu_frequency_hertz from /proc/cpuinfo
+    /// when cpufreq is enabled).
+    #[arg(long = "collector.cpu.info")]
+    pub cpu_info: bool,
+
+    /// Regex of the `flags` of /proc/cpuinfo exported as node_cpu_flag_info
+    /// (implies --collector.cpu.info).
+    #[arg(long = "collector.cpu.info.flags-include", value_name = "REGEX")]
+    pub cpu_flags_include: Option<String>,
+
+    /// Regex of the `bugs` of /proc/cpuinfo exported as node_cpu_bug_info
+    /// (implies --collector.cpu.info).
+    #[arg(long = "collector.cpu.info.bugs-include", value_name = "REGEX")]
+    pub cpu_bugs_include: Option<String>,
+
+    /// Regex of block devices to ignore for diskstats
+    /// [default: ^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$].
+    #[arg(
+        long = "collector.diskstats.device-exclude",
+        alias = "collector.diskstats.ignored-devices",
+        value_name = "REGEX"
+    )]
+    pub diskstats_device_exclude: Option<String>,
+
+    /// Regex of block devices to include (mutually exclusive with
+    /// --collector.diskstats.device-exclude).
+    #[arg(long = "collector.diskstats.device-include", value_name = "REGEX")]
+    pub diskstats_device_include: Option<String>,
+
+    /// Regex of mount points to exclude for the filesystem collector.
+    #[arg(
+        long = "collector.filesystem.mount-points-exclude",
+        alias = "collector.filesystem.ignored-mount-points",
+        value_name = "REGEX",
+        default_value = DEFAULT_MOUNT_POINTS_EXCLUDE
+    )]
+    pub filesystem_mount_points_exclude: String,
+
+    /// Regex of filesystem types to exclude for the filesystem collector.
+    #[arg(
+        long = "collector.filesystem.fs-types-exclude",
+        alias = "collector.filesystem.ignored-fs-types",
+        value_name = "REGEX",
+        default_value = DEFAULT_FS_TYPES_EXCLUDE
+    )]
+    pub filesystem_fs_types_exclude: String,
+
+    /// How long to wait for a mount point's statfs before marking it stale
+    /// (it is then skipped until that statfs returns).
+    #[arg(
+        long = "collector.filesystem.mount-timeout",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = oxmon_core::parse_duration
+    )]
+    pub filesystem_mount_timeout: std::time::Duration,
+
+    /// Accepted for compatibility; statfs calls run on one blocking worker
+    /// per scrape here.
+    #[arg(
+        long = "collector.filesystem.stat-workers",
+        value_name = "N",
+        default_value_t = 4,
+        hide = true
+    )]
+    pub filesystem_stat_workers: u32,
+
+    /// Export softirq counts per vector from /proc/stat
+    /// (node_softirqs_total{vector}).
+    #[arg(long = "collector.stat.softirq")]
+    pub stat_softirq: bool,
+
+    /// Regex of /proc/vmstat fields to export.
+    #[arg(
+        long = "collector.vmstat.fields",
+        value_name = "REGEX",
+        default_value = DEFAULT_VMSTAT_FIELDS
+    )]
+    pub vmstat_fields: String,
+
+    /// Directory (or glob of directories) to read text files with metrics
+    /// from; repeatable.
+    #[arg(long = "collector.textfile.directory", value_name = "DIR")]
+    pub textfile_directory: Vec<String>,
+}
 
 /// Table rows of this group.
 pub fn entries() -> Vec<Entry> {
-    vec![]
+    vec![
+        Entry {
+            name: "cpu",
+            default_enabled: true,
+            build: cpu::build,
+        },
+        Entry {
+            name: "cpu_vulnerabilities",
+            default_enabled: false,
+            build: cpu_vulnerabilities::build,
+        },
+        Entry {
+            name: "cpufreq",
+            default_enabled: true,
+            build: cpufreq::build,
+        },
+        Entry {
+            name: "diskstats",
+            default_enabled: true,
+            build: diskstats::build,
+        },
+        Entry {
+            name: "entropy",
+            default_enabled: true,
+            build: entropy::build,
+        },
+        Entry {
+            name: "filefd",
+            default_enabled: true,
+            build: filefd::build,
+        },
+        Entry {
+            name: "filesystem",
+            default_enabled: true,
+            build: filesystem::build,
+        },
+        Entry {
+            name: "loadavg",
+            default_enabled: true,
+            build: loadavg::build,
+        },
+        Entry {
+            name: "meminfo",
+            default_enabled: true,
+            build: meminfo::build,
+        },
+        Entry {
+            name: "meminfo_numa",
+            default_enabled: false,
+            build: meminfo_numa::build,
+        },
+        Entry {
+            name: "os",
+            default_enabled: true,
+            build: os::build,
+        },
+        Entry {
+            name: "pressure",
+            default_enabled: true,
+            build: pressure::build,
+        },
+        Entry {
+            name: "schedstat",
+            default_enabled: true,
+            build: schedstat::build,
+        },
+        Entry {
+            name: "softirqs",
+            default_enabled: false,
+            build: softirqs::build,
+        },
+        Entry {
+            name: "stat",
+            default_enabled: true,
+            build: stat::build,
+        },
+        Entry {
+            name: "textfile",
+            default_enabled: true,
+            build: textfile::build,
+        },
+        Entry {
+            name: "time",
+            default_enabled: true,
+            build: time::build,
+        },
+        Entry {
+            name: "uname",
+            default_enabled: true,
+            build: uname::build,
+        },
+        Entry {
+            name: "vmstat",
+            default_enabled: true,
+            build: vmstat::build,
+        },
+    ]
+}
+
+/// Reads `path` through `cache` into `buf`. A missing file is not an error:
+/// it is logged at debug level and `Ok(false)` is returned, so the
+/// collector reports nothing for it.
+fn read_optional(
+    cache: &FileCache,
+    path: &Path,
+    buf: &mut String,
+    collector: &'static str,
+) -> Result<bool, CollectError> {
+    match cache.read_into(path, buf) {
+        Ok(()) => Ok(true),
+        Err(e) if is_missing(&e) => {
+            tracing::debug!(collector, path = %path.display(), "not present, skipped");
+            Ok(false)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display()).into()),
+    }
+}
+
+/// True for the errors that mean "this kernel/host does not have it".
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(19) // ENODEV: sysfs attribute without backing device
+}
+
+/// Compiles a user-supplied regex, naming the flag in the error.
+fn compile_regex(flag: &str, re: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(re).map_err(|e| format!("--{flag}: invalid regex {re:?}: {e}"))
+}
+
+/// Metric names and help texts derived from kernel field names (meminfo,
+/// vmstat, NUMA fields): the set is small and fixed by the kernel, so each
+/// pair is built once per `(scope, field)` and kept for the life of the
+/// process instead of being formatted on every scrape. Never use it for
+/// user-controlled names (textfile).
+fn intern_pair(
+    scope: &'static str,
+    field: &str,
+    make: impl FnOnce(&str) -> (String, String),
+) -> (&'static str, &'static str) {
+    type Table = HashMap<&'static str, HashMap<String, (&'static str, &'static str)>>;
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+    let mut table = TABLE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let scoped = table.entry(scope).or_default();
+    if let Some(pair) = scoped.get(field) {
+        return *pair;
+    }
+    let (name, help) = make(field);
+    let pair: (&'static str, &'static str) = (name.leak(), help.leak());
+    scoped.insert(field.to_string(), pair);
+    pair
 }

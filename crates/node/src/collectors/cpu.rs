@@ -1,0 +1,487 @@
+//! cpu — per-CPU time from `/proc/stat`, thermal throttling and isolation
+//! from sysfs, and (behind `--collector.cpu.info`) `/proc/cpuinfo`.
+//!
+//! Metrics:
+//! - `node_cpu_seconds_total{cpu,mode}` (user, nice, system, idle, iowait,
+//!   irq, softirq, steal) and `node_cpu_guest_seconds_total{cpu,mode}`
+//!   (user, nice; off with `--no-collector.cpu.guest`). Counters that jump
+//!   backwards are held at their previous value; an idle counter that drops
+//!   by 3 s or more (CPU hot-plug) resets that CPU, as node_exporter does.
+//! - `node_cpu_core_throttles_total{package,core}`,
+//!   `node_cpu_package_throttles_total{package}` from
+//!   `devices/system/cpu/cpu*/thermal_throttle`.
+//! - `node_cpu_isolated{cpu}` from `devices/system/cpu/isolated` (read once
+//!   at start-up).
+//! - With `--collector.cpu.info`: `node_cpu_info{package,core,cpu,vendor,
+//!   family,model,model_name,microcode,stepping,cachesize}`; with
+//!   `--collector.cpu.info.flags-include` / `bugs-include` (regexes, which
+//!   imply `--collector.cpu.info`): `node_cpu_flag_info{flag}` and
+//!   `node_cpu_bug_info{bug}` of the first CPU. (`node_cpu_frequency_hertz`
+//!   from `/proc/cpuinfo` is written by the cpufreq collector.)
+//!
+//! On by default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+use regex::Regex;
+
+use super::{compile_regex, is_missing, read_optional};
+use crate::collectors::Ctx;
+use crate::paths::Paths;
+use crate::read::{numbered_entries, read_trimmed, read_u64, FileCache};
+
+/// Clock ticks per second of `/proc/stat` (USER_HZ, 100 on every Linux
+/// architecture node_exporter supports).
+const USER_HZ: f64 = 100.0;
+
+/// A drop of the idle counter by this many seconds means the CPU was
+/// replaced (hot-plug): its saved counters are reset.
+const JUMP_BACK_SECONDS: f64 = 3.0;
+
+/// Mode labels of the first eight `/proc/stat` CPU columns.
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
+
+/// One CPU's `/proc/stat` columns in seconds: the eight [`MODES`] then
+/// guest and guest_nice.
+pub type CpuTimes = [f64; 10];
+
+/// Parses the `cpuN` lines of `/proc/stat` into `(N, times)`; the aggregate
+/// `cpu` line and malformed lines are skipped, missing trailing columns
+/// (old kernels) read as 0.
+pub fn parse_cpu_times(text: &str) -> Vec<(u32, CpuTimes)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        if !rest.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        let mut parts = rest.split_ascii_whitespace();
+        let Some(Ok(n)) = parts.next().map(str::parse::<u32>) else {
+            continue;
+        };
+        let mut times = [0.0; 10];
+        let mut ok = true;
+        for (slot, v) in times.iter_mut().zip(parts) {
+            match v.parse::<u64>() {
+                Ok(v) => *slot = v as f64 / USER_HZ,
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            out.push((n, times));
+        }
+    }
+    out
+}
+
+/// Applies node_exporter's guard against counters going backwards to
+/// `saved` (the last exported values) with the fresh `new` values.
+pub fn merge_times(saved: &mut CpuTimes, new: &CpuTimes) {
+    if saved[3] - new[3] >= JUMP_BACK_SECONDS {
+        tracing::debug!(
+            "CPU idle counter jumped backwards, possible hotplug event, resetting CPU stats"
+        );
+        *saved = [0.0; 10];
+    }
+    for (s, n) in saved.iter_mut().zip(new) {
+        if *n >= *s {
+            *s = *n;
+        }
+    }
+}
+
+/// Parses a kernel CPU list (`0-3,7,9-10`) into CPU numbers; malformed
+/// parts are skipped.
+pub fn parse_cpu_list(text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+                    if a <= b && b - a < 65536 {
+                        out.extend(a..=b);
+                    }
+                }
+            }
+            None => {
+                if let Ok(n) = part.trim().parse() {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One processor block of `/proc/cpuinfo`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CpuInfo {
+    /// `processor`.
+    pub processor: String,
+    /// `vendor_id`.
+    pub vendor: String,
+    /// `cpu family`.
+    pub family: String,
+    /// `model`.
+    pub model: String,
+    /// `model name`.
+    pub model_name: String,
+    /// `microcode`.
+    pub microcode: String,
+    /// `stepping`.
+    pub stepping: String,
+    /// `cache size`.
+    pub cache_size: String,
+    /// `physical id`.
+    pub physical_id: String,
+    /// `core id`.
+    pub core_id: String,
+    /// `cpu MHz`.
+    pub mhz: Option<f64>,
+    /// `flags`.
+    pub flags: Vec<String>,
+    /// `bugs`.
+    pub bugs: Vec<String>,
+}
+
+/// Parses `/proc/cpuinfo` (x86 layout: one block per processor separated
+/// by blank lines). Blocks without a `processor` line are skipped.
+pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
+    let mut out = Vec::new();
+    let mut cur: Option<CpuInfo> = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim();
+        if key == "processor" {
+            if let Some(done) = cur.take() {
+                out.push(done);
+            }
+            cur = Some(CpuInfo {
+                processor: value.to_string(),
+                ..CpuInfo::default()
+            });
+            continue;
+        }
+        let Some(c) = cur.as_mut() else { continue };
+        match key {
+            "vendor_id" => c.vendor = value.to_string(),
+            "cpu family" => c.family = value.to_string(),
+            "model" => c.model = value.to_string(),
+            "model name" => c.model_name = value.to_string(),
+            "microcode" => c.microcode = value.to_string(),
+            "stepping" => c.stepping = value.to_string(),
+            "cache size" => c.cache_size = value.to_string(),
+            "physical id" => c.physical_id = value.to_string(),
+            "core id" => c.core_id = value.to_string(),
+            "cpu MHz" => c.mhz = value.parse().ok(),
+            "flags" => c.flags = value.split_ascii_whitespace().map(String::from).collect(),
+            "bugs" => c.bugs = value.split_ascii_whitespace().map(String::from).collect(),
+            _ => {}
+        }
+    }
+    if let Some(done) = cur {
+        out.push(done);
+    }
+    out
+}
+
+struct Cpu {
+    paths: Paths,
+    stat_path: PathBuf,
+    cpuinfo_path: PathBuf,
+    cache: FileCache,
+    guest: bool,
+    info: bool,
+    flags_include: Option<Regex>,
+    bugs_include: Option<Regex>,
+    isolated: Vec<u32>,
+    saved: Mutex<HashMap<u32, CpuTimes>>,
+    /// `cpu` label values, built once per CPU number.
+    labels: Mutex<HashMap<u32, String>>,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    let a = &ctx.flags.a;
+    let flags_include = a
+        .cpu_flags_include
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|re| compile_regex("collector.cpu.info.flags-include", re))
+        .transpose()?;
+    let bugs_include = a
+        .cpu_bugs_include
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|re| compile_regex("collector.cpu.info.bugs-include", re))
+        .transpose()?;
+    let info = a.cpu_info || flags_include.is_some() || bugs_include.is_some();
+    if info && !a.cpu_info {
+        tracing::info!("--collector.cpu.info enabled because --collector.cpu.info.flags-include or bugs-include is set");
+    }
+    let isolated_path = ctx.paths.sys("devices/system/cpu/isolated");
+    let isolated = match read_trimmed(&isolated_path) {
+        Ok(text) => parse_cpu_list(&text),
+        Err(e) if is_missing(&e) => {
+            tracing::debug!(path = %isolated_path.display(), "no isolated CPU list");
+            Vec::new()
+        }
+        Err(e) => return Err(format!("reading {}: {e}", isolated_path.display())),
+    };
+    Ok(sync_collector(Cpu {
+        stat_path: ctx.paths.proc("stat"),
+        cpuinfo_path: ctx.paths.proc("cpuinfo"),
+        paths: ctx.paths.clone(),
+        cache: FileCache::new(),
+        guest: !a.no_cpu_guest,
+        info,
+        flags_include,
+        bugs_include,
+        isolated,
+        saved: Mutex::default(),
+        labels: Mutex::default(),
+    }))
+}
+
+impl Cpu {
+    fn collect_info(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.cpuinfo_path, &mut buf, "cpu")? {
+            return Ok(());
+        }
+        let cpus = parse_cpuinfo(&buf);
+        let mut info = MetricFamily::gauge("node_cpu_info", "CPU information from /proc/cpuinfo.");
+        for c in &cpus {
+            info.add(
+                &[
+                    ("package", &c.physical_id),
+                    ("core", &c.core_id),
+                    ("cpu", &c.processor),
+                    ("vendor", &c.vendor),
+                    ("family", &c.family),
+                    ("model", &c.model),
+                    ("model_name", &c.model_name),
+                    ("microcode", &c.microcode),
+                    ("stepping", &c.stepping),
+                    ("cachesize", &c.cache_size),
+                ],
+                1.0,
+            );
+        }
+        out.push(info);
+        if let Some(first) = cpus.first() {
+            if let Some(re) = &self.flags_include {
+                let mut f = MetricFamily::gauge(
+                    "node_cpu_flag_info",
+                    "The `flags` field of CPU information from /proc/cpuinfo taken from the first core.",
+                );
+                for flag in first.flags.iter().filter(|f| re.is_match(f)) {
+                    f.add(&[("flag", flag)], 1.0);
+                }
+                out.push(f);
+            }
+            if let Some(re) = &self.bugs_include {
+                let mut f = MetricFamily::gauge(
+                    "node_cpu_bug_info",
+                    "The `bugs` field of CPU information from /proc/cpuinfo taken from the first core.",
+                );
+                for bug in first.bugs.iter().filter(|b| re.is_match(b)) {
+                    f.add(&[("bug", bug)], 1.0);
+                }
+                out.push(f);
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_stat(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.stat_path, &mut buf, "cpu")? {
+            return Ok(());
+        }
+        let fresh = parse_cpu_times(&buf);
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        for (n, times) in &fresh {
+            merge_times(saved.entry(*n).or_insert([0.0; 10]), times);
+        }
+        let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut secs = MetricFamily::counter(
+            "node_cpu_seconds_total",
+            "Seconds the CPUs spent in each mode.",
+        );
+        let mut guest = MetricFamily::counter(
+            "node_cpu_guest_seconds_total",
+            "Seconds the CPUs spent in guests (VMs) for each mode.",
+        );
+        secs.metrics.reserve(saved.len() * MODES.len());
+        for (n, times) in saved.iter() {
+            let cpu = labels.entry(*n).or_insert_with(|| n.to_string());
+            for (mode, v) in MODES.iter().zip(times) {
+                secs.add(&[("cpu", cpu), ("mode", mode)], *v);
+            }
+            if self.guest {
+                guest.add(&[("cpu", cpu), ("mode", "user")], times[8]);
+                guest.add(&[("cpu", cpu), ("mode", "nice")], times[9]);
+            }
+        }
+        out.push(secs);
+        out.push(guest);
+        Ok(())
+    }
+
+    fn collect_throttles(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let dir = self.paths.sys("devices/system/cpu");
+        let cpus = match numbered_entries(&dir, "cpu") {
+            Ok(c) => c,
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(format!("listing {}: {e}", dir.display()).into()),
+        };
+        let mut packages: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        let mut seen_cores = std::collections::BTreeSet::new();
+        let mut seen_packages = std::collections::BTreeSet::new();
+        for (_, name) in &cpus {
+            let base = dir.join(name);
+            let (Ok(package), Ok(core)) = (
+                read_u64(&base.join("topology/physical_package_id")),
+                read_u64(&base.join("topology/core_id")),
+            ) else {
+                continue;
+            };
+            if seen_cores.insert((package, core)) {
+                if let Ok(v) = read_u64(&base.join("thermal_throttle/core_throttle_count")) {
+                    cores.insert((package, core), v);
+                }
+            }
+            if seen_packages.insert(package) {
+                if let Ok(v) = read_u64(&base.join("thermal_throttle/package_throttle_count")) {
+                    packages.insert(package, v);
+                }
+            }
+        }
+        if !packages.is_empty() {
+            let mut f = MetricFamily::counter(
+                "node_cpu_package_throttles_total",
+                "Number of times this CPU package has been throttled.",
+            );
+            for (p, v) in &packages {
+                f.add(&[("package", &p.to_string())], *v as f64);
+            }
+            out.push(f);
+        }
+        if !cores.is_empty() {
+            let mut f = MetricFamily::counter(
+                "node_cpu_core_throttles_total",
+                "Number of times this CPU core has been throttled.",
+            );
+            for ((p, c), v) in &cores {
+                f.add(
+                    &[("package", &p.to_string()), ("core", &c.to_string())],
+                    *v as f64,
+                );
+            }
+            out.push(f);
+        }
+        Ok(())
+    }
+}
+
+impl SyncCollector for Cpu {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        if self.info {
+            self.collect_info(out)?;
+        }
+        self.collect_stat(out)?;
+        if !self.isolated.is_empty() {
+            let mut f = MetricFamily::gauge(
+                "node_cpu_isolated",
+                "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
+            );
+            for cpu in &self.isolated {
+                f.add(&[("cpu", &cpu.to_string())], 1.0);
+            }
+            out.push(f);
+        }
+        self.collect_throttles(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_lines() {
+        let text = "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 100 200 300 400 500 600 700 800 900 1000\ncpu1 50 0 25 1000\ncpux 1 2\nintr 5\n";
+        let got = parse_cpu_times(text);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 0);
+        assert_eq!(
+            got[0].1,
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+        );
+        assert_eq!(got[1].0, 1);
+        assert_eq!(got[1].1[3], 10.0);
+        assert_eq!(got[1].1[9], 0.0);
+    }
+
+    #[test]
+    fn backwards_counters_are_held_and_hotplug_resets() {
+        let mut saved = [0.0; 10];
+        merge_times(
+            &mut saved,
+            &[10.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        );
+        merge_times(
+            &mut saved,
+            &[9.0, 0.0, 0.0, 99.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        );
+        assert_eq!(saved[0], 10.0);
+        assert_eq!(saved[3], 100.0);
+        merge_times(
+            &mut saved,
+            &[1.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        );
+        assert_eq!(saved[0], 1.0);
+        assert_eq!(saved[3], 5.0);
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,5,7-8\n"), vec![0, 1, 2, 5, 7, 8]);
+        assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
+        assert_eq!(parse_cpu_list("3-1,x,4"), vec![4]);
+    }
+
+    #[test]
+    fn parses_cpuinfo_blocks() {
+        let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 33\nmodel name\t: Example CPU 8-Core\nstepping\t: 2\nmicrocode\t: 0xa201016\ncpu MHz\t\t: 3400.125\ncache size\t: 512 KB\nphysical id\t: 0\ncore id\t\t: 3\nflags\t\t: fpu sse2 avx2\nbugs\t\t: sysret_ss_attrs spectre_v1\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n";
+        let got = parse_cpuinfo(text);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].model_name, "Example CPU 8-Core");
+        assert_eq!(got[0].mhz, Some(3400.125));
+        assert_eq!(got[0].core_id, "3");
+        assert_eq!(got[0].flags, vec!["fpu", "sse2", "avx2"]);
+        assert_eq!(got[0].bugs.len(), 2);
+        assert_eq!(got[1].processor, "1");
+        assert_eq!(got[1].model, "");
+    }
+}

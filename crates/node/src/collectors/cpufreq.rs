@@ -1,0 +1,200 @@
+//! cpufreq — CPU frequency scaling from sysfs
+//! (`devices/system/cpu/cpu<N>/cpufreq/`).
+//!
+//! Metrics (per `cpu`): `node_cpu_frequency_hertz`,
+//! `node_cpu_frequency_max_hertz`, `node_cpu_frequency_min_hertz` (from
+//! `cpuinfo_*_freq`, readable by root only on most systems),
+//! `node_cpu_scaling_frequency_hertz`, `node_cpu_scaling_frequency_max_hertz`,
+//! `node_cpu_scaling_frequency_min_hertz`, and
+//! `node_cpu_scaling_governor{cpu,governor}` (1 for the active governor,
+//! 0 for the other available ones). Sysfs gives kHz; exported in Hz.
+//!
+//! node_exporter's cpu collector exports `node_cpu_frequency_hertz{package,
+//! core,cpu}` from `/proc/cpuinfo` only when cpufreq is enabled and
+//! `--collector.cpu.info` is set; here that family is written by this
+//! collector under the same condition, which gives the same output.
+//!
+//! On by default. No flags of its own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+
+use super::cpu::parse_cpuinfo;
+use super::{is_missing, read_optional};
+use crate::collectors::Ctx;
+use crate::read::{numbered_entries, FileCache};
+
+/// The numeric cpufreq attributes: file, metric name, help.
+const FREQ_FILES: [(&str, &str, &str); 6] = [
+    (
+        "cpuinfo_cur_freq",
+        "node_cpu_frequency_hertz",
+        "Current CPU thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_max_freq",
+        "node_cpu_frequency_max_hertz",
+        "Maximum CPU thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_min_freq",
+        "node_cpu_frequency_min_hertz",
+        "Minimum CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_cur_freq",
+        "node_cpu_scaling_frequency_hertz",
+        "Current scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_max_freq",
+        "node_cpu_scaling_frequency_max_hertz",
+        "Maximum scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_min_freq",
+        "node_cpu_scaling_frequency_min_hertz",
+        "Minimum scaled CPU thread frequency in hertz.",
+    ),
+];
+
+/// Parses a kHz sysfs value into Hz.
+pub fn parse_khz(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|khz| khz as f64 * 1000.0)
+}
+
+struct Cpufreq {
+    cpu_dir: PathBuf,
+    cpuinfo_path: PathBuf,
+    cpu_info: bool,
+    cache: FileCache,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    let a = &ctx.flags.a;
+    let cpu_info = a.cpu_info
+        || a.cpu_flags_include
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        || a.cpu_bugs_include.as_deref().is_some_and(|s| !s.is_empty());
+    Ok(sync_collector(Cpufreq {
+        cpu_dir: ctx.paths.sys("devices/system/cpu"),
+        cpuinfo_path: ctx.paths.proc("cpuinfo"),
+        cpu_info,
+        cache: FileCache::new(),
+    }))
+}
+
+impl Cpufreq {
+    fn collect_cpuinfo(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.cpuinfo_path, &mut buf, "cpufreq")? {
+            return Ok(());
+        }
+        let mut f = MetricFamily::gauge(
+            "node_cpu_frequency_hertz",
+            "CPU frequency in hertz from /proc/cpuinfo.",
+        );
+        for c in parse_cpuinfo(&buf) {
+            if let Some(mhz) = c.mhz {
+                f.add(
+                    &[
+                        ("package", &c.physical_id),
+                        ("core", &c.core_id),
+                        ("cpu", &c.processor),
+                    ],
+                    mhz * 1e6,
+                );
+            }
+        }
+        out.push(f);
+        Ok(())
+    }
+}
+
+impl SyncCollector for Cpufreq {
+    fn name(&self) -> &'static str {
+        "cpufreq"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        if self.cpu_info {
+            self.collect_cpuinfo(out)?;
+        }
+        let cpus = match numbered_entries(&self.cpu_dir, "cpu") {
+            Ok(c) => c,
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(format!("listing {}: {e}", self.cpu_dir.display()).into()),
+        };
+        let mut families: Vec<MetricFamily> = FREQ_FILES
+            .iter()
+            .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
+            .collect();
+        let mut governors = MetricFamily::gauge(
+            "node_cpu_scaling_governor",
+            "Current enabled CPU frequency governor.",
+        );
+        let mut buf = String::new();
+        for (n, name) in &cpus {
+            let dir = self.cpu_dir.join(name).join("cpufreq");
+            if !dir.is_dir() {
+                continue;
+            }
+            let cpu = n.to_string();
+            for ((file, _, _), family) in FREQ_FILES.iter().zip(families.iter_mut()) {
+                if self.cache.read_into(&dir.join(file), &mut buf).is_ok() {
+                    if let Some(hz) = parse_khz(&buf) {
+                        family.add(&[("cpu", &cpu)], hz);
+                    }
+                }
+            }
+            if self
+                .cache
+                .read_into(&dir.join("scaling_governor"), &mut buf)
+                .is_ok()
+            {
+                let current = buf.trim().to_string();
+                let mut available = String::new();
+                if self
+                    .cache
+                    .read_into(&dir.join("scaling_available_governors"), &mut available)
+                    .is_err()
+                {
+                    available.clear();
+                }
+                let mut any = false;
+                for g in available.split_ascii_whitespace() {
+                    any |= g == current;
+                    governors.add(
+                        &[("cpu", &cpu), ("governor", g)],
+                        if g == current { 1.0 } else { 0.0 },
+                    );
+                }
+                if !any && !current.is_empty() {
+                    governors.add(&[("cpu", &cpu), ("governor", &current)], 1.0);
+                }
+            }
+        }
+        out.extend(families);
+        out.push(governors);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn khz_to_hz() {
+        assert_eq!(parse_khz("2400000\n"), Some(2.4e9));
+        assert_eq!(parse_khz("<unknown>"), None);
+    }
+}

@@ -1,0 +1,422 @@
+//! diskstats — block device I/O from `/proc/diskstats`, device identity from
+//! the udev database (`--path.udev.data`) and `<sysfs>/block/<dev>/queue/rotational`.
+//!
+//! Metrics (labels `device`): `node_disk_reads_completed_total`,
+//! `node_disk_reads_merged_total`, `node_disk_read_bytes_total`,
+//! `node_disk_read_time_seconds_total`, `node_disk_writes_completed_total`,
+//! `node_disk_writes_merged_total`, `node_disk_written_bytes_total`,
+//! `node_disk_write_time_seconds_total`, `node_disk_io_now` (gauge),
+//! `node_disk_io_time_seconds_total`, `node_disk_io_time_weighted_seconds_total`,
+//! and where the kernel has them (4.18+, 5.5+) `node_disk_discards_completed_total`,
+//! `node_disk_discards_merged_total`, `node_disk_discarded_sectors_total`,
+//! `node_disk_discard_time_seconds_total`, `node_disk_flush_requests_total`,
+//! `node_disk_flush_requests_time_seconds_total` — only as many as the
+//! kernel reports for that line. Sectors are 512 bytes, times are ms.
+//! Info gauges: `node_disk_info{device,major,minor,path,wwn,model,serial,revision,rotational}`,
+//! `node_disk_filesystem_info{device,type,usage,uuid,version}` (udev `ID_FS_*`),
+//! `node_disk_device_mapper_info{device,name,uuid,vg_name,lv_name,lv_layer}`
+//! (udev `DM_*`), and for ATA disks `node_disk_ata_write_cache`,
+//! `node_disk_ata_write_cache_enabled`, `node_disk_ata_rotation_rate_rpm`.
+//!
+//! Flags: `--collector.diskstats.device-exclude` (default
+//! `^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$`) or
+//! `--collector.diskstats.device-include` (mutually exclusive). On by default.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+use regex::Regex;
+
+use super::{compile_regex, read_optional, DEFAULT_DISK_DEVICE_EXCLUDE};
+use crate::collectors::Ctx;
+use crate::paths::Paths;
+use crate::read::FileCache;
+
+/// One `/proc/diskstats` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskLine<'a> {
+    /// Major device number.
+    pub major: u32,
+    /// Minor device number.
+    pub minor: u32,
+    /// Device name.
+    pub device: &'a str,
+    /// The statistic columns (11, 15 or 17 of them).
+    pub stats: Vec<u64>,
+}
+
+/// Parses `/proc/diskstats`; lines with fewer than 11 statistics are
+/// skipped.
+pub fn parse_diskstats(text: &str) -> Vec<DiskLine<'_>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_ascii_whitespace();
+            let major = parts.next()?.parse().ok()?;
+            let minor = parts.next()?.parse().ok()?;
+            let device = parts.next()?;
+            let stats: Vec<u64> = parts.map_while(|p| p.parse().ok()).collect();
+            (stats.len() >= 11).then_some(DiskLine {
+                major,
+                minor,
+                device,
+                stats,
+            })
+        })
+        .collect()
+}
+
+/// Parses a udev database file: its `E:KEY=value` properties.
+pub fn parse_udev(text: &str) -> HashMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("E:")?.split_once('='))
+        .collect()
+}
+
+/// Column → metric: name, help, gauge?, scale.
+type Column = (&'static str, &'static str, bool, f64);
+
+const SECTOR: f64 = 512.0;
+const MS: f64 = 0.001;
+
+const COLUMNS: [Column; 17] = [
+    (
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        false,
+        SECTOR,
+    ),
+    (
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        false,
+        MS,
+    ),
+    (
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        false,
+        SECTOR,
+    ),
+    (
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        false,
+        MS,
+    ),
+    (
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        false,
+        MS,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        false,
+        MS,
+    ),
+    (
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        false,
+        MS,
+    ),
+    (
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        false,
+        MS,
+    ),
+];
+
+const ATA: [(&str, &str, &str); 3] = [
+    (
+        "ID_ATA_WRITE_CACHE",
+        "node_disk_ata_write_cache",
+        "ATA disk has a write cache.",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "node_disk_ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "node_disk_ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
+];
+
+/// Which devices to report.
+enum Filter {
+    Exclude(Regex),
+    Include(Regex),
+}
+
+impl Filter {
+    fn keep(&self, dev: &str) -> bool {
+        match self {
+            Filter::Exclude(re) => !re.is_match(dev),
+            Filter::Include(re) => re.is_match(dev),
+        }
+    }
+}
+
+struct Diskstats {
+    paths: Paths,
+    path: PathBuf,
+    filter: Filter,
+    udev_available: bool,
+    cache: FileCache,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    let a = &ctx.flags.a;
+    let filter = match (&a.diskstats_device_exclude, &a.diskstats_device_include) {
+        (Some(_), Some(_)) => {
+            return Err("--collector.diskstats.device-exclude and --collector.diskstats.device-include are mutually exclusive".into())
+        }
+        (None, Some(inc)) => Filter::Include(compile_regex("collector.diskstats.device-include", inc)?),
+        (exc, None) => Filter::Exclude(compile_regex(
+            "collector.diskstats.device-exclude",
+            exc.as_deref().unwrap_or(DEFAULT_DISK_DEVICE_EXCLUDE),
+        )?),
+    };
+    let udev_available = ctx.paths.udev_data.is_dir();
+    if !udev_available {
+        tracing::info!(path = %ctx.paths.udev_data.display(), "udev data directory not readable: disk info labels will be empty");
+    }
+    Ok(sync_collector(Diskstats {
+        paths: ctx.paths.clone(),
+        path: ctx.paths.proc("diskstats"),
+        filter,
+        udev_available,
+        cache: FileCache::new(),
+    }))
+}
+
+impl SyncCollector for Diskstats {
+    fn name(&self) -> &'static str {
+        "diskstats"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.path, &mut buf, "diskstats")? {
+            return Ok(());
+        }
+        let mut columns: Vec<MetricFamily> = COLUMNS
+            .iter()
+            .map(|(name, help, gauge, _)| {
+                if *gauge {
+                    MetricFamily::gauge(*name, *help)
+                } else {
+                    MetricFamily::counter(*name, *help)
+                }
+            })
+            .collect();
+        let mut info = MetricFamily::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+        let mut fs_info =
+            MetricFamily::gauge("node_disk_filesystem_info", "Info about disk filesystem.");
+        let mut dm_info = MetricFamily::gauge(
+            "node_disk_device_mapper_info",
+            "Info about disk device mapper.",
+        );
+        let mut ata: Vec<MetricFamily> = ATA
+            .iter()
+            .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
+            .collect();
+        let mut udev_buf = String::new();
+        let mut rot_buf = String::new();
+        for d in parse_diskstats(&buf) {
+            if !self.filter.keep(d.device) {
+                continue;
+            }
+            udev_buf.clear();
+            if self.udev_available {
+                let p = self.paths.udev(&format!("b{}:{}", d.major, d.minor));
+                if let Err(e) = self.cache.read_into(&p, &mut udev_buf) {
+                    tracing::debug!(device = d.device, err = %e, "no udev info");
+                    udev_buf.clear();
+                }
+            }
+            let udev = parse_udev(&udev_buf);
+            let get = |k: &str| udev.get(k).copied().unwrap_or("");
+            let serial = ["SCSI_IDENT_SERIAL", "ID_SERIAL_SHORT", "ID_SERIAL"]
+                .iter()
+                .map(|k| get(k))
+                .find(|v| !v.is_empty())
+                .unwrap_or("");
+            let rot_path = self
+                .paths
+                .sys(&format!("block/{}/queue/rotational", d.device));
+            let rotational = match self.cache.read_into(&rot_path, &mut rot_buf) {
+                Ok(()) if rot_buf.trim() == "1" => "1",
+                _ => "0",
+            };
+            info.add(
+                &[
+                    ("device", d.device),
+                    ("major", &d.major.to_string()),
+                    ("minor", &d.minor.to_string()),
+                    ("path", get("ID_PATH")),
+                    ("wwn", get("ID_WWN")),
+                    ("model", get("ID_MODEL")),
+                    ("serial", serial),
+                    ("revision", get("ID_REVISION")),
+                    ("rotational", rotational),
+                ],
+                1.0,
+            );
+            for ((_, _, _, scale), (family, v)) in
+                COLUMNS.iter().zip(columns.iter_mut().zip(&d.stats))
+            {
+                family.add(&[("device", d.device)], *v as f64 * scale);
+            }
+            let fs_type = get("ID_FS_TYPE");
+            if !fs_type.is_empty() {
+                fs_info.add(
+                    &[
+                        ("device", d.device),
+                        ("type", fs_type),
+                        ("usage", get("ID_FS_USAGE")),
+                        ("uuid", get("ID_FS_UUID")),
+                        ("version", get("ID_FS_VERSION")),
+                    ],
+                    1.0,
+                );
+            }
+            let dm_name = get("DM_NAME");
+            if !dm_name.is_empty() {
+                dm_info.add(
+                    &[
+                        ("device", d.device),
+                        ("name", dm_name),
+                        ("uuid", get("DM_UUID")),
+                        ("vg_name", get("DM_VG_NAME")),
+                        ("lv_name", get("DM_LV_NAME")),
+                        ("lv_layer", get("DM_LV_LAYER")),
+                    ],
+                    1.0,
+                );
+            }
+            if !get("ID_ATA").is_empty() {
+                for ((key, _, _), family) in ATA.iter().zip(ata.iter_mut()) {
+                    let Some(raw) = udev.get(key) else { continue };
+                    match raw.parse::<f64>() {
+                        Ok(v) => {
+                            family.add(&[("device", d.device)], v);
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                device = d.device,
+                                attribute = key,
+                                value = raw,
+                                "unparsable udev ATA value"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out.extend(columns);
+        out.push(info);
+        out.push(fs_info);
+        out.push(dm_info);
+        out.extend(ata);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diskstats_lines() {
+        let text = " 259 0 nvme0n1 10 1 80 5 20 2 160 7 0 12 13 3 0 24 1 4 2\n   8  0 sdz 1 2 3 4 5 6 7 8 9 10 11\n 7 0 loop0 1 2\n";
+        let got = parse_diskstats(text);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].device, "nvme0n1");
+        assert_eq!(got[0].major, 259);
+        assert_eq!(got[0].stats.len(), 17);
+        assert_eq!(got[1].stats[10], 11);
+    }
+
+    #[test]
+    fn udev_properties() {
+        let u = parse_udev("S:disk/by-id/x\nE:ID_MODEL=Disk\nE:ID_FS_VERSION=1.0\nE:BROKEN\nW:3\n");
+        assert_eq!(u.get("ID_MODEL"), Some(&"Disk"));
+        assert_eq!(u.get("ID_FS_VERSION"), Some(&"1.0"));
+        assert_eq!(u.len(), 2);
+    }
+
+    #[test]
+    fn default_filter() {
+        let f = Filter::Exclude(Regex::new(DEFAULT_DISK_DEVICE_EXCLUDE).unwrap());
+        for dev in ["sda", "nvme0n1", "dm-0", "vda", "mmcblk0"] {
+            assert!(f.keep(dev), "{dev}");
+        }
+        for dev in ["sda1", "nvme0n1p2", "loop3", "ram0", "zram0", "fd0"] {
+            assert!(!f.keep(dev), "{dev}");
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! filesystem — size and usage of mounted filesystems: the mount table from
+//! `<procfs>/1/mountinfo` (falling back to `self/mountinfo`, then the older
+//! `mounts` format), `statfs` on `<rootfs>/<mount point>`.
+//!
+//! Metrics (labels `device`, `fstype`, `mountpoint`): `node_filesystem_size_bytes`,
+//! `node_filesystem_free_bytes`, `node_filesystem_avail_bytes`,
+//! `node_filesystem_files`, `node_filesystem_files_free`,
+//! `node_filesystem_readonly`, `node_filesystem_device_error`; plus
+//! `node_filesystem_mount_info{device,major,minor,mountpoint}` = 1.
+//! Mount points and types matching `--collector.filesystem.mount-points-exclude`
+//! / `--collector.filesystem.fs-types-exclude` are skipped.
+//!
+//! A hung mount (a dead NFS server) cannot block the scrape: `statfs` runs
+//! on a blocking worker thread and each mount gets
+//! `--collector.filesystem.mount-timeout` (default 5s). A mount that times
+//! out is marked stuck and reported with `device_error` 1 (and no sizes)
+//! without being touched again until its pending `statfs` returns. On by
+//! default.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::{Collector, MetricFamily, ScrapeContext};
+use regex::Regex;
+
+use super::{compile_regex, is_missing};
+use crate::collectors::Ctx;
+use crate::paths::Paths;
+use crate::read::FileCache;
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Source device (`/dev/sda1`, `tmpfs`, `server:/export`).
+    pub device: String,
+    /// Mount point as the kernel reports it (octal escapes decoded).
+    pub mount_point: String,
+    /// Filesystem type.
+    pub fs_type: String,
+    /// Per-mount options (`rw,relatime`).
+    pub options: String,
+    /// Device major number (mountinfo only).
+    pub major: String,
+    /// Device minor number (mountinfo only).
+    pub minor: String,
+}
+
+/// Decodes the octal escapes the kernel writes in mount tables (`\040`
+/// for a space, `\011` tab, `\012` newline, `\134` backslash).
+pub fn unescape_mount(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `/proc/<pid>/mountinfo`; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+            if parts.len() < 10 {
+                return None;
+            }
+            let (major, minor) = parts[2].split_once(':')?;
+            let sep = parts.iter().skip(6).position(|p| *p == "-")? + 6;
+            Some(Mount {
+                device: unescape_mount(parts.get(sep + 2)?),
+                mount_point: unescape_mount(parts[4]),
+                fs_type: parts.get(sep + 1)?.to_string(),
+                options: parts[5].to_string(),
+                major: major.to_string(),
+                minor: minor.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Parses the `/proc/mounts` format; malformed lines are skipped.
+pub fn parse_mounts(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_ascii_whitespace();
+            Some(Mount {
+                device: unescape_mount(parts.next()?),
+                mount_point: unescape_mount(parts.next()?),
+                fs_type: parts.next()?.to_string(),
+                options: parts.next()?.to_string(),
+                major: String::new(),
+                minor: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// What `statfs` said about one mount.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Total bytes.
+    pub size: f64,
+    /// Free bytes.
+    pub free: f64,
+    /// Bytes available to unprivileged users.
+    pub avail: f64,
+    /// Total inodes.
+    pub files: f64,
+    /// Free inodes.
+    pub files_free: f64,
+}
+
+fn statfs(path: &std::path::Path) -> std::io::Result<Usage> {
+    let s = rustix::fs::statvfs(path)?;
+    // node_exporter multiplies by statfs' f_bsize, which statvfs reports as
+    // f_bsize too.
+    let bsize = s.f_bsize as f64;
+    Ok(Usage {
+        size: s.f_blocks as f64 * bsize,
+        free: s.f_bfree as f64 * bsize,
+        avail: s.f_bavail as f64 * bsize,
+        files: s.f_files as f64,
+        files_free: s.f_ffree as f64,
+    })
+}
+
+/// Outcome of one mount's statfs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Ok(Usage),
+    Error,
+    Stuck,
+}
+
+/// Mount points whose statfs is still pending after a timeout.
+#[derive(Default)]
+struct Stuck {
+    mounts: Mutex<HashSet<String>>,
+}
+
+struct Filesystem {
+    paths: Paths,
+    mount_points_exclude: Regex,
+    fs_types_exclude: Regex,
+    timeout: Duration,
+    cache: FileCache,
+    stuck: Arc<Stuck>,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    let a = &ctx.flags.a;
+    Ok(Arc::new(Filesystem {
+        paths: ctx.paths.clone(),
+        mount_points_exclude: compile_regex(
+            "collector.filesystem.mount-points-exclude",
+            &a.filesystem_mount_points_exclude,
+        )?,
+        fs_types_exclude: compile_regex(
+            "collector.filesystem.fs-types-exclude",
+            &a.filesystem_fs_types_exclude,
+        )?,
+        timeout: a.filesystem_mount_timeout,
+        cache: FileCache::new(),
+        stuck: Arc::default(),
+    }))
+}
+
+impl Filesystem {
+    /// The mount table, or `None` when procfs has none.
+    fn mounts(&self) -> Result<Option<Vec<Mount>>, String> {
+        let mut buf = String::new();
+        for (rel, mountinfo) in [
+            ("1/mountinfo", true),
+            ("self/mountinfo", true),
+            ("1/mounts", false),
+            ("mounts", false),
+        ] {
+            let path = self.paths.proc(rel);
+            match self.cache.read_into(&path, &mut buf) {
+                Ok(()) => {
+                    return Ok(Some(if mountinfo {
+                        parse_mountinfo(&buf)
+                    } else {
+                        parse_mounts(&buf)
+                    }))
+                }
+                Err(e) if is_missing(&e) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    continue
+                }
+                Err(e) => return Err(format!("reading {}: {e}", path.display())),
+            }
+        }
+        tracing::debug!("no mount table found under procfs");
+        Ok(None)
+    }
+
+    /// Runs statfs for every path on one blocking worker, giving each its
+    /// own timeout; a worker stuck on one mount is abandoned (it finishes
+    /// in the background and clears the stuck mark) and a new worker takes
+    /// the remaining mounts.
+    async fn stat_all(&self, targets: Vec<(String, PathBuf)>) -> Vec<Outcome> {
+        let targets = Arc::new(targets);
+        let mut results = vec![Outcome::Stuck; targets.len()];
+        let mut next = 0;
+        while next < targets.len() {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let done = Arc::new(AtomicUsize::new(next));
+            let abandoned = Arc::new(AtomicBool::new(false));
+            {
+                let targets = targets.clone();
+                let stuck = self.stuck.clone();
+                let done = done.clone();
+                let abandoned = abandoned.clone();
+                let start = next;
+                tokio::task::spawn_blocking(move || {
+                    for (i, (mount_point, path)) in targets.iter().enumerate().skip(start) {
+                        if abandoned.load(Ordering::Acquire) {
+                            return;
+                        }
+                        let r = statfs(path);
+                        {
+                            let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                            done.store(i + 1, Ordering::Release);
+                            if s.remove(mount_point) {
+                                tracing::info!(mountpoint = %mount_point, "mount point responds again, monitoring resumes");
+                            }
+                        }
+                        if let Err(e) = &r {
+                            tracing::debug!(path = %path.display(), err = %e, "statfs failed");
+                        }
+                        if tx.send((i, r.ok())).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            loop {
+                match tokio::time::timeout(self.timeout, rx.recv()).await {
+                    Ok(Some((i, r))) => {
+                        results[i] = r.map_or(Outcome::Error, Outcome::Ok);
+                        next = i + 1;
+                    }
+                    Ok(None) => return results,
+                    Err(_elapsed) => {
+                        abandoned.store(true, Ordering::Release);
+                        let mount_point = &targets[next].0;
+                        let mut s = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                        if done.load(Ordering::Acquire) <= next {
+                            tracing::warn!(mountpoint = %mount_point, timeout = ?self.timeout, "statfs timed out: mount point marked stale and skipped until it responds");
+                            s.insert(mount_point.clone());
+                        }
+                        results[next] = Outcome::Stuck;
+                        next += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        results
+    }
+}
+
+impl Collector for Filesystem {
+    fn name(&self) -> &str {
+        "filesystem"
+    }
+
+    fn collect<'a>(
+        &'a self,
+        _ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let Some(mounts) = self.mounts()? else {
+                return Ok(());
+            };
+            let mut seen = HashSet::new();
+            let mut selected: Vec<(Mount, String)> = Vec::new();
+            for m in mounts {
+                let mount_point = self.paths.strip_rootfs(&m.mount_point).into_owned();
+                if self.mount_points_exclude.is_match(&mount_point) {
+                    tracing::debug!(mountpoint = %mount_point, "ignoring mount point");
+                    continue;
+                }
+                if self.fs_types_exclude.is_match(&m.fs_type) {
+                    tracing::debug!(fstype = %m.fs_type, "ignoring fs type");
+                    continue;
+                }
+                if !seen.insert((m.device.clone(), mount_point.clone(), m.fs_type.clone())) {
+                    continue;
+                }
+                selected.push((m, mount_point));
+            }
+            let mut targets = Vec::new();
+            let mut pending = Vec::new();
+            {
+                let stuck = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                for (idx, (_, mount_point)) in selected.iter().enumerate() {
+                    if stuck.contains(mount_point) {
+                        tracing::debug!(mountpoint = %mount_point, "mount point still unresponsive, skipped");
+                    } else {
+                        targets.push((mount_point.clone(), self.paths.root(mount_point)));
+                        pending.push(idx);
+                    }
+                }
+            }
+            let mut outcomes = vec![Outcome::Stuck; selected.len()];
+            for (idx, outcome) in pending.into_iter().zip(self.stat_all(targets).await) {
+                outcomes[idx] = outcome;
+            }
+
+            let names: [(&'static str, &'static str); 5] = [
+                ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+                (
+                    "node_filesystem_free_bytes",
+                    "Filesystem free space in bytes.",
+                ),
+                (
+                    "node_filesystem_avail_bytes",
+                    "Filesystem space available to non-root users in bytes.",
+                ),
+                ("node_filesystem_files", "Filesystem total file nodes."),
+                (
+                    "node_filesystem_files_free",
+                    "Filesystem total free file nodes.",
+                ),
+            ];
+            let mut usage: Vec<MetricFamily> = names
+                .iter()
+                .map(|(n, h)| MetricFamily::gauge(*n, *h))
+                .collect();
+            let mut readonly =
+                MetricFamily::gauge("node_filesystem_readonly", "Filesystem read-only status.");
+            let mut device_error = MetricFamily::gauge(
+                "node_filesystem_device_error",
+                "Whether an error occurred while getting statistics for the given device.",
+            );
+            let mut mount_info = MetricFamily::gauge(
+                "node_filesystem_mount_info",
+                "Filesystem mount information.",
+            );
+            for ((m, mount_point), outcome) in selected.iter().zip(outcomes) {
+                let labels: [(&'static str, &str); 3] = [
+                    ("device", &m.device),
+                    ("fstype", &m.fs_type),
+                    ("mountpoint", mount_point),
+                ];
+                let ro = m.options.split(',').any(|o| o == "ro");
+                readonly.add(&labels, if ro { 1.0 } else { 0.0 });
+                if !m.major.is_empty() {
+                    mount_info.add(
+                        &[
+                            ("device", &m.device),
+                            ("major", &m.major),
+                            ("minor", &m.minor),
+                            ("mountpoint", mount_point),
+                        ],
+                        1.0,
+                    );
+                }
+                match outcome {
+                    Outcome::Ok(u) => {
+                        device_error.add(&labels, 0.0);
+                        for (family, v) in
+                            usage
+                                .iter_mut()
+                                .zip([u.size, u.free, u.avail, u.files, u.files_free])
+                        {
+                            family.add(&labels, v);
+                        }
+                    }
+                    Outcome::Error | Outcome::Stuck => {
+                        device_error.add(&labels, 1.0);
+                    }
+                }
+            }
+            out.extend(usage);
+            out.push(readonly);
+            out.push(device_error);
+            out.push(mount_info);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro\n\
+                    30 22 0:25 / /mnt/my\\040disk ro,nosuid master:3 shared:9 - vfat /dev/sdb1 ro\n\
+                    broken line here\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].device, "/dev/sda2");
+        assert_eq!(m[0].fs_type, "ext4");
+        assert_eq!((m[0].major.as_str(), m[0].minor.as_str()), ("8", "2"));
+        assert_eq!(m[1].mount_point, "/mnt/my disk");
+        assert_eq!(m[1].options, "ro,nosuid");
+        assert_eq!(m[1].fs_type, "vfat");
+    }
+
+    #[test]
+    fn mounts_lines() {
+        let m = parse_mounts("tmpfs /run tmpfs rw,nosuid 0 0\nshort\n");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].mount_point, "/run");
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape_mount("/a\\011b\\134c"), "/a\tb\\c");
+        assert_eq!(unescape_mount("/trailing\\04"), "/trailing\\04");
+    }
+
+    #[test]
+    fn default_excludes() {
+        let mp = Regex::new(super::super::DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap();
+        assert!(mp.is_match("/proc/sys/fs/binfmt_misc"));
+        assert!(mp.is_match("/var/lib/docker/overlay2/x"));
+        assert!(!mp.is_match("/"));
+        assert!(!mp.is_match("/home"));
+        let fs = Regex::new(super::super::DEFAULT_FS_TYPES_EXCLUDE).unwrap();
+        assert!(fs.is_match("cgroup2"));
+        assert!(!fs.is_match("ext4"));
+    }
+
+    #[tokio::test]
+    async fn stats_real_paths_and_reports_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Filesystem {
+            paths: Paths {
+                procfs: "/proc".into(),
+                sysfs: "/sys".into(),
+                rootfs: "/".into(),
+                udev_data: "/nonexistent".into(),
+            },
+            mount_points_exclude: Regex::new("^$").unwrap(),
+            fs_types_exclude: Regex::new("^$").unwrap(),
+            timeout: Duration::from_secs(5),
+            cache: FileCache::new(),
+            stuck: Arc::default(),
+        };
+        let got = fs
+            .stat_all(vec![
+                ("a".into(), dir.path().to_path_buf()),
+                ("b".into(), dir.path().join("missing")),
+            ])
+            .await;
+        assert!(matches!(got[0], Outcome::Ok(u) if u.size > 0.0));
+        assert_eq!(got[1], Outcome::Error);
+    }
+}

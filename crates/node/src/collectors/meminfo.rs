@@ -1,0 +1,142 @@
+//! meminfo — `/proc/meminfo`.
+//!
+//! Metrics: one gauge per field, `node_memory_<Field>` — `_bytes` appended
+//! and the value multiplied by 1024 for fields given in kB; a parenthesised
+//! part becomes an underscore suffix (`Active(anon)` → `Active_anon_bytes`),
+//! as node_exporter names them. On by default. No flags.
+
+use std::sync::Arc;
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+
+use super::{intern_pair, read_optional};
+use crate::collectors::Ctx;
+use crate::read::FileCache;
+
+/// One `/proc/meminfo`-style line: the field name, its value in base units
+/// (bytes for kB fields) and whether it was given in kB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemField<'a> {
+    /// Field name as written (`Active(anon)`).
+    pub key: &'a str,
+    /// Value, multiplied by 1024 when the unit was kB.
+    pub value: f64,
+    /// True when the line carried a `kB` unit.
+    pub bytes: bool,
+}
+
+/// Parses one `Key:   value [kB]` line; `None` for malformed lines.
+pub fn parse_mem_line(line: &str) -> Option<MemField<'_>> {
+    let (key, rest) = line.split_once(':')?;
+    let key = key.trim();
+    if key.is_empty() {
+        return None;
+    }
+    let mut parts = rest.split_ascii_whitespace();
+    let value: f64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        None => Some(MemField {
+            key,
+            value,
+            bytes: false,
+        }),
+        Some("kB") => Some(MemField {
+            key,
+            value: value * 1024.0,
+            bytes: true,
+        }),
+        Some(_) => None,
+    }
+}
+
+/// node_exporter's metric suffix for a field: `Active(anon)` → `Active_anon`.
+pub fn field_name(key: &str) -> String {
+    match (key.find('('), key.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            format!(
+                "{}_{}{}",
+                &key[..open],
+                &key[open + 1..close],
+                &key[close + 1..]
+            )
+        }
+        _ => key.to_string(),
+    }
+}
+
+/// Parses `/proc/meminfo` into `(metric name suffix, value)` pairs, e.g.
+/// `("MemTotal_bytes", 3.8e9)`. Malformed lines are skipped.
+pub fn parse_meminfo(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(parse_mem_line)
+        .map(|f| {
+            let mut name = field_name(f.key);
+            if f.bytes {
+                name.push_str("_bytes");
+            }
+            (name, f.value)
+        })
+        .collect()
+}
+
+struct Meminfo {
+    path: std::path::PathBuf,
+    cache: FileCache,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Meminfo {
+        path: ctx.paths.proc("meminfo"),
+        cache: FileCache::new(),
+    }))
+}
+
+impl SyncCollector for Meminfo {
+    fn name(&self) -> &'static str {
+        "meminfo"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.path, &mut buf, "meminfo")? {
+            return Ok(());
+        }
+        for (field, value) in parse_meminfo(&buf) {
+            let (name, help) = intern_pair("meminfo", &field, |f| {
+                (
+                    format!("node_memory_{f}"),
+                    format!("Memory information field {f}."),
+                )
+            });
+            out.push(oxmon_core::gauge(name, help, value));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_renames_fields() {
+        let text = "MemTotal:       16384000 kB\nActive(file):     2048 kB\nHugePages_Total:      4\nbroken line\nDirty: x kB\n";
+        let got = parse_meminfo(text);
+        assert_eq!(
+            got,
+            vec![
+                ("MemTotal_bytes".to_string(), 16384000.0 * 1024.0),
+                ("Active_file_bytes".to_string(), 2048.0 * 1024.0),
+                ("HugePages_Total".to_string(), 4.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn field_names() {
+        assert_eq!(field_name("Inactive(anon)"), "Inactive_anon");
+        assert_eq!(field_name("MemFree"), "MemFree");
+    }
+}

@@ -1,0 +1,143 @@
+//! pressure — pressure stall information from `/proc/pressure/{cpu,io,memory,irq}`
+//! (Linux ≥ 4.20 with PSI enabled).
+//!
+//! Metrics (counters, seconds): `node_pressure_cpu_waiting_seconds_total`,
+//! `node_pressure_io_waiting_seconds_total`,
+//! `node_pressure_io_stalled_seconds_total`,
+//! `node_pressure_memory_waiting_seconds_total`,
+//! `node_pressure_memory_stalled_seconds_total`,
+//! `node_pressure_irq_stalled_seconds_total`. "waiting" is the `some`
+//! line's total, "stalled" the `full` line's. On by default. No flags.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+
+use super::read_optional;
+use crate::collectors::Ctx;
+use crate::read::FileCache;
+
+/// The `total=` values (µs) of a PSI file's `some` and `full` lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Psi {
+    /// `some ... total=`.
+    pub some_total_us: Option<f64>,
+    /// `full ... total=`.
+    pub full_total_us: Option<f64>,
+}
+
+/// Parses a PSI file.
+pub fn parse_psi(text: &str) -> Psi {
+    let mut psi = Psi::default();
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let kind = parts.next();
+        let total = parts
+            .find_map(|p| p.strip_prefix("total="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|v| v as f64);
+        match kind {
+            Some("some") => psi.some_total_us = total,
+            Some("full") => psi.full_total_us = total,
+            _ => {}
+        }
+    }
+    psi
+}
+
+/// resource, which line, metric name, help.
+type Export = (&'static str, bool, &'static str, &'static str);
+
+const EXPORTS: [Export; 6] = [
+    (
+        "cpu",
+        false,
+        "node_pressure_cpu_waiting_seconds_total",
+        "Total time in seconds that processes have waited for CPU time",
+    ),
+    (
+        "io",
+        false,
+        "node_pressure_io_waiting_seconds_total",
+        "Total time in seconds that processes have waited due to IO congestion",
+    ),
+    (
+        "io",
+        true,
+        "node_pressure_io_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IO congestion",
+    ),
+    (
+        "memory",
+        false,
+        "node_pressure_memory_waiting_seconds_total",
+        "Total time in seconds that processes have waited for memory",
+    ),
+    (
+        "memory",
+        true,
+        "node_pressure_memory_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to memory congestion",
+    ),
+    (
+        "irq",
+        true,
+        "node_pressure_irq_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IRQ congestion",
+    ),
+];
+
+struct Pressure {
+    dir: PathBuf,
+    cache: FileCache,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Pressure {
+        dir: ctx.paths.proc("pressure"),
+        cache: FileCache::new(),
+    }))
+}
+
+impl SyncCollector for Pressure {
+    fn name(&self) -> &'static str {
+        "pressure"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        for resource in ["cpu", "io", "memory", "irq"] {
+            if !read_optional(&self.cache, &self.dir.join(resource), &mut buf, "pressure")? {
+                continue;
+            }
+            let psi = parse_psi(&buf);
+            for (_, full, name, help) in EXPORTS.iter().filter(|e| e.0 == resource) {
+                let total = if *full {
+                    psi.full_total_us
+                } else {
+                    psi.some_total_us
+                };
+                if let Some(us) = total {
+                    out.push(oxmon_core::counter(*name, *help, us / 1e6));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_lines() {
+        let p = parse_psi("some avg10=1.00 avg60=0.50 avg300=0.10 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n");
+        assert_eq!(p.some_total_us, Some(2_500_000.0));
+        assert_eq!(p.full_total_us, Some(1000.0));
+        assert_eq!(parse_psi("garbage"), Psi::default());
+    }
+}

@@ -1,0 +1,204 @@
+//! stat — kernel counters from `/proc/stat`.
+//!
+//! Metrics: `node_boot_time_seconds`, `node_context_switches_total`,
+//! `node_forks_total`, `node_intr_total`, `node_procs_running`,
+//! `node_procs_blocked`; with `--collector.stat.softirq` also
+//! `node_softirqs_total{vector}`. On by default.
+
+use std::sync::Arc;
+
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
+
+use super::read_optional;
+use crate::collectors::Ctx;
+use crate::read::FileCache;
+
+/// Softirq vector names in `/proc/stat` order, as node_exporter labels them.
+pub const SOFTIRQ_VECTORS: [&str; 10] = [
+    "hi",
+    "timer",
+    "net_tx",
+    "net_rx",
+    "block",
+    "block_iopoll",
+    "tasklet",
+    "sched",
+    "hrtimer",
+    "rcu",
+];
+
+/// The system-wide counters of `/proc/stat`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stat {
+    /// `btime`.
+    pub boot_time: Option<f64>,
+    /// `ctxt`.
+    pub context_switches: Option<f64>,
+    /// `processes`.
+    pub forks: Option<f64>,
+    /// First number of `intr`.
+    pub interrupts: Option<f64>,
+    /// `procs_running`.
+    pub procs_running: Option<f64>,
+    /// `procs_blocked`.
+    pub procs_blocked: Option<f64>,
+    /// Per-vector counts of the `softirq` line (after its total).
+    pub softirqs: Vec<f64>,
+}
+
+/// Parses `/proc/stat`, ignoring the per-CPU lines (see the cpu collector)
+/// and anything malformed.
+pub fn parse_stat(text: &str) -> Stat {
+    let mut s = Stat::default();
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let Some(key) = parts.next() else { continue };
+        let first = || -> Option<f64> {
+            line[key.len()..]
+                .split_ascii_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        match key {
+            "btime" => s.boot_time = first(),
+            "ctxt" => s.context_switches = first(),
+            "processes" => s.forks = first(),
+            "intr" => s.interrupts = first(),
+            "procs_running" => s.procs_running = first(),
+            "procs_blocked" => s.procs_blocked = first(),
+            "softirq" => {
+                s.softirqs = parts.skip(1).map_while(|v| v.parse().ok()).collect();
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+struct StatCollector {
+    path: std::path::PathBuf,
+    cache: FileCache,
+    softirq: bool,
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(StatCollector {
+        path: ctx.paths.proc("stat"),
+        cache: FileCache::new(),
+        softirq: ctx.flags.a.stat_softirq,
+    }))
+}
+
+impl SyncCollector for StatCollector {
+    fn name(&self) -> &'static str {
+        "stat"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut buf = String::new();
+        if !read_optional(&self.cache, &self.path, &mut buf, "stat")? {
+            return Ok(());
+        }
+        let s = parse_stat(&buf);
+        let mut push =
+            |v: Option<f64>, f: fn(&'static str, &'static str, f64) -> MetricFamily, name, help| {
+                if let Some(v) = v {
+                    out.push(f(name, help, v));
+                }
+            };
+        push(
+            s.interrupts,
+            counter,
+            "node_intr_total",
+            "Total number of interrupts serviced.",
+        );
+        push(
+            s.context_switches,
+            counter,
+            "node_context_switches_total",
+            "Total number of context switches.",
+        );
+        push(
+            s.forks,
+            counter,
+            "node_forks_total",
+            "Total number of forks.",
+        );
+        push(
+            s.boot_time,
+            gauge,
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+        );
+        push(
+            s.procs_running,
+            gauge,
+            "node_procs_running",
+            "Number of processes in runnable state.",
+        );
+        push(
+            s.procs_blocked,
+            gauge,
+            "node_procs_blocked",
+            "Number of processes blocked waiting for I/O to complete.",
+        );
+        if self.softirq && !s.softirqs.is_empty() {
+            let mut f = MetricFamily::counter("node_softirqs_total", "Number of softirq calls.");
+            for (vector, v) in SOFTIRQ_VECTORS.iter().zip(&s.softirqs) {
+                f.add(&[("vector", vector)], *v);
+            }
+            out.push(f);
+        }
+        Ok(())
+    }
+}
+
+fn counter(name: &'static str, help: &'static str, v: f64) -> MetricFamily {
+    oxmon_core::counter(name, help, v)
+}
+
+fn gauge(name: &'static str, help: &'static str, v: f64) -> MetricFamily {
+    oxmon_core::gauge(name, help, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "cpu  10 20 30 40 50 60 70 80 0 0
+cpu0 10 20 30 40 50 60 70 80 0 0
+intr 123456 12 0 7
+ctxt 987654
+btime 1700000000
+processes 4242
+procs_running 3
+procs_blocked 1
+softirq 1000 1 2 3 4 5 6 7 8 9 955
+";
+
+    #[test]
+    fn parses_counters() {
+        let s = parse_stat(SAMPLE);
+        assert_eq!(s.interrupts, Some(123456.0));
+        assert_eq!(s.context_switches, Some(987654.0));
+        assert_eq!(s.boot_time, Some(1_700_000_000.0));
+        assert_eq!(s.forks, Some(4242.0));
+        assert_eq!(s.procs_running, Some(3.0));
+        assert_eq!(s.procs_blocked, Some(1.0));
+        assert_eq!(
+            s.softirqs,
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 955.0]
+        );
+    }
+
+    #[test]
+    fn tolerates_garbage() {
+        let s = parse_stat("ctxt\nbtime abc\n\nintr 5");
+        assert_eq!(s.context_switches, None);
+        assert_eq!(s.boot_time, None);
+        assert_eq!(s.interrupts, Some(5.0));
+    }
+}
