@@ -297,11 +297,9 @@ pub fn parse_info(
                     continue;
                 }
             }
-            "Server" => {
-                if key == "uptime_in_seconds" {
-                    if let Ok(up) = value.parse::<f64>() {
-                        out.push(names.gauge1("start_time_seconds", (now_unix - up).floor()));
-                    }
+            "Server" if key == "uptime_in_seconds" => {
+                if let Ok(up) = value.parse::<f64>() {
+                    out.push(names.gauge1("start_time_seconds", (now_unix - up).floor()));
                 }
             }
             "Sentinel" => {
@@ -485,7 +483,7 @@ mod tests {
         N.get_or_init(|| Names::new("redis", false))
     }
 
-    fn find<'a>(fams: &'a [MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    fn find(fams: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         fams.iter().filter(|f| f.name == name).find_map(|f| {
             f.metrics.iter().find_map(|m| {
                 let ok = labels

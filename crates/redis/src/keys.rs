@@ -5,7 +5,8 @@
 //! `LLEN`, `SCARD`, `ZCARD`, `HLEN`, `XLEN`, `PFCOUNT` for HyperLogLogs).
 //!
 //! Emits `redis_key_size{db,key}`, `redis_key_value{db,key}` (strings whose
-//! value is a number) and `redis_keys_count{db,key}` (the pattern as
+//! value is a number), `redis_key_value_as_string{db,key,val}` (other
+//! strings up to 1 KiB) and `redis_keys_count{db,key}` (the pattern as
 //! `key`). Keys that do not exist give no series.
 //!
 //! Bounded: every round trip checks the per-scrape time budget
@@ -22,6 +23,11 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::names::Names;
+
+/// Strings up to this length are read whole, for `redis_key_value` or
+/// `redis_key_value_as_string`; longer ones only get `redis_key_size` (a
+/// label holding a large value would bloat every scrape).
+const MAX_STRING_LABEL: i64 = 1024;
 
 /// One `db=pattern` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +186,13 @@ fn as_text(v: &Value) -> Option<&str> {
     }
 }
 
+/// The families of the key checks.
+struct KeyFamilies {
+    size: MetricFamily,
+    value: MetricFamily,
+    as_string: MetricFamily,
+}
+
 /// Size (and numeric value) of existing keys in `db`.
 async fn key_infos(
     conn: &mut MultiplexedConnection,
@@ -187,9 +200,13 @@ async fn key_infos(
     keys: &[Vec<u8>],
     cluster: bool,
     deadline: Instant,
-    size: &mut MetricFamily,
-    value: &mut MetricFamily,
+    fams: &mut KeyFamilies,
 ) -> Result<(), KeyError> {
+    let KeyFamilies {
+        size,
+        value,
+        as_string,
+    } = fams;
     const CHUNK: usize = 500;
     let db_label = format!("db{db}");
     for chunk in keys.chunks(CHUNK) {
@@ -220,7 +237,7 @@ async fn key_infos(
             };
             pipe.cmd(cmd).arg(k);
             if cmd == "STRLEN" {
-                pipe.cmd("GETRANGE").arg(k).arg(0).arg(63);
+                pipe.cmd("GETRANGE").arg(k).arg(0).arg(MAX_STRING_LABEL - 1);
             }
             plan.push((k, cmd));
         }
@@ -247,12 +264,22 @@ async fn key_infos(
                 }
                 if let Some(n) = as_int(n) {
                     size.add(&labels, n as f64);
-                    if n <= 63 {
-                        if let Some(v) = std::str::from_utf8(head_bytes)
-                            .ok()
-                            .and_then(|s| s.trim().parse::<f64>().ok())
-                        {
-                            value.add(&labels, v);
+                    if n <= MAX_STRING_LABEL {
+                        let text = String::from_utf8_lossy(head_bytes);
+                        match text.trim().parse::<f64>() {
+                            Ok(v) => {
+                                value.add(&labels, v);
+                            }
+                            Err(_) => {
+                                as_string.add(
+                                    &[
+                                        ("db", db_label.as_str()),
+                                        ("key", key.as_ref()),
+                                        ("val", text.as_ref()),
+                                    ],
+                                    1.0,
+                                );
+                            }
                         }
                     }
                 }
@@ -295,6 +322,7 @@ pub async fn collect(
 ) -> Result<bool, redis::RedisError> {
     let mut size = names.gauge("key_size");
     let mut value = names.gauge("key_value");
+    let mut as_string = names.gauge("key_value_as_string");
     let mut counts = names.gauge("keys_count");
     let mut exhausted = false;
 
@@ -352,12 +380,16 @@ pub async fn collect(
     }
     if !exhausted {
         for (db, keys) in &per_db {
-            let mut s = names.gauge("key_size");
-            let mut v = names.gauge("key_value");
-            match key_infos(conn, *db, keys, cluster, deadline, &mut s, &mut v).await {
+            let mut fams = KeyFamilies {
+                size: names.gauge("key_size"),
+                value: names.gauge("key_value"),
+                as_string: names.gauge("key_value_as_string"),
+            };
+            match key_infos(conn, *db, keys, cluster, deadline, &mut fams).await {
                 Ok(()) => {
-                    size.metrics.append(&mut s.metrics);
-                    value.metrics.append(&mut v.metrics);
+                    size.metrics.append(&mut fams.size.metrics);
+                    value.metrics.append(&mut fams.value.metrics);
+                    as_string.metrics.append(&mut fams.as_string.metrics);
                 }
                 Err(KeyError::Budget) => {
                     exhausted = true;
@@ -406,6 +438,7 @@ pub async fn collect(
     }
     out.push(size);
     out.push(value);
+    out.push(as_string);
     out.push(counts);
     Ok(exhausted)
 }

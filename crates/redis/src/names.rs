@@ -232,6 +232,7 @@ const OTHERS: &[(&str, &str)] = &[
     ("latency_spike_duration_seconds", "Length of the last latency spike in seconds"),
     ("key_size", "The length or size of \"key\""),
     ("key_value", "The value of \"key\""),
+    ("key_value_as_string", "The value of \"key\" as a string"),
     ("keys_count", "Count of keys"),
     ("last_key_groups_scrape_duration_milliseconds", "Duration of the last key group metrics scrape in milliseconds (no key groups are configured in oxmon-redis: always 0)"),
     ("sentinel_masters", "The number of masters this sentinel is watching"),

@@ -99,7 +99,13 @@ impl Target {
         let info = addr
             .into_connection_info()
             .map_err(|e| format!("target {}: {}", spec.key(), redact(&e.to_string())))?;
-        let mut settings = info.redis_settings().clone().set_db(spec.db);
+        // No CLIENT SETINFO on connect: servers before 7.2 count it as an
+        // error in their errorstats.
+        let mut settings = info
+            .redis_settings()
+            .clone()
+            .set_db(spec.db)
+            .set_skip_set_lib_name();
         if let Some(u) = &creds.user {
             settings = settings.set_username(u);
         }
@@ -252,9 +258,6 @@ impl Target {
         connect_secs: &mut f64,
     ) -> Result<(), String> {
         let names = opts.names;
-        let (mut conn, secs) = self.connection(opts, deadline).await?;
-        *connect_secs = secs;
-
         let major = self.major_version.load(Ordering::Relaxed);
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -275,23 +278,36 @@ impl Target {
         pipe.cmd("SLOWLOG").arg("GET").arg(1);
         pipe.cmd("LATENCY").arg("LATEST");
 
-        let replies = match tokio::time::timeout_at(
-            deadline,
-            pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
-        )
-        .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                if is_fatal(&e) {
-                    self.drop_connection().await;
+        // A kept connection may have died since the last scrape (Redis
+        // restarted): then reconnect once right away instead of reporting
+        // a spurious `up 0`.
+        let mut retried = false;
+        let (mut conn, replies) = loop {
+            let (mut conn, secs) = self.connection(opts, deadline).await?;
+            *connect_secs = secs;
+            let reused = secs == 0.0;
+            match tokio::time::timeout_at(
+                deadline,
+                pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
+            )
+            .await
+            {
+                Ok(Ok(r)) => break (conn, r),
+                Ok(Err(e)) => {
+                    if is_fatal(&e) {
+                        self.drop_connection().await;
+                        if reused && !retried {
+                            retried = true;
+                            continue;
+                        }
+                    }
+                    return Err(self.scrub(&e.to_string()));
                 }
-                return Err(self.scrub(&e.to_string()));
-            }
-            Err(_) => {
-                // The connection may hold a late reply; start afresh.
-                self.drop_connection().await;
-                return Err("timed out waiting for Redis".into());
+                Err(_) => {
+                    // The connection may hold a late reply; start afresh.
+                    self.drop_connection().await;
+                    return Err("timed out waiting for Redis".into());
+                }
             }
         };
         let mut it = replies.into_iter();
