@@ -1,0 +1,136 @@
+//! conntrack: netfilter connection tracking table.
+//!
+//! Sources: `<procfs>/sys/net/netfilter/nf_conntrack_count` and
+//! `nf_conntrack_max`, and the per-CPU table `<procfs>/net/stat/nf_conntrack`
+//! (hexadecimal, summed over CPUs). Metrics (gauges):
+//! `node_nf_conntrack_entries`, `node_nf_conntrack_entries_limit`,
+//! `node_nf_conntrack_stat_{found,invalid,ignore,insert,insert_failed,drop,early_drop,search_restart}`.
+//! On by default; no flags. Without the nf_conntrack module it reports
+//! nothing.
+
+use std::path::PathBuf;
+
+use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::MetricFamily;
+
+use super::AttrCache;
+use crate::paths::Paths;
+
+/// The statistics node_exporter exposes, with their help text.
+const STATS: [(&str, &str); 8] = [
+    ("found", "Number of searched entries which were successful."),
+    ("invalid", "Number of packets seen which can not be tracked."),
+    ("ignore", "Number of packets seen which are already connected to a conntrack entry."),
+    ("insert", "Number of entries inserted into the list."),
+    ("insert_failed", "Number of entries for which list insertion was attempted but failed."),
+    ("drop", "Number of packets dropped due to conntrack failure."),
+    ("early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
+    ("search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+];
+
+/// Sums each named column of the per-CPU statistics table over CPUs.
+/// Returns `(column, sum)` in header order; malformed lines are skipped.
+pub fn parse_conntrack_stat(text: &str) -> Vec<(String, u64)> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let mut sums: Vec<(String, u64)> = header
+        .split_whitespace()
+        .map(|h| (h.to_string(), 0))
+        .collect();
+    for line in lines {
+        let vals: Result<Vec<u64>, _> = line
+            .split_whitespace()
+            .map(|v| u64::from_str_radix(v, 16))
+            .collect();
+        match vals {
+            Ok(v) if v.len() == sums.len() => {
+                for (s, x) in sums.iter_mut().zip(v) {
+                    s.1 = s.1.wrapping_add(x);
+                }
+            }
+            _ => continue,
+        }
+    }
+    sums
+}
+
+/// The conntrack collector.
+pub struct Conntrack {
+    count: PathBuf,
+    max: PathBuf,
+    stat: PathBuf,
+    cache: AttrCache,
+}
+
+impl Conntrack {
+    /// Reads under the given procfs.
+    pub fn new(paths: &Paths) -> Self {
+        Conntrack {
+            count: paths.proc("sys/net/netfilter/nf_conntrack_count"),
+            max: paths.proc("sys/net/netfilter/nf_conntrack_max"),
+            stat: paths.proc("net/stat/nf_conntrack"),
+            cache: AttrCache::default(),
+        }
+    }
+}
+
+impl SyncCollector for Conntrack {
+    fn name(&self) -> &'static str {
+        "conntrack"
+    }
+
+    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
+        let Some(count) = scope.attr_f64(&self.count) else {
+            tracing::debug!("conntrack files not available (nf_conntrack not loaded?)");
+            return Ok(());
+        };
+        out.push(oxmon_core::gauge(
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            count,
+        ));
+        if let Some(max) = scope.attr_f64(&self.max) {
+            out.push(oxmon_core::gauge(
+                "node_nf_conntrack_entries_limit",
+                "Maximum size of connection tracking table.",
+                max,
+            ));
+        }
+        if let Ok(b) = scope.read(&self.stat) {
+            let sums = parse_conntrack_stat(&String::from_utf8_lossy(b));
+            for (name, help) in STATS {
+                if let Some((_, v)) = sums.iter().find(|(k, _)| k == name) {
+                    out.push(oxmon_core::gauge(
+                        format!("node_nf_conntrack_stat_{name}"),
+                        help,
+                        *v as f64,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_over_cpus() {
+        let text = "entries  searched found new invalid ignore\n\
+                    00000010  00000000 00000001 00000000 00000003 0000000a\n\
+                    00000010  00000000 00000002 00000000 00000001 00000010\n\
+                    bad line\n";
+        let s = parse_conntrack_stat(text);
+        let get = |k: &str| s.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        assert_eq!(get("found"), Some(3));
+        assert_eq!(get("invalid"), Some(4));
+        assert_eq!(get("ignore"), Some(26));
+        assert_eq!(get("drop"), None);
+        assert!(parse_conntrack_stat("").is_empty());
+    }
+}

@@ -1,0 +1,653 @@
+//! netdev: network interface traffic counters.
+//!
+//! Source: rtnetlink (`RTM_GETLINK` dump, one round trip for all
+//! interfaces; node_exporter's default) or, with
+//! `--no-collector.netdev.netlink`, `<procfs>/net/dev`. Metrics: counters
+//! `node_network_{receive,transmit}_<stat>_total{device}` with
+//! node_exporter's /proc/net/dev-style names (`receive_bytes`,
+//! `receive_errs`, `receive_drop`, `transmit_colls`, …), or the kernel's
+//! detailed names with `--collector.netdev.enable-detailed-metrics`.
+//! `--collector.netdev.address-info` adds
+//! `node_network_address_info{device,address,netmask,scope}`.
+//! Flags: `--collector.netdev.device-include` / `--collector.netdev.device-exclude`
+//! (regexps, mutually exclusive). On by default.
+//!
+//! Netlink messages are parsed from plain byte buffers (no `unsafe`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::MetricFamily;
+
+use super::{AttrCache, DeviceFilter};
+use crate::collectors::Ctx;
+
+/// The kernel's `rtnl_link_stats64` fields, in order (detailed names).
+pub const LINK_STATS: [&str; 24] = [
+    "receive_packets",
+    "transmit_packets",
+    "receive_bytes",
+    "transmit_bytes",
+    "receive_errors",
+    "transmit_errors",
+    "receive_dropped",
+    "transmit_dropped",
+    "multicast",
+    "collisions",
+    "receive_length_errors",
+    "receive_over_errors",
+    "receive_crc_errors",
+    "receive_frame_errors",
+    "receive_fifo_errors",
+    "receive_missed_errors",
+    "transmit_aborted_errors",
+    "transmit_carrier_errors",
+    "transmit_fifo_errors",
+    "transmit_heartbeat_errors",
+    "transmit_window_errors",
+    "receive_compressed",
+    "transmit_compressed",
+    "receive_nohandler",
+];
+
+/// One interface's counters, in [`LINK_STATS`] order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStats {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Counters (missing trailing fields of older kernels are 0).
+    pub stats: [u64; 24],
+}
+
+/// The counters node_exporter reports by default, derived from the
+/// detailed ones the way the kernel writes /proc/net/dev.
+pub fn legacy(s: &[u64; 24]) -> [(&'static str, u64); 17] {
+    [
+        ("receive_bytes", s[2]),
+        ("receive_packets", s[0]),
+        ("receive_errs", s[4]),
+        ("receive_drop", s[6] + s[15]),
+        ("receive_fifo", s[14]),
+        ("receive_frame", s[13] + s[10] + s[11] + s[12]),
+        ("receive_multicast", s[8]),
+        ("receive_compressed", s[21]),
+        ("receive_nohandler", s[23]),
+        ("transmit_bytes", s[3]),
+        ("transmit_packets", s[1]),
+        ("transmit_errs", s[5]),
+        ("transmit_drop", s[7]),
+        ("transmit_fifo", s[18]),
+        ("transmit_colls", s[9]),
+        ("transmit_carrier", s[17] + s[16] + s[19] + s[20]),
+        ("transmit_compressed", s[22]),
+    ]
+}
+
+/// Parses /proc/net/dev into `(device, [(legacy name, value)])`.
+pub fn parse_proc_net_dev(text: &str) -> Vec<(String, Vec<(&'static str, u64)>)> {
+    const RX: [&str; 8] = [
+        "receive_bytes",
+        "receive_packets",
+        "receive_errs",
+        "receive_drop",
+        "receive_fifo",
+        "receive_frame",
+        "receive_compressed",
+        "receive_multicast",
+    ];
+    const TX: [&str; 8] = [
+        "transmit_bytes",
+        "transmit_packets",
+        "transmit_errs",
+        "transmit_drop",
+        "transmit_fifo",
+        "transmit_colls",
+        "transmit_carrier",
+        "transmit_compressed",
+    ];
+    let mut out = Vec::new();
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let vals: Result<Vec<u64>, _> = rest.split_whitespace().map(str::parse).collect();
+        let Ok(vals) = vals else { continue };
+        if vals.len() != 16 {
+            continue;
+        }
+        let fields = RX.iter().chain(TX.iter()).copied().zip(vals).collect();
+        out.push((name.trim().to_string(), fields));
+    }
+    out
+}
+
+// Netlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h).
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_STATS: u16 = 7;
+const IFLA_STATS64: u16 = 23;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(i..i + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], i: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(i..i + 8)?.try_into().ok()?))
+}
+
+const fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Iterates the `(type, payload)` of route attributes.
+fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u16_at(b, 0)? as usize;
+        let ty = u16_at(b, 2)? & 0x3fff;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let payload = &b[4..len];
+        b = b.get(align4(len)..).unwrap_or(&[]);
+        Some((ty, payload))
+    })
+}
+
+/// What a message in a dump was.
+#[derive(Debug, PartialEq)]
+pub enum NlMessage<'a> {
+    /// A payload of the given message type.
+    Payload(u16, &'a [u8]),
+    /// End of the dump.
+    Done,
+    /// The kernel answered with this errno.
+    Error(i32),
+}
+
+/// Splits a buffer received from a netlink socket into messages with
+/// sequence number `seq` (others are ignored). Returns `None` on a
+/// malformed buffer.
+pub fn split_messages(b: &[u8], seq: u32) -> Option<Vec<NlMessage<'_>>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= b.len() {
+        let len = u32_at(b, off)? as usize;
+        if len < 16 || off + len > b.len() {
+            return None;
+        }
+        let ty = u16_at(b, off + 4)?;
+        let mseq = u32_at(b, off + 8)?;
+        let payload = &b[off + 16..off + len];
+        if mseq == seq {
+            match ty {
+                NLMSG_DONE => out.push(NlMessage::Done),
+                NLMSG_ERROR => {
+                    let errno = u32_at(payload, 0)? as i32;
+                    if errno != 0 {
+                        out.push(NlMessage::Error(-errno));
+                    }
+                }
+                _ => out.push(NlMessage::Payload(ty, payload)),
+            }
+        }
+        off += align4(len);
+    }
+    Some(out)
+}
+
+/// Parses an `RTM_NEWLINK` payload (ifinfomsg + attributes); `None` when
+/// the link has no name or no statistics.
+pub fn parse_link(p: &[u8]) -> Option<LinkStats> {
+    let index = u32_at(p, 4)?;
+    let mut name = None;
+    let mut stats64 = None;
+    let mut stats32 = None;
+    for (ty, val) in attributes(p.get(16..)?) {
+        match ty {
+            IFLA_IFNAME => {
+                let end = val.iter().position(|&c| c == 0).unwrap_or(val.len());
+                name = Some(String::from_utf8_lossy(&val[..end]).into_owned());
+            }
+            IFLA_STATS64 => stats64 = Some(val),
+            IFLA_STATS => stats32 = Some(val),
+            _ => {}
+        }
+    }
+    let mut stats = [0u64; 24];
+    if let Some(s) = stats64 {
+        for (i, v) in stats.iter_mut().enumerate() {
+            *v = u64_at(s, i * 8).unwrap_or(0);
+        }
+    } else if let Some(s) = stats32 {
+        for (i, v) in stats.iter_mut().enumerate() {
+            *v = u32_at(s, i * 4).unwrap_or(0) as u64;
+        }
+    } else {
+        return None;
+    }
+    Some(LinkStats {
+        index,
+        name: name?,
+        stats,
+    })
+}
+
+/// Parses an `RTM_NEWADDR` payload into `(interface index, address,
+/// prefix length)`.
+pub fn parse_addr(p: &[u8]) -> Option<(u32, IpAddr, u8)> {
+    let family = *p.first()?;
+    let prefix = *p.get(1)?;
+    let index = u32_at(p, 4)?;
+    let mut local = None;
+    let mut address = None;
+    for (ty, val) in attributes(p.get(8..)?) {
+        let ip = match (family, val.len()) {
+            (2, 4) => IpAddr::V4(Ipv4Addr::new(val[0], val[1], val[2], val[3])),
+            (10, 16) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(val).ok()?)),
+            _ => continue,
+        };
+        match ty {
+            IFA_LOCAL => local = Some(ip),
+            IFA_ADDRESS => address = Some(ip),
+            _ => {}
+        }
+    }
+    Some((index, local.or(address)?, prefix))
+}
+
+/// node_exporter's `scope` label of an address.
+pub fn addr_scope(ip: &IpAddr) -> &'static str {
+    let link_local = match ip {
+        IpAddr::V4(a) => a.is_loopback() || a.is_link_local() || a.octets()[..3] == [224, 0, 0],
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || (a.segments()[0] & 0xff0f) == 0xff02
+        }
+    };
+    if link_local {
+        return "link-local";
+    }
+    if let IpAddr::V6(a) = ip {
+        if (a.segments()[0] & 0xff0f) == 0xff01 {
+            return "interface-local";
+        }
+    }
+    let global = match ip {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    };
+    if global {
+        "global"
+    } else {
+        ""
+    }
+}
+
+/// A kept-open rtnetlink socket; re-created after any error.
+#[derive(Default)]
+struct Netlink {
+    sock: Mutex<Option<OwnedFd>>,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+impl Netlink {
+    /// Runs one dump request and hands each payload of type `want` to `f`.
+    fn dump(
+        &self,
+        request: u16,
+        family: u8,
+        want: u16,
+        mut f: impl FnMut(&[u8]),
+    ) -> std::io::Result<()> {
+        use rustix::net::{
+            netlink::SocketAddrNetlink, recv, sendto, socket_with, AddressFamily, RecvFlags,
+            SendFlags, SocketFlags, SocketType,
+        };
+        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(socket_with(
+                AddressFamily::NETLINK,
+                SocketType::RAW,
+                SocketFlags::CLOEXEC,
+                None,
+            )?);
+        }
+        let fd = guard.as_ref().expect("created above");
+        let seq = self
+            .seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1);
+        // nlmsghdr (16 bytes) + ifinfomsg/ifaddrmsg (16 bytes, zero = all).
+        let mut req = [0u8; 32];
+        req[0..4].copy_from_slice(&32u32.to_ne_bytes());
+        req[4..6].copy_from_slice(&request.to_ne_bytes());
+        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req[8..12].copy_from_slice(&seq.to_ne_bytes());
+        req[16] = family;
+        let result = (|| {
+            sendto(fd, &req, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let (n, _) = recv(fd, &mut buf[..], RecvFlags::empty())?;
+                let msgs = split_messages(&buf[..n], seq).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "malformed netlink message",
+                    )
+                })?;
+                for m in msgs {
+                    match m {
+                        NlMessage::Done => return Ok(()),
+                        NlMessage::Error(errno) => {
+                            return Err(std::io::Error::from_raw_os_error(errno))
+                        }
+                        NlMessage::Payload(ty, p) if ty == want => f(p),
+                        NlMessage::Payload(..) => {}
+                    }
+                }
+            }
+        })();
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+}
+
+/// The netdev collector.
+pub struct NetDev {
+    proc_net_dev: PathBuf,
+    filter: DeviceFilter,
+    netlink: bool,
+    detailed: bool,
+    address_info: bool,
+    nl: Netlink,
+    cache: AttrCache,
+}
+
+impl NetDev {
+    /// Builds the collector from the flags.
+    pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
+        let f = &ctx.flags.b;
+        let include = pick(
+            "collector.netdev.device-include",
+            &f.netdev_device_include,
+            &f.netdev_device_whitelist,
+        )?;
+        let exclude = pick(
+            "collector.netdev.device-exclude",
+            &f.netdev_device_exclude,
+            &f.netdev_device_blacklist,
+        )?;
+        Ok(NetDev {
+            proc_net_dev: ctx.paths.proc("net/dev"),
+            filter: DeviceFilter::new("collector.netdev.device", include, exclude)?,
+            netlink: !f.no_netdev_netlink,
+            detailed: f.netdev_detailed,
+            address_info: f.netdev_address_info,
+            nl: Netlink::default(),
+            cache: AttrCache::default(),
+        })
+    }
+
+    fn links(&self) -> std::io::Result<Vec<LinkStats>> {
+        let mut links = Vec::new();
+        self.nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |p| {
+            if let Some(l) = parse_link(p) {
+                links.push(l);
+            }
+        })?;
+        Ok(links)
+    }
+}
+
+fn pick<'a>(
+    flag: &str,
+    new: &'a Option<String>,
+    old: &'a Option<String>,
+) -> Result<Option<&'a str>, String> {
+    match (new.as_deref(), old.as_deref()) {
+        (Some(n), Some(o)) if !n.is_empty() && !o.is_empty() => Err(format!(
+            "--{flag} and its deprecated spelling are mutually exclusive"
+        )),
+        (Some(n), _) if !n.is_empty() => Ok(Some(n)),
+        (_, Some(o)) if !o.is_empty() => {
+            tracing::warn!("a deprecated netdev flag was used; use --{flag}");
+            Ok(Some(o))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Families in a fixed order, created on first use.
+struct Families(Vec<MetricFamily>);
+
+impl Families {
+    fn add(&mut self, key: &str, dev: &str, v: u64) {
+        let name = format!("node_network_{key}_total");
+        let fam = match self.0.iter_mut().position(|f| f.name == name) {
+            Some(i) => &mut self.0[i],
+            None => {
+                self.0.push(MetricFamily::counter(
+                    name,
+                    format!("Network device statistic {key}."),
+                ));
+                self.0.last_mut().expect("pushed")
+            }
+        };
+        fam.add(&[("device", dev)], v as f64);
+    }
+}
+
+impl SyncCollector for NetDev {
+    fn name(&self) -> &'static str {
+        "netdev"
+    }
+
+    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut fams = Families(Vec::with_capacity(24));
+        let mut names = Vec::new();
+        if self.netlink {
+            let links = self
+                .links()
+                .map_err(|e| format!("couldn't get netstats via netlink: {e}"))?;
+            for l in &links {
+                names.push((l.index, l.name.clone()));
+                if self.filter.ignored(&l.name) {
+                    continue;
+                }
+                if self.detailed {
+                    for (key, v) in LINK_STATS.iter().zip(l.stats) {
+                        fams.add(key, &l.name, v);
+                    }
+                } else {
+                    for (key, v) in legacy(&l.stats) {
+                        fams.add(key, &l.name, v);
+                    }
+                }
+            }
+        } else {
+            let mut scope = self.cache.scope();
+            let text = match scope.read(&self.proc_net_dev) {
+                Ok(b) => String::from_utf8_lossy(b).into_owned(),
+                Err(e) => {
+                    tracing::debug!(path = %self.proc_net_dev.display(), err = %e, "no /proc/net/dev");
+                    return Ok(());
+                }
+            };
+            for (dev, fields) in parse_proc_net_dev(&text) {
+                if self.filter.ignored(&dev) {
+                    continue;
+                }
+                for (key, v) in fields {
+                    fams.add(key, &dev, v);
+                }
+            }
+        }
+        out.extend(fams.0);
+        if self.address_info {
+            if names.is_empty() {
+                names = self
+                    .links()
+                    .map(|ls| ls.into_iter().map(|l| (l.index, l.name)).collect())
+                    .unwrap_or_default();
+            }
+            let mut fam = MetricFamily::gauge(
+                "node_network_address_info",
+                "node network address by device",
+            );
+            self.nl
+                .dump(RTM_GETADDR, 0, RTM_NEWADDR, |p| {
+                    let Some((index, ip, prefix)) = parse_addr(p) else {
+                        return;
+                    };
+                    let Some((_, dev)) = names.iter().find(|(i, _)| *i == index) else {
+                        return;
+                    };
+                    fam.add(
+                        &[
+                            ("device", dev),
+                            ("address", &ip.to_string()),
+                            ("netmask", &prefix.to_string()),
+                            ("scope", addr_scope(&ip)),
+                        ],
+                        1.0,
+                    );
+                })
+                .map_err(|e| format!("could not get addresses via netlink: {e}"))?;
+            out.push(fam);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ty: u16, val: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(val);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    fn message(ty: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(&2u16.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn parses_a_link_dump() {
+        let mut ifinfo = vec![0u8; 16];
+        ifinfo[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        let mut stats = Vec::new();
+        for i in 0..24u64 {
+            stats.extend_from_slice(&(i + 1).to_ne_bytes());
+        }
+        let mut payload = ifinfo.clone();
+        payload.extend(attr(IFLA_IFNAME, b"eth7\0"));
+        payload.extend(attr(IFLA_STATS64, &stats));
+        let mut buf = message(RTM_NEWLINK, 5, &payload);
+        buf.extend(message(RTM_NEWLINK, 4, &payload)); // stale sequence
+        buf.extend(message(NLMSG_DONE, 5, &[0, 0, 0, 0]));
+        let msgs = split_messages(&buf, 5).unwrap();
+        assert_eq!(msgs.len(), 2);
+        let NlMessage::Payload(ty, p) = msgs[0] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(ty, RTM_NEWLINK);
+        let l = parse_link(p).unwrap();
+        assert_eq!((l.index, l.name.as_str()), (7, "eth7"));
+        assert_eq!(l.stats[2], 3);
+        let leg = legacy(&l.stats);
+        let get = |k: &str| leg.iter().find(|(n, _)| *n == k).unwrap().1;
+        assert_eq!(get("receive_bytes"), 3);
+        assert_eq!(get("receive_drop"), 7 + 16);
+        assert_eq!(get("receive_frame"), 14 + 11 + 12 + 13);
+        assert_eq!(get("transmit_carrier"), 18 + 17 + 20 + 21);
+        assert_eq!(get("receive_nohandler"), 24);
+        assert_eq!(msgs[1], NlMessage::Done);
+        // Truncated buffers are rejected, not read past.
+        assert!(split_messages(&buf[..20], 5).is_none());
+        // A link without statistics is skipped.
+        let mut nostats = ifinfo;
+        nostats.extend(attr(IFLA_IFNAME, b"x\0"));
+        assert!(parse_link(&nostats).is_none());
+        let err = message(NLMSG_ERROR, 9, &(-13i32).to_ne_bytes());
+        assert_eq!(split_messages(&err, 9).unwrap(), vec![NlMessage::Error(13)]);
+    }
+
+    #[test]
+    fn parses_addresses_and_scopes() {
+        let mut p = vec![2u8, 24, 0, 0];
+        p.extend_from_slice(&3u32.to_ne_bytes());
+        p.extend(attr(IFA_ADDRESS, &[10, 1, 2, 3]));
+        p.extend(attr(IFA_LOCAL, &[10, 1, 2, 4]));
+        let (i, ip, prefix) = parse_addr(&p).unwrap();
+        assert_eq!((i, ip.to_string(), prefix), (3, "10.1.2.4".to_string(), 24));
+        assert_eq!(addr_scope(&"127.0.0.1".parse().unwrap()), "link-local");
+        assert_eq!(addr_scope(&"fe80::1".parse().unwrap()), "link-local");
+        assert_eq!(addr_scope(&"192.168.1.1".parse().unwrap()), "global");
+        assert_eq!(addr_scope(&"2001:db8::1".parse().unwrap()), "global");
+        assert_eq!(addr_scope(&"ff01::1".parse().unwrap()), "interface-local");
+        assert_eq!(addr_scope(&"0.0.0.0".parse().unwrap()), "");
+    }
+
+    #[test]
+    fn parses_proc_net_dev() {
+        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n bad: 1 2\n";
+        let p = parse_proc_net_dev(text);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].0, "eth0");
+        assert_eq!(p[1].1[7], ("receive_multicast", 8));
+        assert_eq!(p[1].1[14], ("transmit_carrier", 15));
+    }
+
+    #[test]
+    fn live_dump_lists_loopback() {
+        let nl = Netlink::default();
+        let mut names = Vec::new();
+        nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |p| {
+            if let Some(l) = parse_link(p) {
+                names.push(l.name);
+            }
+        })
+        .unwrap();
+        assert!(names.iter().any(|n| n == "lo"), "{names:?}");
+        // The kept socket serves a second dump.
+        let mut again = 0;
+        nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |_| again += 1)
+            .unwrap();
+        assert_eq!(again, names.len());
+    }
+}

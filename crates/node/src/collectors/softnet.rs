@@ -1,0 +1,167 @@
+//! softnet: per-CPU packet processing statistics.
+//!
+//! Source: `<procfs>/net/softnet_stat` (hexadecimal columns, one line per
+//! CPU). Metrics: counters `node_softnet_processed_total`,
+//! `node_softnet_dropped_total`, `node_softnet_times_squeezed_total`,
+//! `node_softnet_cpu_collision_total`, `node_softnet_received_rps_total`,
+//! `node_softnet_flow_limit_count_total` and the gauge
+//! `node_softnet_backlog_len`, all labelled `cpu`. On by default; no flags.
+
+use std::path::PathBuf;
+
+use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::MetricFamily;
+
+use super::AttrCache;
+use crate::paths::Paths;
+
+/// One CPU's line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SoftnetLine {
+    /// CPU index: the 13th column when the kernel writes it, else the line
+    /// number.
+    pub cpu: u32,
+    /// Packets processed.
+    pub processed: u64,
+    /// Packets dropped (backlog full).
+    pub dropped: u64,
+    /// Times net_rx_action ran out of budget or time.
+    pub time_squeeze: u64,
+    /// Times a CPU collided taking the transmit lock.
+    pub cpu_collision: u64,
+    /// Times the CPU was woken by an inter-processor interrupt for RPS.
+    pub received_rps: u64,
+    /// Times the flow limit was hit.
+    pub flow_limit_count: u64,
+    /// Current backlog length (kernels that write it).
+    pub backlog_len: u64,
+}
+
+/// Parses softnet_stat; a line with fewer than 11 columns or a bad number
+/// is skipped.
+pub fn parse_softnet(text: &str) -> Vec<SoftnetLine> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<u64> = match line
+            .split_whitespace()
+            .map(|c| u64::from_str_radix(c, 16))
+            .collect::<Result<_, _>>()
+        {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        if cols.len() < 11 {
+            continue;
+        }
+        out.push(SoftnetLine {
+            cpu: cols.get(12).map_or(i as u32, |&c| c as u32),
+            processed: cols[0],
+            dropped: cols[1],
+            time_squeeze: cols[2],
+            cpu_collision: cols[8],
+            received_rps: cols[9],
+            flow_limit_count: cols[10],
+            backlog_len: cols.get(11).copied().unwrap_or(0),
+        });
+    }
+    out
+}
+
+/// The softnet collector.
+pub struct Softnet {
+    path: PathBuf,
+    cache: AttrCache,
+}
+
+impl Softnet {
+    /// Reads under the given procfs.
+    pub fn new(paths: &Paths) -> Self {
+        Softnet {
+            path: paths.proc("net/softnet_stat"),
+            cache: AttrCache::default(),
+        }
+    }
+}
+
+impl SyncCollector for Softnet {
+    fn name(&self) -> &'static str {
+        "softnet"
+    }
+
+    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
+        let lines = match scope.read(&self.path) {
+            Ok(b) => parse_softnet(&String::from_utf8_lossy(b)),
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), err = %e, "softnet_stat not available");
+                return Ok(());
+            }
+        };
+        let mut processed = MetricFamily::counter(
+            "node_softnet_processed_total",
+            "Number of processed packets",
+        );
+        let mut dropped =
+            MetricFamily::counter("node_softnet_dropped_total", "Number of dropped packets");
+        let mut squeezed = MetricFamily::counter(
+            "node_softnet_times_squeezed_total",
+            "Number of times processing packets ran out of quota",
+        );
+        let mut collision = MetricFamily::counter(
+            "node_softnet_cpu_collision_total",
+            "Number of collision occur while obtaining device lock while transmitting",
+        );
+        let mut rps = MetricFamily::counter(
+            "node_softnet_received_rps_total",
+            "Number of times cpu woken up received_rps",
+        );
+        let mut flow = MetricFamily::counter(
+            "node_softnet_flow_limit_count_total",
+            "Number of times flow limit has been reached",
+        );
+        let mut backlog = MetricFamily::gauge("node_softnet_backlog_len", "Softnet backlog status");
+        for l in &lines {
+            let cpu = l.cpu.to_string();
+            let lab = [("cpu", cpu.as_str())];
+            processed.add(&lab, l.processed as f64);
+            dropped.add(&lab, l.dropped as f64);
+            squeezed.add(&lab, l.time_squeeze as f64);
+            collision.add(&lab, l.cpu_collision as f64);
+            rps.add(&lab, l.received_rps as f64);
+            flow.add(&lab, l.flow_limit_count as f64);
+            backlog.add(&lab, l.backlog_len as f64);
+        }
+        out.extend([processed, dropped, squeezed, collision, rps, flow, backlog]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_old_and_new_layouts() {
+        let text = "0000000a 00000001 00000002 00000000 00000000 00000000 00000000 00000000 00000003 00000004 00000005\n\
+                    000000ff 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000007 00000005\n\
+                    zz\n";
+        let p = parse_softnet(text);
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            p[0],
+            SoftnetLine {
+                cpu: 0,
+                processed: 10,
+                dropped: 1,
+                time_squeeze: 2,
+                cpu_collision: 3,
+                received_rps: 4,
+                flow_limit_count: 5,
+                backlog_len: 0
+            }
+        );
+        assert_eq!(p[1].cpu, 5);
+        assert_eq!(p[1].backlog_len, 7);
+        assert_eq!(p[1].processed, 255);
+    }
+}

@@ -1,0 +1,120 @@
+//! thermal_zone: kernel thermal zones and cooling devices.
+//!
+//! Source: `<sysfs>/class/thermal/thermal_zone<N>/{type,temp}` and
+//! `<sysfs>/class/thermal/cooling_device<N>/{type,cur_state,max_state}`.
+//! Metrics (gauges): `node_thermal_zone_temp{zone,type}` (°C),
+//! `node_cooling_device_cur_state{name,type}`,
+//! `node_cooling_device_max_state{name,type}`. On by default; no flags.
+
+use std::path::PathBuf;
+
+use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::MetricFamily;
+
+use super::{dir_entries, AttrCache};
+use crate::paths::Paths;
+
+/// The thermal_zone collector.
+pub struct ThermalZone {
+    class: PathBuf,
+    cache: AttrCache,
+}
+
+impl ThermalZone {
+    /// Reads under the given sysfs.
+    pub fn new(paths: &Paths) -> Self {
+        ThermalZone {
+            class: paths.sys("class/thermal"),
+            cache: AttrCache::default(),
+        }
+    }
+}
+
+impl SyncCollector for ThermalZone {
+    fn name(&self) -> &'static str {
+        "thermal_zone"
+    }
+
+    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let Some(entries) = dir_entries(&self.class)? else {
+            tracing::debug!(path = %self.class.display(), "no thermal class");
+            return Ok(());
+        };
+        let mut scope = self.cache.scope();
+        let mut temp = MetricFamily::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
+        let mut cur = MetricFamily::gauge(
+            "node_cooling_device_cur_state",
+            "Current throttle state of the cooling device",
+        );
+        let mut max = MetricFamily::gauge(
+            "node_cooling_device_max_state",
+            "Maximum throttle state of the cooling device",
+        );
+        for (name, _) in entries {
+            let dir = self.class.join(&name);
+            if let Some(zone) = name.strip_prefix("thermal_zone") {
+                let (Some(kind), Some(t)) = (
+                    scope.attr_string(&dir.join("type")),
+                    scope.attr_i64(&dir.join("temp")),
+                ) else {
+                    tracing::debug!(zone = %name, "thermal zone unreadable, skipped");
+                    continue;
+                };
+                temp.add(&[("zone", zone), ("type", &kind)], t as f64 / 1000.0);
+            } else if let Some(dev) = name.strip_prefix("cooling_device") {
+                let (Some(kind), Some(m)) = (
+                    scope.attr_string(&dir.join("type")),
+                    scope.attr_i64(&dir.join("max_state")),
+                ) else {
+                    continue;
+                };
+                max.add(&[("name", dev), ("type", &kind)], m as f64);
+                if let Some(c) = scope.attr_i64(&dir.join("cur_state")) {
+                    cur.add(&[("name", dev), ("type", &kind)], c as f64);
+                }
+            }
+        }
+        out.extend([temp, cur, max]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_zones_and_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("class/thermal");
+        std::fs::create_dir_all(t.join("thermal_zone3")).unwrap();
+        std::fs::create_dir_all(t.join("cooling_device1")).unwrap();
+        std::fs::create_dir_all(t.join("thermal_zone4")).unwrap();
+        std::fs::write(t.join("thermal_zone3/type"), "x86_pkg_temp\n").unwrap();
+        std::fs::write(t.join("thermal_zone3/temp"), "42500\n").unwrap();
+        std::fs::write(t.join("thermal_zone4/type"), "broken\n").unwrap();
+        std::fs::write(t.join("cooling_device1/type"), "Fan\n").unwrap();
+        std::fs::write(t.join("cooling_device1/max_state"), "10\n").unwrap();
+        std::fs::write(t.join("cooling_device1/cur_state"), "2\n").unwrap();
+        let p = dir.path().to_path_buf();
+        let paths = Paths {
+            procfs: p.clone(),
+            sysfs: p.clone(),
+            rootfs: p.clone(),
+            udev_data: p,
+        };
+        let mut out = Vec::new();
+        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
+        ThermalZone::new(&paths).collect(&ctx, &mut out).unwrap();
+        assert_eq!(out[0].metrics.len(), 1);
+        assert_eq!(
+            out[0].metrics[0].value,
+            oxmon_core::metrics::Value::Single(42.5)
+        );
+        assert_eq!(out[1].metrics.len(), 1);
+        assert_eq!(
+            out[2].metrics[0].value,
+            oxmon_core::metrics::Value::Single(10.0)
+        );
+    }
+}
