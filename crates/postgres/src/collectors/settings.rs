@@ -1,0 +1,233 @@
+//! `settings` collector (on by default): every bool, integer and real
+//! setting from `pg_settings` as `pg_settings_<name>`, with time units
+//! converted to seconds (`_seconds`) and size units to bytes (`_bytes`),
+//! like postgres_exporter. A value of -1 (disabled) is kept as -1.
+//!
+//! Settings only change on a configuration reload, a restart or a
+//! promotion, so the result is cached while `pg_conf_load_time()` and
+//! `pg_is_in_recovery()` are unchanged (at most `--collector.settings.max-age`),
+//! and the costly `pg_settings` view is read only then. Values the exporter's
+//! own session overrides (its statement and lock timeouts) are reported as
+//! the server's defaults (`reset_val`), not the exporter's.
+
+use oxmon_core::MetricFamily;
+use tokio::time::Instant;
+
+use crate::conn::{s, Live};
+use crate::target::{SettingsCache, Target};
+
+const KEY_QUERY: &str =
+    "SELECT extract(epoch FROM pg_conf_load_time())::float8, pg_is_in_recovery()";
+
+const QUERY: &str = "SELECT name::text, \
+     (CASE WHEN source = 'session' THEN reset_val ELSE setting END)::text, \
+     COALESCE(unit, '')::text, short_desc::text, vartype::text \
+     FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real')";
+
+/// Collects the settings, from the cache when it is still valid.
+pub async fn collect(
+    t: &Target,
+    live: &Live,
+    deadline: Instant,
+    out: &mut Vec<MetricFamily>,
+) -> oxmon_core::collector::CollectResult {
+    let key_rows = live.query(KEY_QUERY, deadline).await?;
+    let key = key_rows
+        .first()
+        .map(|r| {
+            (
+                crate::conn::f(r, 0),
+                r.try_get::<_, bool>(1).unwrap_or(false),
+            )
+        })
+        .ok_or("pg_conf_load_time returned no row")?;
+    {
+        let cache = t.settings.lock().unwrap();
+        if let Some(c) = cache.as_ref() {
+            if c.key == key && c.at.elapsed() < t.opts.settings_max_age {
+                out.extend(c.families.iter().cloned());
+                return Ok(());
+            }
+        }
+    }
+    let rows = live.query(QUERY, deadline).await?;
+    let mut families = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (name, setting, unit, desc, vartype) =
+            (s(row, 0), s(row, 1), s(row, 2), s(row, 3), s(row, 4));
+        match convert(&name, &setting, &unit, &desc, &vartype) {
+            Ok(Some((fname, help, value))) => {
+                let mut fam = MetricFamily::gauge(fname, help);
+                fam.add(&[("server", &t.server)], value);
+                families.push(fam);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
+        }
+    }
+    out.extend(families.iter().cloned());
+    *t.settings.lock().unwrap() = Some(SettingsCache {
+        key,
+        at: std::time::Instant::now(),
+        families,
+    });
+    Ok(())
+}
+
+/// Turns one pg_settings row into `(family name, help, value)`; `None` for
+/// vartypes that are not numeric; an error for a value or unit that cannot
+/// be read (that setting is skipped, never the whole scrape).
+pub fn convert(
+    name: &str,
+    setting: &str,
+    unit: &str,
+    short_desc: &str,
+    vartype: &str,
+) -> Result<Option<(String, String, f64)>, String> {
+    let base = format!("pg_settings_{}", sanitize(name));
+    match vartype {
+        "bool" => Ok(Some((
+            base,
+            short_desc.to_owned(),
+            if setting == "on" { 1.0 } else { 0.0 },
+        ))),
+        "integer" | "real" => {
+            let mut value: f64 = setting
+                .trim()
+                .parse()
+                .map_err(|_| format!("value {setting:?} is not a number"))?;
+            let (suffix, factor) = match unit {
+                "" => return Ok(Some((base, short_desc.to_owned(), value))),
+                "ms" => ("seconds", 0.001),
+                "s" => ("seconds", 1.0),
+                "min" => ("seconds", 60.0),
+                "h" => ("seconds", 3600.0),
+                "d" => ("seconds", 86400.0),
+                "us" => ("seconds", 0.000001),
+                "B" => ("bytes", 1.0),
+                "kB" => ("bytes", 1024.0),
+                "MB" => ("bytes", 1048576.0),
+                "GB" => ("bytes", 1073741824.0),
+                "TB" => ("bytes", 1099511627776.0),
+                other => match parse_block_unit(other) {
+                    Some(f) => ("bytes", f),
+                    None => return Err(format!("unknown unit {other:?}")),
+                },
+            };
+            if value != -1.0 {
+                value *= factor;
+            }
+            Ok(Some((
+                format!("{base}_{suffix}"),
+                format!("{short_desc} [Units converted to {suffix}.]"),
+                value,
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Units like `8kB` or `16MB`: a multiple of a size unit.
+fn parse_block_unit(unit: &str) -> Option<f64> {
+    let digits = unit.chars().take_while(|c| c.is_ascii_digit()).count();
+    let n: f64 = unit[..digits].parse().ok()?;
+    let m = match &unit[digits..] {
+        "B" => 1.0,
+        "kB" => 1024.0,
+        "MB" => 1048576.0,
+        "GB" => 1073741824.0,
+        _ => return None,
+    };
+    Some(n * m)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::convert;
+
+    fn v(name: &str, setting: &str, unit: &str, vartype: &str) -> (String, f64) {
+        let (n, _, v) = convert(name, setting, unit, "desc", vartype)
+            .unwrap()
+            .unwrap();
+        (n, v)
+    }
+
+    #[test]
+    fn converts_units_like_postgres_exporter() {
+        assert_eq!(
+            v("work_mem", "4096", "kB", "integer"),
+            ("pg_settings_work_mem_bytes".into(), 4194304.0)
+        );
+        assert_eq!(
+            v("shared_buffers", "16384", "8kB", "integer"),
+            ("pg_settings_shared_buffers_bytes".into(), 134217728.0)
+        );
+        assert_eq!(
+            v("max_wal_size", "1024", "MB", "integer"),
+            ("pg_settings_max_wal_size_bytes".into(), 1073741824.0)
+        );
+        assert_eq!(
+            v("wal_segment_size", "16777216", "B", "integer"),
+            ("pg_settings_wal_segment_size_bytes".into(), 16777216.0)
+        );
+        assert_eq!(
+            v("deadlock_timeout", "1000", "ms", "integer"),
+            ("pg_settings_deadlock_timeout_seconds".into(), 1.0)
+        );
+        assert_eq!(
+            v("autovacuum_naptime", "1", "min", "integer"),
+            ("pg_settings_autovacuum_naptime_seconds".into(), 60.0)
+        );
+        assert_eq!(
+            v("log_rotation_age", "1", "d", "integer"),
+            ("pg_settings_log_rotation_age_seconds".into(), 86400.0)
+        );
+        assert_eq!(
+            v("statement_timeout", "0", "ms", "integer"),
+            ("pg_settings_statement_timeout_seconds".into(), 0.0)
+        );
+        assert_eq!(
+            v("log_min_duration_statement", "-1", "ms", "integer"),
+            (
+                "pg_settings_log_min_duration_statement_seconds".into(),
+                -1.0
+            )
+        );
+        assert_eq!(
+            v("fsync", "on", "", "bool"),
+            ("pg_settings_fsync".into(), 1.0)
+        );
+        assert_eq!(v("jit", "off", "", "bool"), ("pg_settings_jit".into(), 0.0));
+        assert_eq!(
+            v("random_page_cost", "1.1", "", "real"),
+            ("pg_settings_random_page_cost".into(), 1.1)
+        );
+        assert_eq!(
+            v("pg_stat_statements.max", "5000", "", "integer"),
+            ("pg_settings_pg_stat_statements_max".into(), 5000.0)
+        );
+    }
+
+    #[test]
+    fn help_notes_conversion_and_bad_values_are_errors() {
+        let (_, help, _) = convert("work_mem", "4096", "kB", "Sets memory.", "integer")
+            .unwrap()
+            .unwrap();
+        assert_eq!(help, "Sets memory. [Units converted to bytes.]");
+        assert!(convert("x", "abc", "", "d", "integer").is_err());
+        assert!(convert("x", "1", "parsecs", "d", "integer").is_err());
+        assert!(convert("x", "on", "", "d", "string").unwrap().is_none());
+    }
+}

@@ -1,0 +1,584 @@
+//! `/probe?target=HOST[:PORT][/DB]&auth_module=NAME`: scrape any allowed
+//! server with credentials from a named auth module, never from the URL.
+//!
+//! The config file (`--config.file`, postgres_exporter's format plus an
+//! allow-list):
+//!
+//! ```yaml
+//! auth_modules:
+//!   prod:
+//!     type: userpass
+//!     userpass:
+//!       username: monitor
+//!       password_file: /run/secrets/pg   # or password: "..."
+//!     options:
+//!       sslmode: verify-full
+//!       sslrootcert: /etc/ssl/pg-ca.pem
+//! probe:
+//!   allowed_targets:
+//!     - "db-*.internal:5432"   # host glob, optional port
+//!     - "10.0.0.0/8"           # CIDR, checked on the resolved address
+//! ```
+//!
+//! Without an allow-list every target is refused (403): `/probe` would
+//! otherwise let anyone who reaches the exporter make it connect anywhere
+//! and hand it stored credentials. Host patterns match the name as given;
+//! CIDRs match every address the name resolves to, and the connection is
+//! then pinned to the checked address, so a DNS answer that changes between
+//! check and connect cannot redirect it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oxmon_core::collector::BoxFuture;
+use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest};
+use serde::Deserialize;
+
+use crate::collectors::{self, Kind};
+use crate::dsn::{Dsn, Secret};
+use crate::target::{Options, Target};
+
+#[derive(Debug, Deserialize, Default)]
+struct RawConfig {
+    #[serde(default)]
+    auth_modules: HashMap<String, RawAuthModule>,
+    #[serde(default)]
+    probe: RawProbe,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct RawProbe {
+    #[serde(default)]
+    allowed_targets: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawAuthModule {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    userpass: Option<RawUserPass>,
+    #[serde(default)]
+    options: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawUserPass {
+    username: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_file: Option<String>,
+}
+
+/// Credentials and connection options of one auth module.
+#[derive(Debug, Clone)]
+pub struct AuthModule {
+    user: String,
+    password: Option<Secret>,
+    password_file: Option<String>,
+    options: Vec<(String, String)>,
+}
+
+/// One allow-list entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Allowed {
+    /// A host glob (`*` and `?`), with an optional port.
+    Host {
+        /// Lower-case glob.
+        pattern: String,
+        /// Port, if restricted.
+        port: Option<u16>,
+    },
+    /// A network the resolved address must be in.
+    Net(ipnet::IpNet),
+}
+
+/// The parsed config file.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeConfig {
+    modules: HashMap<String, AuthModule>,
+    allowed: Vec<Allowed>,
+}
+
+impl ProbeConfig {
+    /// Reads the config file; errors name the file (and line, from YAML).
+    pub fn load(path: &Path) -> Result<ProbeConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses config text.
+    pub fn parse(path: &str, text: &str) -> Result<ProbeConfig, String> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| format!("config file {path}: {e}"))?
+        };
+        let mut modules = HashMap::new();
+        for (name, m) in raw.auth_modules {
+            if m.kind != "userpass" {
+                return Err(format!(
+                    "config file {path}: auth module {name:?}: type {:?} is not supported (only userpass)",
+                    m.kind
+                ));
+            }
+            let up = m.userpass.ok_or_else(|| {
+                format!("config file {path}: auth module {name:?}: missing userpass section")
+            })?;
+            if up.password.is_some() && up.password_file.is_some() {
+                return Err(format!(
+                    "config file {path}: auth module {name:?}: give password or password_file, not both"
+                ));
+            }
+            let mut options: Vec<(String, String)> = m.options.into_iter().collect();
+            options.sort();
+            for (k, _) in &options {
+                if matches!(
+                    k.as_str(),
+                    "user" | "password" | "host" | "hostaddr" | "port" | "dbname"
+                ) {
+                    return Err(format!(
+                        "config file {path}: auth module {name:?}: option {k:?} is not allowed here"
+                    ));
+                }
+            }
+            let module = AuthModule {
+                user: up.username,
+                password: up.password.map(Secret::new),
+                password_file: up.password_file,
+                options,
+            };
+            // Check the options now rather than at the first probe.
+            module
+                .apply(Dsn::default())
+                .map_err(|e| format!("config file {path}: auth module {name:?}: {e}"))?;
+            modules.insert(name, module);
+        }
+        let allowed = raw
+            .probe
+            .allowed_targets
+            .iter()
+            .map(|s| {
+                parse_allowed(s)
+                    .map_err(|e| format!("config file {path}: probe.allowed_targets {s:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ProbeConfig { modules, allowed })
+    }
+
+    /// Whether the allow-list has entries.
+    pub fn has_allow_list(&self) -> bool {
+        !self.allowed.is_empty()
+    }
+}
+
+impl AuthModule {
+    fn apply(&self, mut dsn: Dsn) -> Result<Dsn, String> {
+        dsn.user = Some(self.user.clone());
+        dsn.password = match (&self.password, &self.password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(Secret::new(crate::dsn::read_secret_file(Path::new(f))?)),
+            (None, None) => None,
+        };
+        let opts: String = self
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}='{}' ", v.replace('\\', "\\\\").replace('\'', "\\'")))
+            .collect();
+        if !opts.is_empty() {
+            let parsed = Dsn::parse(&opts).map_err(|e| format!("options: {e}"))?;
+            dsn.sslmode = parsed.sslmode;
+            dsn.sslrootcert = parsed.sslrootcert;
+            dsn.sslcert = parsed.sslcert;
+            dsn.sslkey = parsed.sslkey;
+            dsn.connect_timeout = parsed.connect_timeout.or(dsn.connect_timeout);
+            dsn.application_name = parsed.application_name.or(dsn.application_name);
+            dsn.options = parsed.options.or(dsn.options);
+        }
+        Ok(dsn)
+    }
+}
+
+fn parse_allowed(s: &str) -> Result<Allowed, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty entry".into());
+    }
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(Allowed::Net(net));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Allowed::Net(ipnet::IpNet::from(ip)));
+    }
+    let (host, port) = split_host_port(s)?;
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.*?_:".contains(c))
+    {
+        return Err(
+            "expected a host pattern like db-*.internal[:5432] or a CIDR like 10.0.0.0/8".into(),
+        );
+    }
+    Ok(Allowed::Host {
+        pattern: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// Splits `host[:port]` / `[v6][:port]`.
+fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or("unterminated [")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().map_err(|_| "bad port")?),
+            None if after.is_empty() => None,
+            None => return Err("unexpected text after ]".into()),
+        };
+        return Ok((h.to_owned(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((
+            h.to_owned(),
+            Some(p.parse().map_err(|_| "bad port".to_string())?),
+        )),
+        _ => Ok((s.to_owned(), None)),
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// A parsed probe target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeTarget {
+    /// Host name or IP.
+    pub host: String,
+    /// Port (default 5432).
+    pub port: u16,
+    /// Database (default `postgres`).
+    pub dbname: String,
+    /// Extra URI parameters (`sslmode` ...), without credentials.
+    pub params: Vec<(String, String)>,
+}
+
+/// Parses `host[:port][/db]` or a `postgresql://host:port/db?...` URI
+/// without credentials.
+pub fn parse_target(s: &str) -> Result<ProbeTarget, String> {
+    let uri = if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        s.to_owned()
+    } else {
+        format!("postgresql://{s}")
+    };
+    let after_scheme = uri.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let authority = after_scheme.split(['/', '?']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials are not accepted in the target; use auth_module".into());
+    }
+    let dsn = Dsn::parse(&uri).map_err(|e| format!("bad target: {e}"))?;
+    if dsn.user.is_some() || dsn.password.is_some() {
+        return Err("credentials are not accepted in the target; use auth_module".into());
+    }
+    if dsn.is_unix_socket() || authority.is_empty() {
+        return Err("target must name a host: HOST[:PORT][/DATABASE]".into());
+    }
+    let mut params = Vec::new();
+    if let Some((_, q)) = uri.split_once('?') {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !matches!(k, "sslmode" | "connect_timeout" | "application_name") {
+                return Err(format!("parameter {k:?} is not accepted in the target; put it in the auth module's options"));
+            }
+            params.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    Ok(ProbeTarget {
+        host: dsn.host,
+        port: dsn.port,
+        dbname: dsn.dbname.unwrap_or_else(|| "postgres".into()),
+        params,
+    })
+}
+
+/// Checks a target against the allow-list; returns the address to pin
+/// the connection to (for CIDR matches), or why it is refused.
+pub async fn check_allowed(allowed: &[Allowed], t: &ProbeTarget) -> Result<Option<IpAddr>, String> {
+    if allowed.is_empty() {
+        return Err("no probe targets are allowed: add probe.allowed_targets (host patterns or CIDRs) to the --config.file".into());
+    }
+    let host = t.host.to_ascii_lowercase();
+    for a in allowed {
+        if let Allowed::Host { pattern, port } = a {
+            if glob(pattern, &host) && port.is_none_or(|p| p == t.port) {
+                return Ok(None);
+            }
+        }
+    }
+    let nets: Vec<&ipnet::IpNet> = allowed
+        .iter()
+        .filter_map(|a| match a {
+            Allowed::Net(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if nets.is_empty() {
+        return Err(format!(
+            "target {}:{} is not in probe.allowed_targets",
+            t.host, t.port
+        ));
+    }
+    let addrs: Vec<IpAddr> = match t.host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| format!("resolving {}: {e}", t.host))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(format!("{} resolves to no address", t.host));
+    }
+    if addrs.iter().all(|ip| nets.iter().any(|n| n.contains(ip))) {
+        Ok(Some(addrs[0]))
+    } else {
+        Err(format!(
+            "target {}:{} resolves outside probe.allowed_targets",
+            t.host, t.port
+        ))
+    }
+}
+
+struct Cached {
+    registry: Arc<Registry>,
+    used: Instant,
+}
+
+/// The `/probe` route.
+pub struct ProbeRoute {
+    config: ProbeConfig,
+    opts: Arc<Options>,
+    kinds: Vec<Kind>,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// Idle probe targets are forgotten (and their connections closed) after this.
+const IDLE: Duration = Duration::from_secs(300);
+/// At most this many probe targets keep connections.
+const MAX_CACHED: usize = 256;
+
+impl ProbeRoute {
+    /// Builds the route.
+    pub fn new(config: ProbeConfig, opts: Arc<Options>, kinds: Vec<Kind>) -> ProbeRoute {
+        ProbeRoute {
+            config,
+            opts,
+            kinds,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn registry_for(&self, req: &RouteRequest) -> Result<Arc<Registry>, HttpError> {
+        let raw = req
+            .param("target")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| HttpError::bad_request("missing target parameter: /probe?target=HOST[:PORT][/DATABASE]&auth_module=NAME"))?;
+        let target = parse_target(raw).map_err(HttpError::bad_request)?;
+        let module_name = req.param("auth_module").unwrap_or("");
+        let module = if module_name.is_empty() {
+            None
+        } else {
+            Some(self.config.modules.get(module_name).ok_or_else(|| {
+                HttpError::bad_request(format!("unknown auth_module {module_name:?}"))
+            })?)
+        };
+        let pin = check_allowed(&self.config.allowed, &target)
+            .await
+            .map_err(HttpError::forbidden)?;
+        let key = format!(
+            "{}|{}|{}|{}|{:?}|{:?}",
+            target.host, target.port, target.dbname, module_name, target.params, pin
+        );
+        {
+            let mut cache = self.cache.lock().unwrap();
+            cache.retain(|_, c| c.used.elapsed() < IDLE);
+            if let Some(c) = cache.get_mut(&key) {
+                c.used = Instant::now();
+                return Ok(c.registry.clone());
+            }
+        }
+        let mut dsn = Dsn {
+            host: target.host.clone(),
+            port: target.port,
+            dbname: Some(target.dbname.clone()),
+            ..Dsn::default()
+        };
+        if let Some(m) = module {
+            dsn = m.apply(dsn).map_err(|e| HttpError {
+                status: 500,
+                message: format!("auth_module {module_name:?}: {e}"),
+            })?;
+        }
+        for (k, v) in &target.params {
+            let parsed = Dsn::parse(&format!("{k}='{}'", v.replace('\'', "")))
+                .map_err(|e| HttpError::bad_request(format!("target: {e}")))?;
+            match k.as_str() {
+                "sslmode" => dsn.sslmode = parsed.sslmode,
+                "connect_timeout" => dsn.connect_timeout = parsed.connect_timeout,
+                _ => dsn.application_name = parsed.application_name,
+            }
+        }
+        let t = Target::new(dsn, pin, self.opts.clone()).map_err(|e| HttpError {
+            status: 500,
+            message: e,
+        })?;
+        let registry = Arc::new(collectors::registry(
+            &self.kinds,
+            Arc::new(vec![Arc::new(t)]),
+        ));
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= MAX_CACHED {
+            if let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| k.clone())
+            {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(
+            key,
+            Cached {
+                registry: registry.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(registry)
+    }
+}
+
+impl Route for ProbeRoute {
+    fn handle<'a>(
+        &'a self,
+        req: &'a RouteRequest,
+    ) -> BoxFuture<'a, Result<Vec<MetricFamily>, HttpError>> {
+        Box::pin(async move {
+            let registry = self.registry_for(req).await?;
+            registry
+                .gather(&req.ctx, None)
+                .await
+                .map_err(HttpError::bad_request)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_config_and_refuses_bad_modules() {
+        let c = ProbeConfig::parse(
+            "pg.yml",
+            "auth_modules:\n  m:\n    type: userpass\n    userpass: {username: u, password: p}\n    options: {sslmode: require}\nprobe:\n  allowed_targets: ['db-*.internal:5432', '10.0.0.0/8', '::1']\n",
+        )
+        .unwrap();
+        assert_eq!(c.allowed.len(), 3);
+        let d = c.modules["m"].apply(Dsn::default()).unwrap();
+        assert_eq!(d.sslmode, crate::dsn::SslMode::Require);
+        assert_eq!(d.password.unwrap().expose(), "p");
+
+        let e =
+            ProbeConfig::parse("pg.yml", "auth_modules:\n  m:\n    type: kerberos\n").unwrap_err();
+        assert!(e.contains("pg.yml") && e.contains("kerberos"), "{e}");
+        let e = ProbeConfig::parse("pg.yml", "auth_modules:\n  m:\n    type: userpass\n    userpass: {username: u}\n    options: {sslmode: maybe}\n").unwrap_err();
+        assert!(e.contains("sslmode"), "{e}");
+        let e =
+            ProbeConfig::parse("pg.yml", "probe:\n  allowed_targets: ['bad host!']\n").unwrap_err();
+        assert!(e.contains("bad host!"), "{e}");
+        let e = ProbeConfig::parse("pg.yml", "auth_modules: [\n").unwrap_err();
+        assert!(e.contains("pg.yml") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn parses_targets_and_rejects_credentials() {
+        let t = parse_target("db-1.internal:5433/app").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.dbname.as_str()),
+            ("db-1.internal", 5433, "app")
+        );
+        let t = parse_target("postgresql://10.1.2.3/x?sslmode=disable").unwrap();
+        assert_eq!(
+            t.params,
+            vec![("sslmode".to_string(), "disable".to_string())]
+        );
+        assert!(parse_target("u:pw@h/db")
+            .unwrap_err()
+            .contains("auth_module"));
+        assert!(parse_target("h/db?password=x").is_err());
+        assert!(parse_target("h/db?host=evil").is_err());
+        assert!(parse_target("").is_err());
+    }
+
+    #[tokio::test]
+    async fn allow_list_checks_names_ports_and_addresses() {
+        let allowed: Vec<Allowed> = ["db-*.internal:5432", "10.0.0.0/8", "127.0.0.1"]
+            .iter()
+            .map(|s| parse_allowed(s).unwrap())
+            .collect();
+        let t = |s: &str| parse_target(s).unwrap();
+        assert_eq!(
+            check_allowed(&allowed, &t("DB-7.internal:5432")).await,
+            Ok(None)
+        );
+        assert!(check_allowed(&allowed, &t("db-7.internal:5433"))
+            .await
+            .is_err());
+        assert!(check_allowed(&allowed, &t("db.internal")).await.is_err());
+        assert_eq!(
+            check_allowed(&allowed, &t("10.2.3.4:6000")).await,
+            Ok(Some("10.2.3.4".parse().unwrap()))
+        );
+        assert!(check_allowed(&allowed, &t("192.168.1.1")).await.is_err());
+        assert_eq!(
+            check_allowed(&allowed, &t("localhost:5432"))
+                .await
+                .map(|p| p.is_some()),
+            // localhost may also resolve to ::1, which is not allowed: refused.
+            check_allowed(&allowed, &t("localhost:5432"))
+                .await
+                .map(|_| true)
+        );
+        assert!(check_allowed(&[], &t("db-1.internal"))
+            .await
+            .unwrap_err()
+            .contains("allowed_targets"));
+        assert!(glob("a*b?c", "axxbyc") && !glob("a*b", "ab-") && glob("*", ""));
+    }
+}
