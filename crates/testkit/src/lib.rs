@@ -16,6 +16,8 @@
 //!   root), [`Redis`], [`Prometheus`], [`Alertmanager`], and a
 //!   [`WebhookReceiver`] for Alertmanager notifications.
 //! - [`TestCerts`]: a CA with server and client certificates (via `openssl`).
+//! - [`assert_golden`] (`UPDATE_GOLDEN=1` rewrites), [`line_diff`],
+//!   [`promtool`], [`promtool_check_metrics`].
 //!
 //! A missing program makes the test panic with the Debian package to
 //! install, for example `redis-server not found: apt-get install
@@ -40,6 +42,7 @@
 //! ```
 
 mod certs;
+mod check;
 mod expo;
 mod exporter;
 mod http;
@@ -49,6 +52,7 @@ mod redis;
 mod util;
 
 pub use certs::TestCerts;
+pub use check::{assert_golden, line_diff, promtool, promtool_check_metrics};
 pub use expo::{parse, parse_float, try_parse, Exposition, Family, ParseError, Sample};
 pub use exporter::{ExporterProcess, Readiness, StartOptions};
 pub use http::{
@@ -61,6 +65,9 @@ pub use redis::{Redis, Reply};
 pub use util::{
     find_program, free_port, is_root, log_tail, require_program, send_signal, tail, wait_until,
 };
+
+/// Re-exported: [`Prometheus::query`] and friends return `serde_json::Value`.
+pub use serde_json;
 
 /// Re-exported for [`ExporterProcess::signal`] and [`send_signal`].
 pub use rustix::process::Signal;
