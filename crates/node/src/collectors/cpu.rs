@@ -32,7 +32,7 @@ use regex::Regex;
 use super::{compile_regex, is_missing, read_optional};
 use crate::collectors::Ctx;
 use crate::paths::Paths;
-use crate::read::{numbered_entries, read_trimmed, read_u64, FileCache};
+use crate::read::{numbered_entries, read_trimmed, FileCache};
 
 /// Clock ticks per second of `/proc/stat` (USER_HZ, 100 on every Linux
 /// architecture node_exporter supports).
@@ -354,21 +354,26 @@ impl Cpu {
         let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut seen_cores = std::collections::BTreeSet::new();
         let mut seen_packages = std::collections::BTreeSet::new();
+        let mut buf = String::new();
+        let mut read = |path: PathBuf| -> Option<u64> {
+            self.cache.read_into(&path, &mut buf).ok()?;
+            buf.trim().parse().ok()
+        };
         for (_, name) in &cpus {
             let base = dir.join(name);
-            let (Ok(package), Ok(core)) = (
-                read_u64(&base.join("topology/physical_package_id")),
-                read_u64(&base.join("topology/core_id")),
+            let (Some(package), Some(core)) = (
+                read(base.join("topology/physical_package_id")),
+                read(base.join("topology/core_id")),
             ) else {
                 continue;
             };
             if seen_cores.insert((package, core)) {
-                if let Ok(v) = read_u64(&base.join("thermal_throttle/core_throttle_count")) {
+                if let Some(v) = read(base.join("thermal_throttle/core_throttle_count")) {
                     cores.insert((package, core), v);
                 }
             }
             if seen_packages.insert(package) {
-                if let Ok(v) = read_u64(&base.join("thermal_throttle/package_throttle_count")) {
+                if let Some(v) = read(base.join("thermal_throttle/package_throttle_count")) {
                     packages.insert(package, v);
                 }
             }
