@@ -39,6 +39,7 @@ impl TestCerts {
             .prefix("oxmon-certs")
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        crate::reaper::remove_on_abort(dir.path());
         let d = dir.path();
         let run = |args: &[&str]| {
             run_command(Command::new(&openssl).current_dir(d).args(args))

@@ -107,6 +107,8 @@ impl ExporterProcess {
                 .stderr(err)
                 .spawn()
                 .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+            crate::reaper::kill_on_abort(child.id());
+            crate::reaper::remove_on_abort(dir.path());
             let mut proc = ExporterProcess {
                 port,
                 child,

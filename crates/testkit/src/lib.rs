@@ -48,6 +48,7 @@ mod exporter;
 mod http;
 mod postgres;
 mod prom;
+mod reaper;
 mod redis;
 mod util;
 

@@ -54,6 +54,7 @@ impl Postgres {
             running: false,
             stat_statements,
         };
+        pg.register_abort_cleanup();
         pg.init(settings)
             .unwrap_or_else(|e| panic!("PostgreSQL initdb: {e}"));
         let mut last_err = String::new();
@@ -71,6 +72,29 @@ impl Postgres {
             }
         }
         panic!("PostgreSQL start: {last_err}");
+    }
+
+    /// Should the test process die without dropping us: stop the server
+    /// and delete the directory.
+    fn register_abort_cleanup(&self) {
+        let cmd = self.server_command("pg_ctl");
+        let mut line: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        line.extend([
+            "-D".into(),
+            self.data_dir().display().to_string(),
+            "-m".into(),
+            "immediate".into(),
+            "stop".into(),
+        ]);
+        let quoted: Vec<String> = line
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        crate::reaper::run_on_abort(&quoted.join(" "));
+        crate::reaper::remove_on_abort(self.dir.path());
     }
 
     fn init(&self, settings: &[(&str, &str)]) -> Result<(), String> {

@@ -36,6 +36,7 @@ impl Server {
             .prefix(&format!("oxmon-{what}"))
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        crate::reaper::remove_on_abort(dir.path());
         let write = |name: &str, content: &str| {
             let path = dir.path().join(name);
             if let Some(parent) = path.parent() {
@@ -62,6 +63,7 @@ impl Server {
                 .stderr(err)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            crate::reaper::kill_on_abort(child.id());
             let url = format!("http://127.0.0.1:{port}/-/ready");
             let mut exited = false;
             let ready = wait_until(READY_TIMEOUT, || {

@@ -84,6 +84,7 @@ impl Redis {
             .prefix("oxmon-redis")
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        crate::reaper::remove_on_abort(dir.path());
         let mut redis = Redis {
             port: 0,
             tls_port: None,
@@ -150,6 +151,7 @@ impl Redis {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        crate::reaper::kill_on_abort(child.id());
         self.child = Some(child);
         let port = self.port;
         let mut exited = false;
