@@ -255,7 +255,8 @@ impl Parser {
                 if !self.help_seen.insert(name.to_string()) {
                     return Err(format!("second HELP line for {name}"));
                 }
-                let help = unescape(help.strip_prefix(' ').unwrap_or(help), false)?;
+                // Kept raw: unescaped in `finish`, once the format is known.
+                let help = help.strip_prefix(' ').unwrap_or(help).to_string();
                 let fam = self
                     .declared
                     .entry(name.to_string())
@@ -381,6 +382,8 @@ impl Parser {
     fn finish(self) -> Exposition {
         let mut families = self.declared;
         for fam in families.values_mut() {
+            // OpenMetrics also escapes quotes in HELP; 0.0.4 does not.
+            fam.help = unescape(&fam.help, self.eof);
             if fam.kind.is_empty() {
                 fam.kind = "untyped".into();
             }
@@ -421,7 +424,7 @@ fn valid_name(name: &str) -> bool {
 
 /// Unescapes HELP text (`\\`, `\n`) or, with `quotes`, a label value (also
 /// `\"`). Unknown escapes are kept as written.
-fn unescape(s: &str, quotes: bool) -> Result<String, String> {
+fn unescape(s: &str, quotes: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -440,7 +443,7 @@ fn unescape(s: &str, quotes: bool) -> Result<String, String> {
             None => out.push('\\'),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Parses a float the way Go's `strconv.ParseFloat` reads exposition values:
@@ -583,7 +586,7 @@ impl<'a> Cursor<'a> {
                 escaped = true;
             } else if c == '"' {
                 self.advance(i + 1);
-                return unescape(&rest[..i], true);
+                return Ok(unescape(&rest[..i], true));
             } else if c == '\n' {
                 break;
             }
@@ -677,7 +680,7 @@ pg_up 1
 
     const OPENMETRICS: &str = r#"# TYPE node_cpu_seconds counter
 # UNIT node_cpu_seconds seconds
-# HELP node_cpu_seconds Seconds the CPUs spent in each mode.
+# HELP node_cpu_seconds Seconds the CPUs spent in \"each\" mode.
 node_cpu_seconds_total{cpu="0",mode="idle"} 3500.0
 node_cpu_seconds_created{cpu="0",mode="idle"} 1.7e9
 # TYPE thing unknown
@@ -701,6 +704,7 @@ a_count 5
         let cpu = e.family("node_cpu_seconds").unwrap();
         assert_eq!(cpu.kind, "counter");
         assert_eq!(cpu.unit.as_deref(), Some("seconds"));
+        assert_eq!(cpu.help, "Seconds the CPUs spent in \"each\" mode.");
         assert_eq!(cpu.samples.len(), 2);
         // The lookup by sample name finds the same family.
         assert_eq!(

@@ -124,6 +124,13 @@ scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127
     assert!(prom.active_targets().iter().any(|t| t["health"] == "up"));
     let metrics = parse(&http_get(&format!("{}/metrics", prom.url()), &[]).body);
     assert!(metrics.family("prometheus_build_info").is_some());
+    assert_eq!(
+        metrics
+            .family("prometheus_http_requests_total")
+            .unwrap()
+            .kind,
+        "counter"
+    );
 }
 
 #[test]
@@ -252,4 +259,35 @@ fn tls_client_against_an_mtls_exporter() {
     // A client that does not trust the server's CA fails too.
     let rogue_ca = std::fs::read(certs.dir().join("rogue-ca.crt")).unwrap();
     assert!(http_get_tls(&url, &rogue_ca, Some(certs.client_identity()), &[]).is_err());
+}
+
+#[test]
+fn parses_everything_node_exporter_serves() {
+    let bin =
+        oxmon_testkit::require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let exporter = ExporterProcess::start(&bin, &["--no-collector.systemd"], &[]);
+    let text = exporter.get("/metrics").body;
+    let metrics = parse(&text);
+    let lines = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(metrics.sample_count(), lines);
+    assert!(metrics.names().len() > 50, "{:?}", metrics.names());
+    assert_eq!(
+        metrics.family("node_cpu_seconds_total").unwrap().kind,
+        "counter"
+    );
+    assert_eq!(
+        metrics.family("go_gc_duration_seconds").unwrap().kind,
+        "summary"
+    );
+    // Every sample landed in a family declared by a TYPE line.
+    for fam in metrics.families.values() {
+        assert!(
+            text.contains(&format!("# TYPE {} {}", fam.name, fam.kind)),
+            "{}",
+            fam.name
+        );
+    }
 }
