@@ -160,8 +160,13 @@ struct Stuck {
     mounts: Mutex<HashSet<String>>,
 }
 
+/// How a mount point is stat'ed (a parameter so tests can simulate a hung
+/// mount).
+type StatFn = fn(&std::path::Path) -> std::io::Result<Usage>;
+
 struct Filesystem {
     paths: Paths,
+    stat: StatFn,
     mount_points_exclude: Regex,
     fs_types_exclude: Regex,
     timeout: Duration,
@@ -174,6 +179,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     let a = &ctx.flags.a;
     Ok(Arc::new(Filesystem {
         paths: ctx.paths.clone(),
+        stat: statfs,
         mount_points_exclude: compile_regex(
             "collector.filesystem.mount-points-exclude",
             &a.filesystem_mount_points_exclude,
@@ -235,12 +241,13 @@ impl Filesystem {
                 let done = done.clone();
                 let abandoned = abandoned.clone();
                 let start = next;
+                let stat = self.stat;
                 tokio::task::spawn_blocking(move || {
                     for (i, (mount_point, path)) in targets.iter().enumerate().skip(start) {
                         if abandoned.load(Ordering::Acquire) {
                             return;
                         }
-                        let r = statfs(path);
+                        let r = stat(path);
                         {
                             let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
                             done.store(i + 1, Ordering::Release);
@@ -450,22 +457,72 @@ mod tests {
         assert!(!fs.is_match("ext4"));
     }
 
-    #[tokio::test]
-    async fn stats_real_paths_and_reports_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = Filesystem {
+    fn collector(stat: StatFn, timeout: Duration) -> Filesystem {
+        Filesystem {
             paths: Paths {
                 procfs: "/proc".into(),
                 sysfs: "/sys".into(),
                 rootfs: "/".into(),
                 udev_data: "/nonexistent".into(),
             },
+            stat,
             mount_points_exclude: Regex::new("^$").unwrap(),
             fs_types_exclude: Regex::new("^$").unwrap(),
-            timeout: Duration::from_secs(5),
+            timeout,
             cache: FileCache::new(),
             stuck: Arc::default(),
+        }
+    }
+
+    /// Simulates a hung NFS mount: any path containing "hung" blocks for
+    /// 1.5 s.
+    fn slow_stat(path: &std::path::Path) -> std::io::Result<Usage> {
+        if path.to_string_lossy().contains("hung") {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        Ok(Usage {
+            size: 1.0,
+            free: 1.0,
+            avail: 1.0,
+            files: 1.0,
+            files_free: 1.0,
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hung_mount_is_marked_stuck_and_recovers() {
+        let fs = collector(slow_stat, Duration::from_millis(200));
+        let targets = || {
+            vec![
+                ("/a".to_string(), PathBuf::from("/a")),
+                ("/hung".to_string(), PathBuf::from("/hung")),
+                ("/b".to_string(), PathBuf::from("/b")),
+            ]
         };
+        let started = std::time::Instant::now();
+        let got = fs.stat_all(targets()).await;
+        // The hung mount costs one timeout, and the mounts after it are
+        // still stat'ed.
+        assert!(started.elapsed() < Duration::from_millis(1000));
+        assert!(matches!(got[0], Outcome::Ok(_)));
+        assert_eq!(got[1], Outcome::Stuck);
+        assert!(matches!(got[2], Outcome::Ok(_)));
+        assert!(fs.stuck.mounts.lock().unwrap().contains("/hung"));
+        // Once the pending statfs returns, the mount is monitored again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !fs.stuck.mounts.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stuck mark never cleared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn stats_real_paths_and_reports_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = collector(statfs, Duration::from_secs(5));
         let got = fs
             .stat_all(vec![
                 ("a".into(), dir.path().to_path_buf()),
