@@ -59,9 +59,7 @@ pub async fn collect(
         "pg_exporter_last_scrape_duration_seconds",
         "Duration of the last scrape of metrics from PostgreSQL.",
     );
-    if let Some(d) = previous {
-        duration.add(labels, d);
-    }
+    duration.add(labels, previous.unwrap_or(0.0));
     match &result {
         Ok(live) => {
             up.add(labels, 1.0);
