@@ -162,6 +162,8 @@ struct Target {
     host: String,
     port: u16,
     path: String,
+    /// `user:password` from the URL, percent-decoded.
+    userinfo: Option<String>,
 }
 
 impl Target {
@@ -178,7 +180,10 @@ impl Target {
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_string()),
         };
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let (userinfo, authority) = match authority.rsplit_once('@') {
+            Some((u, a)) => (Some(percent_decode(u)), a),
+            None => (None, authority),
+        };
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let end = v6
@@ -206,6 +211,7 @@ impl Target {
             host,
             port,
             path,
+            userinfo,
         })
     }
 
@@ -252,6 +258,10 @@ fn exchange<S: Read + Write>(
     }
     if !has("connection") {
         req.push_str("Connection: close\r\n");
+    }
+    if let Some(userinfo) = target.userinfo.as_deref().filter(|_| !has("authorization")) {
+        let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        req.push_str(&format!("Authorization: {}\r\n", basic_auth(user, pass)));
     }
     if !has("user-agent") {
         req.push_str("User-Agent: oxmon-testkit\r\n");
@@ -383,6 +393,37 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The value of an `Authorization` header for basic auth:
+/// `Basic base64(user:password)`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Percent-encodes a query parameter value.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -418,6 +459,9 @@ mod tests {
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("http://:80/").is_err());
         assert!(Target::parse("http://h:port/").is_err());
+        let t = Target::parse("http://al%40ice:p%3Aw@127.0.0.1:1/metrics").unwrap();
+        assert_eq!(t.userinfo.as_deref(), Some("al@ice:p:w"));
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 1));
     }
 
     #[test]
@@ -454,6 +498,14 @@ mod tests {
         .is_err());
         assert!(read_response(&b"garbage\r\n\r\n"[..], false).is_err());
         assert!(read_response(&b""[..], false).is_err());
+    }
+
+    #[test]
+    fn basic_auth_header() {
+        assert_eq!(
+            basic_auth("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 
     #[test]

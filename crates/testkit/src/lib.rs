@@ -57,8 +57,8 @@ pub use check::{assert_golden, line_diff, promtool, promtool_check_metrics};
 pub use expo::{parse, parse_float, try_parse, Exposition, Family, ParseError, Sample};
 pub use exporter::{ExporterProcess, Readiness, StartOptions};
 pub use http::{
-    http_get, http_get_tls, http_post, http_request, http_try_get, https_request, url_encode,
-    HttpResponse, TlsOptions,
+    basic_auth, http_get, http_get_tls, http_post, http_request, http_try_get, https_request,
+    url_encode, HttpResponse, TlsOptions,
 };
 pub use postgres::{find_bin_dir as postgres_bin_dir, Postgres, POSTGRES_PASSWORD};
 pub use prom::{Alertmanager, Prometheus, WebhookReceiver};

@@ -291,3 +291,28 @@ fn parses_everything_node_exporter_serves() {
         );
     }
 }
+
+#[test]
+fn basic_auth_from_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let web_file = dir.path().join("web.yml");
+    // bcrypt("pw"), cost 4.
+    std::fs::write(
+        &web_file,
+        "basic_auth_users:\n  alice: $2b$04$oAxu7ZvJv2xJoYOgmPWYye4zKd9o.y0Hx/YT12IyrRj8snMAumo4S\n",
+    )
+    .unwrap();
+    let bin =
+        oxmon_testkit::require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let flag = format!("--web.config.file={}", web_file.display());
+    let exporter = ExporterProcess::start(&bin, &["--collector.disable-defaults", &flag], &[]);
+    let url = |userinfo: &str| format!("http://{userinfo}127.0.0.1:{}/metrics", exporter.port);
+    assert_eq!(http_get(&url(""), &[]).status, 401);
+    assert_eq!(http_get(&url("alice:nope@"), &[]).status, 401);
+    assert_eq!(http_get(&url("alice:pw@"), &[]).status, 200);
+    let header = oxmon_testkit::basic_auth("alice", "pw");
+    assert_eq!(
+        http_get(&url(""), &[("Authorization", &header)]).status,
+        200
+    );
+}
