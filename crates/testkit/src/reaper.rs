@@ -26,7 +26,7 @@ fn reaper() -> Option<&'static Reaper> {
             let path: PathBuf = dir.join(format!(
                 "oxmon-testkit-reaper-{}-{}.sh",
                 std::process::id(),
-                crate::util::free_port()
+                crate::util::next_random() % 1_000_000
             ));
             let file = OpenOptions::new()
                 .create(true)

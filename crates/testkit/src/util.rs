@@ -57,7 +57,7 @@ fn port_range() -> (u16, u16) {
     }
 }
 
-fn next_random() -> u64 {
+pub(crate) fn next_random() -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {
