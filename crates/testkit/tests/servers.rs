@@ -316,3 +316,34 @@ fn basic_auth_from_the_url() {
         200
     );
 }
+
+#[test]
+fn redis_with_tls() {
+    let certs = oxmon_testkit::TestCerts::generate();
+    let redis = Redis::start_tls(
+        &certs.server_cert_file(),
+        &certs.server_key_file(),
+        &certs.ca_file(),
+        &[],
+    );
+    let tls_port = redis.tls_port.unwrap().to_string();
+    let ca = certs.ca_file().display().to_string();
+    let cert = certs.client_cert_file().display().to_string();
+    let key = certs.client_key_file().display().to_string();
+    let cli = oxmon_testkit::require_program("redis-cli", "redis-tools");
+    let ping = |extra: &[&str]| {
+        std::process::Command::new(&cli)
+            .args(["-h", "127.0.0.1", "-p", &tls_port, "--tls", "--cacert", &ca])
+            .args(extra)
+            .arg("PING")
+            .output()
+            .unwrap()
+    };
+    let ok = ping(&["--cert", &cert, "--key", &key]);
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "PONG", "{ok:?}");
+    // Client certificates are required by default.
+    let no_cert = ping(&[]);
+    assert_ne!(String::from_utf8_lossy(&no_cert.stdout).trim(), "PONG");
+    // The plain port still works.
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+}
