@@ -1,13 +1,11 @@
 //! The server over real sockets: TLS with client certificates, basic auth,
 //! web config reload, `--web.max-requests`, header-read timeout and
-//! graceful shutdown. Certificates are made with the `openssl` command;
-//! every web config used here is also checked with `promtool check
-//! web-config`.
+//! graceful shutdown. Certificates come from the testkit (`openssl`); every
+//! web config used here is also checked with `promtool check web-config`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use clap::Parser;
 use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::server::{self, Service};
 use oxmon_core::{gauge, Collector, Exporter, MetricFamily, Registry};
+use oxmon_testkit::{http_get_tls, promtool, TestCerts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
@@ -111,172 +110,45 @@ fn parse_status(buf: Vec<u8>) -> std::io::Result<(u16, String)> {
     Ok((status, text))
 }
 
-/// HTTPS GET trusting `ca`, optionally presenting a client certificate.
+/// HTTPS GET of /metrics through the testkit client, off the runtime.
 async fn get_tls(
     addr: SocketAddr,
-    ca: &Path,
-    client: Option<(&Path, &Path)>,
-) -> std::io::Result<(u16, String)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let cfg = match client {
-        Some((cert, key)) => {
-            let certs: Vec<_> = CertificateDer::pem_file_iter(cert)
-                .unwrap()
-                .map(|c| c.unwrap())
-                .collect();
-            builder
-                .with_client_auth_cert(certs, PrivateKeyDer::from_pem_file(key).unwrap())
-                .unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await?;
-    tls.write_all(request("/metrics", "").as_bytes()).await?;
-    let mut buf = Vec::new();
-    tls.read_to_end(&mut buf).await?;
-    parse_status(buf)
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl not found ({e}): apt-get install openssl"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for localhost/127.0.0.1 and a client
-/// certificate, both signed by the CA; plus a client certificate signed by
-/// nobody we trust.
-fn make_certs(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=oxmon test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ];
-    ca.extend_from_slice(&ec);
-    openssl(dir, &ca);
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for (name, cn) in [
-        ("server", "localhost"),
-        ("client", "scraper"),
-        ("rogue", "rogue"),
-    ] {
-        let subj = format!("/CN={cn}");
-        let mut req = vec!["req", "-new", "-subj", &subj, "-keyout"];
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        req.push(&key);
-        req.push("-out");
-        req.push(&csr);
-        req.extend_from_slice(&ec);
-        openssl(dir, &req);
-        let pem = format!("{name}.pem");
-        let (signer, signer_key) = if name == "rogue" {
-            ("rogue-ca.pem", "rogue-ca.key")
-        } else {
-            ("ca.pem", "ca.key")
+    certs: &Arc<TestCerts>,
+    identity: Identity,
+) -> Result<(u16, String), String> {
+    let certs = Arc::clone(certs);
+    tokio::task::spawn_blocking(move || {
+        let id = match identity {
+            Identity::None => None,
+            Identity::Client => Some(certs.client_identity()),
+            Identity::Rogue => Some(certs.rogue_identity()),
         };
-        if name == "rogue" {
-            let mut rca = vec![
-                "req",
-                "-x509",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=rogue CA",
-                "-keyout",
-                "rogue-ca.key",
-                "-out",
-                "rogue-ca.pem",
-            ];
-            rca.extend_from_slice(&ec);
-            openssl(dir, &rca);
-        }
-        let mut sign = vec![
-            "x509",
-            "-req",
-            "-days",
-            "2",
-            "-in",
-            &csr,
-            "-CA",
-            signer,
-            "-CAkey",
-            signer_key,
-            "-CAcreateserial",
-            "-out",
-            &pem,
-        ];
-        // Extensions make these v3 certificates, which webpki requires.
-        sign.extend_from_slice(&[
-            "-extfile",
-            if name == "server" {
-                "server.ext"
-            } else {
-                "client.ext"
-            },
-        ]);
-        openssl(dir, &sign);
-    }
+        let url = format!("https://localhost:{}/metrics", addr.port());
+        http_get_tls(&url, &certs.ca_pem, id, &[]).map(|r| {
+            let headers: String = r
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\n"))
+                .collect();
+            (r.status, format!("{headers}\n{}", r.body))
+        })
+    })
+    .await
+    .unwrap()
+}
+
+#[derive(Clone, Copy)]
+enum Identity {
+    None,
+    Client,
+    Rogue,
 }
 
 fn promtool_accepts(path: &Path) {
-    let out = Command::new("promtool")
-        .args(["check", "web-config"])
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("promtool not found ({e}): apt-get install prometheus"));
-    assert!(
-        out.status.success(),
-        "promtool rejects {}: {}{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = path.to_str().unwrap();
+    if let Err(e) = promtool(&["check", "web-config", file], "") {
+        panic!("promtool rejects {file}: {e}");
+    }
 }
 
 fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -287,41 +159,31 @@ fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_required_client_certificates() {
-    let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
+    let certs = Arc::new(TestCerts::generate());
     let cfg = write_config(
-        dir.path(),
+        certs.dir(),
         "web.yml",
-        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS12\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n  min_version: TLS12\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+            certs.server_cert_file().display(),
+            certs.server_key_file().display(),
+            certs.ca_file().display()
+        ),
     );
     promtool_accepts(&cfg);
     let arg = format!("--web.config.file={}", cfg.display());
     let srv = start(&[&arg], Duration::ZERO).await;
-    let d = dir.path();
-
-    let (status, text) = get_tls(
-        srv.addr,
-        &d.join("ca.pem"),
-        Some((&d.join("client.pem"), &d.join("client.key"))),
-    )
-    .await
-    .unwrap();
+    let (status, text) = get_tls(srv.addr, &certs, Identity::Client).await.unwrap();
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("t_sleepy 1"));
     assert!(text.to_ascii_lowercase().contains("x-frame-options: deny"));
 
     assert!(
-        get_tls(srv.addr, &d.join("ca.pem"), None).await.is_err(),
+        get_tls(srv.addr, &certs, Identity::None).await.is_err(),
         "no client cert must be refused"
     );
     assert!(
-        get_tls(
-            srv.addr,
-            &d.join("ca.pem"),
-            Some((&d.join("rogue.pem"), &d.join("rogue.key")))
-        )
-        .await
-        .is_err(),
+        get_tls(srv.addr, &certs, Identity::Rogue).await.is_err(),
         "a client cert from an untrusted CA must be refused"
     );
     assert!(
