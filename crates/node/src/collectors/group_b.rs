@@ -4,10 +4,11 @@
 //! open between scrapes.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use oxmon_core::collector::sync_collector;
@@ -245,7 +246,9 @@ struct Slot {
 
 #[derive(Default)]
 struct CacheInner {
-    files: HashMap<PathBuf, Slot>,
+    // Keyed by the path's bytes: hashing an `OsString` is a byte hash,
+    // hashing a `PathBuf` walks its components.
+    files: HashMap<OsString, Slot>,
     epoch: u64,
 }
 
@@ -324,16 +327,19 @@ impl CacheScope<'_> {
     fn read_impl(&mut self, path: &Path, single: bool) -> io::Result<&[u8]> {
         let epoch = self.inner.epoch;
         let inner = &mut *self.inner;
-        let slot = match inner.files.get_mut(path) {
+        let slot = match inner.files.get_mut(path.as_os_str()) {
             Some(slot) => {
                 slot.seen = epoch;
                 slot
             }
-            None => inner.files.entry(path.to_owned()).or_insert(Slot {
-                file: None,
-                seen: epoch,
-                recheck_at: 0,
-            }),
+            None => inner
+                .files
+                .entry(path.as_os_str().to_owned())
+                .or_insert(Slot {
+                    file: None,
+                    seen: epoch,
+                    recheck_at: 0,
+                }),
         };
         if slot.file.is_none() {
             if epoch < slot.recheck_at {

@@ -8,6 +8,7 @@
 //! default keeps the commonly used ones). On by default.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::MetricFamily;
@@ -15,35 +16,6 @@ use regex::Regex;
 
 use super::{compile, AttrCache};
 use crate::collectors::Ctx;
-
-/// Parses the two-line-per-protocol format of `net/netstat` and `net/snmp`
-/// into `(proto, field, value)`; mismatched line pairs are skipped.
-pub fn parse_netstat(text: &str) -> Vec<(&str, &str, &str)> {
-    let mut out = Vec::new();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut i = 0;
-    while i + 1 < lines.len() {
-        let (Some((p1, names)), Some((p2, values))) =
-            (lines[i].split_once(':'), lines[i + 1].split_once(':'))
-        else {
-            i += 1;
-            continue;
-        };
-        if p1 != p2 {
-            i += 1;
-            continue;
-        }
-        let names: Vec<&str> = names.split_whitespace().collect();
-        let values: Vec<&str> = values.split_whitespace().collect();
-        if names.len() == values.len() {
-            for (n, v) in names.into_iter().zip(values) {
-                out.push((p1, n, v));
-            }
-        }
-        i += 2;
-    }
-    out
-}
 
 /// Parses `net/snmp6` into `(proto, field, value)`: `Ip6InOctets 460` is
 /// `("Ip6", "InOctets", "460")`; lines without a `6` are skipped.
@@ -61,6 +33,14 @@ pub fn parse_snmp6(text: &str) -> Vec<(&str, &str, &str)> {
     out
 }
 
+/// Which fields of one names line the filter keeps: `(position, family
+/// name)`. The names lines never change while the system runs, so the
+/// regexp runs once per line, not once per field and scrape.
+struct Selection {
+    names_line: String,
+    keep: Vec<(usize, String)>,
+}
+
 /// The netstat collector.
 pub struct NetStat {
     netstat: PathBuf,
@@ -68,6 +48,7 @@ pub struct NetStat {
     snmp6: PathBuf,
     fields: Regex,
     cache: AttrCache,
+    selections: Mutex<Vec<Selection>>,
 }
 
 impl NetStat {
@@ -79,30 +60,71 @@ impl NetStat {
             snmp6: ctx.paths.proc("net/snmp6"),
             fields: compile("collector.netstat.fields", &ctx.flags.b.netstat_fields)?,
             cache: AttrCache::default(),
+            selections: Mutex::new(Vec::new()),
         })
     }
 
-    fn emit(&self, entries: Vec<(&str, &str, &str)>, out: &mut Vec<MetricFamily>) {
-        let mut key = String::with_capacity(64);
-        for (proto, field, value) in entries {
-            key.clear();
-            key.push_str(proto);
-            key.push('_');
-            key.push_str(field);
-            if !self.fields.is_match(&key) {
-                continue;
-            }
-            let Ok(v) = value.parse::<f64>() else {
+    fn selected(&self, key: &str) -> bool {
+        self.fields.is_match(key)
+    }
+
+    /// Emits the kept fields of a `net/netstat` or `net/snmp` text.
+    fn emit_pairs(&self, text: &str, sels: &mut Vec<Selection>, out: &mut Vec<MetricFamily>) {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i + 1 < lines.len() {
+            let (names, values) = (lines[i], lines[i + 1]);
+            let (Some((p1, n)), Some((p2, v))) = (names.split_once(':'), values.split_once(':'))
+            else {
+                i += 1;
                 continue;
             };
-            let mut f = MetricFamily::untyped(
-                format!("node_netstat_{key}"),
-                format!("Statistic {proto}{field}."),
-            );
-            f.add(&[], v);
-            out.push(f);
+            if p1 != p2 {
+                i += 1;
+                continue;
+            }
+            i += 2;
+            let sel = match sels.iter().position(|s| s.names_line == names) {
+                Some(pos) => &sels[pos],
+                None => {
+                    let keep = n
+                        .split_whitespace()
+                        .enumerate()
+                        .filter_map(|(idx, field)| {
+                            let key = format!("{p1}_{field}");
+                            self.selected(&key).then(|| (idx, key))
+                        })
+                        .collect();
+                    sels.push(Selection {
+                        names_line: names.to_string(),
+                        keep,
+                    });
+                    sels.last().expect("pushed")
+                }
+            };
+            if sel.keep.is_empty() {
+                continue;
+            }
+            let vals: Vec<&str> = v.split_whitespace().collect();
+            if vals.len() != n.split_whitespace().count() {
+                continue;
+            }
+            for (idx, key) in &sel.keep {
+                if let Ok(x) = vals[*idx].parse::<f64>() {
+                    push(out, key, x);
+                }
+            }
         }
     }
+}
+
+fn push(out: &mut Vec<MetricFamily>, key: &str, v: f64) {
+    let mut f = MetricFamily::untyped(
+        format!("node_netstat_{key}"),
+        format!("Statistic {}.", key.replacen('_', "", 1)),
+    );
+    f.add(&[], v);
+    out.push(f);
 }
 
 impl SyncCollector for NetStat {
@@ -112,11 +134,12 @@ impl SyncCollector for NetStat {
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
+        let mut sels = self.selections.lock().unwrap_or_else(|e| e.into_inner());
         for path in [&self.netstat, &self.snmp] {
             match scope.read(path) {
                 Ok(b) => {
                     let text = String::from_utf8_lossy(b).into_owned();
-                    self.emit(parse_netstat(&text), out);
+                    self.emit_pairs(&text, &mut sels, out);
                 }
                 Err(e) => {
                     tracing::debug!(path = %path.display(), err = %e, "netstat source not available")
@@ -125,7 +148,18 @@ impl SyncCollector for NetStat {
         }
         if let Ok(b) = scope.read(&self.snmp6) {
             let text = String::from_utf8_lossy(b).into_owned();
-            self.emit(parse_snmp6(&text), out);
+            let mut key = String::with_capacity(48);
+            for (proto, field, value) in parse_snmp6(&text) {
+                key.clear();
+                key.push_str(proto);
+                key.push('_');
+                key.push_str(field);
+                if self.selected(&key) {
+                    if let Ok(x) = value.parse::<f64>() {
+                        push(out, &key, x);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -136,22 +170,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_pairs_and_snmp6() {
-        let text = "TcpExt: SyncookiesSent ListenDrops\nTcpExt: 1 7\nIpExt: InOctets\nIpExt: 99\nBroken: a b\nOther: 1\n";
-        let p = parse_netstat(text);
-        assert_eq!(
-            p,
-            vec![
-                ("TcpExt", "SyncookiesSent", "1"),
-                ("TcpExt", "ListenDrops", "7"),
-                ("IpExt", "InOctets", "99")
-            ]
-        );
+    fn parses_snmp6() {
         let s = parse_snmp6("Ip6InOctets 460\nIcmp6OutMsgs   8\nUdpLite6InErrors 0\nnonsense\n");
         assert_eq!(s[0], ("Ip6", "InOctets", "460"));
         assert_eq!(s[1], ("Icmp6", "OutMsgs", "8"));
         assert_eq!(s[2], ("UdpLite6", "InErrors", "0"));
         assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn kept_fields_follow_the_filter_and_the_header() {
+        let c = NetStat {
+            netstat: PathBuf::new(),
+            snmp: PathBuf::new(),
+            snmp6: PathBuf::new(),
+            fields: Regex::new("^Tcp_(InErrs|ActiveOpens)$").unwrap(),
+            cache: AttrCache::default(),
+            selections: Mutex::new(Vec::new()),
+        };
+        let mut sels = Vec::new();
+        let mut out = Vec::new();
+        c.emit_pairs(
+            "Tcp: RtoMin ActiveOpens InErrs\nTcp: 200 7 x\n",
+            &mut sels,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "InErrs is not a number");
+        assert_eq!(out[0].name, "node_netstat_Tcp_ActiveOpens");
+        // Same header: the cached selection is used.
+        c.emit_pairs(
+            "Tcp: RtoMin ActiveOpens InErrs\nTcp: 200 8 1\n",
+            &mut sels,
+            &mut out,
+        );
+        assert_eq!(sels.len(), 1);
+        assert_eq!(out.len(), 3);
+        // A changed header (new kernel field) gets its own selection.
+        c.emit_pairs("Tcp: InErrs\nTcp: 4\n", &mut sels, &mut out);
+        assert_eq!(sels.len(), 2);
+        assert_eq!(out[3].name, "node_netstat_Tcp_InErrs");
     }
 
     #[test]
