@@ -22,17 +22,19 @@
 //! On by default.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::collector::{
+    sync_collector, CollectError, CollectResult, ScrapeContext, SyncCollector,
+};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile_regex, is_missing, read_optional};
+use super::{compile_regex, is_missing, numbered_or_empty, read_optional, Refreshed};
 use crate::collectors::Ctx;
 use crate::paths::Paths;
-use crate::read::{numbered_entries, read_trimmed, FileCache};
+use crate::read::{read_trimmed, FileCache};
 
 /// Clock ticks per second of `/proc/stat` (USER_HZ, 100 on every Linux
 /// architecture node_exporter supports).
@@ -210,6 +212,7 @@ struct Cpu {
     bugs_include: Option<Regex>,
     isolated: Vec<u32>,
     saved: Mutex<HashMap<u32, CpuTimes>>,
+    topology: Refreshed<Vec<CpuTopology>>,
     /// `cpu` label values, built once per CPU number.
     labels: Mutex<HashMap<u32, String>>,
 }
@@ -253,6 +256,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         bugs_include,
         isolated,
         saved: Mutex::default(),
+        topology: Refreshed::default(),
         labels: Mutex::default(),
     }))
 }
@@ -343,40 +347,71 @@ impl Cpu {
         Ok(())
     }
 
-    fn collect_throttles(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+    /// CPU topology and which throttle counters exist (cached in
+    /// `self.topology`, rebuilt when a counter disappears).
+    fn load_topology(&self) -> Result<Vec<CpuTopology>, CollectError> {
         let dir = self.paths.sys("devices/system/cpu");
-        let cpus = match numbered_entries(&dir, "cpu") {
-            Ok(c) => c,
-            Err(e) if is_missing(&e) => return Ok(()),
-            Err(e) => return Err(format!("listing {}: {e}", dir.display()).into()),
-        };
-        let mut packages: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-        let mut seen_cores = std::collections::BTreeSet::new();
-        let mut seen_packages = std::collections::BTreeSet::new();
+        let cpus = numbered_or_empty(&dir, "cpu")?;
         let mut buf = String::new();
-        let mut read = |path: PathBuf| -> Option<u64> {
-            self.cache.read_into(&path, &mut buf).ok()?;
+        let mut read = |path: &Path| -> Option<u64> {
+            self.cache.read_into(path, &mut buf).ok()?;
             buf.trim().parse().ok()
         };
+        let mut topo = Vec::new();
         for (_, name) in &cpus {
             let base = dir.join(name);
             let (Some(package), Some(core)) = (
-                read(base.join("topology/physical_package_id")),
-                read(base.join("topology/core_id")),
+                read(&base.join("topology/physical_package_id")),
+                read(&base.join("topology/core_id")),
             ) else {
+                tracing::debug!(cpu = %name, "CPU without topology information");
                 continue;
             };
-            if seen_cores.insert((package, core)) {
-                if let Some(v) = read(base.join("thermal_throttle/core_throttle_count")) {
-                    cores.insert((package, core), v);
+            let core_file = base.join("thermal_throttle/core_throttle_count");
+            let package_file = base.join("thermal_throttle/package_throttle_count");
+            topo.push(CpuTopology {
+                package,
+                core,
+                core_throttles: core_file.exists().then_some(core_file),
+                package_throttles: package_file.exists().then_some(package_file),
+            });
+        }
+        Ok(topo)
+    }
+
+    fn collect_throttles(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let topo = self.topology.get(|| self.load_topology())?;
+        let mut packages: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        let mut buf = String::new();
+        let mut stale = false;
+        let mut read = |path: &Path| -> Option<u64> {
+            if self.cache.read_into(path, &mut buf).is_err() {
+                stale = true;
+                return None;
+            }
+            buf.trim().parse().ok()
+        };
+        for cpu in topo.iter() {
+            if let Some(path) = &cpu.core_throttles {
+                if let std::collections::btree_map::Entry::Vacant(e) =
+                    cores.entry((cpu.package, cpu.core))
+                {
+                    if let Some(v) = read(path) {
+                        e.insert(v);
+                    }
                 }
             }
-            if seen_packages.insert(package) {
-                if let Some(v) = read(base.join("thermal_throttle/package_throttle_count")) {
-                    packages.insert(package, v);
+            if let Some(path) = &cpu.package_throttles {
+                if let std::collections::btree_map::Entry::Vacant(e) = packages.entry(cpu.package) {
+                    if let Some(v) = read(path) {
+                        e.insert(v);
+                    }
                 }
             }
+        }
+        if stale {
+            self.topology.invalidate();
         }
         if !packages.is_empty() {
             let mut f = MetricFamily::counter(
@@ -403,6 +438,14 @@ impl Cpu {
         }
         Ok(())
     }
+}
+
+/// One CPU's place in the topology and its throttle counter files.
+struct CpuTopology {
+    package: u64,
+    core: u64,
+    core_throttles: Option<PathBuf>,
+    package_throttles: Option<PathBuf>,
 }
 
 impl SyncCollector for Cpu {

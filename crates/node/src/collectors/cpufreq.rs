@@ -23,9 +23,9 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use super::cpu::parse_cpuinfo;
-use super::{is_missing, read_optional};
+use super::{numbered_or_empty, read_optional, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::{numbered_entries, FileCache};
+use crate::read::FileCache;
 
 /// The numeric cpufreq attributes: file, metric name, help.
 const FREQ_FILES: [(&str, &str, &str); 6] = [
@@ -71,6 +71,8 @@ pub fn parse_khz(text: &str) -> Option<f64> {
 
 struct Cpufreq {
     cpu_dir: PathBuf,
+    /// `(cpu label, cpufreq directory)` of the CPUs that have one.
+    cpus: Refreshed<Vec<(String, PathBuf)>>,
     cpuinfo_path: PathBuf,
     cpu_info: bool,
     cache: FileCache,
@@ -86,6 +88,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         || a.cpu_bugs_include.as_deref().is_some_and(|s| !s.is_empty());
     Ok(sync_collector(Cpufreq {
         cpu_dir: ctx.paths.sys("devices/system/cpu"),
+        cpus: Refreshed::default(),
         cpuinfo_path: ctx.paths.proc("cpuinfo"),
         cpu_info,
         cache: FileCache::new(),
@@ -128,11 +131,13 @@ impl SyncCollector for Cpufreq {
         if self.cpu_info {
             self.collect_cpuinfo(out)?;
         }
-        let cpus = match numbered_entries(&self.cpu_dir, "cpu") {
-            Ok(c) => c,
-            Err(e) if is_missing(&e) => return Ok(()),
-            Err(e) => return Err(format!("listing {}: {e}", self.cpu_dir.display()).into()),
-        };
+        let cpus = self.cpus.get(|| {
+            Ok(numbered_or_empty(&self.cpu_dir, "cpu")?
+                .into_iter()
+                .map(|(n, name)| (n.to_string(), self.cpu_dir.join(name).join("cpufreq")))
+                .filter(|(_, dir)| dir.is_dir())
+                .collect())
+        })?;
         let mut families: Vec<MetricFamily> = FREQ_FILES
             .iter()
             .map(|(_, name, help)| MetricFamily::gauge(*name, *help))
@@ -142,16 +147,13 @@ impl SyncCollector for Cpufreq {
             "Current enabled CPU frequency governor.",
         );
         let mut buf = String::new();
-        for (n, name) in &cpus {
-            let dir = self.cpu_dir.join(name).join("cpufreq");
-            if !dir.is_dir() {
-                continue;
-            }
-            let cpu = n.to_string();
+        let mut any_read = false;
+        for (cpu, dir) in cpus.iter() {
             for ((file, _, _), family) in FREQ_FILES.iter().zip(families.iter_mut()) {
                 if self.cache.read_into(&dir.join(file), &mut buf).is_ok() {
+                    any_read = true;
                     if let Some(hz) = parse_khz(&buf) {
-                        family.add(&[("cpu", &cpu)], hz);
+                        family.add(&[("cpu", cpu)], hz);
                     }
                 }
             }
@@ -173,14 +175,18 @@ impl SyncCollector for Cpufreq {
                 for g in available.split_ascii_whitespace() {
                     any |= g == current;
                     governors.add(
-                        &[("cpu", &cpu), ("governor", g)],
+                        &[("cpu", cpu), ("governor", g)],
                         if g == current { 1.0 } else { 0.0 },
                     );
                 }
                 if !any && !current.is_empty() {
-                    governors.add(&[("cpu", &cpu), ("governor", &current)], 1.0);
+                    governors.add(&[("cpu", cpu), ("governor", &current)], 1.0);
                 }
             }
+        }
+        if !cpus.is_empty() && !any_read {
+            // Every CPU's cpufreq directory vanished: list them again.
+            self.cpus.invalidate();
         }
         out.extend(families);
         out.push(governors);

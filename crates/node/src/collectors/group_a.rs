@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use oxmon_core::collector::CollectError;
 
@@ -319,4 +319,54 @@ fn intern_pair(
     let pair: (&'static str, &'static str) = (name.leak(), help.leak());
     scoped.insert(field.to_string(), pair);
     pair
+}
+
+/// How long a cached sysfs directory listing (CPUs, NUMA nodes, clock
+/// sources) is reused before it is read again: hot-plugged devices show up
+/// within this time instead of costing a directory walk on every scrape.
+const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A value derived from a sysfs directory walk (which CPUs have cpufreq,
+/// the CPU topology, the clock sources), rebuilt after [`LISTING_TTL`] or
+/// when a caller finds it stale.
+struct Refreshed<T> {
+    cached: Mutex<Option<(std::time::Instant, Arc<T>)>>,
+}
+
+impl<T> Default for Refreshed<T> {
+    fn default() -> Self {
+        Refreshed {
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Refreshed<T> {
+    /// The cached value, or a fresh one from `load`.
+    fn get(&self, load: impl FnOnce() -> Result<T, CollectError>) -> Result<Arc<T>, CollectError> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, v)) = cached.as_ref() {
+            if at.elapsed() < LISTING_TTL {
+                return Ok(v.clone());
+            }
+        }
+        let v = Arc::new(load()?);
+        *cached = Some((std::time::Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    /// Forgets the value (something in it vanished).
+    fn invalidate(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// The `<prefix><N>` entries of `dir` (see [`crate::read::numbered_entries`]);
+/// empty when the directory does not exist.
+fn numbered_or_empty(dir: &Path, prefix: &str) -> Result<Vec<(u32, String)>, CollectError> {
+    match crate::read::numbered_entries(dir, prefix) {
+        Ok(list) => Ok(list),
+        Err(e) if is_missing(&e) => Ok(Vec::new()),
+        Err(e) => Err(format!("listing {}: {e}", dir.display()).into()),
+    }
 }

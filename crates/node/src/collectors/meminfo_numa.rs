@@ -13,9 +13,9 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use super::meminfo::{field_name, parse_mem_line};
-use super::{intern_pair, is_missing};
+use super::{intern_pair, numbered_or_empty, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::{numbered_entries, FileCache};
+use crate::read::FileCache;
 
 /// Parses a node's `meminfo` (`Node 0 MemTotal:  123 kB` lines) into
 /// `(metric suffix, value in bytes or count)`.
@@ -45,6 +45,7 @@ pub fn parse_numastat(text: &str) -> Vec<(&str, f64)> {
 
 struct MeminfoNuma {
     dir: PathBuf,
+    nodes: Refreshed<Vec<(u32, String)>>,
     cache: FileCache,
 }
 
@@ -52,6 +53,7 @@ struct MeminfoNuma {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(MeminfoNuma {
         dir: ctx.paths.sys("devices/system/node"),
+        nodes: Refreshed::default(),
         cache: FileCache::new(),
     }))
 }
@@ -62,18 +64,11 @@ impl SyncCollector for MeminfoNuma {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let nodes = match numbered_entries(&self.dir, "node") {
-            Ok(n) => n,
-            Err(e) if is_missing(&e) => {
-                tracing::debug!(path = %self.dir.display(), "no NUMA information");
-                return Ok(());
-            }
-            Err(e) => return Err(format!("listing {}: {e}", self.dir.display()).into()),
-        };
+        let nodes = self.nodes.get(|| numbered_or_empty(&self.dir, "node"))?;
         let mut buf = String::new();
-        for (n, name) in nodes {
+        for (n, name) in nodes.iter() {
             let node = n.to_string();
-            let base = self.dir.join(&name);
+            let base = self.dir.join(name);
             if self
                 .cache
                 .read_into(&base.join("meminfo"), &mut buf)

@@ -16,9 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::is_missing;
+use super::{numbered_or_empty, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::{numbered_entries, FileCache};
+use crate::read::FileCache;
 
 /// A local time zone: its transitions and the offsets/names in force.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +192,7 @@ pub fn local_zone() -> Zone {
 struct Time {
     zone: Zone,
     clocksource_dir: PathBuf,
+    devices: Refreshed<Vec<(u32, String)>>,
     cache: FileCache,
 }
 
@@ -200,17 +201,19 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Time {
         zone: local_zone(),
         clocksource_dir: ctx.paths.sys("devices/system/clocksource"),
+        devices: Refreshed::default(),
         cache: FileCache::new(),
     }))
 }
 
 impl Time {
     fn collect_clocksources(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let devices = match numbered_entries(&self.clocksource_dir, "clocksource") {
-            Ok(d) => d,
-            Err(e) if is_missing(&e) => return Ok(()),
-            Err(e) => return Err(format!("listing {}: {e}", self.clocksource_dir.display()).into()),
-        };
+        let devices = self
+            .devices
+            .get(|| numbered_or_empty(&self.clocksource_dir, "clocksource"))?;
+        if devices.is_empty() {
+            return Ok(());
+        }
         let mut available = MetricFamily::gauge(
             "node_time_clocksource_available_info",
             "Available clocksources read from '/sys/devices/system/clocksource'.",
@@ -220,14 +223,16 @@ impl Time {
             "Current clocksource read from '/sys/devices/system/clocksource'.",
         );
         let mut buf = String::new();
-        for (n, name) in devices {
+        for (n, name) in devices.iter() {
             let device = n.to_string();
             let dir = self.clocksource_dir.join(name);
             if self
                 .cache
                 .read_into(&dir.join("available_clocksource"), &mut buf)
-                .is_ok()
+                .is_err()
             {
+                self.devices.invalidate();
+            } else {
                 for cs in buf.split_ascii_whitespace() {
                     available.add(&[("device", &device), ("clocksource", cs)], 1.0);
                 }
