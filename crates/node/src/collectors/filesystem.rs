@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -164,6 +163,25 @@ struct Stuck {
 /// mount).
 type StatFn = fn(&std::path::Path) -> std::io::Result<Usage>;
 
+/// A mount selected for reporting: the mount, its mount point label and
+/// the path `statfs` is called on.
+struct Selected {
+    mount: Mount,
+    mount_point: String,
+    stat_path: PathBuf,
+}
+
+/// How far one blocking worker got.
+struct Progress {
+    /// Index of the mount being stat'ed and when that started.
+    current: usize,
+    started: std::time::Instant,
+    /// Outcome per target (`None`: not reached).
+    results: Vec<Option<Outcome>>,
+    /// Set when the collector gave up on this worker (a hung mount).
+    abandoned: bool,
+}
+
 struct Filesystem {
     paths: Paths,
     stat: StatFn,
@@ -172,6 +190,10 @@ struct Filesystem {
     timeout: Duration,
     cache: FileCache,
     stuck: Arc<Stuck>,
+    /// The last mount table text and the mounts selected from it: the
+    /// table rarely changes, so parsing and filtering are skipped when it
+    /// is the same as on the previous scrape.
+    selection: Mutex<Option<(String, Arc<Vec<Selected>>)>>,
 }
 
 /// Builds the collector.
@@ -191,12 +213,13 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         timeout: a.filesystem_mount_timeout,
         cache: FileCache::new(),
         stuck: Arc::default(),
+        selection: Mutex::default(),
     }))
 }
 
 impl Filesystem {
-    /// The mount table, or `None` when procfs has none.
-    fn mounts(&self) -> Result<Option<Vec<Mount>>, String> {
+    /// The mounts to report, or `None` when procfs has no mount table.
+    fn selection(&self) -> Result<Option<Arc<Vec<Selected>>>, String> {
         let mut buf = String::new();
         for (rel, mountinfo) in [
             ("1/mountinfo", true),
@@ -207,11 +230,20 @@ impl Filesystem {
             let path = self.paths.proc(rel);
             match self.cache.read_into(&path, &mut buf) {
                 Ok(()) => {
-                    return Ok(Some(if mountinfo {
+                    let mut last = self.selection.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((text, selected)) = last.as_ref() {
+                        if *text == buf {
+                            return Ok(Some(selected.clone()));
+                        }
+                    }
+                    let mounts = if mountinfo {
                         parse_mountinfo(&buf)
                     } else {
                         parse_mounts(&buf)
-                    }))
+                    };
+                    let selected = Arc::new(self.select(mounts));
+                    *last = Some((buf, selected.clone()));
+                    return Ok(Some(selected));
                 }
                 Err(e) if is_missing(&e) || e.kind() == std::io::ErrorKind::PermissionDenied => {
                     continue
@@ -223,67 +255,119 @@ impl Filesystem {
         Ok(None)
     }
 
-    /// Runs statfs for every path on one blocking worker, giving each its
-    /// own timeout; a worker stuck on one mount is abandoned (it finishes
-    /// in the background and clears the stuck mark) and a new worker takes
-    /// the remaining mounts.
+    /// Applies the exclusion flags and drops duplicate mounts.
+    fn select(&self, mounts: Vec<Mount>) -> Vec<Selected> {
+        let mut seen = HashSet::new();
+        let mut selected = Vec::new();
+        for mount in mounts {
+            let mount_point = self.paths.strip_rootfs(&mount.mount_point).into_owned();
+            if self.mount_points_exclude.is_match(&mount_point) {
+                tracing::debug!(mountpoint = %mount_point, "ignoring mount point");
+                continue;
+            }
+            if self.fs_types_exclude.is_match(&mount.fs_type) {
+                tracing::debug!(fstype = %mount.fs_type, "ignoring fs type");
+                continue;
+            }
+            if !seen.insert((
+                mount.device.clone(),
+                mount_point.clone(),
+                mount.fs_type.clone(),
+            )) {
+                continue;
+            }
+            let stat_path = self.paths.root(&mount_point);
+            selected.push(Selected {
+                mount,
+                mount_point,
+                stat_path,
+            });
+        }
+        selected
+    }
+
+    /// Runs statfs for every target on one blocking worker, which reports
+    /// back once when done. A mount whose statfs has run for the timeout is
+    /// marked stuck and its worker abandoned (it finishes in the background
+    /// and then clears the mark); a new worker takes the remaining mounts.
     async fn stat_all(&self, targets: Vec<(String, PathBuf)>) -> Vec<Outcome> {
         let targets = Arc::new(targets);
-        let mut results = vec![Outcome::Stuck; targets.len()];
-        let mut next = 0;
-        while next < targets.len() {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let done = Arc::new(AtomicUsize::new(next));
-            let abandoned = Arc::new(AtomicBool::new(false));
+        let n = targets.len();
+        let mut results = vec![Outcome::Error; n];
+        let mut start = 0;
+        while start < n {
+            let progress = Arc::new(Mutex::new(Progress {
+                current: start,
+                started: std::time::Instant::now(),
+                results: vec![None; n],
+                abandoned: false,
+            }));
+            let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
             {
                 let targets = targets.clone();
                 let stuck = self.stuck.clone();
-                let done = done.clone();
-                let abandoned = abandoned.clone();
-                let start = next;
+                let progress = progress.clone();
                 let stat = self.stat;
                 tokio::task::spawn_blocking(move || {
                     for (i, (mount_point, path)) in targets.iter().enumerate().skip(start) {
-                        if abandoned.load(Ordering::Acquire) {
-                            return;
+                        {
+                            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                            if p.abandoned {
+                                return;
+                            }
+                            p.current = i;
+                            p.started = std::time::Instant::now();
                         }
                         let r = stat(path);
-                        {
-                            let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
-                            done.store(i + 1, Ordering::Release);
-                            if s.remove(mount_point) {
-                                tracing::info!(mountpoint = %mount_point, "mount point responds again, monitoring resumes");
-                            }
-                        }
                         if let Err(e) = &r {
                             tracing::debug!(path = %path.display(), err = %e, "statfs failed");
                         }
-                        if tx.send((i, r.ok())).is_err() {
-                            return;
+                        // Lock order: progress, then stuck (as in the timeout path).
+                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        p.results[i] = Some(r.map_or(Outcome::Error, Outcome::Ok));
+                        let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                        if s.remove(mount_point) {
+                            tracing::info!(mountpoint = %mount_point, "mount point responds again, monitoring resumes");
                         }
                     }
+                    let _ = tx.send(());
                 });
             }
-            loop {
-                match tokio::time::timeout(self.timeout, rx.recv()).await {
-                    Ok(Some((i, r))) => {
-                        results[i] = r.map_or(Outcome::Error, Outcome::Ok);
-                        next = i + 1;
-                    }
-                    Ok(None) => return results,
-                    Err(_elapsed) => {
-                        abandoned.store(true, Ordering::Release);
-                        let mount_point = &targets[next].0;
-                        let mut s = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
-                        if done.load(Ordering::Acquire) <= next {
-                            tracing::warn!(mountpoint = %mount_point, timeout = ?self.timeout, "statfs timed out: mount point marked stale and skipped until it responds");
-                            s.insert(mount_point.clone());
-                        }
-                        results[next] = Outcome::Stuck;
-                        next += 1;
-                        break;
-                    }
+            let mut deadline = tokio::time::Instant::now() + self.timeout;
+            let resume = loop {
+                if tokio::time::timeout_at(deadline, &mut rx).await.is_ok() {
+                    break None;
                 }
+                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                let cur = p.current;
+                if p.results[cur].is_none() && p.started.elapsed() >= self.timeout {
+                    p.abandoned = true;
+                    let mount_point = &targets[cur].0;
+                    tracing::warn!(mountpoint = %mount_point, timeout = ?self.timeout, "statfs timed out: mount point marked stale and skipped until it responds");
+                    self.stuck
+                        .mounts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(mount_point.clone());
+                    p.results[cur] = Some(Outcome::Stuck);
+                    break Some(cur + 1);
+                }
+                // The worker moved on since: give the current mount its own
+                // full timeout.
+                deadline = tokio::time::Instant::from_std(p.started) + self.timeout;
+                if deadline <= tokio::time::Instant::now() {
+                    deadline = tokio::time::Instant::now() + self.timeout;
+                }
+            };
+            let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            for (slot, r) in results.iter_mut().zip(p.results.iter()).skip(start) {
+                if let Some(r) = r {
+                    *slot = *r;
+                }
+            }
+            match resume {
+                None => break,
+                Some(next) => start = next,
             }
         }
         results
@@ -301,35 +385,18 @@ impl Collector for Filesystem {
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
-            let Some(mounts) = self.mounts()? else {
+            let Some(selected) = self.selection()? else {
                 return Ok(());
             };
-            let mut seen = HashSet::new();
-            let mut selected: Vec<(Mount, String)> = Vec::new();
-            for m in mounts {
-                let mount_point = self.paths.strip_rootfs(&m.mount_point).into_owned();
-                if self.mount_points_exclude.is_match(&mount_point) {
-                    tracing::debug!(mountpoint = %mount_point, "ignoring mount point");
-                    continue;
-                }
-                if self.fs_types_exclude.is_match(&m.fs_type) {
-                    tracing::debug!(fstype = %m.fs_type, "ignoring fs type");
-                    continue;
-                }
-                if !seen.insert((m.device.clone(), mount_point.clone(), m.fs_type.clone())) {
-                    continue;
-                }
-                selected.push((m, mount_point));
-            }
             let mut targets = Vec::new();
             let mut pending = Vec::new();
             {
                 let stuck = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
-                for (idx, (_, mount_point)) in selected.iter().enumerate() {
-                    if stuck.contains(mount_point) {
-                        tracing::debug!(mountpoint = %mount_point, "mount point still unresponsive, skipped");
+                for (idx, sel) in selected.iter().enumerate() {
+                    if stuck.contains(&sel.mount_point) {
+                        tracing::debug!(mountpoint = %sel.mount_point, "mount point still unresponsive, skipped");
                     } else {
-                        targets.push((mount_point.clone(), self.paths.root(mount_point)));
+                        targets.push((sel.mount_point.clone(), sel.stat_path.clone()));
                         pending.push(idx);
                     }
                 }
@@ -369,7 +436,8 @@ impl Collector for Filesystem {
                 "node_filesystem_mount_info",
                 "Filesystem mount information.",
             );
-            for ((m, mount_point), outcome) in selected.iter().zip(outcomes) {
+            for (sel, outcome) in selected.iter().zip(outcomes) {
+                let (m, mount_point) = (&sel.mount, &sel.mount_point);
                 let labels: [(&'static str, &str); 3] = [
                     ("device", &m.device),
                     ("fstype", &m.fs_type),
@@ -471,6 +539,7 @@ mod tests {
             timeout,
             cache: FileCache::new(),
             stuck: Arc::default(),
+            selection: Mutex::default(),
         }
     }
 
@@ -517,6 +586,23 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Every mount takes 120 ms: slow, but each one is within the timeout.
+    fn sluggish_stat(_: &std::path::Path) -> std::io::Result<Usage> {
+        std::thread::sleep(Duration::from_millis(120));
+        slow_stat(std::path::Path::new("/"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timeout_is_per_mount_not_per_scrape() {
+        let fs = collector(sluggish_stat, Duration::from_millis(300));
+        let targets: Vec<(String, PathBuf)> = (0..5)
+            .map(|i| (format!("/m{i}"), PathBuf::from(format!("/m{i}"))))
+            .collect();
+        let got = fs.stat_all(targets).await;
+        assert!(got.iter().all(|o| matches!(o, Outcome::Ok(_))), "{got:?}");
+        assert!(fs.stuck.mounts.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
