@@ -2,7 +2,7 @@
 //! `pg_stat_database_conflicts`, with postgres_exporter 0.11's names, types
 //! and labels (`datid`, `datname`). Columns that postgres_exporter has no
 //! description for (checksums from 12, sessions from 14) are untyped there,
-//! and so here.
+//! and so here (also `confl_active_logicalslot` of 16+).
 
 use oxmon_core::MetricFamily;
 use tokio::time::Instant;
@@ -69,6 +69,10 @@ const CONFLICTS: &str = "SELECT datid::text, datname::text, confl_tablespace::fl
      confl_lock::float8, confl_snapshot::float8, confl_bufferpin::float8, confl_deadlock::float8 \
      FROM pg_stat_database_conflicts";
 
+const CONFLICTS_16: &str = "SELECT datid::text, datname::text, confl_tablespace::float8, \
+     confl_lock::float8, confl_snapshot::float8, confl_bufferpin::float8, confl_deadlock::float8, \
+     confl_active_logicalslot::float8 FROM pg_stat_database_conflicts";
+
 const CONFLICT_VALUES: &[ValueSpec] = &[
     (
         "pg_stat_database_conflicts_confl_tablespace",
@@ -109,14 +113,19 @@ pub async fn collect(
     } else {
         (QUERY_12, &VALUES[..PRE_14_VALUES])
     };
+    let (conflicts_query, conflict_values) = if live.version_num >= 160000 {
+        (CONFLICTS_16, CONFLICT_VALUES)
+    } else {
+        (CONFLICTS, &CONFLICT_VALUES[..5])
+    };
     let stats = live.query(query, deadline);
-    let conflicts = live.query(CONFLICTS, deadline);
+    let conflicts = live.query(conflicts_query, deadline);
     let (stats, conflicts) = futures_util::future::join(stats, conflicts).await;
     emit(server, &["datid", "datname"], values, &stats?, false, out);
     emit(
         server,
         &["datid", "datname"],
-        CONFLICT_VALUES,
+        conflict_values,
         &conflicts?,
         false,
         out,
