@@ -370,3 +370,40 @@ fn numbered_or_empty(dir: &Path, prefix: &str) -> Result<Vec<(u32, String)>, Col
         Err(e) => Err(format!("listing {}: {e}", dir.display()).into()),
     }
 }
+
+/// Metric names remembered by line position, for files whose field order
+/// the kernel keeps fixed (`/proc/meminfo`, `/proc/vmstat`): a line whose
+/// key equals the key seen at that position on the previous scrape reuses
+/// its names (or its "not exported" verdict) without hashing, regex
+/// matching or formatting.
+#[derive(Default)]
+struct FieldNames(Mutex<Vec<(String, Option<(&'static str, &'static str)>)>>);
+
+impl FieldNames {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(String, Option<(&'static str, &'static str)>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The names for `key` at position `i` of `table`, computed by `make` (and
+/// remembered) when the position held another key.
+fn names_at(
+    table: &mut Vec<(String, Option<(&'static str, &'static str)>)>,
+    i: usize,
+    key: &str,
+    make: impl FnOnce(&str) -> Option<(&'static str, &'static str)>,
+) -> Option<(&'static str, &'static str)> {
+    if let Some((k, v)) = table.get(i) {
+        if k == key {
+            return *v;
+        }
+    }
+    let v = make(key);
+    if table.len() <= i {
+        table.resize(i + 1, (String::new(), None));
+    }
+    table[i] = (key.to_string(), v);
+    v
+}

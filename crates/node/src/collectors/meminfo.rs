@@ -10,7 +10,7 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::{intern_pair, read_optional};
+use super::{intern_pair, names_at, read_optional, FieldNames};
 use crate::collectors::Ctx;
 use crate::read::FileCache;
 
@@ -65,24 +65,20 @@ pub fn field_name(key: &str) -> String {
     }
 }
 
-/// Parses `/proc/meminfo` into `(metric name suffix, value)` pairs, e.g.
-/// `("MemTotal_bytes", 3.8e9)`. Malformed lines are skipped.
-pub fn parse_meminfo(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter_map(parse_mem_line)
-        .map(|f| {
-            let mut name = field_name(f.key);
-            if f.bytes {
-                name.push_str("_bytes");
-            }
-            (name, f.value)
-        })
-        .collect()
+/// The metric name suffix of a field: `Active(anon)` in kB →
+/// `Active_anon_bytes`, `HugePages_Total` → `HugePages_Total`.
+pub fn metric_field(key: &str, bytes: bool) -> String {
+    let mut field = field_name(key);
+    if bytes {
+        field.push_str("_bytes");
+    }
+    field
 }
 
 struct Meminfo {
     path: std::path::PathBuf,
     cache: FileCache,
+    names: FieldNames,
 }
 
 /// Builds the collector.
@@ -90,6 +86,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Meminfo {
         path: ctx.paths.proc("meminfo"),
         cache: FileCache::new(),
+        names: FieldNames::default(),
     }))
 }
 
@@ -103,14 +100,19 @@ impl SyncCollector for Meminfo {
         if !read_optional(&self.cache, &self.path, &mut buf, "meminfo")? {
             return Ok(());
         }
-        for (field, value) in parse_meminfo(&buf) {
-            let (name, help) = intern_pair("meminfo", &field, |f| {
-                (
-                    format!("node_memory_{f}"),
-                    format!("Memory information field {f}."),
-                )
+        let mut names = self.names.lock();
+        for (i, f) in buf.lines().filter_map(parse_mem_line).enumerate() {
+            let named = names_at(&mut names, i, f.key, |key| {
+                Some(intern_pair("meminfo", &metric_field(key, f.bytes), |f| {
+                    (
+                        format!("node_memory_{f}"),
+                        format!("Memory information field {f}."),
+                    )
+                }))
             });
-            out.push(oxmon_core::gauge(name, help, value));
+            if let Some((name, help)) = named {
+                out.push(oxmon_core::gauge(name, help, f.value));
+            }
         }
         Ok(())
     }
@@ -123,7 +125,11 @@ mod tests {
     #[test]
     fn parses_and_renames_fields() {
         let text = "MemTotal:       16384000 kB\nActive(file):     2048 kB\nHugePages_Total:      4\nbroken line\nDirty: x kB\n";
-        let got = parse_meminfo(text);
+        let got: Vec<(String, f64)> = text
+            .lines()
+            .filter_map(parse_mem_line)
+            .map(|f| (metric_field(f.key, f.bytes), f.value))
+            .collect();
         assert_eq!(
             got,
             vec![

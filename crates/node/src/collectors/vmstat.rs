@@ -4,15 +4,14 @@
 //! field matching `--collector.vmstat.fields` (default
 //! `^(oom_kill|pgpg|pswp|pg.*fault).*`). On by default.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile_regex, intern_pair, read_optional};
+use super::{compile_regex, intern_pair, names_at, read_optional, FieldNames};
 use crate::collectors::Ctx;
 use crate::read::FileCache;
 
@@ -33,9 +32,9 @@ struct Vmstat {
     path: PathBuf,
     cache: FileCache,
     fields: Regex,
-    /// Whether each field name seen so far matches `fields` (the regex runs
-    /// once per name, not once per scrape).
-    selected: Mutex<HashMap<String, bool>>,
+    /// Names of the exported fields by position (the regex runs once per
+    /// field name, not once per scrape).
+    names: FieldNames,
 }
 
 /// Builds the collector.
@@ -44,7 +43,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         path: ctx.paths.proc("vmstat"),
         cache: FileCache::new(),
         fields: compile_regex("collector.vmstat.fields", &ctx.flags.a.vmstat_fields)?,
-        selected: Mutex::default(),
+        names: FieldNames::default(),
     }))
 }
 
@@ -58,28 +57,23 @@ impl SyncCollector for Vmstat {
         if !read_optional(&self.cache, &self.path, &mut buf, "vmstat")? {
             return Ok(());
         }
-        let mut selected = self.selected.lock().unwrap_or_else(|e| e.into_inner());
-        for (field, value) in parse_vmstat(&buf) {
-            let wanted = match selected.get(field) {
-                Some(w) => *w,
-                None => {
-                    let w = self.fields.is_match(field);
-                    selected.insert(field.to_string(), w);
-                    w
-                }
-            };
-            if !wanted {
-                continue;
-            }
-            let (name, help) = intern_pair("vmstat", field, |f| {
-                (
-                    format!("node_vmstat_{f}"),
-                    format!("/proc/vmstat information field {f}."),
-                )
+        let mut names = self.names.lock();
+        for (i, (field, value)) in parse_vmstat(&buf).into_iter().enumerate() {
+            let named = names_at(&mut names, i, field, |f| {
+                self.fields.is_match(f).then(|| {
+                    intern_pair("vmstat", f, |f| {
+                        (
+                            format!("node_vmstat_{f}"),
+                            format!("/proc/vmstat information field {f}."),
+                        )
+                    })
+                })
             });
-            let mut fam = MetricFamily::untyped(name, help);
-            fam.add(&[], value);
-            out.push(fam);
+            if let Some((name, help)) = named {
+                let mut fam = MetricFamily::untyped(name, help);
+                fam.add(&[], value);
+                out.push(fam);
+            }
         }
         Ok(())
     }
