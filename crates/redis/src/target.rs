@@ -333,9 +333,9 @@ enum Allowed {
     /// An IP network; the target's resolved addresses must all be inside.
     Net(IpNet),
     /// A host glob (`*` and `?` never cross a `.`), optional port.
-    Host(regex::Regex, Option<u16>),
+    Host(Glob, Option<u16>),
     /// A unix socket path glob.
-    Unix(regex::Regex),
+    Unix(Glob),
 }
 
 /// How a target was allowed.
@@ -357,19 +357,53 @@ pub struct AllowList {
     entries: Vec<Allowed>,
 }
 
-fn glob_regex(glob: &str, sep: Option<char>) -> Result<regex::Regex, String> {
-    let mut re = String::from("(?i)^");
-    for c in glob.chars() {
-        match (c, sep) {
-            ('*', Some(s)) => re.push_str(&format!("[^{}]*", regex::escape(&s.to_string()))),
-            ('*', None) => re.push_str(".*"),
-            ('?', Some(s)) => re.push_str(&format!("[^{}]", regex::escape(&s.to_string()))),
-            ('?', None) => re.push('.'),
-            _ => re.push_str(&regex::escape(&c.to_string())),
+/// A glob: `*` matches any run of characters and `?` one character,
+/// neither crossing `sep` when one is given; case-insensitive.
+#[derive(Debug, Clone)]
+struct Glob {
+    pattern: Vec<u8>,
+    sep: Option<u8>,
+}
+
+impl Glob {
+    fn new(pattern: &str, sep: Option<u8>) -> Glob {
+        Glob {
+            pattern: pattern.to_ascii_lowercase().into_bytes(),
+            sep,
         }
     }
-    re.push('$');
-    regex::Regex::new(&re).map_err(|e| format!("invalid pattern {glob:?}: {e}"))
+
+    fn is_match(&self, text: &str) -> bool {
+        let text = text.to_ascii_lowercase();
+        self.matches(&self.pattern, text.as_bytes())
+    }
+
+    fn matches(&self, p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => {
+                // Try every split point, never swallowing a separator.
+                let mut i = 0;
+                loop {
+                    if self.matches(rest, &t[i..]) {
+                        return true;
+                    }
+                    if i == t.len() || Some(t[i]) == self.sep {
+                        return false;
+                    }
+                    i += 1;
+                }
+            }
+            Some((b'?', rest)) => match t.split_first() {
+                Some((c, tail)) if Some(*c) != self.sep => self.matches(rest, tail),
+                _ => false,
+            },
+            Some((c, rest)) => match t.split_first() {
+                Some((d, tail)) if c == d => self.matches(rest, tail),
+                _ => false,
+            },
+        }
+    }
 }
 
 impl AllowList {
@@ -391,7 +425,7 @@ impl AllowList {
                 .strip_prefix("unix://")
                 .or_else(|| e.strip_prefix("redis+unix://"))
             {
-                out.push(Allowed::Unix(glob_regex(path, None)?));
+                out.push(Allowed::Unix(Glob::new(path, None)));
             } else {
                 let e = e
                     .strip_prefix("redis://")
@@ -414,7 +448,7 @@ impl AllowList {
                 {
                     return Err(format!("invalid allowed target {e:?}"));
                 }
-                out.push(Allowed::Host(glob_regex(host, Some('.'))?, port));
+                out.push(Allowed::Host(Glob::new(host, Some(b'.')), port));
             }
         }
         Ok(AllowList { entries: out })
@@ -624,6 +658,13 @@ mod tests {
             Decision::Refused(_)
         ));
         assert!(AllowList::parse(["bad host!"]).is_err());
+        let g = Glob::new("*.Cache-?.internal", Some(b'.'));
+        assert!(g.is_match("a.cache-1.internal"));
+        assert!(!g.is_match("a.b.cache-1.internal"));
+        assert!(!g.is_match(".cache-12.internal"));
+        assert!(g.is_match(".cache-x.INTERNAL"));
+        assert!(Glob::new("/run/*", None).is_match("/run/a/b.sock"));
+        assert!(Glob::new("**", Some(b'.')).is_match(""));
         assert!(AllowList::parse(["h:notaport"]).is_err());
     }
 }
