@@ -118,20 +118,34 @@ fn over(deadline: Instant) -> Result<(), KeyError> {
     }
 }
 
+/// Runs a pipeline that starts with `SELECT` unless `cluster`; returns the
+/// other replies, or an error when the `SELECT` failed (so no command ever
+/// runs against the wrong database).
 async fn query(
     conn: &mut MultiplexedConnection,
     pipe: &redis::Pipeline,
+    cluster: bool,
     deadline: Instant,
 ) -> Result<Vec<Value>, KeyError> {
-    match tokio::time::timeout_at(deadline, pipe.query_async::<Vec<Value>>(conn)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(KeyError::Budget),
+    let mut replies =
+        match tokio::time::timeout_at(deadline, pipe.query_async::<Vec<Value>>(conn)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(KeyError::Budget),
+        };
+    if !cluster {
+        if replies.is_empty() {
+            return Ok(replies);
+        }
+        if let Value::ServerError(e) = replies.remove(0) {
+            return Err(KeyError::Redis(e.into()));
+        }
     }
+    Ok(replies)
 }
 
 fn select(pipe: &mut redis::Pipeline, db: i64, cluster: bool) {
     if !cluster {
-        pipe.cmd("SELECT").arg(db).ignore();
+        pipe.cmd("SELECT").arg(db);
     }
 }
 
@@ -156,7 +170,7 @@ async fn scan(
             .arg(pattern)
             .arg("COUNT")
             .arg(batch);
-        let mut reply = query(conn, &pipe, deadline).await?;
+        let mut reply = query(conn, &pipe, cluster, deadline).await?;
         let (next, keys): (u64, Vec<Vec<u8>>) =
             redis::from_redis_value(reply.pop().unwrap_or(Value::Nil))
                 .map_err(redis::RedisError::from)?;
@@ -217,7 +231,7 @@ async fn key_infos(
         for k in chunk {
             pipe.cmd("TYPE").arg(k);
         }
-        let types = query(conn, &pipe, deadline).await?;
+        let types = query(conn, &pipe, cluster, deadline).await?;
 
         // Second round trip: the size command for each key's type; strings
         // also fetch their first bytes to read numbers and spot HLLs.
@@ -245,7 +259,7 @@ async fn key_infos(
             continue;
         }
         over(deadline)?;
-        let replies = query(conn, &pipe, deadline).await?;
+        let replies = query(conn, &pipe, cluster, deadline).await?;
         let mut it = replies.iter();
         let mut hll: Vec<&Vec<u8>> = Vec::new();
         for (k, cmd) in plan {
@@ -295,7 +309,7 @@ async fn key_infos(
             for k in &hll {
                 pipe.cmd("PFCOUNT").arg(*k);
             }
-            let counts = query(conn, &pipe, deadline).await?;
+            let counts = query(conn, &pipe, cluster, deadline).await?;
             for (k, c) in hll.iter().zip(counts.iter()) {
                 if let Some(n) = as_int(c) {
                     let key = String::from_utf8_lossy(k);

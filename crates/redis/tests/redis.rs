@@ -82,7 +82,7 @@ fn every_section_key_checks_and_replica() {
         &[
             &format!("--redis.addr={}", master.url()),
             "--check-keys=counter,greeting,queue:*,user:*,tags,scores,events,visitors,missing:*",
-            "--check-single-keys=db1=k0,db0=does-not-exist",
+            "--check-single-keys=db1=k0,db0=does-not-exist,db99=counter",
             "--count-keys=db1=k*,db3=*,db0=queue:*",
             "--scrape.allowed-targets=127.0.0.1/32",
         ],
@@ -207,6 +207,8 @@ fn every_section_key_checks_and_replica() {
     assert_eq!(size("visitors", "db0"), Some(5.0));
     assert_eq!(size("k0", "db1"), Some(1.0));
     assert_eq!(size("does-not-exist", "db0"), None);
+    // SELECT 99 fails: nothing is read from another database instead.
+    assert_eq!(size("counter", "db99"), None);
     assert!(e
         .samples("redis_key_size")
         .iter()
