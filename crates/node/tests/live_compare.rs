@@ -12,7 +12,7 @@
 //! - values that cannot change between the two scrapes agree: total
 //!   memory, the size of every filesystem both report (and the set of
 //!   mount points), boot time, the number of CPUs, the set of network
-//!   devices and their MTUs.
+//!   devices and every interface property of netclass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -58,6 +58,29 @@ const COLLECTORS: &[&str] = &[
 /// later node_exporter releases), so they are enabled on oxmon-node only
 /// and not compared: `softirqs` (1.6), `cpu_vulnerabilities` (1.8).
 const OXMON_ONLY: &[&str] = &["softirqs", "cpu_vulnerabilities"];
+
+/// netclass families whose every sample is compared.
+const NETCLASS_FAMILIES: &[&str] = &[
+    "node_network_info",
+    "node_network_up",
+    "node_network_address_assign_type",
+    "node_network_carrier",
+    "node_network_carrier_changes_total",
+    "node_network_carrier_up_changes_total",
+    "node_network_carrier_down_changes_total",
+    "node_network_device_id",
+    "node_network_dormant",
+    "node_network_flags",
+    "node_network_iface_id",
+    "node_network_iface_link",
+    "node_network_iface_link_mode",
+    "node_network_mtu_bytes",
+    "node_network_name_assign_type",
+    "node_network_net_dev_group",
+    "node_network_protocol_type",
+    "node_network_speed_bytes",
+    "node_network_transmit_queue_length",
+];
 
 /// The mount-point exclusion both exporters get (Debian's default).
 const MOUNT_POINTS_EXCLUDE: &str =
@@ -244,6 +267,22 @@ fn families_types_labels_and_stable_values_match_node_exporter() {
         "node_exporter reports no interface"
     );
     assert_eq!(mtus(&mine), mtus(&theirs), "node_network_mtu_bytes");
+
+    // Every interface property: oxmon-node takes most of them from
+    // rtnetlink, node_exporter from sysfs; they must agree.
+    for fam in NETCLASS_FAMILIES {
+        let all = |e: &Exposition| -> BTreeMap<String, f64> {
+            e.samples(fam)
+                .into_iter()
+                .map(|s| {
+                    let mut labels = s.labels.clone();
+                    labels.remove("adminstate");
+                    (format!("{labels:?}"), s.value)
+                })
+                .collect()
+        };
+        assert_eq!(all(&mine), all(&theirs), "{fam}");
+    }
 
     let netdev = |e: &Exposition| -> BTreeSet<String> {
         by_label(e, "node_network_receive_bytes_total", "device")

@@ -10,8 +10,16 @@
 //! `--collector.netclass.ignored-devices` (regexp, default `^$`),
 //! `--collector.netclass.ignore-invalid-speed` (drop a speed of -1).
 //!
-//! Cost: node_exporter opens ~25 files per interface every scrape; here the
-//! files stay open and are re-read with one `pread` each.
+//! Cost: node_exporter opens ~25 files per interface every scrape. Here,
+//! with the default `--path.sysfs=/sys`, the interface list and the values
+//! rtnetlink carries exactly as sysfs shows them (address, broadcast,
+//! operstate, ifalias, mtu, carrier and its counters, ifindex, iflink,
+//! link mode, group, type, tx queue length) come from the one
+//! `RTM_GETLINK` dump per scrape that netdev also uses; the seven others
+//! (`flags`, `speed`, `duplex`, `dormant`, `dev_id`, `addr_assign_type`,
+//! `name_assign_type`) are read from sysfs through kept-open files. With
+//! another sysfs root (a container's `/host/sys`, a fixture tree) every
+//! value is read from that tree.
 
 use std::path::PathBuf;
 
@@ -19,7 +27,10 @@ use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::MetricFamily;
 use regex::Regex;
 
-use super::{compile, dir_entries, AttrCache};
+use oxmon_core::collector::CollectError;
+
+use super::netdev::{format_hwaddr, SharedLinks, OPERSTATES};
+use super::{compile, dir_entries, AttrCache, CacheScope};
 use crate::collectors::Ctx;
 
 /// Numeric attributes: `(file, metric name, is counter)`.
@@ -62,6 +73,20 @@ const NUMERIC: [(&str, &str, bool); 17] = [
 const FLAGS_IDX: usize = 7;
 const SPEED_IDX: usize = 14;
 
+/// Files still read from sysfs when the rest comes from rtnetlink.
+const SYSFS_ONLY: [usize; 6] = [0, 5, 6, 7, 12, 14];
+
+/// One interface's values, however they were read.
+struct Iface {
+    name: String,
+    address: String,
+    broadcast: String,
+    duplex: String,
+    operstate: String,
+    ifalias: String,
+    values: [Option<i64>; NUMERIC.len()],
+}
+
 /// `adminstate` label from the interface flags (IFF_UP).
 pub fn admin_state(flags: Option<i64>) -> &'static str {
     match flags {
@@ -76,6 +101,7 @@ pub struct NetClass {
     class: PathBuf,
     ignored: Regex,
     ignore_invalid_speed: bool,
+    netlink: bool,
     cache: AttrCache,
 }
 
@@ -93,8 +119,110 @@ impl NetClass {
                 &f.netclass_ignored_devices,
             )?,
             ignore_invalid_speed: f.netclass_ignore_invalid_speed,
+            netlink: ctx.paths.sysfs == std::path::Path::new("/sys"),
             cache: AttrCache::default(),
         })
+    }
+}
+
+impl NetClass {
+    /// Every value from the sysfs tree.
+    fn from_sysfs(&self, scope: &mut CacheScope<'_>) -> Result<Vec<Iface>, CollectError> {
+        let Some(devices) = dir_entries(&self.class)? else {
+            tracing::debug!(path = %self.class.display(), "no net class");
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(devices.len());
+        let mut path = self.class.clone();
+        for (dev, ft) in devices {
+            if ft.is_file() || self.ignored.is_match(&dev) {
+                continue;
+            }
+            path.push(&dev);
+            let mut text = |file: &str| {
+                path.push(file);
+                let v = scope.attr_string(&path);
+                path.pop();
+                v.unwrap_or_default()
+            };
+            let mut iface = Iface {
+                address: text("address"),
+                broadcast: text("broadcast"),
+                duplex: text("duplex"),
+                operstate: text("operstate"),
+                ifalias: text("ifalias"),
+                name: dev,
+                values: [None; NUMERIC.len()],
+            };
+            for (i, (file, _, _)) in NUMERIC.iter().enumerate() {
+                path.push(file);
+                iface.values[i] = scope.attr_i64(&path);
+                path.pop();
+            }
+            path.pop();
+            out.push(iface);
+        }
+        Ok(out)
+    }
+
+    /// Interface list and most values from rtnetlink, the rest from sysfs.
+    fn from_netlink(
+        &self,
+        ctx: &ScrapeContext,
+        scope: &mut CacheScope<'_>,
+    ) -> Result<Vec<Iface>, CollectError> {
+        let links = SharedLinks::get()
+            .links(ctx)
+            .map_err(|e| format!("rtnetlink link dump: {e}"))?;
+        let mut out = Vec::with_capacity(links.len());
+        let mut path = self.class.clone();
+        for l in links.iter() {
+            if self.ignored.is_match(&l.name) {
+                continue;
+            }
+            path.push(&l.name);
+            path.push("duplex");
+            let duplex = scope.attr_string(&path).unwrap_or_default();
+            path.pop();
+            let mut values = [None; NUMERIC.len()];
+            for i in SYSFS_ONLY {
+                path.push(NUMERIC[i].0);
+                values[i] = scope.attr_i64(&path);
+                path.pop();
+            }
+            path.pop();
+            let running = l.flags & 1 == 1;
+            // sysfs refuses `carrier` of a device that is not up.
+            values[1] = l.carrier.filter(|_| running).map(i64::from);
+            values[2] = l.carrier_changes.map(i64::from);
+            values[3] = l.carrier_up.map(i64::from);
+            values[4] = l.carrier_down.map(i64::from);
+            values[8] = Some(i64::from(l.index));
+            values[9] = Some(i64::from(l.link.unwrap_or(l.index)));
+            values[10] = l.linkmode.map(i64::from);
+            values[11] = l.mtu.map(i64::from);
+            values[13] = l.group.map(|g| i64::from(g as i32));
+            values[15] = l.txqlen.map(i64::from);
+            values[16] = Some(i64::from(l.kind));
+            out.push(Iface {
+                name: l.name.clone(),
+                address: l.address.as_deref().map(format_hwaddr).unwrap_or_default(),
+                broadcast: l
+                    .broadcast
+                    .as_deref()
+                    .map(format_hwaddr)
+                    .unwrap_or_default(),
+                duplex,
+                operstate: l
+                    .operstate
+                    .and_then(|o| OPERSTATES.get(o as usize))
+                    .unwrap_or(&"unknown")
+                    .to_string(),
+                ifalias: l.ifalias.clone().unwrap_or_default(),
+                values,
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -103,12 +231,13 @@ impl SyncCollector for NetClass {
         "netclass"
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let Some(devices) = dir_entries(&self.class)? else {
-            tracing::debug!(path = %self.class.display(), "no net class");
-            return Ok(());
-        };
+    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
+        let ifaces = if self.netlink {
+            self.from_netlink(ctx, &mut scope)?
+        } else {
+            self.from_sysfs(&mut scope)?
+        };
         let mut up = MetricFamily::gauge(
             "node_network_up",
             "Value is 1 if operstate is 'up', 0 otherwise.",
@@ -131,45 +260,22 @@ impl SyncCollector for NetClass {
                 }
             })
             .collect();
-        let mut path = self.class.clone();
-        let mut values = [None; NUMERIC.len()];
-        for (dev, ft) in devices {
-            if ft.is_file() || self.ignored.is_match(&dev) {
-                continue;
-            }
-            path.push(&dev);
-            let mut text = |path: &mut PathBuf, file: &str| {
-                path.push(file);
-                let v = scope.attr_string(path);
-                path.pop();
-                v
-            };
-            let address = text(&mut path, "address").unwrap_or_default();
-            let broadcast = text(&mut path, "broadcast").unwrap_or_default();
-            let duplex = text(&mut path, "duplex").unwrap_or_default();
-            let operstate = text(&mut path, "operstate").unwrap_or_default();
-            let ifalias = text(&mut path, "ifalias").unwrap_or_default();
-            for (i, (file, _, _)) in NUMERIC.iter().enumerate() {
-                path.push(file);
-                values[i] = scope.attr_i64(&path);
-                path.pop();
-            }
-            path.pop();
-            let lab = [("device", dev.as_str())];
-            up.add(&lab, if operstate == "up" { 1.0 } else { 0.0 });
+        for iface in &ifaces {
+            let lab = [("device", iface.name.as_str())];
+            up.add(&lab, if iface.operstate == "up" { 1.0 } else { 0.0 });
             info.add(
                 &[
-                    ("device", &dev),
-                    ("address", &address),
-                    ("broadcast", &broadcast),
-                    ("duplex", &duplex),
-                    ("operstate", &operstate),
-                    ("adminstate", admin_state(values[FLAGS_IDX])),
-                    ("ifalias", &ifalias),
+                    ("device", &iface.name),
+                    ("address", &iface.address),
+                    ("broadcast", &iface.broadcast),
+                    ("duplex", &iface.duplex),
+                    ("operstate", &iface.operstate),
+                    ("adminstate", admin_state(iface.values[FLAGS_IDX])),
+                    ("ifalias", &iface.ifalias),
                 ],
                 1.0,
             );
-            for (i, v) in values.iter().enumerate() {
+            for (i, v) in iface.values.iter().enumerate() {
                 let Some(v) = *v else { continue };
                 if i == SPEED_IDX {
                     // Mbit/s to bytes/s; some drivers report -1 for unknown.

@@ -17,7 +17,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::MetricFamily;
@@ -53,15 +53,70 @@ pub const LINK_STATS: [&str; 24] = [
     "receive_nohandler",
 ];
 
-/// One interface's counters, in [`LINK_STATS`] order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkStats {
+/// One interface as an `RTM_NEWLINK` message describes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Link {
     /// Interface index.
     pub index: u32,
     /// Interface name.
     pub name: String,
-    /// Counters (missing trailing fields of older kernels are 0).
-    pub stats: [u64; 24],
+    /// `ifi_type` (ARPHRD_*).
+    pub kind: u16,
+    /// `ifi_flags` (as `dev_get_flags`, not sysfs's `flags`).
+    pub flags: u32,
+    /// Counters in [`LINK_STATS`] order (missing trailing fields of older
+    /// kernels are 0); `None` when the kernel sent no statistics.
+    pub stats: Option<[u64; 24]>,
+    /// Hardware address (`IFLA_ADDRESS`).
+    pub address: Option<Vec<u8>>,
+    /// Broadcast address (`IFLA_BROADCAST`).
+    pub broadcast: Option<Vec<u8>>,
+    /// `IFLA_MTU`.
+    pub mtu: Option<u32>,
+    /// `IFLA_LINK` (absent when equal to the index).
+    pub link: Option<u32>,
+    /// `IFLA_TXQLEN`.
+    pub txqlen: Option<u32>,
+    /// `IFLA_OPERSTATE` (RFC 2863 state, an index into [`OPERSTATES`]).
+    pub operstate: Option<u8>,
+    /// `IFLA_LINKMODE`.
+    pub linkmode: Option<u8>,
+    /// `IFLA_IFALIAS`.
+    pub ifalias: Option<String>,
+    /// `IFLA_GROUP`.
+    pub group: Option<u32>,
+    /// `IFLA_CARRIER`.
+    pub carrier: Option<u8>,
+    /// `IFLA_CARRIER_CHANGES`.
+    pub carrier_changes: Option<u32>,
+    /// `IFLA_CARRIER_UP_COUNT`.
+    pub carrier_up: Option<u32>,
+    /// `IFLA_CARRIER_DOWN_COUNT`.
+    pub carrier_down: Option<u32>,
+}
+
+/// The kernel's names of the operational states, as sysfs `operstate`
+/// writes them.
+pub const OPERSTATES: [&str; 7] = [
+    "unknown",
+    "notpresent",
+    "down",
+    "lowerlayerdown",
+    "testing",
+    "dormant",
+    "up",
+];
+
+/// A hardware address as sysfs writes it (`aa:bb:cc:dd:ee:ff`).
+pub fn format_hwaddr(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 3);
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
 }
 
 /// The counters node_exporter reports by default, derived from the
@@ -135,9 +190,22 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_DUMP: u16 = 0x300;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_BROADCAST: u16 = 2;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
 const IFLA_STATS: u16 = 7;
+const IFLA_TXQLEN: u16 = 13;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKMODE: u16 = 17;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_STATS64: u16 = 23;
+const IFLA_GROUP: u16 = 27;
+const IFLA_CARRIER: u16 = 33;
+const IFLA_CARRIER_CHANGES: u16 = 35;
+const IFLA_CARRIER_UP_COUNT: u16 = 47;
+const IFLA_CARRIER_DOWN_COUNT: u16 = 48;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 
@@ -214,40 +282,58 @@ pub fn split_messages(b: &[u8], seq: u32) -> Option<Vec<NlMessage<'_>>> {
 }
 
 /// Parses an `RTM_NEWLINK` payload (ifinfomsg + attributes); `None` when
-/// the link has no name or no statistics.
-pub fn parse_link(p: &[u8]) -> Option<LinkStats> {
-    let index = u32_at(p, 4)?;
+/// it is too short or the link has no name.
+pub fn parse_link(p: &[u8]) -> Option<Link> {
+    let mut l = Link {
+        kind: u16_at(p, 2)?,
+        index: u32_at(p, 4)?,
+        flags: u32_at(p, 8)?,
+        ..Link::default()
+    };
     let mut name = None;
-    let mut stats64 = None;
     let mut stats32 = None;
+    let text = |val: &[u8]| {
+        let end = val.iter().position(|&c| c == 0).unwrap_or(val.len());
+        String::from_utf8_lossy(&val[..end]).into_owned()
+    };
     for (ty, val) in attributes(p.get(16..)?) {
         match ty {
-            IFLA_IFNAME => {
-                let end = val.iter().position(|&c| c == 0).unwrap_or(val.len());
-                name = Some(String::from_utf8_lossy(&val[..end]).into_owned());
+            IFLA_IFNAME => name = Some(text(val)),
+            IFLA_ADDRESS => l.address = Some(val.to_vec()),
+            IFLA_BROADCAST => l.broadcast = Some(val.to_vec()),
+            IFLA_MTU => l.mtu = u32_at(val, 0),
+            IFLA_LINK => l.link = u32_at(val, 0),
+            IFLA_TXQLEN => l.txqlen = u32_at(val, 0),
+            IFLA_OPERSTATE => l.operstate = val.first().copied(),
+            IFLA_LINKMODE => l.linkmode = val.first().copied(),
+            IFLA_IFALIAS => l.ifalias = Some(text(val)),
+            IFLA_GROUP => l.group = u32_at(val, 0),
+            IFLA_CARRIER => l.carrier = val.first().copied(),
+            IFLA_CARRIER_CHANGES => l.carrier_changes = u32_at(val, 0),
+            IFLA_CARRIER_UP_COUNT => l.carrier_up = u32_at(val, 0),
+            IFLA_CARRIER_DOWN_COUNT => l.carrier_down = u32_at(val, 0),
+            IFLA_STATS64 => {
+                let mut stats = [0u64; 24];
+                for (i, v) in stats.iter_mut().enumerate() {
+                    *v = u64_at(val, i * 8).unwrap_or(0);
+                }
+                l.stats = Some(stats);
             }
-            IFLA_STATS64 => stats64 = Some(val),
             IFLA_STATS => stats32 = Some(val),
             _ => {}
         }
     }
-    let mut stats = [0u64; 24];
-    if let Some(s) = stats64 {
-        for (i, v) in stats.iter_mut().enumerate() {
-            *v = u64_at(s, i * 8).unwrap_or(0);
+    if l.stats.is_none() {
+        if let Some(s) = stats32 {
+            let mut stats = [0u64; 24];
+            for (i, v) in stats.iter_mut().enumerate() {
+                *v = u32_at(s, i * 4).unwrap_or(0) as u64;
+            }
+            l.stats = Some(stats);
         }
-    } else if let Some(s) = stats32 {
-        for (i, v) in stats.iter_mut().enumerate() {
-            *v = u32_at(s, i * 4).unwrap_or(0) as u64;
-        }
-    } else {
-        return None;
     }
-    Some(LinkStats {
-        index,
-        name: name?,
-        stats,
-    })
+    l.name = name?;
+    Some(l)
 }
 
 /// Parses an `RTM_NEWADDR` payload into `(interface index, address,
@@ -304,14 +390,14 @@ pub fn addr_scope(ip: &IpAddr) -> &'static str {
 
 /// A kept-open rtnetlink socket; re-created after any error.
 #[derive(Default)]
-struct Netlink {
+pub(crate) struct Netlink {
     sock: Mutex<Option<OwnedFd>>,
     seq: std::sync::atomic::AtomicU32,
 }
 
 impl Netlink {
     /// Runs one dump request and hands each payload of type `want` to `f`.
-    fn dump(
+    pub(crate) fn dump(
         &self,
         request: u16,
         family: u8,
@@ -373,6 +459,42 @@ impl Netlink {
     }
 }
 
+/// One `RTM_GETLINK` dump per scrape, shared by netdev and netclass: the
+/// first of them to run in a scrape (identified by its deadline) dumps,
+/// the other reuses the result.
+#[derive(Default)]
+pub(crate) struct SharedLinks {
+    nl: Netlink,
+    last: Mutex<Option<(tokio::time::Instant, Arc<Vec<Link>>)>>,
+}
+
+impl SharedLinks {
+    /// The process-wide instance.
+    pub(crate) fn get() -> &'static SharedLinks {
+        static SHARED: OnceLock<SharedLinks> = OnceLock::new();
+        SHARED.get_or_init(SharedLinks::default)
+    }
+
+    /// All links, dumped at most once per scrape.
+    pub(crate) fn links(&self, ctx: &ScrapeContext) -> std::io::Result<Arc<Vec<Link>>> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((deadline, links)) = &*last {
+            if *deadline == ctx.deadline {
+                return Ok(links.clone());
+            }
+        }
+        let mut links = Vec::new();
+        self.nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |p| {
+            if let Some(l) = parse_link(p) {
+                links.push(l);
+            }
+        })?;
+        let links = Arc::new(links);
+        *last = Some((ctx.deadline, links.clone()));
+        Ok(links)
+    }
+}
+
 /// The netdev collector.
 pub struct NetDev {
     proc_net_dev: PathBuf,
@@ -380,6 +502,7 @@ pub struct NetDev {
     netlink: bool,
     detailed: bool,
     address_info: bool,
+    /// For the address dump of `--collector.netdev.address-info`.
     nl: Netlink,
     cache: AttrCache,
 }
@@ -407,16 +530,6 @@ impl NetDev {
             nl: Netlink::default(),
             cache: AttrCache::default(),
         })
-    }
-
-    fn links(&self) -> std::io::Result<Vec<LinkStats>> {
-        let mut links = Vec::new();
-        self.nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |p| {
-            if let Some(l) = parse_link(p) {
-                links.push(l);
-            }
-        })?;
-        Ok(links)
     }
 }
 
@@ -463,24 +576,25 @@ impl SyncCollector for NetDev {
         "netdev"
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut fams = Families(Vec::with_capacity(24));
         let mut names = Vec::new();
         if self.netlink {
-            let links = self
-                .links()
+            let links = SharedLinks::get()
+                .links(ctx)
                 .map_err(|e| format!("couldn't get netstats via netlink: {e}"))?;
-            for l in &links {
+            for l in links.iter() {
                 names.push((l.index, l.name.clone()));
+                let Some(stats) = &l.stats else { continue };
                 if self.filter.ignored(&l.name) {
                     continue;
                 }
                 if self.detailed {
-                    for (key, v) in LINK_STATS.iter().zip(l.stats) {
-                        fams.add(key, &l.name, v);
+                    for (key, v) in LINK_STATS.iter().zip(stats) {
+                        fams.add(key, &l.name, *v);
                     }
                 } else {
-                    for (key, v) in legacy(&l.stats) {
+                    for (key, v) in legacy(stats) {
                         fams.add(key, &l.name, v);
                     }
                 }
@@ -506,9 +620,9 @@ impl SyncCollector for NetDev {
         out.extend(fams.0);
         if self.address_info {
             if names.is_empty() {
-                names = self
-                    .links()
-                    .map(|ls| ls.into_iter().map(|l| (l.index, l.name)).collect())
+                names = SharedLinks::get()
+                    .links(ctx)
+                    .map(|ls| ls.iter().map(|l| (l.index, l.name.clone())).collect())
                     .unwrap_or_default();
             }
             let mut fam = MetricFamily::gauge(
@@ -576,6 +690,9 @@ mod tests {
         }
         let mut payload = ifinfo.clone();
         payload.extend(attr(IFLA_IFNAME, b"eth7\0"));
+        payload.extend(attr(IFLA_MTU, &1400u32.to_ne_bytes()));
+        payload.extend(attr(IFLA_OPERSTATE, &[6]));
+        payload.extend(attr(IFLA_ADDRESS, &[2, 0, 10, 255, 0, 1]));
         payload.extend(attr(IFLA_STATS64, &stats));
         let mut buf = message(RTM_NEWLINK, 5, &payload);
         buf.extend(message(RTM_NEWLINK, 4, &payload)); // stale sequence
@@ -588,8 +705,16 @@ mod tests {
         assert_eq!(ty, RTM_NEWLINK);
         let l = parse_link(p).unwrap();
         assert_eq!((l.index, l.name.as_str()), (7, "eth7"));
-        assert_eq!(l.stats[2], 3);
-        let leg = legacy(&l.stats);
+        assert_eq!(l.mtu, Some(1400));
+        assert_eq!(l.operstate.map(|o| OPERSTATES[o as usize]), Some("up"));
+        assert_eq!(
+            l.address.as_deref().map(format_hwaddr).as_deref(),
+            Some("02:00:0a:ff:00:01")
+        );
+        assert_eq!(l.link, None);
+        let stats = l.stats.unwrap();
+        assert_eq!(stats[2], 3);
+        let leg = legacy(&stats);
         let get = |k: &str| leg.iter().find(|(n, _)| *n == k).unwrap().1;
         assert_eq!(get("receive_bytes"), 3);
         assert_eq!(get("receive_drop"), 7 + 16);
@@ -599,10 +724,11 @@ mod tests {
         assert_eq!(msgs[1], NlMessage::Done);
         // Truncated buffers are rejected, not read past.
         assert!(split_messages(&buf[..20], 5).is_none());
-        // A link without statistics is skipped.
-        let mut nostats = ifinfo;
+        // A link without statistics has none; one without a name is skipped.
+        let mut nostats = ifinfo.clone();
         nostats.extend(attr(IFLA_IFNAME, b"x\0"));
-        assert!(parse_link(&nostats).is_none());
+        assert_eq!(parse_link(&nostats).unwrap().stats, None);
+        assert!(parse_link(&ifinfo).is_none());
         let err = message(NLMSG_ERROR, 9, &(-13i32).to_ne_bytes());
         assert_eq!(split_messages(&err, 9).unwrap(), vec![NlMessage::Error(13)]);
     }
@@ -634,20 +760,19 @@ mod tests {
     }
 
     #[test]
-    fn live_dump_lists_loopback() {
-        let nl = Netlink::default();
-        let mut names = Vec::new();
-        nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |p| {
-            if let Some(l) = parse_link(p) {
-                names.push(l.name);
-            }
-        })
-        .unwrap();
-        assert!(names.iter().any(|n| n == "lo"), "{names:?}");
-        // The kept socket serves a second dump.
-        let mut again = 0;
-        nl.dump(RTM_GETLINK, 0, RTM_NEWLINK, |_| again += 1)
-            .unwrap();
-        assert_eq!(again, names.len());
+    fn live_dump_lists_loopback_once_per_scrape() {
+        let shared = SharedLinks::default();
+        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(5));
+        let links = shared.links(&ctx).unwrap();
+        let lo = links.iter().find(|l| l.name == "lo").expect("lo");
+        assert_eq!(lo.kind, 772, "ARPHRD_LOOPBACK");
+        assert!(lo.stats.is_some());
+        // Same scrape: the same dump.
+        assert!(Arc::ptr_eq(&links, &shared.links(&ctx).unwrap()));
+        // Next scrape: a new dump on the kept socket.
+        let next = ScrapeContext::with_timeout(std::time::Duration::from_secs(6));
+        let again = shared.links(&next).unwrap();
+        assert!(!Arc::ptr_eq(&links, &again));
+        assert_eq!(again.len(), links.len());
     }
 }
