@@ -14,8 +14,9 @@
 //! on a blocking worker thread and each mount gets
 //! `--collector.filesystem.mount-timeout` (default 5s). A mount that times
 //! out is marked stuck and reported with `device_error` 1 (and no sizes)
-//! without being touched again until its pending `statfs` returns. On by
-//! default.
+//! without being touched again until its pending `statfs` returns. Local
+//! filesystems whose statfs only reads in-memory counters (ext4, xfs,
+//! tmpfs …) are stat'ed inline. On by default.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -143,6 +144,20 @@ fn statfs(path: &std::path::Path) -> std::io::Result<Usage> {
         files: s.f_files as f64,
         files_free: s.f_ffree as f64,
     })
+}
+
+/// Filesystem types whose `statfs` only reads counters the kernel keeps in
+/// memory (no device or network I/O, no locks held across I/O), so it cannot
+/// hang: these are stat'ed inline, saving the hand-off to a worker thread.
+/// Everything else (NFS, CIFS, FUSE, Ceph, ZFS, btrfs, …) goes through the
+/// worker with its timeout.
+const IN_MEMORY_STATFS: [&str; 9] = [
+    "ext2", "ext3", "ext4", "xfs", "tmpfs", "ramfs", "vfat", "msdos", "exfat",
+];
+
+/// See [`IN_MEMORY_STATFS`].
+fn stats_from_memory(fs_type: &str) -> bool {
+    IN_MEMORY_STATFS.contains(&fs_type)
 }
 
 /// Outcome of one mount's statfs.
@@ -388,6 +403,7 @@ impl Collector for Filesystem {
             let Some(selected) = self.selection()? else {
                 return Ok(());
             };
+            let mut outcomes = vec![Outcome::Stuck; selected.len()];
             let mut targets = Vec::new();
             let mut pending = Vec::new();
             {
@@ -395,13 +411,15 @@ impl Collector for Filesystem {
                 for (idx, sel) in selected.iter().enumerate() {
                     if stuck.contains(&sel.mount_point) {
                         tracing::debug!(mountpoint = %sel.mount_point, "mount point still unresponsive, skipped");
+                    } else if stats_from_memory(&sel.mount.fs_type) {
+                        outcomes[idx] =
+                            (self.stat)(&sel.stat_path).map_or(Outcome::Error, Outcome::Ok);
                     } else {
                         targets.push((sel.mount_point.clone(), sel.stat_path.clone()));
                         pending.push(idx);
                     }
                 }
             }
-            let mut outcomes = vec![Outcome::Stuck; selected.len()];
             for (idx, outcome) in pending.into_iter().zip(self.stat_all(targets).await) {
                 outcomes[idx] = outcome;
             }
