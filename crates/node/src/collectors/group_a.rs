@@ -377,12 +377,13 @@ fn numbered_or_empty(dir: &Path, prefix: &str) -> Result<Vec<(u32, String)>, Col
 /// its names (or its "not exported" verdict) without hashing, regex
 /// matching or formatting.
 #[derive(Default)]
-struct FieldNames(Mutex<Vec<(String, Option<(&'static str, &'static str)>)>>);
+struct FieldNames(Mutex<NameTable>);
+
+/// `(key, names)` by line position; `None` names: not exported.
+type NameTable = Vec<(String, Option<(&'static str, &'static str)>)>;
 
 impl FieldNames {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Vec<(String, Option<(&'static str, &'static str)>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NameTable> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -390,7 +391,7 @@ impl FieldNames {
 /// The names for `key` at position `i` of `table`, computed by `make` (and
 /// remembered) when the position held another key.
 fn names_at(
-    table: &mut Vec<(String, Option<(&'static str, &'static str)>)>,
+    table: &mut NameTable,
     i: usize,
     key: &str,
     make: impl FnOnce(&str) -> Option<(&'static str, &'static str)>,

@@ -397,8 +397,9 @@ fn to_family(name: &str, m: Merged) -> MetricFamily {
     let mut family = MetricFamily::new(name.to_string(), help, m.kind);
     match m.kind {
         MetricType::Histogram | MetricType::Summary => {
-            let mut groups: Vec<(Vec<(Cow<'static, str>, String)>, Vec<(f64, f64)>, f64, f64)> =
-                Vec::new();
+            // (labels, (bound, value) points, sum, count) per series.
+            type Group = (Vec<(Cow<'static, str>, String)>, Vec<(f64, f64)>, f64, f64);
+            let mut groups: Vec<Group> = Vec::new();
             for s in &m.samples {
                 let key = key_of(s);
                 let gi = match groups.iter().position(|g| g.0 == key) {
