@@ -567,7 +567,12 @@ fn next_event(config: &Arc<Config>, set: usize) -> Result<Option<nvmlEventData_t
         if types & EVENT_XID == 0 || d.lost {
             continue;
         }
-        let cursor = delivered.entry(d.uuid.clone()).or_insert(0);
+        if !delivered.contains_key(&d.uuid) {
+            delivered.insert(d.uuid.clone(), 0);
+        }
+        let Some(cursor) = delivered.get_mut(&d.uuid) else {
+            continue;
+        };
         // A rewritten, shorter list starts over from its current end.
         if *cursor > events.len() {
             *cursor = events.len();

@@ -7,6 +7,7 @@
 
 mod collector;
 mod metrics;
+mod pool;
 mod read;
 mod state;
 mod xid;
@@ -82,7 +83,7 @@ fn main() -> ExitCode {
             dcgm_compat: cli.dcgm_compat.then(hostname),
         };
         let mut registry = Registry::new("nvidia_gpu");
-        registry.register(Arc::new(NvmlCollector::new(state, xid, opts)));
+        registry.register(Arc::new(NvmlCollector::new(state, xid, opts)?));
         Ok(Exporter {
             name: "oxmon-gpu",
             description: "Prometheus exporter for NVIDIA GPUs (NVML).",
