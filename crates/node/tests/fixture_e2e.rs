@@ -8,7 +8,9 @@
 //! replaced by `FIXTURES`. Run with `UPDATE_GOLDEN=1` to rewrite the golden
 //! file after an intended change, and review the diff.
 //!
-//! The golden file is then linted with `promtool check metrics`.
+//! The golden file is then linted with `promtool check metrics`, and a
+//! second run on an empty tree checks that absent sources make collectors
+//! report nothing rather than fail.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -261,6 +263,63 @@ const KNOWN_LINT: &[(&str, &str, &str)] = &[
         "node_entropy_available_bits / node_entropy_pool_size_bits are node_exporter's names",
     ),
 ];
+
+/// On a host where none of the sources exist (an empty procfs, sysfs and
+/// rootfs), every collector succeeds and reports nothing; only the
+/// collectors that read the live kernel (uname, the clock) and the textfile
+/// collector's error flag for its missing directory remain.
+#[test]
+fn empty_host_reports_nothing_and_every_collector_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut args: Vec<String> = vec![
+        format!("--path.procfs={}", root.join("proc").display()),
+        format!("--path.sysfs={}", root.join("sys").display()),
+        format!("--path.rootfs={}", root.display()),
+        format!("--path.udev.data={}", root.join("udev").display()),
+        format!(
+            "--collector.textfile.directory={}",
+            root.join("textfile").display()
+        ),
+        "--collector.disable-defaults".into(),
+        "--no-collector.netdev.netlink".into(),
+    ];
+    args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let exporter = ExporterProcess::start(env!("CARGO_BIN_EXE_oxmon-node"), &args, &[]);
+    let exp = exporter.scrape();
+
+    let success = exp.samples("node_scrape_collector_success");
+    let mut reported: Vec<&str> = success
+        .iter()
+        .map(|s| s.labels.get("collector").map(String::as_str).unwrap_or(""))
+        .collect();
+    reported.sort_unstable();
+    assert_eq!(reported, COLLECTORS);
+    for s in &success {
+        assert_eq!(
+            s.value, 1.0,
+            "collector failed on an empty host: {:?}",
+            s.labels
+        );
+    }
+    let families: Vec<&str> = exp
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("node_") && !n.starts_with("node_scrape_collector_"))
+        .filter(|n| *n != "node_exporter_build_info")
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "node_textfile_scrape_error",
+            "node_time_seconds",
+            "node_time_zone_offset_seconds",
+            "node_uname_info"
+        ]
+    );
+    assert_eq!(exp.value("node_textfile_scrape_error", &[]), Some(1.0));
+}
 
 #[test]
 fn diff_is_readable() {
