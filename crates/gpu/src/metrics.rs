@@ -35,7 +35,7 @@ macro_rules! defs {
 defs! {
     NVML_UP = "nvidia_gpu_nvml_up", Gauge, None, "Whether NVML is initialised and every GPU it lists answered (1) or not (0).";
     NUM_DEVICES = "nvidia_gpu_num_devices", Gauge, None, "Number of GPUs NVML reports.";
-    INFO = "nvidia_gpu_info", Info, None, "GPU, driver and CUDA versions and modes; value 1.";
+    INFO = "nvidia_gpu_info", Gauge, None, "GPU, driver and CUDA versions and modes; value 1.";
     LOST = "nvidia_gpu_lost", Gauge, None, "Whether the GPU has fallen off the bus or is otherwise inaccessible (NVML_ERROR_GPU_IS_LOST).";
     UTILIZATION = "nvidia_gpu_utilization_ratio", Gauge, None, "Fraction of the last sample period during which a kernel ran on the GPU.";
     MEMORY_UTILIZATION = "nvidia_gpu_memory_utilization_ratio", Gauge, None, "Fraction of the last sample period during which device memory was read or written.";
