@@ -408,3 +408,98 @@ fn names_at(
     table[i] = (key.to_string(), v);
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::collectors::{CollectorFlags, Ctx};
+    use crate::paths::Paths;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: FlagsA,
+    }
+
+    fn flags(args: &[&str]) -> CollectorFlags {
+        let cli = Cli::try_parse_from(std::iter::once("oxmon-node").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        CollectorFlags {
+            a: cli.a,
+            b: Default::default(),
+        }
+    }
+
+    fn build(name: &str, args: &[&str]) -> Result<(), String> {
+        let paths = Paths {
+            procfs: "/nonexistent/proc".into(),
+            sysfs: "/nonexistent/sys".into(),
+            rootfs: "/nonexistent".into(),
+            udev_data: "/nonexistent/udev".into(),
+        };
+        let flags = flags(args);
+        let ctx = Ctx {
+            paths: &paths,
+            flags: &flags,
+        };
+        let entry = entries().into_iter().find(|e| e.name == name).unwrap();
+        (entry.build)(&ctx).map(|_| ())
+    }
+
+    #[test]
+    fn node_exporter_flag_names_and_defaults() {
+        let f = flags(&[]).a;
+        assert_eq!(
+            f.filesystem_mount_points_exclude,
+            DEFAULT_MOUNT_POINTS_EXCLUDE
+        );
+        assert_eq!(f.filesystem_fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE);
+        assert_eq!(
+            f.filesystem_mount_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(f.vmstat_fields, DEFAULT_VMSTAT_FIELDS);
+        assert!(!f.cpu_info && !f.stat_softirq && !f.no_cpu_guest);
+        let f = flags(&[
+            "--collector.cpu.info",
+            "--collector.stat.softirq",
+            "--no-collector.cpu.guest",
+            "--collector.filesystem.ignored-mount-points=^/x",
+            "--collector.diskstats.ignored-devices=^loop",
+            "--collector.filesystem.mount-timeout=250ms",
+            "--collector.textfile.directory=/a",
+            "--collector.textfile.directory=/b",
+        ])
+        .a;
+        assert!(f.cpu_info && f.stat_softirq && f.no_cpu_guest);
+        assert_eq!(f.filesystem_mount_points_exclude, "^/x");
+        assert_eq!(f.diskstats_device_exclude.as_deref(), Some("^loop"));
+        assert_eq!(
+            f.filesystem_mount_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(f.textfile_directory, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn bad_flag_values_stop_start_up_with_the_flag_named() {
+        let e = build(
+            "diskstats",
+            &[
+                "--collector.diskstats.device-exclude=^sd",
+                "--collector.diskstats.device-include=^nvme",
+            ],
+        )
+        .unwrap_err();
+        assert!(e.contains("mutually exclusive"), "{e}");
+        let e = build("vmstat", &["--collector.vmstat.fields=("]).unwrap_err();
+        assert!(e.contains("--collector.vmstat.fields"), "{e}");
+        let e = build("cpu", &["--collector.cpu.info.flags-include=[a-"]).unwrap_err();
+        assert!(e.contains("--collector.cpu.info.flags-include"), "{e}");
+        for name in entries().iter().map(|e| e.name) {
+            build(name, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
