@@ -157,8 +157,9 @@ pub struct CpuInfo {
     pub bugs: Vec<String>,
 }
 
-/// Parses `/proc/cpuinfo` (x86 layout: one block per processor separated
-/// by blank lines). Blocks without a `processor` line are skipped.
+/// Parses `/proc/cpuinfo` (one block per processor, each starting with a
+/// `processor` line; x86 field names, ARM's `Features` read as flags).
+/// Lines before the first `processor` line are skipped.
 pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
     let mut out = Vec::new();
     let mut cur: Option<CpuInfo> = None;
@@ -190,7 +191,10 @@ pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
             "physical id" => c.physical_id = value.to_string(),
             "core id" => c.core_id = value.to_string(),
             "cpu MHz" => c.mhz = value.parse().ok(),
-            "flags" => c.flags = value.split_ascii_whitespace().map(String::from).collect(),
+            // "Features" is the ARM spelling.
+            "flags" | "Features" => {
+                c.flags = value.split_ascii_whitespace().map(String::from).collect()
+            }
             "bugs" => c.bugs = value.split_ascii_whitespace().map(String::from).collect(),
             _ => {}
         }
