@@ -56,8 +56,8 @@ pub struct SettingsCache {
     pub key: (f64, bool),
     /// When it was filled.
     pub at: std::time::Instant,
-    /// The families.
-    pub families: Vec<MetricFamily>,
+    /// `(family name, help, value)` of every numeric setting.
+    pub values: Vec<(&'static str, &'static str, f64)>,
 }
 
 /// A cached user query result and when it was read.

@@ -767,6 +767,11 @@ fn every_family_of_prometheus_postgres_exporter_is_present_with_same_type_and_la
         }
     }
     assert!(compared > 200, "the peer exposed only {compared} families");
+    eprintln!(
+        "compared {compared} families of prometheus-postgres-exporter: {} missing, {} different",
+        missing.len(),
+        different.len()
+    );
     assert!(missing.is_empty(), "families missing here: {missing:?}");
     assert!(
         different.is_empty(),

@@ -45,33 +45,54 @@ pub async fn collect(
         let cache = t.settings.lock().unwrap();
         if let Some(c) = cache.as_ref() {
             if c.key == key && c.at.elapsed() < t.opts.settings_max_age {
-                out.extend(c.families.iter().cloned());
+                emit(&c.values, &t.server, out);
                 return Ok(());
             }
         }
     }
     let rows = live.query(QUERY, deadline).await?;
-    let mut families = Vec::with_capacity(rows.len());
+    let mut values = Vec::with_capacity(rows.len());
     for row in &rows {
         let (name, setting, unit, desc, vartype) =
             (s(row, 0), s(row, 1), s(row, 2), s(row, 3), s(row, 4));
         match convert(&name, &setting, &unit, &desc, &vartype) {
-            Ok(Some((fname, help, value))) => {
-                let mut fam = MetricFamily::gauge(fname, help);
-                fam.add(&[("server", &t.server)], value);
-                families.push(fam);
-            }
+            Ok(Some((fname, help, value))) => values.push((intern(fname), intern(help), value)),
             Ok(None) => {}
             Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
         }
     }
-    out.extend(families.iter().cloned());
+    emit(&values, &t.server, out);
     *t.settings.lock().unwrap() = Some(SettingsCache {
         key,
         at: std::time::Instant::now(),
-        families,
+        values,
     });
     Ok(())
+}
+
+fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Vec<MetricFamily>) {
+    out.reserve(values.len());
+    for (name, help, value) in values {
+        let mut fam = MetricFamily::gauge(*name, *help);
+        fam.add(&[("server", server)], *value);
+        out.push(fam);
+    }
+}
+
+/// Family names and help texts of settings are few and fixed per server
+/// version: they are kept once for the life of the process, so a cached
+/// scrape copies no strings.
+fn intern(s: String) -> &'static str {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+        std::sync::Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap();
+    let set = seen.get_or_insert_with(Default::default);
+    if let Some(existing) = set.get(s.as_str()) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// Turns one pg_settings row into `(family name, help, value)`; `None` for
