@@ -890,3 +890,123 @@ fn rustix_is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+#[test]
+fn several_dsns_are_scraped_in_parallel_with_a_server_label() {
+    let a = Postgres::start();
+    let mut b = Postgres::start();
+    // The second one over its Unix socket, in key=value form.
+    let dsns = format!(
+        "{},host={} port={} user=postgres dbname=postgres sslmode=disable",
+        a.dsn("postgres"),
+        b.socket_dir().display(),
+        b.port
+    );
+    let exp = ExporterProcess::start(BIN, &[], &[("DATA_SOURCE_NAME", dsns.as_str())]);
+    let server_a = format!("127.0.0.1:{}", a.port);
+    let server_b = format!("{}:{}", b.socket_dir().display(), b.port);
+    let e = exp.scrape();
+    assert_eq!(
+        e.value("pg_up", &[("server", &server_a)]),
+        Some(1.0),
+        "{}",
+        exp.log()
+    );
+    assert_eq!(
+        e.value("pg_up", &[("server", &server_b)]),
+        Some(1.0),
+        "{}",
+        exp.log()
+    );
+    assert!(e
+        .value(
+            "pg_stat_database_xact_commit",
+            &[("server", &server_b), ("datname", "postgres")]
+        )
+        .is_some());
+    b.stop();
+    let e = exp.scrape();
+    assert_eq!(e.value("pg_up", &[("server", &server_a)]), Some(1.0));
+    assert_eq!(e.value("pg_up", &[("server", &server_b)]), Some(0.0));
+    assert!(e
+        .value("pg_stat_database_xact_commit", &[("server", &server_a)])
+        .is_some());
+    assert!(e
+        .value("pg_stat_database_xact_commit", &[("server", &server_b)])
+        .is_none());
+}
+
+#[test]
+fn custom_queries_follow_master_auto_discovery_and_cache() {
+    let pg = seeded_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    std::fs::write(
+        &queries,
+        r#"
+pg_each_db:
+  query: "SELECT current_database() AS datname, 1 AS one, 'ok' AS state, interval '1.5 seconds' AS took, 7 AS undescribed"
+  metrics:
+    - datname: {usage: LABEL, description: "Database"}
+    - one: {usage: COUNTER, description: "One"}
+    - state: {usage: MAPPEDMETRIC, description: "State", metric_mapping: {ok: 1, bad: 0}}
+    - took: {usage: DURATION, description: "Time"}
+pg_once:
+  master: true
+  cache_seconds: 300
+  query: "SELECT count(*) AS backends, now() AS at FROM pg_stat_activity"
+  metrics:
+    - backends: {usage: GAUGE, description: "Backends"}
+    - at: {usage: GAUGE, description: "When"}
+pg_never:
+  runonserver: "<10.0.0"
+  query: "SELECT 1 AS x"
+  metrics:
+    - x: {usage: GAUGE, description: "Old servers only"}
+"#,
+    )
+    .unwrap();
+    let exp = start(
+        &pg,
+        &[
+            &format!("--extend.query-path={}", queries.display()),
+            "--auto-discover-databases",
+        ],
+    );
+    let e = exp.scrape();
+    assert_eq!(
+        e.value("pg_scrape_collector_success", &[("collector", "queries")]),
+        Some(1.0),
+        "{}",
+        exp.log()
+    );
+    let dbs: BTreeSet<&str> = e
+        .samples("pg_each_db_one")
+        .iter()
+        .filter_map(|s| s.label("datname"))
+        .collect();
+    assert_eq!(dbs, BTreeSet::from(["app1", "app2", "postgres"]));
+    assert_eq!(e.family("pg_each_db_one").unwrap().kind, "counter");
+    assert_eq!(
+        e.value("pg_each_db_state", &[("datname", "app1")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        e.value("pg_each_db_took_milliseconds", &[("datname", "app2")]),
+        Some(1500.0)
+    );
+    assert_eq!(e.family("pg_each_db_undescribed").unwrap().kind, "untyped");
+    assert_eq!(e.samples("pg_once_backends").len(), 1);
+    assert!(e.family("pg_never_x").is_none());
+    assert_eq!(
+        e.family("pg_exporter_user_queries_load_error")
+            .unwrap()
+            .samples[0]
+            .value,
+        0.0
+    );
+    // cache_seconds: the second scrape reuses the first result.
+    let at = e.value("pg_once_at", &[]).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(exp.scrape().value("pg_once_at", &[]), Some(at));
+}
