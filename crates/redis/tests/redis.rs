@@ -682,3 +682,68 @@ fn tls_unix_socket_and_namespace() {
         e.names()
     );
 }
+
+#[test]
+fn cluster_mode_node_matches_redis_exporter() {
+    let peer_bin = require_program("prometheus-redis-exporter", "prometheus-redis-exporter");
+    let redis = Redis::start(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ]);
+    redis.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let ok = wait_until(Duration::from_secs(20), || {
+        redis
+            .cli(&["CLUSTER", "INFO"])
+            .contains("cluster_state:ok")
+            .then_some(())
+    });
+    assert!(ok.is_some(), "cluster did not become ok");
+    redis.cli(&["SET", "foo", "7"]);
+    let args = [
+        format!("--redis.addr={}", redis.url()),
+        "--check-keys=foo".to_string(),
+        "--count-keys=*".to_string(),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let peer = ExporterProcess::start_with(
+        &peer_bin,
+        &argv,
+        &[],
+        StartOptions {
+            readiness: Readiness::TcpConnect,
+            ..StartOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ours = start(&argv, &[]);
+    let p = peer.scrape();
+    let o = ours.scrape();
+    assert_eq!(up(&o), Some(1.0), "{}", ours.log());
+    assert_eq!(o.value("redis_cluster_enabled", &[]), Some(1.0));
+    assert_eq!(o.value("redis_cluster_state", &[]), Some(1.0));
+    assert_eq!(o.value("redis_cluster_slots_assigned", &[]), Some(16384.0));
+    assert_eq!(o.value("redis_cluster_known_nodes", &[]), Some(1.0));
+    // One database in cluster mode; key checks work without SELECT.
+    assert_eq!(o.value("redis_db_keys", &[("db", "db0")]), Some(1.0));
+    assert!(o.value("redis_db_keys", &[("db", "db1")]).is_none());
+    assert_eq!(
+        o.value("redis_key_value", &[("db", "db0"), ("key", "foo")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        o.value("redis_keys_count", &[("db", "db0"), ("key", "*")]),
+        Some(1.0)
+    );
+    assert!(
+        p.family("redis_cluster_state").is_some(),
+        "peer lacks cluster metrics"
+    );
+    let problems = compare(&p, &o, "cluster node");
+    assert!(
+        problems.is_empty(),
+        "differences from redis_exporter:\n{}",
+        problems.join("\n")
+    );
+}
