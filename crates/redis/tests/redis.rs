@@ -747,3 +747,53 @@ fn cluster_mode_node_matches_redis_exporter() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn concurrent_scrapes_share_the_connection() {
+    let redis = Redis::start(&[]);
+    let exp = start(&[&format!("--redis.addr={}", redis.url())], &[]);
+    let connections = |e: &Exposition| e.value("redis_connections_received_total", &[]).unwrap();
+    let first = connections(&exp.scrape());
+    let url = exp.url("/metrics");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| up(&parse(&oxmon_testkit::http_get(&url, &[]).body)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap().iter().all(|u| *u == Some(1.0)));
+    }
+    assert_eq!(
+        connections(&exp.scrape()),
+        first,
+        "concurrent scrapes opened connections"
+    );
+}
+
+#[test]
+fn hung_redis_is_cut_at_the_deadline_and_recovers() {
+    let redis = Redis::start(&[]);
+    let pid = redis.pid().unwrap();
+    let exp = start(&[&format!("--redis.addr={}", redis.url())], &[]);
+    assert_eq!(up(&exp.scrape()), Some(1.0));
+
+    oxmon_testkit::send_signal(pid, oxmon_testkit::Signal::STOP);
+    let started = Instant::now();
+    let r = exp.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+    let took = started.elapsed();
+    oxmon_testkit::send_signal(pid, oxmon_testkit::Signal::CONT);
+    assert_eq!(r.status, 200);
+    assert!(took < Duration::from_secs(3), "scrape took {took:?}");
+    let e = parse(&r.body);
+    assert_eq!(up(&e), Some(0.0), "{}", r.body);
+
+    // After SIGCONT the late reply is discarded with the old connection.
+    let e = exp.scrape();
+    assert_eq!(up(&e), Some(1.0), "{}", exp.log());
+    assert!(e.value("redis_memory_used_bytes", &[]).is_some());
+}
