@@ -410,8 +410,69 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
     })
 }
 
+/// redis_exporter parses flags with Go's `flag` package, which also accepts
+/// a single dash (`-redis.addr=...`); rewrite those to `--` so existing
+/// command lines keep working. Only known long flag names are rewritten.
+fn go_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    args.map(|a| {
+        let Some(s) = a.to_str() else { return a };
+        match s.strip_prefix('-') {
+            Some(rest) if !rest.starts_with('-') => {
+                let name = rest.split('=').next().unwrap_or(rest);
+                if name.len() > 1 && longs.contains(&name) {
+                    format!("-{s}").into()
+                } else {
+                    a
+                }
+            }
+            _ => a,
+        }
+    })
+    .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(go_style_args(std::env::args_os()));
     let common = cli.common.clone();
     oxmon_core::run(&common, DEFAULT_PORT, move || build(cli))
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_go_flags() {
+        let args = [
+            "oxmon-redis",
+            "-redis.addr=redis://h:1",
+            "-namespace",
+            "kv",
+            "--check-keys=-x",
+            "-h2",
+        ];
+        let out = go_style_args(args.iter().map(std::ffi::OsString::from));
+        let out: Vec<_> = out.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            out,
+            [
+                "oxmon-redis",
+                "--redis.addr=redis://h:1",
+                "--namespace",
+                "kv",
+                "--check-keys=-x",
+                "-h2"
+            ]
+        );
+        let cli = Cli::parse_from(go_style_args(
+            ["x", "-redis.addr", "redis://h:2", "-web.listen-address=:1"]
+                .iter()
+                .map(Into::into),
+        ));
+        assert_eq!(cli.redis_addr, "redis://h:2");
+        assert_eq!(cli.common.web.listen_address, [":1"]);
+    }
 }
