@@ -672,11 +672,31 @@ fn missing_library_serves_nvml_up_0() {
 }
 
 #[test]
-fn lost_gpu_serves_nvml_up_0_and_recovers() {
+fn permission_error_is_named_in_the_log() {
     let mut cfg = two_gpus();
+    cfg["init_error"] = json!(4); // NVML_ERROR_NO_PERMISSION
     let fake = Fake::new(&cfg);
     let p = fake.start(&[]);
     let m = p.scrape();
+    assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 0.0);
+    assert!(
+        p.log()
+            .contains("no permission to talk to the NVIDIA driver"),
+        "{}",
+        p.log()
+    );
+}
+
+#[test]
+fn lost_gpu_serves_nvml_up_0_and_recovers() {
+    let mut cfg = two_gpus();
+    cfg["devices"][0]["xid_events"] = json!([31]);
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&[]);
+    let xid31 = [("gpu", "0"), ("xid", "31")];
+    let m = scrape_until(&p, "XID 31 counted", |m| {
+        m.value("nvidia_gpu_xid_errors_total", &xid31) == Some(1.0)
+    });
     assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 1.0);
 
     cfg["devices"][1]["lost"] = json!(true);
@@ -728,6 +748,10 @@ fn lost_gpu_serves_nvml_up_0_and_recovers() {
         val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "1")]),
         40.0
     );
+    // NVML was re-initialised: the XID counter carried over, neither reset
+    // nor counted twice.
+    assert!(p.log().contains("NVML available again"));
+    assert_eq!(val(&m, "nvidia_gpu_xid_errors_total", &xid31), 1.0);
 }
 
 #[test]
