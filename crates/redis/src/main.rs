@@ -35,7 +35,8 @@ struct Cli {
     common: oxmon_core::CommonArgs,
 
     /// Address of the Redis instance scraped by /metrics
-    /// (redis://host:port, rediss://host:port, unix:///path).
+    /// (redis://host:port, rediss://host:port, unix:///path); empty: none,
+    /// /metrics shows only the exporter's own metrics.
     #[arg(
         long = "redis.addr",
         env = "REDIS_ADDR",
@@ -209,8 +210,8 @@ impl Collector for MainCollector {
 /// `/scrape?target=`: allow-listed targets with their own credentials.
 struct ScrapeRoute {
     opts: Arc<Options>,
-    main: Arc<Target>,
-    main_spec: TargetSpec,
+    /// `--redis.addr` (none when it is empty) and its normalised key.
+    main: Option<(Arc<Target>, String)>,
     allow: AllowList,
     passwords: Arc<PasswordMap>,
     cache: TargetCache,
@@ -225,8 +226,9 @@ impl ScrapeRoute {
         let spec = TargetSpec::parse(raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
         let key = spec.key();
         let has_uri_creds = spec.user.is_some() || spec.password.is_some();
-        if key == self.main_spec.key() && !has_uri_creds {
-            return Ok(self.main.scrape(&self.opts, &req.ctx).await);
+        let is_main = self.main.as_ref().is_some_and(|(_, k)| *k == key);
+        if let (Some((main, _)), true, false) = (&self.main, is_main, has_uri_creds) {
+            return Ok(main.scrape(&self.opts, &req.ctx).await);
         }
         let cache_key = if has_uri_creds {
             // Never share a connection authenticated with other credentials.
@@ -237,7 +239,7 @@ impl ScrapeRoute {
         if let Some(t) = self.cache.get(&cache_key) {
             return Ok(self.scrape_cached(&cache_key, &t, req).await);
         }
-        let pin = if key == self.main_spec.key() {
+        let pin = if is_main {
             None
         } else {
             match self.allow.check(&spec, req.ctx.remaining()).await {
@@ -351,22 +353,6 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         allow.extend(AllowList::load(p)?);
     }
 
-    let main_spec = TargetSpec::parse(&cli.redis_addr).map_err(|e| format!("--redis.addr: {e}"))?;
-    // --redis.addr credentials: in the URI, else the password file, else
-    // REDIS_USER/REDIS_PASSWORD.
-    let main_creds = if main_spec.user.is_some() || main_spec.password.is_some() {
-        Credentials {
-            user: main_spec.user.clone(),
-            password: main_spec.password.clone(),
-        }
-    } else if let Some(c) = passwords.get(&main_spec) {
-        c.clone()
-    } else {
-        Credentials {
-            user: cli.redis_user.clone().filter(|u| !u.is_empty()),
-            password: cli.redis_password.clone().filter(|p| !p.is_empty()),
-        }
-    };
     let opts = Arc::new(Options {
         names,
         connection_timeout: cli.connection_timeout,
@@ -376,23 +362,54 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         set_client_name: cli.set_client_name,
         request_errors: Default::default(),
     });
-    let main = Arc::new(Target::new(&main_spec, main_creds, &opts.tls, None)?);
+    // An empty --redis.addr (as redis_exporter allows) serves only /scrape.
+    let main = if cli.redis_addr.trim().is_empty() {
+        None
+    } else {
+        let spec = TargetSpec::parse(&cli.redis_addr).map_err(|e| format!("--redis.addr: {e}"))?;
+        // Credentials: in the URI, else the password file, else
+        // REDIS_USER/REDIS_PASSWORD.
+        let creds = if spec.user.is_some() || spec.password.is_some() {
+            Credentials {
+                user: spec.user.clone(),
+                password: spec.password.clone(),
+            }
+        } else if let Some(c) = passwords.get(&spec) {
+            c.clone()
+        } else {
+            Credentials {
+                user: cli.redis_user.clone().filter(|u| !u.is_empty()),
+                password: cli.redis_password.clone().filter(|p| !p.is_empty()),
+            }
+        };
+        Some((
+            Arc::new(Target::new(&spec, creds, &opts.tls, None)?),
+            spec.key(),
+        ))
+    };
     tracing::info!(
-        target = %main.key(),
-        allowed_targets = if allow.is_empty() { "only --redis.addr" } else { "allow-list" },
+        target = main
+            .as_ref()
+            .map_or("none (only /scrape)", |(_, k)| k.as_str()),
+        allowed_targets = if allow.is_empty() {
+            "only --redis.addr"
+        } else {
+            "allow-list"
+        },
         password_file_entries = passwords.len(),
         "configured"
     );
 
     let mut registry = Registry::new(cli.namespace.clone());
-    registry.register(Arc::new(MainCollector {
-        target: Arc::clone(&main),
-        opts: Arc::clone(&opts),
-    }));
+    if let Some((target, _)) = &main {
+        registry.register(Arc::new(MainCollector {
+            target: Arc::clone(target),
+            opts: Arc::clone(&opts),
+        }));
+    }
     let route = ScrapeRoute {
         opts,
         main,
-        main_spec,
         allow,
         passwords: Arc::new(passwords),
         cache: TargetCache::new(1000),

@@ -146,11 +146,6 @@ impl Target {
         })
     }
 
-    /// The normalised address without credentials.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// Makes an error message safe to show: URIs redacted and the
     /// target's own password removed wherever it appears.
     fn scrub(&self, msg: &str) -> String {

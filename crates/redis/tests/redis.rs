@@ -563,6 +563,18 @@ fn scrape_endpoint_allow_list_and_per_target_passwords() {
         assert_eq!(r.status, 403, "{t}: {}", r.body);
     }
     assert_no_secret(&exp, SECRET);
+    drop(exp);
+
+    // An empty --redis.addr (multi-target only, as redis_exporter allows).
+    let exp = start(
+        &["--redis.addr=", "--scrape.allowed-targets=127.0.0.1"],
+        &[],
+    );
+    let e = exp.scrape();
+    assert!(up(&e).is_none());
+    assert!(e.family("process_cpu_seconds_total").is_some());
+    let r = exp.get(&format!("/scrape?target={}", open.addr()));
+    assert_eq!(up(&parse(&r.body)), Some(1.0));
 }
 
 #[test]
