@@ -1,5 +1,5 @@
-//! The `nvml` collector: one scrape reads every GPU concurrently, each on a
-//! blocking thread, and renders what answered before the deadline.
+//! The `nvml` collector: one scrape reads the GPUs concurrently and renders
+//! what answered before the deadline.
 //!
 //! GPUs are read on [`READERS`] long-lived threads (see [`crate::pool`]),
 //! two GPUs at a time: each reading thread costs a malloc arena and stack
