@@ -19,7 +19,10 @@ use crate::read::{list_dir, FileCache};
 pub fn parse_vulnerability(text: &str) -> (String, String) {
     let text = text.trim();
     for state in ["Not affected", "Vulnerable", "Mitigation"] {
-        if text.len() >= state.len() && text[..state.len()].eq_ignore_ascii_case(state) {
+        if text
+            .get(..state.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(state))
+        {
             let rest = text[state.len()..].trim_start_matches(':').trim();
             return (state.to_ascii_lowercase(), rest.to_string());
         }

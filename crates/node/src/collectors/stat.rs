@@ -54,13 +54,8 @@ pub fn parse_stat(text: &str) -> Stat {
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
-        let first = || -> Option<f64> {
-            line[key.len()..]
-                .split_ascii_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        };
+        let first_value = parts.next();
+        let first = || -> Option<f64> { first_value?.parse().ok() };
         match key {
             "btime" => s.boot_time = first(),
             "ctxt" => s.context_switches = first(),
@@ -69,7 +64,8 @@ pub fn parse_stat(text: &str) -> Stat {
             "procs_running" => s.procs_running = first(),
             "procs_blocked" => s.procs_blocked = first(),
             "softirq" => {
-                s.softirqs = parts.skip(1).map_while(|v| v.parse().ok()).collect();
+                // `parts` is past the total: the per-vector counts follow.
+                s.softirqs = parts.map_while(|v| v.parse().ok()).collect();
             }
             _ => {}
         }
@@ -196,7 +192,7 @@ softirq 1000 1 2 3 4 5 6 7 8 9 955
 
     #[test]
     fn tolerates_garbage() {
-        let s = parse_stat("ctxt\nbtime abc\n\nintr 5");
+        let s = parse_stat("ctxt\nbtime abc\n\nintr 5\n  é\u{e9}x 1\n");
         assert_eq!(s.context_switches, None);
         assert_eq!(s.boot_time, None);
         assert_eq!(s.interrupts, Some(5.0));
