@@ -19,6 +19,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::MetricFamily;
@@ -275,12 +277,8 @@ fn emit_sensor(out: &mut Out, chip: &str, sensor: &str, data: &SensorData) {
     }
 }
 
-/// Reads the sensor files of one directory into `data`.
-fn collect_sensor_data(
-    scope: &mut CacheScope<'_>,
-    dir: &Path,
-    data: &mut BTreeMap<String, SensorData>,
-) -> std::io::Result<()> {
+/// The sensor files of one directory: `(path, sensor, property)`.
+fn sensor_files(dir: &Path, out: &mut Vec<(PathBuf, String, String)>) -> std::io::Result<()> {
     let Some(entries) = dir_entries(dir)? else {
         return Ok(());
     };
@@ -288,28 +286,33 @@ fn collect_sensor_data(
         let Some((ty, num, prop)) = explode_sensor_filename(&file) else {
             continue;
         };
-        if !SENSOR_TYPES.contains(&ty) {
-            continue;
+        if SENSOR_TYPES.contains(&ty) {
+            out.push((dir.join(&file), format!("{ty}{num}"), prop.to_string()));
         }
-        let Ok(raw) = scope.attr_raw(&dir.join(&file)) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(raw);
-        let value = text.trim_matches('\n').to_string();
-        data.entry(format!("{ty}{num}"))
-            .or_default()
-            .insert(prop.to_string(), value);
     }
     Ok(())
 }
 
-/// A chip directory with the names derived for it.
+/// A chip directory with the names derived for it and its sensor files.
 struct Chip {
-    dir: PathBuf,
     /// The `chip` label.
     name: String,
     /// Cleaned content of the `name` file (`node_hwmon_chip_names`).
     human: Option<String>,
+    /// Sensor files of the chip directory, then of its `device` directory
+    /// (whose values win), as `(path, sensor, property)`.
+    files: Vec<(PathBuf, String, String)>,
+}
+
+/// How long the chip layout (names, sensor file lists) is reused while the
+/// list of hwmon entries stays the same. Deriving it resolves symlinks and
+/// lists two directories per chip.
+const LAYOUT_TTL: Duration = Duration::from_secs(60);
+
+struct Layout {
+    entries: Vec<String>,
+    chips: Vec<Chip>,
+    taken: Instant,
 }
 
 /// node_exporter's chip name: `<device type>_<device name>` from the
@@ -350,6 +353,7 @@ pub struct Hwmon {
     chips: DeviceFilter,
     sensors: DeviceFilter,
     cache: AttrCache,
+    layout: Mutex<Option<Layout>>,
 }
 
 impl Hwmon {
@@ -369,15 +373,13 @@ impl Hwmon {
                 f.hwmon_sensor_exclude.as_deref(),
             )?,
             cache: AttrCache::default(),
+            layout: Mutex::new(None),
         })
     }
 
-    fn chips(&self, scope: &mut CacheScope<'_>) -> std::io::Result<Option<Vec<Chip>>> {
-        let Some(entries) = dir_entries(&self.class)? else {
-            return Ok(None);
-        };
+    fn chips(&self, scope: &mut CacheScope<'_>, entries: &[String]) -> Vec<Chip> {
         let mut chips = Vec::new();
-        for (entry, _) in entries {
+        for entry in entries {
             let dir = self.class.join(&entry);
             if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
                 continue;
@@ -387,7 +389,19 @@ impl Hwmon {
                 continue;
             };
             let human = human_name(scope, &dir);
-            chips.push(Chip { dir, name, human });
+            let mut files = Vec::new();
+            if let Err(e) = sensor_files(&dir, &mut files) {
+                tracing::debug!(dir = %dir.display(), err = %e, "hwmon directory unreadable");
+                continue;
+            }
+            let dev = dir.join("device");
+            if dev.is_dir() {
+                if let Err(e) = sensor_files(&dev, &mut files) {
+                    tracing::debug!(dir = %dev.display(), err = %e, "hwmon device directory unreadable");
+                    continue;
+                }
+            }
+            chips.push(Chip { name, human, files });
         }
         // Several hwmon chips of one device (a Wi-Fi card's PHYs, ACPI
         // WMI sensors) would share a name; node_exporter tells them apart
@@ -403,7 +417,7 @@ impl Hwmon {
                 }
             }
         }
-        Ok(Some(chips))
+        chips
     }
 }
 
@@ -413,28 +427,39 @@ impl SyncCollector for Hwmon {
     }
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut scope = self.cache.scope();
-        let Some(chips) = self.chips(&mut scope)? else {
+        let Some(listing) = dir_entries(&self.class)? else {
             tracing::debug!(path = %self.class.display(), "hwmon metrics are not available on this system");
             return Ok(());
         };
+        let entries: Vec<String> = listing.into_iter().map(|(n, _)| n).collect();
+        let mut scope = self.cache.scope();
+        let mut layout = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = layout
+            .as_ref()
+            .is_some_and(|l| l.entries == entries && l.taken.elapsed() < LAYOUT_TTL);
+        if !fresh {
+            let chips = self.chips(&mut scope, &entries);
+            *layout = Some(Layout {
+                entries,
+                chips,
+                taken: Instant::now(),
+            });
+        }
+        let chips = &layout.as_ref().expect("set above").chips;
         let mut o = Out::default();
-        let mut last_err = None;
         for chip in chips {
             if self.chips.ignored(&chip.name) {
                 continue;
             }
-            let mut data = BTreeMap::new();
-            if let Err(e) = collect_sensor_data(&mut scope, &chip.dir, &mut data) {
-                last_err = Some(format!("{}: {e}", chip.dir.display()));
-                continue;
-            }
-            let dev = chip.dir.join("device");
-            if dev.is_dir() {
-                if let Err(e) = collect_sensor_data(&mut scope, &dev, &mut data) {
-                    last_err = Some(format!("{}: {e}", dev.display()));
+            let mut data: BTreeMap<String, SensorData> = BTreeMap::new();
+            for (path, sensor, prop) in &chip.files {
+                let Ok(raw) = scope.attr_raw(path) else {
                     continue;
-                }
+                };
+                let value = String::from_utf8_lossy(raw).trim_matches('\n').to_string();
+                data.entry(sensor.clone())
+                    .or_default()
+                    .insert(prop.clone(), value);
             }
             if let Some(h) = &chip.human {
                 o.family(
@@ -452,10 +477,7 @@ impl SyncCollector for Hwmon {
             }
         }
         out.extend(o.fams);
-        match last_err {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -532,5 +554,88 @@ mod tests {
             Some(Single(1.0))
         );
         assert_eq!(v("node_hwmon_energy_joule_total"), Some(Single(3.0)));
+    }
+
+    #[test]
+    fn chips_named_from_device_links() {
+        use crate::collectors::CollectorFlags;
+        use crate::paths::Paths;
+        use clap::Parser;
+        use std::os::unix::fs::symlink;
+
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            f: CollectorFlags,
+        }
+
+        let root = tempfile::tempdir().unwrap();
+        let sys = root.path();
+        let dev = sys.join("devices/platform/coretemp.0");
+        let wifi = sys.join("devices/pci0000:00/0000:00:1c.0/ieee80211/phy0");
+        let mut chips = Vec::new();
+        for (n, parent, name) in [
+            (0, &dev, "coretemp"),
+            (1, &wifi, "mt_a"),
+            (2, &wifi, "mt_b"),
+        ] {
+            let h = parent.join(format!("hwmon/hwmon{n}"));
+            std::fs::create_dir_all(&h).unwrap();
+            std::fs::write(h.join("name"), format!("{name}\n")).unwrap();
+            std::fs::write(h.join("temp1_input"), format!("{}000\n", 40 + n)).unwrap();
+            symlink("../..", h.join("device")).unwrap();
+            chips.push(h);
+        }
+        std::fs::write(chips[0].join("temp1_label"), "Package id 0\n").unwrap();
+        let class = sys.join("class/hwmon");
+        std::fs::create_dir_all(&class).unwrap();
+        for (n, h) in chips.iter().enumerate() {
+            symlink(h, class.join(format!("hwmon{n}"))).unwrap();
+        }
+        let paths = Paths {
+            procfs: sys.into(),
+            sysfs: sys.into(),
+            rootfs: sys.into(),
+            udev_data: sys.into(),
+        };
+        let t = T::parse_from(["x", "--collector.hwmon.sensor-exclude=mt_b;temp1"]);
+        let c = Hwmon::new(&Ctx {
+            paths: &paths,
+            flags: &t.f,
+        })
+        .unwrap();
+        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
+        let mut out = Vec::new();
+        c.collect(&ctx, &mut out).unwrap();
+        let temps = &out
+            .iter()
+            .find(|f| f.name == "node_hwmon_temp_celsius")
+            .unwrap()
+            .metrics;
+        let chip_of = |i: usize| {
+            temps[i]
+                .labels
+                .iter()
+                .find(|(k, _)| k == "chip")
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(temps.len(), 2, "the excluded sensor is left out");
+        assert_eq!(chip_of(0), "platform_coretemp_0");
+        assert_eq!(chip_of(1), "ieee80211_phy0_mt_a", "two chips on one device");
+        assert_eq!(temps[1].value, Single(41.0));
+        // A new chip shows up on the next scrape (the listing changed).
+        let h = dev.join("hwmon/hwmon3");
+        std::fs::create_dir_all(&h).unwrap();
+        std::fs::write(h.join("in0_input"), "1200\n").unwrap();
+        symlink(&h, class.join("hwmon3")).unwrap();
+        let mut out = Vec::new();
+        c.collect(&ctx, &mut out).unwrap();
+        let volts = out
+            .iter()
+            .find(|f| f.name == "node_hwmon_in_volts")
+            .unwrap();
+        assert_eq!(volts.metrics[0].value, Single(1.2));
     }
 }
