@@ -502,4 +502,104 @@ mod tests {
             build(name, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
+
+    /// Feeds every parser of this group pseudo-random text built from the
+    /// characters their formats use (plus multi-byte ones): none may panic.
+    #[test]
+    fn parsers_never_panic_on_garbage() {
+        const PIECES: &[&str] = &[
+            "cpu",
+            "cpu0",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            ":",
+            "=",
+            ",",
+            "-",
+            ".",
+            "{",
+            "}",
+            "\"",
+            "\\",
+            "#",
+            "# HELP ",
+            "# TYPE ",
+            "counter",
+            "histogram",
+            "summary",
+            "_bucket",
+            "_sum",
+            "le=\"",
+            "quantile",
+            "kB",
+            "0",
+            "1",
+            "42",
+            "18446744073709551616",
+            "-7",
+            "1e3",
+            "NaN",
+            "+Inf",
+            "é",
+            "€",
+            "\u{1F600}",
+            "some",
+            "full",
+            "total=",
+            "Node",
+            "E:",
+            "TZif",
+            "x",
+            "_",
+            "\\040",
+            "processor",
+            "flags",
+            "Mitigation",
+            "Vulnerable",
+            "\0",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let len = (next() % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let t = text.as_str();
+            let _ = loadavg::parse_loadavg(t);
+            let _ = t.lines().filter_map(meminfo::parse_mem_line).count();
+            let _ = stat::parse_stat(t);
+            let _ = cpu::parse_cpu_times(t);
+            let _ = cpu::parse_cpuinfo(t);
+            let _ = cpu::parse_cpu_list(t);
+            let _ = cpu_vulnerabilities::parse_vulnerability(t);
+            let _ = cpufreq::parse_khz(t);
+            let _ = diskstats::parse_diskstats(t);
+            let _ = diskstats::parse_udev(t);
+            let _ = filefd::parse_file_nr(t);
+            let _ = filesystem::parse_mountinfo(t);
+            let _ = filesystem::parse_mounts(t);
+            let _ = filesystem::unescape_mount(t);
+            let _ = meminfo_numa::parse_node_meminfo(t);
+            let _ = meminfo_numa::parse_numastat(t);
+            let _ = os::parse_os_release(t);
+            let _ = os::major_minor(t);
+            let _ = os::parse_date(t);
+            let _ = pressure::parse_psi(t);
+            let _ = schedstat::parse_schedstat(t);
+            let _ = softirqs::parse_softirqs(t);
+            let _ = textfile::parse_exposition(t);
+            let _ = textfile::wildcard_match(t, t);
+            let _ = vmstat::parse_vmstat(t);
+            let _ = time::parse_tzif(t.as_bytes());
+            let _ = time::parse_fixed_posix_tz(t);
+        }
+    }
 }

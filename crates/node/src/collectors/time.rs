@@ -91,6 +91,10 @@ pub fn parse_tzif(data: &[u8]) -> Option<Zone> {
     } else {
         (44, c1, 4)
     };
+    // Truncated or corrupt files: no allocation sized by bogus counts.
+    if data.len() < start.checked_add(block_len(c, tsize))? {
+        return None;
+    }
     let [_, _, _, timecnt, typecnt, charcnt] = c;
     let times_at = start;
     let idx_at = times_at + timecnt * tsize;
