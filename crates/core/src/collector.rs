@@ -204,11 +204,11 @@ impl Registry {
         let ns = &self.namespace;
         let mut duration = MetricFamily::gauge(
             format!("{ns}_scrape_collector_duration_seconds"),
-            format!("{ns}: Duration of a collector scrape."),
+            format!("{ns}_exporter: Duration of a collector scrape."),
         );
         let mut success = MetricFamily::gauge(
             format!("{ns}_scrape_collector_success"),
-            format!("{ns}: Whether a collector succeeded."),
+            format!("{ns}_exporter: Whether a collector succeeded."),
         );
         let mut all = Vec::new();
         for run in results {

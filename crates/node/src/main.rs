@@ -41,6 +41,57 @@ struct Cli {
     collectors: collectors::CollectorFlags,
 }
 
+/// node_exporter collectors oxmon-node does not implement. Their
+/// `--collector.<name>` / `--no-collector.<name>` flags are accepted so a
+/// node_exporter command line keeps working; enabling one logs a warning.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "arp",
+    "bcache",
+    "bcachefs",
+    "bonding",
+    "btrfs",
+    "buddyinfo",
+    "cgroups",
+    "dmi",
+    "dmmultipath",
+    "drbd",
+    "drm",
+    "ethtool",
+    "fibrechannel",
+    "infiniband",
+    "interrupts",
+    "ipvs",
+    "kernel_hung",
+    "ksmd",
+    "lnstat",
+    "logind",
+    "mountstats",
+    "network_route",
+    "nfs",
+    "nfsd",
+    "ntp",
+    "pcidevice",
+    "perf",
+    "processes",
+    "qdisc",
+    "rapl",
+    "runit",
+    "selinux",
+    "slabinfo",
+    "supervisord",
+    "sysctl",
+    "systemd",
+    "tapestats",
+    "tcpstat",
+    "thermal",
+    "watchdog",
+    "wifi",
+    "xfrm",
+    "xfs",
+    "zfs",
+    "zoneinfo",
+];
+
 fn main() -> ExitCode {
     let table = collectors::entries();
     // `--collector.<name>` / `--no-collector.<name>` for every collector,
@@ -69,7 +120,22 @@ fn main() -> ExitCode {
                     .hide(true),
             );
     }
+    for name in NOT_IMPLEMENTED {
+        for prefix in ["collector", "no-collector"] {
+            cmd = cmd.arg(
+                Arg::new(format!("{prefix}.{name}"))
+                    .long(format!("{prefix}.{name}"))
+                    .action(ArgAction::SetTrue)
+                    .hide(true),
+            );
+        }
+    }
     let matches = cmd.get_matches();
+    let ignored: Vec<&str> = NOT_IMPLEMENTED
+        .iter()
+        .copied()
+        .filter(|n| matches.get_flag(&format!("collector.{n}")))
+        .collect();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -93,6 +159,12 @@ fn main() -> ExitCode {
             paths: &paths,
             flags: &cli.collectors,
         };
+        for name in &ignored {
+            tracing::warn!(
+                collector = name,
+                "node_exporter collector not implemented by oxmon-node; flag ignored"
+            );
+        }
         let mut registry = Registry::new("node");
         for e in enabled {
             let c: Arc<dyn oxmon_core::Collector> =

@@ -46,6 +46,8 @@ pub mod stat;
 pub mod textfile;
 #[path = "time.rs"]
 pub mod time;
+#[path = "timex.rs"]
+pub mod timex;
 #[path = "uname.rs"]
 pub mod uname;
 #[path = "vmstat.rs"]
@@ -249,6 +251,11 @@ pub fn entries() -> Vec<Entry> {
             name: "time",
             default_enabled: true,
             build: time::build,
+        },
+        Entry {
+            name: "timex",
+            default_enabled: true,
+            build: timex::build,
         },
         Entry {
             name: "uname",
