@@ -281,7 +281,7 @@ impl Names {
         for (list, counter) in [(GAUGES, false), (system, false), (COUNTERS, true)] {
             for &(field, suffix) in list {
                 let name = leak(format!("{ns}_{suffix}"));
-                let help = leak(format!("{name} metric (INFO field {field})"));
+                let help = leak(format!("{suffix} metric"));
                 let scale = if field == "latest_fork_usec" {
                     1e-6
                 } else {
@@ -321,7 +321,7 @@ impl Names {
             Some(&(name, help)) => (Cow::Borrowed(name), Cow::Borrowed(help)),
             None => (
                 Cow::Owned(format!("{}_{suffix}", self.namespace)),
-                Cow::Owned(format!("{}_{suffix} metric", self.namespace)),
+                Cow::Owned(format!("{suffix} metric")),
             ),
         }
     }
