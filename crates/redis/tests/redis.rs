@@ -48,6 +48,13 @@ fn master_and_replica() -> (Redis, Redis) {
     };
     script_db("1", 5, 2);
     script_db("3", 3, 0);
+    // avg_ttl is estimated by the expire cycle; wait until it has run.
+    let sampled = wait_until(Duration::from_secs(20), || {
+        let ks = master.cli(&["INFO", "keyspace"]);
+        let db1 = ks.lines().find(|l| l.starts_with("db1:"))?;
+        (!db1.trim_end().ends_with("avg_ttl=0")).then_some(())
+    });
+    assert!(sampled.is_some(), "avg_ttl of db1 never computed");
     let _ = master.try_cmd(None, &["NOSUCHCOMMAND"]);
     let _ = master.try_cmd(None, &["INCR", "queue:a"]);
 
