@@ -216,6 +216,8 @@ impl Target {
             Ok(()) => (1.0, String::new()),
             Err(e) => {
                 tracing::warn!(target = %self.key, err = %e, "scrape failed");
+                // No half-collected Redis metrics beside `redis_up 0`.
+                out.clear();
                 (0.0, e)
             }
         };
