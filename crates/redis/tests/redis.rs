@@ -688,6 +688,25 @@ fn tls_unix_socket_and_namespace() {
     assert_eq!(up(&exp.scrape()), Some(0.0));
     drop(exp);
 
+    // A server that does not ask for client certificates: its certificate
+    // is not trusted by the system roots unless verification is skipped.
+    let open_tls = Redis::start_tls(
+        &certs.server_cert_file(),
+        &certs.server_key_file(),
+        &certs.ca_file(),
+        &["--tls-auth-clients", "no"],
+    );
+    let addr = format!(
+        "--redis.addr=rediss://127.0.0.1:{}",
+        open_tls.tls_port.unwrap()
+    );
+    let exp = start(&[&addr, "--connection-timeout=2s"], &[]);
+    assert_eq!(up(&exp.scrape()), Some(0.0));
+    drop(exp);
+    let exp = start(&[&addr, "--skip-tls-verification"], &[]);
+    assert_eq!(up(&exp.scrape()), Some(1.0), "{}", exp.log());
+    drop(exp);
+
     let exp = start(
         &[&format!("--redis.addr=unix://{sock_s}"), "--namespace=kv"],
         &[],
