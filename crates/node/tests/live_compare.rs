@@ -59,8 +59,10 @@ const COLLECTORS: &[&str] = &[
 /// and not compared: `softirqs` (1.6), `cpu_vulnerabilities` (1.8).
 const OXMON_ONLY: &[&str] = &["softirqs", "cpu_vulnerabilities"];
 
-/// netclass families whose every sample is compared.
+/// Interface families whose every sample is compared (netclass, and
+/// netdev's `--collector.netdev.address-info`).
 const NETCLASS_FAMILIES: &[&str] = &[
+    "node_network_address_info",
     "node_network_info",
     "node_network_up",
     "node_network_address_assign_type",
@@ -121,6 +123,7 @@ fn start_both(textfile_dir: &str) -> (ExporterProcess, ExporterProcess) {
         textfile_flag,
         format!("--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}"),
         "--collector.netdev.device-exclude=^lo$".to_string(),
+        "--collector.netdev.address-info".to_string(),
     ];
     common.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let peer_args: Vec<&str> = common.iter().map(String::as_str).collect();
