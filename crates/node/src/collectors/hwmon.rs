@@ -380,7 +380,7 @@ impl Hwmon {
     fn chips(&self, scope: &mut CacheScope<'_>, entries: &[String]) -> Vec<Chip> {
         let mut chips = Vec::new();
         for entry in entries {
-            let dir = self.class.join(&entry);
+            let dir = self.class.join(entry);
             if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
                 continue;
             }

@@ -127,7 +127,7 @@ impl NetClass {
 
 impl NetClass {
     /// Every value from the sysfs tree.
-    fn from_sysfs(&self, scope: &mut CacheScope<'_>) -> Result<Vec<Iface>, CollectError> {
+    fn read_sysfs(&self, scope: &mut CacheScope<'_>) -> Result<Vec<Iface>, CollectError> {
         let Some(devices) = dir_entries(&self.class)? else {
             tracing::debug!(path = %self.class.display(), "no net class");
             return Ok(Vec::new());
@@ -166,7 +166,7 @@ impl NetClass {
     }
 
     /// Interface list and most values from rtnetlink, the rest from sysfs.
-    fn from_netlink(
+    fn read_netlink(
         &self,
         ctx: &ScrapeContext,
         scope: &mut CacheScope<'_>,
@@ -234,9 +234,9 @@ impl SyncCollector for NetClass {
     fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let ifaces = if self.netlink {
-            self.from_netlink(ctx, &mut scope)?
+            self.read_netlink(ctx, &mut scope)?
         } else {
-            self.from_sysfs(&mut scope)?
+            self.read_sysfs(&mut scope)?
         };
         let mut up = MetricFamily::gauge(
             "node_network_up",

@@ -92,7 +92,7 @@ impl NetStat {
                         .enumerate()
                         .filter_map(|(idx, field)| {
                             let key = format!("{p1}_{field}");
-                            self.selected(&key).then(|| (idx, key))
+                            self.selected(&key).then_some((idx, key))
                         })
                         .collect();
                     sels.push(Selection {
