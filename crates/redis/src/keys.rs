@@ -82,6 +82,10 @@ pub struct KeyChecks {
     pub single: Vec<KeyPattern>,
     /// `--count-keys` (scanned and counted).
     pub count: Vec<KeyPattern>,
+    /// `--check-streams` (globs are scanned).
+    pub streams: Vec<KeyPattern>,
+    /// `--check-single-streams`.
+    pub single_streams: Vec<KeyPattern>,
     /// SCAN COUNT hint.
     pub batch_size: u64,
     /// Time allowed for all key checks of one scrape.
@@ -91,7 +95,11 @@ pub struct KeyChecks {
 impl KeyChecks {
     /// True when nothing is configured.
     pub fn is_empty(&self) -> bool {
-        self.check.is_empty() && self.single.is_empty() && self.count.is_empty()
+        self.check.is_empty()
+            && self.single.is_empty()
+            && self.count.is_empty()
+            && self.streams.is_empty()
+            && self.single_streams.is_empty()
     }
 }
 
@@ -110,7 +118,7 @@ impl From<redis::RedisError> for KeyError {
     }
 }
 
-fn over(deadline: Instant) -> Result<(), KeyError> {
+pub(crate) fn over(deadline: Instant) -> Result<(), KeyError> {
     if Instant::now() >= deadline {
         Err(KeyError::Budget)
     } else {
@@ -121,7 +129,7 @@ fn over(deadline: Instant) -> Result<(), KeyError> {
 /// Runs a pipeline that starts with `SELECT` unless `cluster`; returns the
 /// other replies, or an error when the `SELECT` failed (so no command ever
 /// runs against the wrong database).
-async fn query(
+pub(crate) async fn query(
     conn: &mut MultiplexedConnection,
     pipe: &redis::Pipeline,
     cluster: bool,
@@ -143,14 +151,14 @@ async fn query(
     Ok(replies)
 }
 
-fn select(pipe: &mut redis::Pipeline, db: i64, cluster: bool) {
+pub(crate) fn select(pipe: &mut redis::Pipeline, db: i64, cluster: bool) {
     if !cluster {
         pipe.cmd("SELECT").arg(db);
     }
 }
 
 /// Scans `pattern` in `db`, calling `each` with every batch of keys.
-async fn scan(
+pub(crate) async fn scan(
     conn: &mut MultiplexedConnection,
     db: i64,
     pattern: &str,
@@ -182,7 +190,7 @@ async fn scan(
     }
 }
 
-fn as_int(v: &Value) -> Option<i64> {
+pub(crate) fn as_int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
@@ -191,7 +199,7 @@ fn as_int(v: &Value) -> Option<i64> {
     }
 }
 
-fn as_text(v: &Value) -> Option<&str> {
+pub(crate) fn as_text(v: &Value) -> Option<&str> {
     match v {
         Value::BulkString(b) => std::str::from_utf8(b).ok(),
         Value::SimpleString(s) => Some(s),
@@ -454,6 +462,10 @@ pub async fn collect(
     out.push(value);
     out.push(as_string);
     out.push(counts);
+    let has_streams = !checks.streams.is_empty() || !checks.single_streams.is_empty();
+    if !exhausted && has_streams {
+        exhausted = crate::streams::collect(conn, checks, names, cluster, deadline, out).await?;
+    }
     Ok(exhausted)
 }
 

@@ -18,6 +18,7 @@ mod info;
 mod keys;
 mod names;
 mod scrape;
+mod streams;
 mod target;
 
 use scrape::{Options, Target, TargetCache, TlsFiles};
@@ -101,6 +102,23 @@ struct Cli {
         default_value = ""
     )]
     count_keys: String,
+
+    /// Stream patterns (db3=pattern) whose streams, groups and consumers are
+    /// exported; globs use SCAN.
+    #[arg(
+        long = "check-streams",
+        env = "REDIS_EXPORTER_CHECK_STREAMS",
+        default_value = ""
+    )]
+    check_streams: String,
+
+    /// Single streams whose streams, groups and consumers are exported.
+    #[arg(
+        long = "check-single-streams",
+        env = "REDIS_EXPORTER_CHECK_SINGLE_STREAMS",
+        default_value = ""
+    )]
+    check_single_streams: String,
 
     /// COUNT hint of each SCAN of the key checks.
     #[arg(
@@ -331,6 +349,10 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         single: keys::parse_key_list(&cli.check_single_keys)
             .map_err(|e| format!("--check-single-keys: {e}"))?,
         count: keys::parse_key_list(&cli.count_keys).map_err(|e| format!("--count-keys: {e}"))?,
+        streams: keys::parse_key_list(&cli.check_streams)
+            .map_err(|e| format!("--check-streams: {e}"))?,
+        single_streams: keys::parse_key_list(&cli.check_single_streams)
+            .map_err(|e| format!("--check-single-streams: {e}"))?,
         batch_size: cli.check_keys_batch_size.max(1),
         budget: cli.check_keys_time_budget,
     };

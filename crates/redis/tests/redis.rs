@@ -32,6 +32,19 @@ fn master_and_replica() -> (Redis, Redis) {
     master.cli(&["SADD", "tags", "a", "b", "c", "d"]);
     master.cli(&["ZADD", "scores", "1", "a", "2", "b"]);
     master.cli(&["XADD", "events", "*", "k", "v"]);
+    master.cli(&["XADD", "events", "*", "k", "w"]);
+    master.cli(&["XGROUP", "CREATE", "events", "workers", "0"]);
+    master.cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w1",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "events",
+        ">",
+    ]);
     master.cli(&["PFADD", "visitors", "a", "b", "c", "d", "e"]);
     // Keys in db1 (5, 2 expiring) and db3 (3).
     let script_db = |db: &str, n: usize, expiring: usize| {
@@ -91,6 +104,8 @@ fn every_section_key_checks_and_replica() {
             "--check-keys=counter,greeting,queue:*,user:*,tags,scores,events,visitors,missing:*",
             "--check-single-keys=db1=k0,db0=does-not-exist,db99=counter",
             "--count-keys=db1=k*,db3=*,db0=queue:*",
+            "--check-streams=ev*,tags",
+            "--check-single-streams=nostream",
             "--scrape.allowed-targets=127.0.0.1/32",
         ],
         &[],
@@ -210,7 +225,7 @@ fn every_section_key_checks_and_replica() {
     assert_eq!(size("user:1", "db0"), Some(2.0));
     assert_eq!(size("tags", "db0"), Some(4.0));
     assert_eq!(size("scores", "db0"), Some(2.0));
-    assert_eq!(size("events", "db0"), Some(1.0));
+    assert_eq!(size("events", "db0"), Some(2.0));
     assert_eq!(size("visitors", "db0"), Some(5.0));
     assert_eq!(size("k0", "db1"), Some(1.0));
     assert_eq!(size("does-not-exist", "db0"), None);
@@ -240,6 +255,27 @@ fn every_section_key_checks_and_replica() {
         e.value("redis_keys_count", &[("db", "db0"), ("key", "queue:*")]),
         Some(1.0)
     );
+
+    // Streams, groups, consumers; no series for missing keys or non-streams.
+    let st = [("db", "db0"), ("stream", "events")];
+    assert_eq!(e.value("redis_stream_length", &st), Some(2.0));
+    assert_eq!(e.value("redis_stream_groups", &st), Some(1.0));
+    assert!(e.value("redis_stream_last_generated_id", &st).unwrap() > 1.6e12);
+    let g = [("stream", "events"), ("group", "workers")];
+    assert_eq!(e.value("redis_stream_group_consumers", &g), Some(1.0));
+    assert_eq!(
+        e.value("redis_stream_group_messages_pending", &g),
+        Some(1.0)
+    );
+    let c = [("group", "workers"), ("consumer", "w1")];
+    assert_eq!(
+        e.value("redis_stream_group_consumer_messages_pending", &c),
+        Some(1.0)
+    );
+    assert!(e
+        .value("redis_stream_group_consumer_idle_seconds", &c)
+        .is_some());
+    assert_eq!(e.samples("redis_stream_length").len(), 1);
 
     // The replica through /scrape (allowed by 127.0.0.1/32).
     let r = exp.get(&format!("/scrape?target={}", url_encode(&replica.url())));
@@ -315,6 +351,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "--check-keys=counter,queue:*".to_string(),
         "--check-single-keys=greeting".to_string(),
         "--count-keys=db1=k*".to_string(),
+        "--check-streams=ev*".to_string(),
     ];
     let mut args: Vec<String> = vec![format!("--redis.addr={}", master.url())];
     args.extend(flags.iter().cloned());
@@ -357,6 +394,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "redis_latency_percentiles_usec",
         "redis_errors_total",
         "redis_connected_slave_offset_bytes",
+        "redis_stream_group_consumer_idle_seconds",
     ] {
         assert!(p.family(f).is_some(), "peer lacks {f}");
     }
