@@ -469,6 +469,51 @@ pub fn parse_cluster_info(text: &str, names: &Names, out: &mut Vec<MetricFamily>
     }
 }
 
+/// Parses `CLIENT LIST` into `redis_connected_clients_details{name,
+/// created_at,idle_since,flags,db,omem,cmd,host[,port]}` (value 1), as
+/// redis_exporter's `--export-client-list` (`--export-client-port`).
+pub fn parse_client_list(
+    text: &str,
+    names: &Names,
+    now_unix: f64,
+    with_port: bool,
+) -> MetricFamily {
+    let mut fam = names.gauge("connected_clients_details");
+    for line in text.lines() {
+        let get = |k: &str| {
+            line.split(' ')
+                .filter_map(|p| p.split_once('='))
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v)
+        };
+        let (Some(addr), Some(age), Some(idle)) = (get("addr"), get("age"), get("idle")) else {
+            continue;
+        };
+        let (Ok(age), Ok(idle)) = (age.parse::<i64>(), idle.parse::<i64>()) else {
+            continue;
+        };
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+        let now = now_unix as i64;
+        let created = (now - age).to_string();
+        let idle_since = (now - idle).to_string();
+        let mut labels = vec![
+            ("name", get("name").unwrap_or("")),
+            ("created_at", created.as_str()),
+            ("idle_since", idle_since.as_str()),
+            ("flags", get("flags").unwrap_or("")),
+            ("db", get("db").unwrap_or("")),
+            ("omem", get("omem").unwrap_or("")),
+            ("cmd", get("cmd").unwrap_or("")),
+            ("host", host),
+        ];
+        if with_port {
+            labels.push(("port", port));
+        }
+        fam.add(&labels, 1.0);
+    }
+    fam
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,6 +707,28 @@ mod tests {
         assert_eq!(find(&out, "redis_db_keys", &[("db", "db0")]), Some(0.0));
         assert_eq!(find(&out, "redis_db_keys", &[("db", "dbx")]), Some(1.0));
         assert_eq!(find(&out, "redis_connected_slave_offset_bytes", &[]), None);
+    }
+
+    #[test]
+    fn client_list() {
+        let text = "id=11 addr=10.0.0.1:32860 laddr=127.0.0.1:6379 fd=8 name= age=100 idle=1 flags=S db=0 omem=20504 cmd=replconf\nid=34 addr=[::1]:5 name=app age=0 idle=0 flags=N db=2 omem=0 cmd=client|list\ngarbage line\n";
+        let f = parse_client_list(text, names(), 1000.0, true);
+        assert_eq!(f.metrics.len(), 2);
+        let labels: Vec<(&str, &str)> = f.metrics[0]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
+            .collect();
+        assert!(labels.contains(&("created_at", "900")));
+        assert!(labels.contains(&("idle_since", "999")));
+        assert!(labels.contains(&("host", "10.0.0.1")));
+        assert!(labels.contains(&("port", "32860")));
+        let f = parse_client_list(text, names(), 1000.0, false);
+        assert!(f.metrics[1]
+            .labels
+            .iter()
+            .any(|(k, v)| k == "host" && v == "[::1]"));
+        assert!(!f.metrics[1].labels.iter().any(|(k, _)| k == "port"));
     }
 
     /// A tiny deterministic PRNG (xorshift64*), so the fuzz test needs no

@@ -145,6 +145,15 @@ struct Cli {
     #[arg(long = "set-client-name", env = "REDIS_EXPORTER_SET_CLIENT_NAME", default_value_t = true, action = clap::ArgAction::Set)]
     set_client_name: bool,
 
+    /// Export CLIENT LIST as redis_connected_clients_details.
+    #[arg(long = "export-client-list", env = "REDIS_EXPORTER_EXPORT_CLIENT_LIST")]
+    export_client_list: bool,
+
+    /// Include the client's port in redis_connected_clients_details (more
+    /// series).
+    #[arg(long = "export-client-port", env = "REDIS_EXPORTER_EXPORT_CLIENT_PORT")]
+    export_client_port: bool,
+
     /// Also export total_system_memory as redis_total_system_memory_bytes.
     #[arg(
         long = "include-system-metrics",
@@ -382,6 +391,8 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         keys,
         config_command: cli.config_command.clone(),
         set_client_name: cli.set_client_name,
+        client_list: cli.export_client_list,
+        client_port: cli.export_client_port,
         request_errors: Default::default(),
     });
     // An empty --redis.addr (as redis_exporter allows) serves only /scrape.

@@ -234,6 +234,7 @@ const OTHERS: &[(&str, &str)] = &[
     ("key_value", "The value of \"key\""),
     ("key_value_as_string", "The value of \"key\" as a string"),
     ("keys_count", "Count of keys"),
+    ("connected_clients_details", "Details about connected clients"),
     ("stream_length", "The number of elements of the stream"),
     ("stream_radix_tree_keys", "Radix tree keys count"),
     ("stream_radix_tree_nodes", "Radix tree nodes count"),

@@ -57,6 +57,10 @@ pub struct Options {
     pub config_command: String,
     /// Send `CLIENT SETNAME oxmon-redis` after connecting.
     pub set_client_name: bool,
+    /// Export `CLIENT LIST` (`--export-client-list`).
+    pub client_list: bool,
+    /// With the client's port (`--export-client-port`).
+    pub client_port: bool,
     /// Bad `/scrape` requests so far.
     pub request_errors: AtomicU64,
 }
@@ -274,6 +278,9 @@ impl Target {
         pipe.cmd("SLOWLOG").arg("LEN");
         pipe.cmd("SLOWLOG").arg("GET").arg(1);
         pipe.cmd("LATENCY").arg("LATEST");
+        if opts.client_list {
+            pipe.cmd("CLIENT").arg("LIST");
+        }
 
         // A kept connection may have died since the last scrape (Redis
         // restarted): then reconnect once right away instead of reporting
@@ -335,6 +342,7 @@ impl Target {
         let slowlog_len = it.next();
         let slowlog_get = it.next();
         let latency = it.next();
+        let client_list = it.next();
         if let Some(Ok(v)) = slowlog_len {
             if let Some(n) = value_int(&v) {
                 out.push(names.gauge1("slowlog_length", n as f64));
@@ -368,6 +376,16 @@ impl Target {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        if let Some(Ok(v)) = client_list {
+            if let Some(text) = value_text(&v) {
+                out.push(crate::info::parse_client_list(
+                    &text,
+                    names,
+                    now,
+                    opts.client_port,
+                ));
+            }
+        }
         let cluster = info.contains("cluster_enabled:1");
         if cluster {
             db_count = 1;

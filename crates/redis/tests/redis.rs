@@ -106,6 +106,8 @@ fn every_section_key_checks_and_replica() {
             "--count-keys=db1=k*,db3=*,db0=queue:*",
             "--check-streams=ev*,tags",
             "--check-single-streams=nostream",
+            "--export-client-list",
+            "--export-client-port",
             "--scrape.allowed-targets=127.0.0.1/32",
         ],
         &[],
@@ -256,6 +258,19 @@ fn every_section_key_checks_and_replica() {
         Some(1.0)
     );
 
+    // CLIENT LIST: the exporter's own connection and the replica's.
+    let own = e
+        .samples("redis_connected_clients_details")
+        .into_iter()
+        .find(|s| s.label("name") == Some("oxmon-redis"))
+        .expect("own client in CLIENT LIST");
+    assert_eq!(own.label("host"), Some("127.0.0.1"));
+    assert!(own.label("port").is_some_and(|p| p.parse::<u16>().is_ok()));
+    assert!(e
+        .samples("redis_connected_clients_details")
+        .iter()
+        .any(|s| s.label("flags") == Some("S")));
+
     // Streams, groups, consumers; no series for missing keys or non-streams.
     let st = [("db", "db0"), ("stream", "events")];
     assert_eq!(e.value("redis_stream_length", &st), Some(2.0));
@@ -352,6 +367,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "--check-single-keys=greeting".to_string(),
         "--count-keys=db1=k*".to_string(),
         "--check-streams=ev*".to_string(),
+        "--export-client-list".to_string(),
     ];
     let mut args: Vec<String> = vec![format!("--redis.addr={}", master.url())];
     args.extend(flags.iter().cloned());
@@ -395,6 +411,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "redis_errors_total",
         "redis_connected_slave_offset_bytes",
         "redis_stream_group_consumer_idle_seconds",
+        "redis_connected_clients_details",
     ] {
         assert!(p.family(f).is_some(), "peer lacks {f}");
     }
