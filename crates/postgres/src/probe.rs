@@ -375,6 +375,17 @@ pub async fn check_allowed(allowed: &[Allowed], t: &ProbeTarget) -> Result<Optio
     }
 }
 
+fn strength(mode: crate::dsn::SslMode) -> u8 {
+    use crate::dsn::SslMode::*;
+    match mode {
+        Disable | Allow => 0,
+        Prefer => 1,
+        Require => 2,
+        VerifyCa => 3,
+        VerifyFull => 4,
+    }
+}
+
 struct Cached {
     registry: Arc<Registry>,
     used: Instant,
@@ -449,6 +460,16 @@ impl ProbeRoute {
             let parsed = Dsn::parse(&format!("{k}='{}'", v.replace('\'', "")))
                 .map_err(|e| HttpError::bad_request(format!("target: {e}")))?;
             match k.as_str() {
+                // A URL must not weaken the TLS an auth module asks for.
+                "sslmode"
+                    if module.is_some() && strength(parsed.sslmode) < strength(dsn.sslmode) =>
+                {
+                    return Err(HttpError::bad_request(format!(
+                        "sslmode={} is weaker than the auth module's {}",
+                        parsed.sslmode.as_str(),
+                        dsn.sslmode.as_str()
+                    )))
+                }
                 "sslmode" => dsn.sslmode = parsed.sslmode,
                 "connect_timeout" => dsn.connect_timeout = parsed.connect_timeout,
                 _ => dsn.application_name = parsed.application_name,

@@ -622,8 +622,24 @@ fn probe_needs_an_allow_list_and_uses_auth_modules() {
     std::fs::write(
         &config,
         format!(
-            "auth_modules:\n  mon:\n    type: userpass\n    userpass:\n      username: postgres\n      password_file: {}\n    options:\n      sslmode: disable\n\
-             probe:\n  allowed_targets: [\"127.0.0.0/8\", \"db-*.internal:5432\"]\n",
+            r#"auth_modules:
+  mon:
+    type: userpass
+    userpass:
+      username: postgres
+      password_file: {}
+    options:
+      sslmode: disable
+  tls:
+    type: userpass
+    userpass:
+      username: postgres
+      password: unused
+    options:
+      sslmode: require
+probe:
+  allowed_targets: ["127.0.0.0/8", "db-*.internal:5432"]
+"#,
             pass_file.display()
         ),
     )
@@ -659,6 +675,17 @@ fn probe_needs_an_allow_list_and_uses_auth_modules() {
     assert!(r.body.contains("auth_module"), "{}", r.body);
     let r = exp.get("/probe");
     assert_eq!(r.status, 400);
+    // The URL cannot weaken the module's TLS (disable is the module's own
+    // here, so require is allowed and disable is fine; nothing is weaker).
+    let r = exp.get(&format!(
+        "/probe?target={target}?sslmode=disable&auth_module=mon"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = exp.get(&format!(
+        "/probe?target={target}?sslmode=disable&auth_module=tls"
+    ));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("weaker"), "{}", r.body);
 
     // A wrong password in the module: pg_up 0, HTTP 200.
     std::fs::write(&pass_file, "wrong\n").unwrap();
