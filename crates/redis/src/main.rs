@@ -145,6 +145,14 @@ struct Cli {
     #[arg(long = "set-client-name", env = "REDIS_EXPORTER_SET_CLIENT_NAME", default_value_t = true, action = clap::ArgAction::Set)]
     set_client_name: bool,
 
+    /// Export every setting (CONFIG GET *) as redis_config_key_value and
+    /// redis_config_value; password settings are never exported.
+    #[arg(
+        long = "include-config-metrics",
+        env = "REDIS_EXPORTER_INCL_CONFIG_METRICS"
+    )]
+    include_config_metrics: bool,
+
     /// Export CLIENT LIST as redis_connected_clients_details.
     #[arg(long = "export-client-list", env = "REDIS_EXPORTER_EXPORT_CLIENT_LIST")]
     export_client_list: bool,
@@ -392,6 +400,7 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         config_command: cli.config_command.clone(),
         set_client_name: cli.set_client_name,
         client_list: cli.export_client_list,
+        all_config: cli.include_config_metrics,
         client_port: cli.export_client_port,
         request_errors: Default::default(),
     });

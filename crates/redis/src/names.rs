@@ -225,6 +225,8 @@ const OTHERS: &[(&str, &str)] = &[
     ("config_maxmemory", "config_maxmemory metric"),
     ("config_maxclients", "config_maxclients metric"),
     ("config_io_threads", "config_io_threads metric"),
+    ("config_key_value", "Config key and value"),
+    ("config_value", "Config key and value as metric"),
     ("slowlog_length", "Total slowlog"),
     ("slowlog_last_id", "Last id of slowlog"),
     ("last_slow_execution_duration_seconds", "The amount of time needed for last slow execution, in seconds"),

@@ -57,6 +57,8 @@ pub struct Options {
     pub config_command: String,
     /// Send `CLIENT SETNAME oxmon-redis` after connecting.
     pub set_client_name: bool,
+    /// Export every setting (`--include-config-metrics`).
+    pub all_config: bool,
     /// Export `CLIENT LIST` (`--export-client-list`).
     pub client_list: bool,
     /// With the client's port (`--export-client-port`).
@@ -281,6 +283,9 @@ impl Target {
         if opts.client_list {
             pipe.cmd("CLIENT").arg("LIST");
         }
+        if opts.all_config {
+            pipe.cmd(&opts.config_command).arg("GET").arg("*");
+        }
 
         // A kept connection may have died since the last scrape (Redis
         // restarted): then reconnect once right away instead of reporting
@@ -342,7 +347,8 @@ impl Target {
         let slowlog_len = it.next();
         let slowlog_get = it.next();
         let latency = it.next();
-        let client_list = it.next();
+        let client_list = if opts.client_list { it.next() } else { None };
+        let all_config = if opts.all_config { it.next() } else { None };
         if let Some(Ok(v)) = slowlog_len {
             if let Some(n) = value_int(&v) {
                 out.push(names.gauge1("slowlog_length", n as f64));
@@ -376,6 +382,9 @@ impl Target {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        if let Some(Ok(v)) = all_config {
+            out.extend(config_families(&pairs(&v), names));
+        }
         if let Some(Ok(v)) = client_list {
             if let Some(text) = value_text(&v) {
                 out.push(crate::info::parse_client_list(
@@ -482,6 +491,25 @@ fn pairs(v: &Value) -> Vec<(String, String)> {
     }
 }
 
+/// `redis_config_key_value{key,value}` (1) for every setting and
+/// `redis_config_value{key}` for the numeric ones; settings that hold
+/// secrets (`requirepass`, `masterauth`, `*pass*`) are left out.
+fn config_families(settings: &[(String, String)], names: &Names) -> [MetricFamily; 2] {
+    let mut kv = names.gauge("config_key_value");
+    let mut num = names.gauge("config_value");
+    for (k, v) in settings {
+        let lower = k.to_ascii_lowercase();
+        if lower.contains("pass") || (lower.contains("auth") && !lower.starts_with("tls-auth")) {
+            continue;
+        }
+        kv.add(&[("key", k.as_str()), ("value", v.as_str())], 1.0);
+        if let Ok(n) = v.parse::<f64>() {
+            num.add(&[("key", k.as_str())], n);
+        }
+    }
+    [kv, num]
+}
+
 /// `(id, duration seconds)` of the newest slowlog entry, zeros when empty.
 fn last_slowlog(v: &Value) -> (f64, f64) {
     if let Value::Array(entries) = v {
@@ -575,5 +603,21 @@ mod tests {
         assert_eq!(last_slowlog(&slow), (22.0, 0.0015));
         assert_eq!(last_slowlog(&Value::Array(vec![])), (0.0, 0.0));
         assert_eq!(last_slowlog(&Value::Nil), (0.0, 0.0));
+        let names = Names::new("redis", false);
+        let settings = [
+            ("maxmemory".to_string(), "0".to_string()),
+            ("requirepass".to_string(), "secret".to_string()),
+            ("masterauth".to_string(), "secret".to_string()),
+            ("tls-key-file-pass".to_string(), "secret".to_string()),
+            ("appendonly".to_string(), "no".to_string()),
+            ("tls-auth-clients".to_string(), "yes".to_string()),
+        ];
+        let [kv, num] = config_families(&settings, names);
+        assert_eq!(kv.metrics.len(), 3);
+        assert!(kv
+            .metrics
+            .iter()
+            .all(|m| m.labels.iter().all(|(_, v)| v != "secret")));
+        assert_eq!(num.metrics.len(), 1);
     }
 }

@@ -368,6 +368,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "--count-keys=db1=k*".to_string(),
         "--check-streams=ev*".to_string(),
         "--export-client-list".to_string(),
+        "--include-config-metrics".to_string(),
     ];
     let mut args: Vec<String> = vec![format!("--redis.addr={}", master.url())];
     args.extend(flags.iter().cloned());
@@ -412,6 +413,8 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "redis_connected_slave_offset_bytes",
         "redis_stream_group_consumer_idle_seconds",
         "redis_connected_clients_details",
+        "redis_config_key_value",
+        "redis_config_value",
     ] {
         assert!(p.family(f).is_some(), "peer lacks {f}");
     }
@@ -505,12 +508,24 @@ fn passwords_acl_users_and_wrong_password() {
         ],
     );
 
-    // REDIS_PASSWORD for the default user.
+    // REDIS_PASSWORD for the default user; requirepass is not exported
+    // with the settings.
     let exp = start(
-        &[&format!("--redis.addr={}", redis.url())],
+        &[
+            &format!("--redis.addr={}", redis.url()),
+            "--include-config-metrics",
+        ],
         &[("REDIS_PASSWORD", SECRET)],
     );
-    assert_eq!(up(&exp.scrape()), Some(1.0), "{}", exp.log());
+    let e = exp.scrape();
+    assert_eq!(up(&e), Some(1.0), "{}", exp.log());
+    assert_eq!(
+        e.value("redis_config_value", &[("key", "maxclients")]),
+        Some(10000.0)
+    );
+    assert!(e
+        .value("redis_config_key_value", &[("key", "requirepass")])
+        .is_none());
     assert_no_secret(&exp, SECRET);
     drop(exp);
 
