@@ -15,6 +15,7 @@ use oxmon_core::{
 };
 
 mod info;
+mod keygroups;
 mod keys;
 mod names;
 mod scrape;
@@ -119,6 +120,25 @@ struct Cli {
         default_value = ""
     )]
     check_single_streams: String,
+
+    /// Lua patterns (comma-separated) grouping keys by their captures for
+    /// redis_key_group_count and redis_key_group_memory_usage_bytes; keys
+    /// matching none are "unclassified".
+    #[arg(
+        long = "check-key-groups",
+        env = "REDIS_EXPORTER_CHECK_KEY_GROUPS",
+        default_value = ""
+    )]
+    check_key_groups: String,
+
+    /// Key groups shown per database; the rest (least memory) are summed
+    /// as "overflow".
+    #[arg(
+        long = "max-distinct-key-groups",
+        env = "REDIS_EXPORTER_MAX_DISTINCT_KEY_GROUPS",
+        default_value_t = 100
+    )]
+    max_distinct_key_groups: usize,
 
     /// COUNT hint of each SCAN of the key checks.
     #[arg(
@@ -399,6 +419,11 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
         keys,
         config_command: cli.config_command.clone(),
         set_client_name: cli.set_client_name,
+        key_groups: keygroups::KeyGroups {
+            patterns: keygroups::parse_patterns(&cli.check_key_groups),
+            max_distinct: cli.max_distinct_key_groups,
+            batch: cli.check_keys_batch_size.max(1),
+        },
         client_list: cli.export_client_list,
         all_config: cli.include_config_metrics,
         client_port: cli.export_client_port,

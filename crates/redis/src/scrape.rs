@@ -53,6 +53,8 @@ pub struct Options {
     pub tls: TlsFiles,
     /// Key checks.
     pub keys: KeyChecks,
+    /// Key groups.
+    pub key_groups: crate::keygroups::KeyGroups,
     /// Name of the CONFIG command (renamed on some hosted Redis).
     pub config_command: String,
     /// Send `CLIENT SETNAME oxmon-redis` after connecting.
@@ -76,6 +78,7 @@ pub struct Target {
     scrapes: AtomicU64,
     duration_sum: Mutex<f64>,
     major_version: AtomicU32,
+    budget_hits: AtomicU64,
     /// Last use, seconds since start, for eviction of idle `/scrape` targets.
     pub last_used: AtomicU64,
 }
@@ -148,6 +151,7 @@ impl Target {
             scrapes: AtomicU64::new(0),
             duration_sum: Mutex::new(0.0),
             major_version: AtomicU32::new(0),
+            budget_hits: AtomicU64::new(0),
             last_used: AtomicU64::new(0),
         })
     }
@@ -422,11 +426,11 @@ impl Target {
                 Err(_) => return Err("timed out waiting for CLUSTER INFO".into()),
             }
         }
-        out.push(names.gauge1("last_key_groups_scrape_duration_milliseconds", 0.0));
 
+        // Key checks and key groups share one time budget per scrape.
+        let budget = deadline.min(Instant::now() + opts.keys.budget);
+        let mut exhausted = false;
         if !opts.keys.is_empty() {
-            let budget = deadline.min(Instant::now() + opts.keys.budget);
-            let mut budget_hits = names.counter("exporter_key_check_budget_exhausted_total");
             match crate::keys::collect(
                 &mut conn,
                 &opts.keys,
@@ -437,24 +441,47 @@ impl Target {
             )
             .await
             {
-                Ok(true) => {
-                    KEY_BUDGET_HITS.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(target = %self.key, budget = ?opts.keys.budget, "key checks stopped at their time budget");
-                }
-                Ok(false) => {}
+                Ok(e) => exhausted |= e,
                 Err(e) => {
                     self.drop_connection().await;
                     return Err(self.scrub(&e.to_string()));
                 }
             }
-            budget_hits.add(&[], KEY_BUDGET_HITS.load(Ordering::Relaxed) as f64);
-            out.push(budget_hits);
+        }
+        if opts.key_groups.patterns.is_empty() || exhausted {
+            // As redis_exporter: no key group scan, no time spent on it.
+            out.push(names.gauge1("last_key_groups_scrape_duration_milliseconds", 0.0));
+        } else {
+            match crate::keygroups::collect(
+                &mut conn,
+                &opts.key_groups,
+                db_count,
+                names,
+                facts.cluster_enabled,
+                budget,
+                out,
+            )
+            .await
+            {
+                Ok(e) => exhausted |= e,
+                Err(e) => {
+                    self.drop_connection().await;
+                    return Err(self.scrub(&e.to_string()));
+                }
+            }
+        }
+        if exhausted {
+            self.budget_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target = %self.key, budget = ?opts.keys.budget, "key checks stopped at their time budget");
+        }
+        if !opts.keys.is_empty() || !opts.key_groups.patterns.is_empty() {
+            let mut hits = names.counter("exporter_key_check_budget_exhausted_total");
+            hits.add(&[], self.budget_hits.load(Ordering::Relaxed) as f64);
+            out.push(hits);
         }
         Ok(())
     }
 }
-
-static KEY_BUDGET_HITS: AtomicU64 = AtomicU64::new(0);
 
 fn value_text(v: &Value) -> Option<String> {
     match v {

@@ -108,6 +108,7 @@ fn every_section_key_checks_and_replica() {
             "--check-single-streams=nostream",
             "--export-client-list",
             "--export-client-port",
+            "--check-key-groups=^(queue):,^(us)er:%d+$",
             "--scrape.allowed-targets=127.0.0.1/32",
         ],
         &[],
@@ -271,6 +272,25 @@ fn every_section_key_checks_and_replica() {
         .iter()
         .any(|s| s.label("flags") == Some("S")));
 
+    // Key groups: captures name the group, the rest is unclassified.
+    let kg = |db: &str, g: &str| e.value("redis_key_group_count", &[("db", db), ("key_group", g)]);
+    assert_eq!(kg("db0", "queue"), Some(1.0));
+    assert_eq!(kg("db0", "us"), Some(1.0));
+    assert_eq!(kg("db0", "unclassified"), Some(6.0));
+    assert_eq!(kg("db1", "unclassified"), Some(5.0));
+    assert_eq!(
+        e.value("redis_number_of_distinct_key_groups", &[("db", "db0")]),
+        Some(3.0)
+    );
+    assert!(
+        e.value(
+            "redis_key_group_memory_usage_bytes",
+            &[("db", "db0"), ("key_group", "queue")]
+        )
+        .unwrap()
+            > 0.0
+    );
+
     // Streams, groups, consumers; no series for missing keys or non-streams.
     let st = [("db", "db0"), ("stream", "events")];
     assert_eq!(e.value("redis_stream_length", &st), Some(2.0));
@@ -369,6 +389,7 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "--check-streams=ev*".to_string(),
         "--export-client-list".to_string(),
         "--include-config-metrics".to_string(),
+        "--check-key-groups=^(queue):,^(user):".to_string(),
     ];
     let mut args: Vec<String> = vec![format!("--redis.addr={}", master.url())];
     args.extend(flags.iter().cloned());
@@ -415,6 +436,8 @@ fn same_families_types_and_labels_as_redis_exporter() {
         "redis_connected_clients_details",
         "redis_config_key_value",
         "redis_config_value",
+        "redis_key_group_count",
+        "redis_number_of_distinct_key_groups",
     ] {
         assert!(p.family(f).is_some(), "peer lacks {f}");
     }
