@@ -97,6 +97,12 @@ pub struct CommonArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Threads serving requests and running collectors. 1 (the default)
+    /// runs everything on one thread, which serves hundreds of scrapes a
+    /// second and saves each extra thread's memory; blocking work always
+    /// has its own threads.
+    #[arg(long = "runtime.worker-threads", env = "OXMON_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: u16,
 }
 
 /// Parses a Go-style duration: `250ms`, `10s`, `1m30s`, `2h`, or a bare

@@ -70,7 +70,7 @@ use std::process::ExitCode;
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs an exporter: installs logging and the rustls crypto provider, starts
-/// a multi-threaded runtime, calls `build` inside it, binds the listen
+/// the runtime (one thread unless `--runtime.worker-threads` says more), calls `build` inside it, binds the listen
 /// addresses (default `:default_port`) and serves until SIGTERM/SIGINT.
 /// Start-up errors are logged and give exit status 1.
 pub fn run(
@@ -80,10 +80,18 @@ pub fn run(
 ) -> ExitCode {
     logging::init(&common.log);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // An exporter mostly waits (on sockets, or on a few file reads per
+    // scrape): one thread is plenty, and each extra worker thread costs its
+    // own malloc arena (~1 MB resident). Blocking work (statfs on network
+    // mounts, bcrypt) goes to tokio's blocking pool either way.
+    let mut builder = if common.worker_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(common.worker_threads));
+        b
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(err = %e, "starting the runtime failed");
