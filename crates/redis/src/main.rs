@@ -214,6 +214,23 @@ struct Cli {
     )]
     skip_tls_verification: bool,
 
+    /// redis_exporter's spelling of --log.level=debug.
+    #[arg(long = "debug", env = "REDIS_EXPORTER_DEBUG")]
+    debug: bool,
+
+    /// redis_exporter's spelling of --log.format (txt is logfmt).
+    #[arg(long = "log-format", env = "REDIS_EXPORTER_LOG_FORMAT", value_parser = ["txt", "json"])]
+    log_format: Option<String>,
+
+    /// redis_exporter's spelling of --web.disable-exporter-metrics.
+    #[arg(long = "redis-only-metrics", env = "REDIS_EXPORTER_REDIS_ONLY_METRICS")]
+    redis_only_metrics: bool,
+
+    /// Accepted for redis_exporter compatibility: settings holding secrets
+    /// are never exported, whatever the value.
+    #[arg(long = "redact-config-metrics", env = "REDIS_EXPORTER_REDACT_CONFIG_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    redact_config_metrics: bool,
+
     /// Targets /scrape may reach (comma-separated): CIDRs or IPs checked
     /// against every resolved address, host globs with optional port
     /// (*.cache.internal, redis-?:6380), unix:///socket/globs. Without an
@@ -500,7 +517,8 @@ fn build(cli: Cli) -> Result<Exporter, oxmon_core::BuildError> {
 fn go_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory;
     let cmd = Cli::command();
-    let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    let mut longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    longs.extend(["version", "help"]);
     args.map(|a| {
         let Some(s) = a.to_str() else { return a };
         match s.strip_prefix('-') {
@@ -518,9 +536,23 @@ fn go_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi
     .collect()
 }
 
+/// The common flags with redis_exporter's spellings (`--debug`,
+/// `--log-format`, `--redis-only-metrics`) folded in.
+fn common_args(cli: &Cli) -> oxmon_core::CommonArgs {
+    let mut common = cli.common.clone();
+    if cli.debug {
+        common.log.level = "debug".into();
+    }
+    if let Some(f) = &cli.log_format {
+        common.log.format = if f == "json" { "json" } else { "logfmt" }.into();
+    }
+    common.web.disable_exporter_metrics |= cli.redis_only_metrics;
+    common
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(go_style_args(std::env::args_os()));
-    let common = cli.common.clone();
+    let common = common_args(&cli);
     oxmon_core::run(&common, DEFAULT_PORT, move || build(cli))
 }
 
@@ -558,5 +590,22 @@ mod cli_tests {
         ));
         assert_eq!(cli.redis_addr, "redis://h:2");
         assert_eq!(cli.common.web.listen_address, [":1"]);
+        let cli = Cli::parse_from(go_style_args(
+            ["x", "-debug", "-log-format=txt", "-redis-only-metrics"]
+                .iter()
+                .map(Into::into),
+        ));
+        let c = common_args(&cli);
+        assert_eq!(
+            (c.log.level.as_str(), c.log.format.as_str()),
+            ("debug", "logfmt")
+        );
+        assert!(c.web.disable_exporter_metrics);
+        let c = common_args(&Cli::parse_from(["x", "--log-format", "json"]));
+        assert_eq!(
+            (c.log.level.as_str(), c.log.format.as_str()),
+            ("info", "json")
+        );
+        assert!(!c.web.disable_exporter_metrics);
     }
 }
