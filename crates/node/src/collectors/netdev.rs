@@ -388,12 +388,17 @@ pub fn addr_scope(ip: &IpAddr) -> &'static str {
     }
 }
 
-/// A kept-open rtnetlink socket; re-created after any error.
+/// A kept-open rtnetlink socket and its receive buffer; the socket is
+/// re-created after any error.
 #[derive(Default)]
 pub(crate) struct Netlink {
-    sock: Mutex<Option<OwnedFd>>,
+    sock: Mutex<(Option<OwnedFd>, Vec<u8>)>,
     seq: std::sync::atomic::AtomicU32,
 }
+
+/// The kernel answers a dump at once; the timeout only guards the scrape
+/// (collectors run on the runtime thread) against the unexpected.
+const NETLINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Netlink {
     /// Runs one dump request and hands each payload of type `want` to `f`.
@@ -405,19 +410,25 @@ impl Netlink {
         mut f: impl FnMut(&[u8]),
     ) -> std::io::Result<()> {
         use rustix::net::{
-            netlink::SocketAddrNetlink, recv, sendto, socket_with, AddressFamily, RecvFlags,
-            SendFlags, SocketFlags, SocketType,
+            netlink::SocketAddrNetlink, recv, sendto, socket_with, sockopt, AddressFamily,
+            RecvFlags, SendFlags, SocketFlags, SocketType,
         };
         let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(socket_with(
+        let (sock, buf) = &mut *guard;
+        if sock.is_none() {
+            let fd = socket_with(
                 AddressFamily::NETLINK,
                 SocketType::RAW,
                 SocketFlags::CLOEXEC,
                 None,
-            )?);
+            )?;
+            sockopt::set_socket_timeout(&fd, sockopt::Timeout::Recv, Some(NETLINK_TIMEOUT))?;
+            *sock = Some(fd);
         }
-        let fd = guard.as_ref().expect("created above");
+        if buf.len() != 64 * 1024 {
+            *buf = vec![0u8; 64 * 1024];
+        }
+        let fd = sock.as_ref().expect("created above");
         let seq = self
             .seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -431,7 +442,6 @@ impl Netlink {
         req[16] = family;
         let result = (|| {
             sendto(fd, &req, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
-            let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let (n, _) = recv(fd, &mut buf[..], RecvFlags::empty())?;
                 let msgs = split_messages(&buf[..n], seq).ok_or_else(|| {
@@ -453,7 +463,7 @@ impl Netlink {
             }
         })();
         if result.is_err() {
-            *guard = None;
+            *sock = None;
         }
         result
     }
