@@ -127,7 +127,7 @@ pub fn entries() -> Vec<Entry> {
         Entry {
             name: "hwmon",
             default_enabled: true,
-            build: |ctx| Ok(sync_collector(hwmon::Hwmon::new(ctx)?)),
+            build: |ctx| Ok(std::sync::Arc::new(hwmon::Hwmon::new(ctx)?)),
         },
         Entry {
             name: "mdadm",

@@ -19,10 +19,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
 use oxmon_core::MetricFamily;
 
 use super::{dir_entries, AttrCache, CacheScope, DeviceFilter};
@@ -347,8 +348,8 @@ fn human_name(scope: &mut CacheScope<'_>, dir: &Path) -> Option<String> {
     (!n.is_empty()).then_some(n)
 }
 
-/// The hwmon collector.
-pub struct Hwmon {
+/// The reading half of the hwmon collector (runs on a blocking thread).
+struct Reader {
     class: PathBuf,
     chips: DeviceFilter,
     sensors: DeviceFilter,
@@ -356,11 +357,10 @@ pub struct Hwmon {
     layout: Mutex<Option<Layout>>,
 }
 
-impl Hwmon {
-    /// Builds the collector from the flags.
-    pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
+impl Reader {
+    fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
         let f = &ctx.flags.b;
-        Ok(Hwmon {
+        Ok(Reader {
             class: ctx.paths.sys("class/hwmon"),
             chips: DeviceFilter::new(
                 "collector.hwmon.chip",
@@ -421,17 +421,8 @@ impl Hwmon {
     }
 }
 
-impl SyncCollector for Hwmon {
-    fn name(&self) -> &'static str {
-        "hwmon"
-    }
-
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let Some(listing) = dir_entries(&self.class)? else {
-            tracing::debug!(path = %self.class.display(), "hwmon metrics are not available on this system");
-            return Ok(());
-        };
-        let entries: Vec<String> = listing.into_iter().map(|(n, _)| n).collect();
+impl Reader {
+    fn collect(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) {
         let mut scope = self.cache.scope();
         let mut layout = self.layout.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = layout
@@ -477,7 +468,71 @@ impl SyncCollector for Hwmon {
             }
         }
         out.extend(o.fams);
-        Ok(())
+    }
+}
+
+/// The hwmon collector.
+///
+/// Some hwmon drivers answer slowly (ACPI power meters, I2C/PMBus chips),
+/// so the sensor files are read on a blocking thread and the scrape waits
+/// for them only until its deadline; while a read is still running, later
+/// scrapes report the collector as failed instead of piling up threads.
+pub struct Hwmon {
+    reader: Arc<Reader>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Hwmon {
+    /// Builds the collector from the flags.
+    pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
+        Ok(Hwmon {
+            reader: Arc::new(Reader::new(ctx)?),
+            busy: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+impl Collector for Hwmon {
+    fn name(&self) -> &str {
+        "hwmon"
+    }
+
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let listing = match dir_entries(&self.reader.class)? {
+                Some(l) if !l.is_empty() => l,
+                _ => {
+                    tracing::debug!(path = %self.reader.class.display(), "hwmon metrics are not available on this system");
+                    return Ok(());
+                }
+            };
+            let entries: Vec<String> = listing.into_iter().map(|(n, _)| n).collect();
+            if self.busy.swap(true, Ordering::AcqRel) {
+                return Err("an earlier scrape's hwmon read is still running".into());
+            }
+            let (reader, busy) = (self.reader.clone(), self.busy.clone());
+            let work = tokio::task::spawn_blocking(move || {
+                let mut fams = Vec::new();
+                reader.collect(entries, &mut fams);
+                busy.store(false, Ordering::Release);
+                fams
+            });
+            match tokio::time::timeout_at(ctx.deadline, work).await {
+                Ok(Ok(fams)) => {
+                    out.extend(fams);
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    self.busy.store(false, Ordering::Release);
+                    Err(format!("hwmon reader failed: {e}").into())
+                }
+                Err(_) => Err("hwmon sensors did not answer before the scrape deadline".into()),
+            }
+        })
     }
 }
 
@@ -604,9 +659,16 @@ mod tests {
             flags: &t.f,
         })
         .unwrap();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let scrape = |out: &mut Vec<MetricFamily>| {
+            let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(5));
+            rt.block_on(c.collect(&ctx, out)).unwrap();
+        };
         let mut out = Vec::new();
-        c.collect(&ctx, &mut out).unwrap();
+        scrape(&mut out);
         let temps = &out
             .iter()
             .find(|f| f.name == "node_hwmon_temp_celsius")
@@ -631,11 +693,83 @@ mod tests {
         std::fs::write(h.join("in0_input"), "1200\n").unwrap();
         symlink(&h, class.join("hwmon3")).unwrap();
         let mut out = Vec::new();
-        c.collect(&ctx, &mut out).unwrap();
+        scrape(&mut out);
         let volts = out
             .iter()
             .find(|f| f.name == "node_hwmon_in_volts")
             .unwrap();
         assert_eq!(volts.metrics[0].value, Single(1.2));
+    }
+
+    #[test]
+    fn a_hung_sensor_costs_one_deadline_not_the_runtime() {
+        use crate::collectors::CollectorFlags;
+        use crate::paths::Paths;
+        use clap::Parser;
+
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            f: CollectorFlags,
+        }
+
+        let root = tempfile::tempdir().unwrap();
+        let chip = root.path().join("class/hwmon/hwmon0");
+        std::fs::create_dir_all(&chip).unwrap();
+        std::fs::write(chip.join("name"), "slow\n").unwrap();
+        // Opening a FIFO blocks until a writer appears: a driver that hangs.
+        let fifo = chip.join("temp1_input");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from(0o644),
+            0,
+        )
+        .unwrap();
+        let p = root.path().to_path_buf();
+        let paths = Paths {
+            procfs: p.clone(),
+            sysfs: p.clone(),
+            rootfs: p.clone(),
+            udev_data: p,
+        };
+        let t = T::parse_from(["x"]);
+        let c = Hwmon::new(&Ctx {
+            paths: &paths,
+            flags: &t.f,
+        })
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let scrape = || {
+            let ctx = ScrapeContext::with_timeout(std::time::Duration::from_millis(200));
+            let mut out = Vec::new();
+            rt.block_on(c.collect(&ctx, &mut out)).map(|()| out)
+        };
+        let started = std::time::Instant::now();
+        let err = scrape().unwrap_err().to_string();
+        assert!(err.contains("deadline"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let err = scrape().unwrap_err().to_string();
+        assert!(err.contains("still running"), "{err}");
+        // The driver answers: the reader finishes and later scrapes work.
+        std::fs::write(&fifo, "1000\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match scrape() {
+                Ok(out) => {
+                    assert!(out.iter().any(|f| f.name == "node_hwmon_chip_names"));
+                    break;
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("still running"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("hwmon never recovered: {e}"),
+            }
+        }
     }
 }
