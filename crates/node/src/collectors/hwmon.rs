@@ -19,14 +19,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
+use oxmon_core::collector::{CollectError, CollectResult};
 use oxmon_core::MetricFamily;
 
-use super::{dir_entries, AttrCache, CacheScope, DeviceFilter};
+use super::{dir_entries, AttrCache, CacheScope, DeviceFilter, SlowSysfs};
 use crate::collectors::Ctx;
 
 /// Sensor types node_exporter reads.
@@ -471,74 +470,45 @@ impl Reader {
     }
 }
 
-/// The hwmon collector.
-///
-/// Some hwmon drivers answer slowly (ACPI power meters, I2C/PMBus chips),
-/// so the sensor files are read on a blocking thread and the scrape waits
-/// for them only until its deadline; while a read is still running, later
-/// scrapes report the collector as failed instead of piling up threads.
+/// The hwmon collector (run through [`super::off_thread`]: some hwmon
+/// drivers answer slowly).
 pub struct Hwmon {
-    reader: Arc<Reader>,
-    busy: Arc<AtomicBool>,
+    reader: Reader,
 }
 
 impl Hwmon {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
         Ok(Hwmon {
-            reader: Arc::new(Reader::new(ctx)?),
-            busy: Arc::new(AtomicBool::new(false)),
+            reader: Reader::new(ctx)?,
         })
     }
 }
 
-impl Collector for Hwmon {
-    fn name(&self) -> &str {
-        "hwmon"
+impl SlowSysfs for Hwmon {
+    type Found = Vec<String>;
+    const NAME: &'static str = "hwmon";
+
+    fn find(&self) -> Result<Option<Vec<String>>, CollectError> {
+        match dir_entries(&self.reader.class)? {
+            Some(l) if !l.is_empty() => Ok(Some(l.into_iter().map(|(n, _)| n).collect())),
+            _ => {
+                tracing::debug!(path = %self.reader.class.display(), "hwmon metrics are not available on this system");
+                Ok(None)
+            }
+        }
     }
 
-    fn collect<'a>(
-        &'a self,
-        ctx: &'a ScrapeContext,
-        out: &'a mut Vec<MetricFamily>,
-    ) -> BoxFuture<'a, CollectResult> {
-        Box::pin(async move {
-            let listing = match dir_entries(&self.reader.class)? {
-                Some(l) if !l.is_empty() => l,
-                _ => {
-                    tracing::debug!(path = %self.reader.class.display(), "hwmon metrics are not available on this system");
-                    return Ok(());
-                }
-            };
-            let entries: Vec<String> = listing.into_iter().map(|(n, _)| n).collect();
-            if self.busy.swap(true, Ordering::AcqRel) {
-                return Err("an earlier scrape's hwmon read is still running".into());
-            }
-            let (reader, busy) = (self.reader.clone(), self.busy.clone());
-            let work = tokio::task::spawn_blocking(move || {
-                let mut fams = Vec::new();
-                reader.collect(entries, &mut fams);
-                busy.store(false, Ordering::Release);
-                fams
-            });
-            match tokio::time::timeout_at(ctx.deadline, work).await {
-                Ok(Ok(fams)) => {
-                    out.extend(fams);
-                    Ok(())
-                }
-                Ok(Err(e)) => {
-                    self.busy.store(false, Ordering::Release);
-                    Err(format!("hwmon reader failed: {e}").into())
-                }
-                Err(_) => Err("hwmon sensors did not answer before the scrape deadline".into()),
-            }
-        })
+    fn read(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) -> CollectResult {
+        self.reader.collect(entries, out);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oxmon_core::collector::ScrapeContext;
     use oxmon_core::metrics::Value::Single;
 
     #[test]
@@ -654,11 +624,13 @@ mod tests {
             udev_data: sys.into(),
         };
         let t = T::parse_from(["x", "--collector.hwmon.sensor-exclude=mt_b;temp1"]);
-        let c = Hwmon::new(&Ctx {
-            paths: &paths,
-            flags: &t.f,
-        })
-        .unwrap();
+        let c = super::super::off_thread(
+            Hwmon::new(&Ctx {
+                paths: &paths,
+                flags: &t.f,
+            })
+            .unwrap(),
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -735,11 +707,13 @@ mod tests {
             udev_data: p,
         };
         let t = T::parse_from(["x"]);
-        let c = Hwmon::new(&Ctx {
-            paths: &paths,
-            flags: &t.f,
-        })
-        .unwrap();
+        let c = super::super::off_thread(
+            Hwmon::new(&Ctx {
+                paths: &paths,
+                flags: &t.f,
+            })
+            .unwrap(),
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -8,15 +8,17 @@
 //! of °C / 10), and `node_power_supply_info{power_supply,type,status,…}`
 //! with every non-empty text attribute. On by default;
 //! `--collector.powersupply.ignored-supplies` (regexp, default `^$`).
+//! Battery attributes are ACPI calls that can take long, so the files are
+//! read off the runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::collector::{CollectError, CollectResult};
 use oxmon_core::metrics::LabelName;
 use oxmon_core::MetricFamily;
 use regex::Regex;
 
-use super::{compile, dir_entries, AttrCache};
+use super::{compile, dir_entries, AttrCache, SlowSysfs};
 use crate::collectors::Ctx;
 
 /// `(sysfs attribute, metric suffix, divisor)` for numeric attributes.
@@ -116,16 +118,21 @@ impl PowerSupply {
     }
 }
 
-impl SyncCollector for PowerSupply {
-    fn name(&self) -> &'static str {
-        "powersupplyclass"
+impl SlowSysfs for PowerSupply {
+    type Found = Vec<(String, std::fs::FileType)>;
+    const NAME: &'static str = "powersupplyclass";
+
+    fn find(&self) -> Result<Option<Self::Found>, CollectError> {
+        match dir_entries(&self.class)? {
+            Some(entries) if !entries.is_empty() => Ok(Some(entries)),
+            _ => {
+                tracing::debug!(path = %self.class.display(), "no power supplies");
+                Ok(None)
+            }
+        }
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let Some(supplies) = dir_entries(&self.class)? else {
-            tracing::debug!(path = %self.class.display(), "no power_supply class");
-            return Ok(());
-        };
+    fn read(&self, supplies: Self::Found, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut fams: Vec<Option<MetricFamily>> = vec![None; NUMERIC.len()];
         let mut info = MetricFamily::gauge(
@@ -211,8 +218,7 @@ mod tests {
         })
         .unwrap();
         let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        c.collect(&ctx, &mut out).unwrap();
+        c.read(c.find().unwrap().unwrap(), &mut out).unwrap();
         let get = |n: &str| out.iter().find(|f| f.name == n).map(|f| f.metrics.clone());
         use oxmon_core::metrics::Value::Single;
         assert_eq!(

@@ -5,13 +5,15 @@
 //! Metrics (gauges): `node_thermal_zone_temp{zone,type}` (°C),
 //! `node_cooling_device_cur_state{name,type}`,
 //! `node_cooling_device_max_state{name,type}`. On by default; no flags.
+//! ACPI thermal zones can take long to read, so the files are read off the
+//! runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::collector::{CollectError, CollectResult};
 use oxmon_core::MetricFamily;
 
-use super::{dir_entries, AttrCache};
+use super::{dir_entries, AttrCache, SlowSysfs};
 use crate::paths::Paths;
 
 /// The thermal_zone collector.
@@ -30,16 +32,21 @@ impl ThermalZone {
     }
 }
 
-impl SyncCollector for ThermalZone {
-    fn name(&self) -> &'static str {
-        "thermal_zone"
+impl SlowSysfs for ThermalZone {
+    type Found = Vec<(String, std::fs::FileType)>;
+    const NAME: &'static str = "thermal_zone";
+
+    fn find(&self) -> Result<Option<Self::Found>, CollectError> {
+        match dir_entries(&self.class)? {
+            Some(entries) if !entries.is_empty() => Ok(Some(entries)),
+            _ => {
+                tracing::debug!(path = %self.class.display(), "no thermal zones");
+                Ok(None)
+            }
+        }
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let Some(entries) = dir_entries(&self.class)? else {
-            tracing::debug!(path = %self.class.display(), "no thermal class");
-            return Ok(());
-        };
+    fn read(&self, entries: Self::Found, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut temp = MetricFamily::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
         let mut cur = MetricFamily::gauge(
@@ -104,8 +111,8 @@ mod tests {
             udev_data: p,
         };
         let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        ThermalZone::new(&paths).collect(&ctx, &mut out).unwrap();
+        let t = ThermalZone::new(&paths);
+        t.read(t.find().unwrap().unwrap(), &mut out).unwrap();
         assert_eq!(out[0].metrics.len(), 1);
         assert_eq!(
             out[0].metrics[0].value,
