@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{
     sync_collector, BoxFuture, CollectError, CollectResult, Collector, ScrapeContext,
@@ -313,14 +314,14 @@ impl DeviceFilter {
     }
 }
 
-/// How many scrapes a missing file is remembered as missing before it is
-/// looked for again.
-const MISSING_RECHECK: u64 = 64;
+/// How long a missing file is remembered as missing before it is looked
+/// for again (a module loaded later, a device plugged in).
+const MISSING_RECHECK: Duration = Duration::from_secs(60);
 
 struct Slot {
     file: Option<File>,
     seen: u64,
-    recheck_at: u64,
+    recheck_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -338,9 +339,18 @@ struct CacheInner {
 /// descriptors of removed devices (container veths come and go) are closed,
 /// and it remembers missing files for a while so absent attributes cost no
 /// `open` per scrape.
-#[derive(Default)]
 pub(crate) struct AttrCache {
     inner: Mutex<CacheInner>,
+    recheck: Duration,
+}
+
+impl Default for AttrCache {
+    fn default() -> Self {
+        AttrCache {
+            inner: Mutex::default(),
+            recheck: MISSING_RECHECK,
+        }
+    }
 }
 
 impl AttrCache {
@@ -352,6 +362,7 @@ impl AttrCache {
         CacheScope {
             inner,
             buf: Vec::with_capacity(4096),
+            recheck: self.recheck,
         }
     }
 }
@@ -360,6 +371,7 @@ impl AttrCache {
 pub(crate) struct CacheScope<'a> {
     inner: MutexGuard<'a, CacheInner>,
     buf: Vec<u8>,
+    recheck: Duration,
 }
 
 impl CacheScope<'_> {
@@ -417,18 +429,18 @@ impl CacheScope<'_> {
                 .or_insert(Slot {
                     file: None,
                     seen: epoch,
-                    recheck_at: 0,
+                    recheck_at: None,
                 }),
         };
         if slot.file.is_none() {
-            if epoch < slot.recheck_at {
+            if slot.recheck_at.is_some_and(|t| Instant::now() < t) {
                 return Err(io::ErrorKind::NotFound.into());
             }
             match File::open(path) {
                 Ok(f) => slot.file = Some(f),
                 Err(e) => {
                     if e.kind() == io::ErrorKind::NotFound {
-                        slot.recheck_at = epoch + MISSING_RECHECK;
+                        slot.recheck_at = Some(Instant::now() + self.recheck);
                     }
                     return Err(e);
                 }
@@ -593,11 +605,21 @@ mod tests {
             let mut s = cache.scope();
             assert!(s.attr(&late).is_err(), "still remembered as missing");
         }
-        for _ in 0..MISSING_RECHECK {
+        let cache = AttrCache {
+            recheck: Duration::from_millis(30),
+            ..AttrCache::default()
+        };
+        {
             let mut s = cache.scope();
-            let _ = s.attr(&late);
+            assert!(s.attr(&dir.path().join("later")).is_err());
         }
+        std::fs::write(dir.path().join("later"), "6").unwrap();
+        {
+            let mut s = cache.scope();
+            assert!(s.attr(&dir.path().join("later")).is_err());
+        }
+        std::thread::sleep(Duration::from_millis(40));
         let mut s = cache.scope();
-        assert_eq!(s.attr_i64(&late), Some(5));
+        assert_eq!(s.attr_i64(&dir.path().join("later")), Some(6));
     }
 }
