@@ -96,6 +96,8 @@ fn every_collector_emits_its_families_with_postgres_exporter_labels() {
         &[
             "--collector.stat_statements",
             "--collector.stat_statements.limit=5",
+            "--collector.stat_statements.include_query",
+            "--collector.stat_statements.query_length=20",
         ],
     );
     let want: f64 = pg
@@ -338,6 +340,15 @@ fn every_collector_emits_its_families_with_postgres_exporter_labels() {
             e.samples("pg_stat_statements_seconds_total").len() <= 5,
             "top-N limit"
         );
+        assert_family(
+            &e,
+            "pg_stat_statements_query_id",
+            "counter",
+            &["query", "queryid", "server"],
+        );
+        for s in e.samples("pg_stat_statements_query_id") {
+            assert!(s.label("query").unwrap().chars().count() <= 20, "{s:?}");
+        }
     }
 
     // pg_stat_progress_vacuum has no rows unless a vacuum runs: its query
