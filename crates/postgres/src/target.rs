@@ -77,6 +77,8 @@ pub struct Target {
     custom: OnceLock<Arc<DbConn>>,
     per_db: Mutex<HashMap<String, Arc<DbConn>>>,
     db_list: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    /// The instance row of the scrape in progress, by deadline.
+    pub instance: Mutex<Option<(Instant, crate::collectors::instance::Shared)>>,
     /// pg_settings cache.
     pub settings: Mutex<Option<SettingsCache>>,
     /// User query result cache: `(database, query name)` → families.
@@ -115,6 +117,7 @@ impl Target {
             custom: OnceLock::new(),
             per_db: Mutex::new(HashMap::new()),
             db_list: tokio::sync::Mutex::new(None),
+            instance: Mutex::new(None),
             settings: Mutex::new(None),
             query_cache: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),

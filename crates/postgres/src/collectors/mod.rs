@@ -16,6 +16,7 @@ use crate::conn::{f, s};
 use crate::target::Target;
 
 pub mod database;
+pub mod instance;
 pub mod locks;
 pub mod postmaster;
 pub mod replication;
@@ -274,19 +275,31 @@ async fn run(
     if matches!(kind, Kind::StatUserTables | Kind::StatioUserTables) {
         return user_tables::collect(kind, t, ctx, out).await;
     }
+    let server = t.server.as_str();
+    match kind {
+        Kind::Replication => {
+            return replication::collect(server, &instance::row(t, ctx).await?, out)
+        }
+        Kind::StatArchiver => {
+            return stat_archiver::collect(server, &instance::row(t, ctx).await?, out)
+        }
+        Kind::Postmaster => return postmaster::collect(server, &instance::row(t, ctx).await?, out),
+        Kind::StatBgwriter => {
+            let live = t.main(ctx).await?;
+            let rows = instance::row(t, ctx).await?;
+            return stat_bgwriter::collect_bgwriter(server, live.version_num, &rows, out);
+        }
+        _ => {}
+    }
     let live = t.main(ctx).await?;
     let deadline = Target::query_deadline(ctx);
-    let server = t.server.as_str();
     match kind {
         Kind::Database => database::collect(t, &live, deadline, out).await,
         Kind::Locks => locks::collect(server, &live, deadline, out).await,
-        Kind::Replication => replication::collect(server, &live, deadline, out).await,
         Kind::ReplicationSlot => replication_slot::collect(server, &live, deadline, out).await,
         Kind::Roles => roles::collect(server, &live, deadline, out).await,
-        Kind::Settings => settings::collect(t, &live, deadline, out).await,
+        Kind::Settings => settings::collect(t, ctx, &live, deadline, out).await,
         Kind::StatActivity => stat_activity::collect(server, &live, deadline, out).await,
-        Kind::StatArchiver => stat_archiver::collect(server, &live, deadline, out).await,
-        Kind::StatBgwriter => stat_bgwriter::collect_bgwriter(server, &live, deadline, out).await,
         Kind::StatCheckpointer => {
             stat_bgwriter::collect_checkpointer(server, &live, deadline, out).await
         }
@@ -296,9 +309,15 @@ async fn run(
         }
         Kind::StatReplication => stat_replication::collect(server, &live, deadline, out).await,
         Kind::Wal => wal::collect(server, &live, deadline, out).await,
-        Kind::Postmaster => postmaster::collect(server, &live, deadline, out).await,
         Kind::StatStatements => stat_statements::collect(t, &live, deadline, out).await,
-        Kind::StatUserTables | Kind::StatioUserTables | Kind::Queries | Kind::Up => Ok(()),
+        Kind::StatUserTables
+        | Kind::StatioUserTables
+        | Kind::Queries
+        | Kind::Up
+        | Kind::Replication
+        | Kind::StatArchiver
+        | Kind::Postmaster
+        | Kind::StatBgwriter => Ok(()),
     }
 }
 
@@ -329,6 +348,26 @@ pub fn emit(
         if !fam.metrics.is_empty() {
             out.push(fam);
         }
+    }
+}
+
+/// Emits the unlabelled values of one row starting at column `first`.
+pub fn emit_at(
+    server: &str,
+    row: &Row,
+    first: usize,
+    values: &[ValueSpec],
+    skip_null: bool,
+    out: &mut Vec<MetricFamily>,
+) {
+    for (i, (name, kind, help)) in values.iter().enumerate() {
+        let v = f(row, first + i);
+        if skip_null && v.is_nan() {
+            continue;
+        }
+        let mut fam = MetricFamily::new(*name, *help, *kind);
+        fam.add(&[("server", server)], v);
+        out.push(fam);
     }
 }
 

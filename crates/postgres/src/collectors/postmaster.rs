@@ -1,22 +1,20 @@
-//! `postmaster` collector (on by default): when the server started.
+//! `postmaster` collector (on by default): when the server started (from
+//! the shared instance row, see `instance.rs`).
 //!
 //! Metrics: `pg_postmaster_start_time_seconds{process_name="postmaster"}`.
 
 use oxmon_core::MetricFamily;
-use tokio::time::Instant;
+use tokio_postgres::Row;
 
-use crate::conn::{f, Live};
-
-const QUERY: &str = "SELECT extract(epoch FROM pg_postmaster_start_time())::float8";
+use super::instance::POSTMASTER_START;
+use crate::conn::f;
 
 /// Collects the start time.
-pub async fn collect(
+pub fn collect(
     server: &str,
-    live: &Live,
-    deadline: Instant,
+    rows: &[Row],
     out: &mut Vec<MetricFamily>,
 ) -> oxmon_core::collector::CollectResult {
-    let rows = live.query(QUERY, deadline).await?;
     let mut fam = MetricFamily::gauge(
         "pg_postmaster_start_time_seconds",
         "Time at which postmaster started",
@@ -24,7 +22,7 @@ pub async fn collect(
     if let Some(row) = rows.first() {
         fam.add(
             &[("process_name", "postmaster"), ("server", server)],
-            f(row, 0),
+            f(row, POSTMASTER_START),
         );
     }
     out.push(fam);

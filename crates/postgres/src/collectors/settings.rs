@@ -10,14 +10,11 @@
 //! own session overrides (its statement and lock timeouts) are reported as
 //! the server's defaults (`reset_val`), not the exporter's.
 
-use oxmon_core::MetricFamily;
+use oxmon_core::{MetricFamily, ScrapeContext};
 use tokio::time::Instant;
 
 use crate::conn::{s, Live};
 use crate::target::{SettingsCache, Target};
-
-const KEY_QUERY: &str =
-    "SELECT extract(epoch FROM pg_conf_load_time())::float8, pg_is_in_recovery()";
 
 const QUERY: &str = "SELECT name::text, \
      (CASE WHEN source = 'session' THEN reset_val ELSE setting END)::text, \
@@ -27,17 +24,19 @@ const QUERY: &str = "SELECT name::text, \
 /// Collects the settings, from the cache when it is still valid.
 pub async fn collect(
     t: &Target,
+    ctx: &ScrapeContext,
     live: &Live,
     deadline: Instant,
     out: &mut Vec<MetricFamily>,
 ) -> oxmon_core::collector::CollectResult {
-    let key_rows = live.query(KEY_QUERY, deadline).await?;
+    let key_rows = super::instance::row(t, ctx).await?;
     let key = key_rows
         .first()
         .map(|r| {
             (
-                crate::conn::f(r, 0),
-                r.try_get::<_, bool>(1).unwrap_or(false),
+                crate::conn::f(r, super::instance::CONF_LOAD_TIME),
+                r.try_get::<_, bool>(super::instance::IN_RECOVERY)
+                    .unwrap_or(false),
             )
         })
         .ok_or("pg_conf_load_time returned no row")?;

@@ -1,50 +1,47 @@
 //! `stat_archiver` collector (on by default): WAL archiving from
-//! `pg_stat_archiver`.
+//! `pg_stat_archiver` (in the shared instance row).
 //!
 //! Metrics: `pg_stat_archiver_archived_count`, `pg_stat_archiver_failed_count`
 //! (counters, named without `_total` as in postgres_exporter),
 //! `pg_stat_archiver_last_archive_age` (NaN before the first archive).
 
 use oxmon_core::MetricFamily;
-use tokio::time::Instant;
+use tokio_postgres::Row;
 
-use super::{emit, COUNTER, GAUGE};
-use crate::conn::Live;
-
-const QUERY: &str = "SELECT archived_count::float8, failed_count::float8, \
-     extract(epoch FROM now() - last_archived_time)::float8 FROM pg_stat_archiver";
+use super::instance::ARCHIVER;
+use super::{emit_at, COUNTER, GAUGE};
 
 /// Collects the archiver state.
-pub async fn collect(
+pub fn collect(
     server: &str,
-    live: &Live,
-    deadline: Instant,
+    rows: &[Row],
     out: &mut Vec<MetricFamily>,
 ) -> oxmon_core::collector::CollectResult {
-    let rows = live.query(QUERY, deadline).await?;
-    emit(
-        server,
-        &[],
-        &[
-            (
-                "pg_stat_archiver_archived_count",
-                COUNTER,
-                "Number of WAL files that have been successfully archived",
-            ),
-            (
-                "pg_stat_archiver_failed_count",
-                COUNTER,
-                "Number of failed attempts for archiving WAL files",
-            ),
-            (
-                "pg_stat_archiver_last_archive_age",
-                GAUGE,
-                "Time in seconds since last WAL segment was successfully archived",
-            ),
-        ],
-        &rows,
-        false,
-        out,
-    );
+    if let Some(row) = rows.first() {
+        emit_at(
+            server,
+            row,
+            ARCHIVER,
+            &[
+                (
+                    "pg_stat_archiver_archived_count",
+                    COUNTER,
+                    "Number of WAL files that have been successfully archived",
+                ),
+                (
+                    "pg_stat_archiver_failed_count",
+                    COUNTER,
+                    "Number of failed attempts for archiving WAL files",
+                ),
+                (
+                    "pg_stat_archiver_last_archive_age",
+                    GAUGE,
+                    "Time in seconds since last WAL segment was successfully archived",
+                ),
+            ],
+            false,
+            out,
+        );
+    }
     Ok(())
 }

@@ -13,20 +13,11 @@
 use oxmon_core::MetricFamily;
 use tokio::time::Instant;
 
-use super::{emit, ValueSpec, COUNTER};
+use tokio_postgres::Row;
+
+use super::instance::BGWRITER;
+use super::{emit, emit_at, ValueSpec, COUNTER};
 use crate::conn::Live;
-
-const BGWRITER_16: &str = "SELECT checkpoints_timed::float8, checkpoints_req::float8, \
-     checkpoint_write_time::float8, checkpoint_sync_time::float8, buffers_checkpoint::float8, \
-     buffers_clean::float8, maxwritten_clean::float8, buffers_backend::float8, \
-     buffers_backend_fsync::float8, buffers_alloc::float8, extract(epoch FROM stats_reset)::float8 \
-     FROM pg_stat_bgwriter";
-
-const BGWRITER_17: &str = "SELECT c.num_timed::float8, c.num_requested::float8, \
-     c.write_time::float8, c.sync_time::float8, c.buffers_written::float8, \
-     b.buffers_clean::float8, b.maxwritten_clean::float8, NULL::float8, NULL::float8, \
-     b.buffers_alloc::float8, extract(epoch FROM b.stats_reset)::float8 \
-     FROM pg_stat_bgwriter b, pg_stat_checkpointer c";
 
 const CHECKPOINTER: &str = "SELECT num_timed::float8, num_requested::float8, \
      restartpoints_timed::float8, restartpoints_req::float8, restartpoints_done::float8, \
@@ -59,27 +50,23 @@ const CHECKPOINTER_VALUES: &[ValueSpec] = &[
     ("pg_stat_checkpointer_stats_reset_total", COUNTER, "Time at which these statistics were last reset"),
 ];
 
-/// Collects pg_stat_bgwriter.
-pub async fn collect_bgwriter(
+/// Collects pg_stat_bgwriter (from the shared instance row).
+pub fn collect_bgwriter(
     server: &str,
-    live: &Live,
-    deadline: Instant,
+    version_num: u32,
+    rows: &[Row],
     out: &mut Vec<MetricFamily>,
 ) -> oxmon_core::collector::CollectResult {
-    let query = if live.version_num >= 170000 {
-        BGWRITER_17
-    } else {
-        BGWRITER_16
-    };
-    let rows = live.query(query, deadline).await?;
-    emit(
-        server,
-        &[],
-        BGWRITER_VALUES,
-        &rows,
-        live.version_num >= 170000,
-        out,
-    );
+    if let Some(row) = rows.first() {
+        emit_at(
+            server,
+            row,
+            BGWRITER,
+            BGWRITER_VALUES,
+            version_num >= 170000,
+            out,
+        );
+    }
     Ok(())
 }
 

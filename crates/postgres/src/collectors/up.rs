@@ -14,8 +14,6 @@ use oxmon_core::{MetricFamily, ScrapeContext};
 
 use crate::target::Target;
 
-const PING: &str = "SELECT 1::float8";
-
 /// Collects the up state of one target.
 pub async fn collect(
     t: &Target,
@@ -33,9 +31,11 @@ pub async fn collect(
         *last = (Some(tokio::time::Instant::now()), None);
         prev
     };
+    // The shared instance query is the liveness check: it runs on the
+    // connection every other collector uses.
     let result = async {
         let live = t.main(ctx).await?;
-        live.query(PING, Target::query_deadline(ctx)).await?;
+        super::instance::row(t, ctx).await?;
         Ok::<_, crate::conn::Error>(live)
     }
     .await;
