@@ -260,64 +260,67 @@ impl Collector for PgCollector {
     }
 }
 
+/// Runs one collector for one target. Collectors fed by the shared
+/// instance row, per-database collectors, user queries and `up` have their
+/// own paths; the rest run one query on the main connection.
 async fn run(
     kind: Kind,
     t: &Target,
     ctx: &ScrapeContext,
     out: &mut Vec<MetricFamily>,
 ) -> CollectResult {
-    if kind == Kind::Up {
-        return up::collect(t, ctx, out).await;
-    }
-    if kind == Kind::Queries {
-        return crate::queries::collect(t, ctx, out).await;
-    }
-    if matches!(kind, Kind::StatUserTables | Kind::StatioUserTables) {
-        return user_tables::collect(kind, t, ctx, out).await;
-    }
     let server = t.server.as_str();
     match kind {
-        Kind::Replication => {
-            return replication::collect(server, &instance::row(t, ctx).await?, out)
+        Kind::Up => up::collect(t, ctx, out).await,
+        Kind::Queries => crate::queries::collect(t, ctx, out).await,
+        Kind::StatUserTables | Kind::StatioUserTables => {
+            user_tables::collect(kind, t, ctx, out).await
         }
-        Kind::StatArchiver => {
-            return stat_archiver::collect(server, &instance::row(t, ctx).await?, out)
-        }
-        Kind::Postmaster => return postmaster::collect(server, &instance::row(t, ctx).await?, out),
+        Kind::Replication => replication::collect(server, &instance::row(t, ctx).await?, out),
+        Kind::StatArchiver => stat_archiver::collect(server, &instance::row(t, ctx).await?, out),
+        Kind::Postmaster => postmaster::collect(server, &instance::row(t, ctx).await?, out),
         Kind::StatBgwriter => {
             let live = t.main(ctx).await?;
             let rows = instance::row(t, ctx).await?;
-            return stat_bgwriter::collect_bgwriter(server, live.version_num, &rows, out);
+            stat_bgwriter::collect_bgwriter(server, live.version_num, &rows, out)
         }
-        _ => {}
-    }
-    let live = t.main(ctx).await?;
-    let deadline = Target::query_deadline(ctx);
-    match kind {
-        Kind::Database => database::collect(t, &live, deadline, out).await,
-        Kind::Locks => locks::collect(server, &live, deadline, out).await,
-        Kind::ReplicationSlot => replication_slot::collect(server, &live, deadline, out).await,
-        Kind::Roles => roles::collect(server, &live, deadline, out).await,
-        Kind::Settings => settings::collect(t, ctx, &live, deadline, out).await,
-        Kind::StatActivity => stat_activity::collect(server, &live, deadline, out).await,
-        Kind::StatCheckpointer => {
-            stat_bgwriter::collect_checkpointer(server, &live, deadline, out).await
+        Kind::Database
+        | Kind::Locks
+        | Kind::ReplicationSlot
+        | Kind::Roles
+        | Kind::Settings
+        | Kind::StatActivity
+        | Kind::StatCheckpointer
+        | Kind::StatDatabase
+        | Kind::StatProgressVacuum
+        | Kind::StatReplication
+        | Kind::Wal
+        | Kind::StatStatements => {
+            let live = t.main(ctx).await?;
+            let deadline = Target::query_deadline(ctx);
+            match kind {
+                Kind::Database => database::collect(t, &live, deadline, out).await,
+                Kind::Locks => locks::collect(server, &live, deadline, out).await,
+                Kind::ReplicationSlot => {
+                    replication_slot::collect(server, &live, deadline, out).await
+                }
+                Kind::Roles => roles::collect(server, &live, deadline, out).await,
+                Kind::Settings => settings::collect(t, ctx, &live, deadline, out).await,
+                Kind::StatActivity => stat_activity::collect(server, &live, deadline, out).await,
+                Kind::StatCheckpointer => {
+                    stat_bgwriter::collect_checkpointer(server, &live, deadline, out).await
+                }
+                Kind::StatDatabase => stat_database::collect(server, &live, deadline, out).await,
+                Kind::StatProgressVacuum => {
+                    stat_progress_vacuum::collect(server, &live, deadline, out).await
+                }
+                Kind::StatReplication => {
+                    stat_replication::collect(server, &live, deadline, out).await
+                }
+                Kind::Wal => wal::collect(server, &live, deadline, out).await,
+                _ => stat_statements::collect(t, &live, deadline, out).await,
+            }
         }
-        Kind::StatDatabase => stat_database::collect(server, &live, deadline, out).await,
-        Kind::StatProgressVacuum => {
-            stat_progress_vacuum::collect(server, &live, deadline, out).await
-        }
-        Kind::StatReplication => stat_replication::collect(server, &live, deadline, out).await,
-        Kind::Wal => wal::collect(server, &live, deadline, out).await,
-        Kind::StatStatements => stat_statements::collect(t, &live, deadline, out).await,
-        Kind::StatUserTables
-        | Kind::StatioUserTables
-        | Kind::Queries
-        | Kind::Up
-        | Kind::Replication
-        | Kind::StatArchiver
-        | Kind::Postmaster
-        | Kind::StatBgwriter => Ok(()),
     }
 }
 
