@@ -145,6 +145,10 @@ impl Selection {
 pub struct Registry {
     namespace: String,
     collectors: Vec<Arc<dyn Collector>>,
+    /// The last error of each failing collector: a failure is logged at
+    /// error level when it starts or changes, then at debug level, so a
+    /// target that is down does not flood the log every scrape.
+    last_errors: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Registry {
@@ -153,6 +157,7 @@ impl Registry {
         Registry {
             namespace: namespace.into(),
             collectors: Vec::new(),
+            last_errors: Default::default(),
         }
     }
 
@@ -212,8 +217,12 @@ impl Registry {
         );
         let mut all = Vec::new();
         for run in results {
+            self.log_outcome(run.name, run.error.as_deref());
             duration.add(&[("collector", run.name)], run.seconds);
-            success.add(&[("collector", run.name)], if run.ok { 1.0 } else { 0.0 });
+            success.add(
+                &[("collector", run.name)],
+                if run.error.is_none() { 1.0 } else { 0.0 },
+            );
             all.extend(run.families);
         }
         all.push(duration);
@@ -226,9 +235,29 @@ impl Registry {
     }
 }
 
+impl Registry {
+    fn log_outcome(&self, name: &str, error: Option<&str>) {
+        let mut last = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
+        match (error, last.get(name)) {
+            (Some(err), Some(prev)) if prev == err => {
+                tracing::debug!(collector = name, err, "collector still failing");
+            }
+            (Some(err), _) => {
+                tracing::error!(collector = name, err, "collector failed");
+                last.insert(name.to_string(), err.to_string());
+            }
+            (None, Some(_)) => {
+                tracing::info!(collector = name, "collector recovered");
+                last.remove(name);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
 struct Run<'a> {
     name: &'a str,
-    ok: bool,
+    error: Option<String>,
     seconds: f64,
     families: Vec<MetricFamily>,
 }
@@ -240,27 +269,15 @@ async fn run_one<'a>(c: &'a dyn Collector, ctx: &'a ScrapeContext) -> Run<'a> {
         let fut = AssertUnwindSafe(c.collect(ctx, &mut families)).catch_unwind();
         tokio::time::timeout_at(ctx.deadline, fut).await
     };
-    let ok = match outcome {
-        Ok(Ok(Ok(()))) => true,
-        Ok(Ok(Err(e))) => {
-            tracing::error!(collector = c.name(), err = %e, "collector failed");
-            false
-        }
-        Ok(Err(_panic)) => {
-            tracing::error!(collector = c.name(), "collector panicked");
-            false
-        }
-        Err(_elapsed) => {
-            tracing::error!(
-                collector = c.name(),
-                "collector timed out at the scrape deadline"
-            );
-            false
-        }
+    let error = match outcome {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(e))) => Some(e.to_string()),
+        Ok(Err(_panic)) => Some("panicked".to_string()),
+        Err(_elapsed) => Some("timed out at the scrape deadline".to_string()),
     };
     Run {
         name: c.name(),
-        ok,
+        error,
         seconds: start.elapsed().as_secs_f64(),
         families,
     }
@@ -352,6 +369,19 @@ mod tests {
         assert_eq!(success_of(&fams, "panicking"), Some(0.0));
         assert!(fams.iter().any(|f| f.name == "t_slow_partial"));
         assert!(fams.iter().any(|f| f.name == "t_b"));
+    }
+
+    #[test]
+    fn repeated_failures_are_remembered_once() {
+        let r = registry();
+        r.log_outcome("failing", Some("no such file"));
+        r.log_outcome("failing", Some("no such file"));
+        r.log_outcome("slow", Some("timed out"));
+        assert_eq!(r.last_errors.lock().unwrap().len(), 2);
+        r.log_outcome("failing", Some("permission denied"));
+        assert_eq!(r.last_errors.lock().unwrap()["failing"], "permission denied");
+        r.log_outcome("failing", None);
+        assert!(!r.last_errors.lock().unwrap().contains_key("failing"));
     }
 
     #[tokio::test]

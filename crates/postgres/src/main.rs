@@ -189,13 +189,6 @@ fn main() -> ExitCode {
             kinds.push(*kind);
         }
     }
-    // The exporter mostly waits on PostgreSQL: one runtime worker serves
-    // hundreds of scrapes a second, and each extra worker costs ~0.8 MB of
-    // resident memory (its own malloc arena). TOKIO_WORKER_THREADS overrides.
-    // Set before the runtime (and any other thread) exists.
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        std::env::set_var("TOKIO_WORKER_THREADS", "1");
-    }
     let common = cli.common.clone();
     oxmon_core::run(&common, DEFAULT_PORT, move || build(cli, kinds))
 }
