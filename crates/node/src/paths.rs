@@ -2,7 +2,7 @@
 //! `--path.rootfs`, `--path.udev.data`. Collectors never hardcode `/proc`
 //! or `/sys`; they join relative paths onto these roots.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The configured filesystem roots.
 #[derive(Debug, Clone)]
@@ -52,11 +52,6 @@ impl Paths {
     pub fn udev(&self, rel: &str) -> PathBuf {
         self.udev_data.join(rel)
     }
-}
-
-/// True when `p` exists.
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
 
 #[cfg(test)]

@@ -29,17 +29,6 @@ pub fn read_trimmed(path: &Path) -> io::Result<String> {
     Ok(s)
 }
 
-/// Reads a file holding one unsigned integer.
-pub fn read_u64(path: &Path) -> io::Result<u64> {
-    let s = read_trimmed(path)?;
-    s.parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: not an integer: {s:?}", path.display()),
-        )
-    })
-}
-
 /// Names of the entries of a directory, sorted.
 pub fn list_dir(path: &Path) -> io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(path)?
@@ -94,23 +83,6 @@ impl FileCache {
         files.insert(path.to_owned(), f);
         Ok(())
     }
-
-    /// Reads `path` into a new string.
-    pub fn read(&self, path: &Path) -> io::Result<String> {
-        let mut s = String::with_capacity(1024);
-        self.read_into(path, &mut s)?;
-        Ok(s)
-    }
-
-    /// Number of files held open.
-    pub fn len(&self) -> usize {
-        self.files.lock().map(|f| f.len()).unwrap_or(0)
-    }
-
-    /// True when no file is held open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn pread_all(f: &File, buf: &mut String) -> io::Result<()> {
@@ -140,19 +112,15 @@ mod tests {
         let p = dir.path().join("x");
         std::fs::write(&p, "1\n").unwrap();
         let c = FileCache::new();
-        assert_eq!(c.read(&p).unwrap(), "1\n");
+        let mut buf = String::new();
+        c.read_into(&p, &mut buf).unwrap();
+        assert_eq!(buf, "1\n");
         std::fs::write(&p, "22\n").unwrap();
-        assert_eq!(c.read(&p).unwrap(), "22\n");
-        assert_eq!(c.len(), 1);
-        std::fs::remove_file(&p).unwrap();
-        assert!(c.read(&dir.path().join("missing")).is_err());
-        assert_eq!(
-            read_u64(&{
-                std::fs::write(&p, "42\n").unwrap();
-                p.clone()
-            })
-            .unwrap(),
-            42
-        );
+        c.read_into(&p, &mut buf).unwrap();
+        assert_eq!(buf, "22\n");
+        assert_eq!(c.files.lock().unwrap().len(), 1);
+        assert!(c.read_into(&dir.path().join("missing"), &mut buf).is_err());
+        std::fs::write(&p, " 42 \n").unwrap();
+        assert_eq!(read_trimmed(&p).unwrap(), " 42");
     }
 }
