@@ -379,7 +379,10 @@ mod tests {
         r.log_outcome("slow", Some("timed out"));
         assert_eq!(r.last_errors.lock().unwrap().len(), 2);
         r.log_outcome("failing", Some("permission denied"));
-        assert_eq!(r.last_errors.lock().unwrap()["failing"], "permission denied");
+        assert_eq!(
+            r.last_errors.lock().unwrap()["failing"],
+            "permission denied"
+        );
         r.log_outcome("failing", None);
         assert!(!r.last_errors.lock().unwrap().contains_key("failing"));
     }
