@@ -332,30 +332,26 @@ async fn key_infos(
     Ok(())
 }
 
-/// Runs all configured key checks; returns the families and whether the
-/// budget ran out. Connection errors are returned.
-pub async fn collect(
+/// The keys named by `scanned` patterns (globs are SCANned, plain names
+/// taken as they are) and `single` names, grouped per database without
+/// repeats. In cluster mode only db0 exists. A scan of one pattern that
+/// fails is logged and skipped; `KeyError::Budget` means the budget ran
+/// out, `KeyError::Redis` carries a fatal (connection) error.
+pub(crate) async fn resolve(
     conn: &mut MultiplexedConnection,
+    scanned: &[KeyPattern],
+    single: &[KeyPattern],
     checks: &KeyChecks,
-    names: &Names,
     cluster: bool,
     deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> Result<bool, redis::RedisError> {
-    let mut size = names.gauge("key_size");
-    let mut value = names.gauge("key_value");
-    let mut as_string = names.gauge("key_value_as_string");
-    let mut counts = names.gauge("keys_count");
-    let mut exhausted = false;
-
-    // Group the keys to check per database, scanning globs.
+    what: &str,
+) -> Result<Vec<(i64, Vec<Vec<u8>>)>, KeyError> {
     let mut per_db: Vec<(i64, Vec<Vec<u8>>)> = Vec::new();
     let mut seen: HashSet<(i64, Vec<u8>)> = HashSet::new();
-    let entries = checks
-        .check
+    let entries = scanned
         .iter()
         .map(|p| (p, true))
-        .chain(checks.single.iter().map(|p| (p, false)));
+        .chain(single.iter().map(|p| (p, false)));
     for (p, may_scan) in entries {
         if cluster && p.db != 0 {
             continue;
@@ -374,15 +370,11 @@ pub async fn collect(
             .await;
             match r {
                 Ok(()) => {}
-                Err(KeyError::Budget) => {
-                    exhausted = true;
-                    break;
-                }
-                Err(KeyError::Redis(e)) if is_fatal(&e) => return Err(e),
-                Err(KeyError::Redis(e)) => {
-                    tracing::warn!(db = p.db, pattern = %p.pattern, err = %e, "key scan failed");
+                Err(KeyError::Redis(e)) if !is_fatal(&e) => {
+                    tracing::warn!(db = p.db, pattern = %p.pattern, err = %e, "{what} scan failed");
                     continue;
                 }
+                Err(e) => return Err(e),
             }
         } else {
             found.push(p.pattern.as_bytes().to_vec());
@@ -400,6 +392,43 @@ pub async fn collect(
             }
         }
     }
+    Ok(per_db)
+}
+
+/// Runs all configured key checks; returns the families and whether the
+/// budget ran out. Connection errors are returned.
+pub async fn collect(
+    conn: &mut MultiplexedConnection,
+    checks: &KeyChecks,
+    names: &Names,
+    cluster: bool,
+    deadline: Instant,
+    out: &mut Vec<MetricFamily>,
+) -> Result<bool, redis::RedisError> {
+    let mut size = names.gauge("key_size");
+    let mut value = names.gauge("key_value");
+    let mut as_string = names.gauge("key_value_as_string");
+    let mut counts = names.gauge("keys_count");
+    let mut exhausted = false;
+
+    let per_db = match resolve(
+        conn,
+        &checks.check,
+        &checks.single,
+        checks,
+        cluster,
+        deadline,
+        "key",
+    )
+    .await
+    {
+        Ok(per_db) => per_db,
+        Err(KeyError::Budget) => {
+            exhausted = true;
+            Vec::new()
+        }
+        Err(KeyError::Redis(e)) => return Err(e),
+    };
     if !exhausted {
         for (db, keys) in &per_db {
             let mut fams = KeyFamilies {

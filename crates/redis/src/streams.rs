@@ -14,16 +14,12 @@
 //! `redis_stream_group_consumer_idle_seconds` `{db,stream,group,consumer}`.
 //! Keys that are missing or not streams give no series.
 
-use std::collections::HashSet;
-
 use oxmon_core::MetricFamily;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::keys::{
-    as_int, as_text, is_fatal, is_glob, over, query, scan, select, KeyChecks, KeyError,
-};
+use crate::keys::{as_int, as_text, is_fatal, over, query, select, KeyChecks, KeyError};
 use crate::names::Names;
 
 /// Field/value pairs of an `XINFO` reply (RESP2 flat array or RESP3 map).
@@ -211,54 +207,21 @@ pub async fn collect(
     deadline: Instant,
     out: &mut Vec<MetricFamily>,
 ) -> Result<bool, redis::RedisError> {
-    let mut per_db: Vec<(i64, Vec<Vec<u8>>)> = Vec::new();
-    let mut seen: HashSet<(i64, Vec<u8>)> = HashSet::new();
-    let entries = checks
-        .streams
-        .iter()
-        .map(|p| (p, true))
-        .chain(checks.single_streams.iter().map(|p| (p, false)));
-    for (p, may_scan) in entries {
-        if cluster && p.db != 0 {
-            continue;
-        }
-        let mut found: Vec<Vec<u8>> = Vec::new();
-        if may_scan && is_glob(&p.pattern) {
-            let r = scan(
-                conn,
-                p.db,
-                &p.pattern,
-                checks.batch_size,
-                cluster,
-                deadline,
-                |keys| found.extend(keys),
-            )
-            .await;
-            match r {
-                Ok(()) => {}
-                Err(KeyError::Budget) => return Ok(true),
-                Err(KeyError::Redis(e)) if is_fatal(&e) => return Err(e),
-                Err(KeyError::Redis(e)) => {
-                    tracing::warn!(db = p.db, pattern = %p.pattern, err = %e, "stream scan failed");
-                    continue;
-                }
-            }
-        } else {
-            found.push(p.pattern.as_bytes().to_vec());
-        }
-        let slot = match per_db.iter().position(|(d, _)| *d == p.db) {
-            Some(i) => i,
-            None => {
-                per_db.push((p.db, Vec::new()));
-                per_db.len() - 1
-            }
-        };
-        for k in found {
-            if seen.insert((p.db, k.clone())) {
-                per_db[slot].1.push(k);
-            }
-        }
-    }
+    let per_db = match crate::keys::resolve(
+        conn,
+        &checks.streams,
+        &checks.single_streams,
+        checks,
+        cluster,
+        deadline,
+        "stream",
+    )
+    .await
+    {
+        Ok(per_db) => per_db,
+        Err(KeyError::Budget) => return Ok(true),
+        Err(KeyError::Redis(e)) => return Err(e),
+    };
     let mut fams = StreamFamilies::new(names);
     for (db, keys) in &per_db {
         let mut one = StreamFamilies::new(names);
