@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -294,7 +295,18 @@ async fn metrics<B>(state: &State, req: &Request<B>, route: Option<&dyn Route>) 
         }
         Some(r) => {
             let rr = RouteRequest { query, ctx };
-            match r.handle(&rr).await {
+            // A bug in a route answers 500 instead of dropping the connection.
+            let handled = std::panic::AssertUnwindSafe(r.handle(&rr))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(path = req.uri().path(), "route handler panicked");
+                    Err(HttpError {
+                        status: 500,
+                        message: "internal error".into(),
+                    })
+                });
+            match handled {
                 Ok(mut f) => {
                     normalize(&mut f);
                     f
@@ -615,6 +627,33 @@ mod tests {
         let b = body(handle(&s, get("/m")).await).await;
         assert!(!b.contains("process_"));
         assert!(b.contains("t_one 1"));
+    }
+
+    struct Panics;
+    impl Route for Panics {
+        fn handle<'a>(
+            &'a self,
+            _: &'a RouteRequest,
+        ) -> BoxFuture<'a, Result<Vec<MetricFamily>, HttpError>> {
+            Box::pin(async { panic!("bug in a route") })
+        }
+    }
+
+    #[tokio::test]
+    async fn panicking_route_answers_500() {
+        let web = Cli::parse_from(["t"]).web;
+        let s = Service::new(
+            Exporter {
+                name: "t",
+                description: "t",
+                registry: Registry::new("t"),
+                routes: vec![("/probe".into(), Arc::new(Panics), "probe".into())],
+            },
+            web,
+        )
+        .unwrap();
+        assert_eq!(handle(&s, get("/probe?target=x")).await.status(), 500);
+        assert_eq!(handle(&s, get("/-/healthy")).await.status(), 200);
     }
 
     #[test]
