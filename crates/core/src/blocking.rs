@@ -17,7 +17,12 @@
 //!   that finished.
 //!
 //! Threads come from tokio's blocking pool, so idle ones are shared with
-//! every other blocking task and go away when unused.
+//! every other blocking task and go away when unused. Lanes that share a
+//! [`LaneLimit`] run at most that many jobs at once (a job waits for a
+//! free slot until the deadline): each thread that runs a read costs a
+//! malloc arena and stack pages, so an exporter with many lanes (one per
+//! GPU) can bound its threads and still keep one stuck device from holding
+//! back the others.
 //!
 //! ```
 //! use std::time::Duration;
@@ -80,6 +85,28 @@ pub enum LaneError {
 pub struct Lane {
     name: String,
     busy: Arc<AtomicBool>,
+    limit: Option<LaneLimit>,
+}
+
+/// At most this many jobs of the lanes that share it run at once.
+///
+/// ```
+/// use oxmon_core::blocking::{Lane, LaneLimit};
+///
+/// let two_at_a_time = LaneLimit::new(2);
+/// let lanes: Vec<Lane> = (0..8)
+///     .map(|i| Lane::new(format!("GPU {i}")).limited_by(&two_at_a_time))
+///     .collect();
+/// # assert_eq!(lanes[7].name(), "GPU 7");
+/// ```
+#[derive(Debug, Clone)]
+pub struct LaneLimit(Arc<tokio::sync::Semaphore>);
+
+impl LaneLimit {
+    /// Allows `running` jobs at once (at least 1).
+    pub fn new(running: usize) -> Self {
+        LaneLimit(Arc::new(tokio::sync::Semaphore::new(running.max(1))))
+    }
 }
 
 /// Marks the lane free when the job is done with it: when the job
@@ -98,7 +125,14 @@ impl Lane {
         Lane {
             name: name.into(),
             busy: Arc::new(AtomicBool::new(false)),
+            limit: None,
         }
+    }
+
+    /// Makes the lane's jobs count against `limit`.
+    pub fn limited_by(mut self, limit: &LaneLimit) -> Self {
+        self.limit = Some(limit.clone());
+        self
     }
 
     /// The lane's name.
@@ -112,7 +146,9 @@ impl Lane {
     }
 
     /// Runs `job` on a blocking thread and waits for it until `deadline`.
-    /// Must be called within a tokio runtime.
+    /// With a [`LaneLimit`], first waits (also until `deadline`) for a free
+    /// slot; a job that never got one never runs. Must be called within a
+    /// tokio runtime.
     pub async fn run<T, F>(&self, deadline: Instant, job: F) -> Result<T, LaneError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -124,8 +160,28 @@ impl Lane {
             });
         }
         let release = Release(Arc::clone(&self.busy));
+        let slot = match &self.limit {
+            None => None,
+            Some(LaneLimit(slots)) => {
+                match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await {
+                    Ok(Ok(slot)) => Some(slot),
+                    // The semaphore is never closed.
+                    Ok(Err(_)) => {
+                        return Err(LaneError::Cancelled {
+                            lane: self.name.clone(),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(LaneError::TimedOut {
+                            lane: self.name.clone(),
+                        })
+                    }
+                }
+            }
+        };
         let task = tokio::task::spawn_blocking(move || {
             let _release = release;
+            let _slot = slot;
             job()
         });
         match tokio::time::timeout_at(deadline, task).await {
@@ -322,6 +378,32 @@ mod tests {
         );
         assert!(!lane.is_busy());
         assert_eq!(lane.run(after(5_000), || 1).await, Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_limit_bounds_running_jobs_and_a_stuck_one_keeps_its_slot() {
+        let limit = LaneLimit::new(1);
+        let stuck = Lane::new("stuck").limited_by(&limit);
+        let other = Lane::new("other").limited_by(&limit);
+        let (release, blocked) = mpsc::channel::<()>();
+        let r = stuck.run(after(50), move || blocked.recv().unwrap()).await;
+        assert!(matches!(r, Err(LaneError::TimedOut { .. })));
+        // No free slot: the other lane's job never starts, and its lane is
+        // not left busy.
+        let ran = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&ran);
+        let r = other
+            .run(after(50), move || count.fetch_add(1, Ordering::SeqCst))
+            .await;
+        assert!(matches!(r, Err(LaneError::TimedOut { .. })));
+        assert!(!other.is_busy());
+        release.send(()).unwrap();
+        let count = Arc::clone(&ran);
+        let r = other
+            .run(after(5_000), move || count.fetch_add(1, Ordering::SeqCst))
+            .await;
+        assert_eq!(r, Ok(0));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     /// Reads "sensors" that block until the test lets them go.
