@@ -7,6 +7,8 @@
 //! (`redis://host:6379`); the key is what logs, metrics and errors show and
 //! what the password file and the `/scrape` allow-list are matched against.
 
+use oxmon_core::target_guard;
+
 /// The transport of a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -196,6 +198,15 @@ impl Address {
             user,
             password,
         })
+    }
+
+    /// The address as the multi-target guard checks it: host and port, or
+    /// the socket path.
+    pub fn guard_target(&self) -> target_guard::Target<'_> {
+        match &self.transport {
+            Transport::Unix(path) => target_guard::Target::socket(path),
+            Transport::Tcp | Transport::Tls => target_guard::Target::tcp(&self.host, self.port),
+        }
     }
 
     /// The normalised address without credentials, e.g.

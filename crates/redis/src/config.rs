@@ -9,8 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use oxmon_core::logging::{FailureLog, FailureSubject};
+use oxmon_core::target_guard::{AllowList, AllowListError};
+
 use crate::address::{Address, AddressError};
-use crate::allow_list::AllowList;
 use crate::cli::Cli;
 use crate::credentials::{CredentialResolver, PasswordFileError, PasswordMap};
 use crate::keygroups::{self, KeyGroups};
@@ -52,10 +54,10 @@ pub enum ConfigError {
     PasswordFile(#[from] PasswordFileError),
     /// A `--scrape.allowed-targets` entry is malformed.
     #[error("--scrape.allowed-targets: {0}")]
-    AllowedTargets(String),
+    AllowedTargets(AllowListError),
     /// The allowed targets file cannot be used (the message names it).
-    #[error("{0}")]
-    AllowedTargetsFile(String),
+    #[error(transparent)]
+    AllowedTargetsFile(AllowListError),
     /// `--redis.addr` is not a Redis address.
     #[error("--redis.addr: {0}")]
     RedisAddr(AddressError),
@@ -74,7 +76,8 @@ pub struct Config {
     pub main: Option<Arc<Target>>,
     /// Credentials of every target.
     pub credentials: CredentialResolver,
-    /// Which other targets `/scrape` may reach.
+    /// Which targets `/scrape` may reach: the allow-list, and
+    /// `--redis.addr` always.
     pub allow: AllowList,
 }
 
@@ -144,6 +147,7 @@ impl Config {
             client_list: cli.export_client_list,
             client_port: cli.export_client_port,
             request_errors: Default::default(),
+            failures: FailureLog::new(FailureSubject::Target),
         });
 
         let mut allow = AllowList::parse(cli.allowed_targets.iter().map(String::as_str))
@@ -167,6 +171,9 @@ impl Config {
             cli.redis_user.clone(),
             cli.redis_password.clone(),
         );
+        if let Some(addr) = &main_addr {
+            allow.permit(&addr.guard_target());
+        }
         let main = match &main_addr {
             Some(addr) => Some(Arc::new(Target::new(
                 addr,

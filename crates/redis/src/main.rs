@@ -10,7 +10,6 @@ use clap::Parser;
 use oxmon_core::{BuildError, Exporter, Registry};
 
 mod address;
-mod allow_list;
 mod cli;
 mod config;
 mod credentials;
@@ -26,13 +25,10 @@ mod target;
 
 use cli::Cli;
 use config::Config;
-use scrape_route::{ScrapeRoute, TargetCache};
+use scrape_route::ScrapeRoute;
 use target::TargetCollector;
 
 const DEFAULT_PORT: u16 = 9121;
-
-/// `/scrape` targets kept with their connections.
-const MAX_SCRAPE_TARGETS: usize = 1000;
 
 fn build(cli: &Cli) -> Result<Exporter, BuildError> {
     let config = Config::from_cli(cli)?;
@@ -57,13 +53,7 @@ fn build(cli: &Cli) -> Result<Exporter, BuildError> {
             opts: Arc::clone(&config.opts),
         }));
     }
-    let route = ScrapeRoute {
-        opts: config.opts,
-        main: config.main,
-        allow: config.allow,
-        credentials: config.credentials,
-        cache: TargetCache::new(MAX_SCRAPE_TARGETS),
-    };
+    let route = ScrapeRoute::new(config.opts, config.main, config.allow, config.credentials);
     Ok(Exporter {
         name: "oxmon-redis",
         description: "Prometheus exporter for Redis (redis_exporter compatible).",

@@ -1,23 +1,33 @@
 //! `/scrape?target=`: scrapes another Redis than `--redis.addr`.
 //!
-//! The target must be `--redis.addr` itself or pass the allow-list
-//! (`--scrape.allowed-targets`); its credentials come from the one
+//! The target must be `--redis.addr` itself or pass core's multi-target
+//! guard (`--scrape.allowed-targets`: CIDRs checked against every resolved
+//! address, then the connection pinned to the checked address; host and
+//! unix socket globs); its credentials come from the one
 //! [`CredentialResolver`]. Targets are kept (with their connections) in a
-//! bounded cache; one whose scrape failed is dropped so the next request
-//! resolves and checks it again. Refusals answer 403, bad requests 400, and
-//! both count in `redis_target_scrape_request_errors_total`.
+//! bounded cache, least recently used and idle ones dropped; one whose
+//! scrape failed is dropped at once so the next request resolves and checks
+//! it again. Refusals answer 403, bad requests 400, and both count in
+//! `redis_target_scrape_request_errors_total`.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use oxmon_core::collector::BoxFuture;
 use oxmon_core::metrics::Value;
+use oxmon_core::target_guard::{AllowList, Allowed, TargetCache};
 use oxmon_core::{HttpError, MetricFamily, Route, RouteRequest};
 
 use crate::address::Address;
-use crate::allow_list::{AllowList, Decision};
 use crate::credentials::{CredentialResolver, Credentials};
 use crate::target::{Options, Target};
+
+/// `/scrape` targets kept with their connections.
+const MAX_TARGETS: usize = 1000;
+
+/// A kept target unused this long is dropped (with its connection).
+const IDLE_TARGET: Duration = Duration::from_secs(15 * 60);
 
 /// A short, non-reversible tag for URI credentials (cache key only).
 fn fingerprint(creds: &Credentials) -> u64 {
@@ -30,19 +40,31 @@ fn fingerprint(creds: &Credentials) -> u64 {
 
 /// The `/scrape` route.
 pub struct ScrapeRoute {
-    /// Settings shared by every target.
-    pub opts: Arc<Options>,
+    opts: Arc<Options>,
     /// `--redis.addr` (none when it is empty).
-    pub main: Option<Arc<Target>>,
-    /// Which other targets may be scraped.
-    pub allow: AllowList,
-    /// Credentials of each target.
-    pub credentials: CredentialResolver,
-    /// Targets seen so far.
-    pub cache: TargetCache,
+    main: Option<Arc<Target>>,
+    allow: AllowList,
+    credentials: CredentialResolver,
+    cache: TargetCache<Arc<Target>>,
 }
 
 impl ScrapeRoute {
+    /// The route; `allow` must permit `main` itself.
+    pub fn new(
+        opts: Arc<Options>,
+        main: Option<Arc<Target>>,
+        allow: AllowList,
+        credentials: CredentialResolver,
+    ) -> Self {
+        ScrapeRoute {
+            opts,
+            main,
+            allow,
+            credentials,
+            cache: TargetCache::new(MAX_TARGETS, IDLE_TARGET),
+        }
+    }
+
     async fn handle_inner(&self, req: &RouteRequest) -> Result<Vec<MetricFamily>, HttpError> {
         let raw = req
             .param("target")
@@ -63,18 +85,16 @@ impl ScrapeRoute {
         if let Some(t) = self.cache.get(&cache_key) {
             return Ok(self.scrape_cached(&cache_key, &t, req).await);
         }
-        let pin = if main.is_some() {
-            None
-        } else {
-            match self.allow.check(&addr, req.ctx.remaining()).await {
-                Decision::ByName => None,
-                Decision::ByAddress(sa) => Some(sa),
-                Decision::Refused(why) => {
-                    tracing::warn!(target = %key, reason = %why, "refused /scrape target");
-                    return Err(HttpError::forbidden(format!(
-                        "target {key} is not allowed: {why}"
-                    )));
-                }
+        let pin = match self
+            .allow
+            .check(&addr.guard_target(), req.ctx.remaining())
+            .await
+        {
+            Ok(Allowed::ByName) => None,
+            Ok(Allowed::ByAddress(sa)) => Some(sa),
+            Err(refused) => {
+                tracing::warn!(target = %key, reason = %refused, "refused /scrape target");
+                return Err(HttpError::forbidden(refused.to_string()));
             }
         };
         let creds = self.credentials.resolve(&addr);
@@ -118,63 +138,5 @@ impl Route for ScrapeRoute {
             }
             r
         })
-    }
-}
-
-/// The `/scrape` targets seen so far, with their kept connections; the
-/// least recently used are dropped beyond a bound.
-pub struct TargetCache {
-    map: Mutex<std::collections::HashMap<String, Arc<Target>>>,
-    started: std::time::Instant,
-    max: usize,
-}
-
-impl TargetCache {
-    /// An empty cache holding at most `max` targets.
-    pub fn new(max: usize) -> Self {
-        TargetCache {
-            map: Mutex::new(std::collections::HashMap::new()),
-            started: std::time::Instant::now(),
-            max: max.max(1),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_secs()
-    }
-
-    /// The cached target for `key`.
-    pub fn get(&self, key: &str) -> Option<Arc<Target>> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let t = map.get(key).cloned();
-        if let Some(t) = &t {
-            t.last_used.store(self.now(), Ordering::Relaxed);
-        }
-        t
-    }
-
-    /// Stores a target, evicting the least recently used one when full.
-    pub fn insert(&self, key: String, target: Arc<Target>) -> Arc<Target> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        target.last_used.store(self.now(), Ordering::Relaxed);
-        if map.len() >= self.max && !map.contains_key(&key) {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, t)| t.last_used.load(Ordering::Relaxed))
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.entry(key).or_insert(target).clone()
-    }
-
-    /// Forgets a target (after a failed scrape, so the next request
-    /// re-resolves and re-checks it).
-    pub fn remove(&self, key: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
     }
 }

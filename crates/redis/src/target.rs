@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::logging::FailureLog;
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily, ScrapeContext};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, Value};
@@ -111,6 +113,10 @@ pub struct Options {
     pub client_port: bool,
     /// Bad `/scrape` requests so far.
     pub request_errors: AtomicU64,
+    /// Failing targets by key, shared by `/metrics` and `/scrape` so that
+    /// a target that stays down is logged once, however often it is
+    /// scraped or re-created.
+    pub failures: FailureLog,
 }
 
 /// A target's Redis client that cannot be set up (bad TLS material, an
@@ -134,13 +140,12 @@ pub struct Target {
     duration_sum: Mutex<f64>,
     major_version: AtomicU32,
     budget_hits: AtomicU64,
-    /// Last use, seconds since start, for eviction of idle `/scrape` targets.
-    pub last_used: AtomicU64,
 }
 
 impl Target {
     /// Prepares a target (no connection yet). `pin` replaces the host of
-    /// a plain TCP target by the address the allow-list approved.
+    /// a plain TCP target by the address the allow-list approved (a TLS
+    /// target keeps its name, which its certificate is checked against).
     pub fn new(
         addr: &Address,
         creds: Credentials,
@@ -209,22 +214,12 @@ impl Target {
             duration_sum: Mutex::new(0.0),
             major_version: AtomicU32::new(0),
             budget_hits: AtomicU64::new(0),
-            last_used: AtomicU64::new(0),
         })
     }
 
     /// The normalised address without credentials.
     pub fn key(&self) -> &str {
         &self.key
-    }
-
-    /// Logs the outcome of one scrape. Every scrape's outcome goes through
-    /// here, so that a target that stays down is logged once, not on every
-    /// scrape.
-    fn log_outcome(&self, error: Option<&str>) {
-        if let Some(err) = error {
-            tracing::warn!(target = %self.key, err, "scrape failed");
-        }
     }
 
     /// Makes an error message safe to show: URIs redacted and the
@@ -293,7 +288,10 @@ impl Target {
         let result = self
             .scrape_inner(opts, deadline, &mut out, &mut connect_secs)
             .await;
-        self.log_outcome(result.as_ref().err().map(String::as_str));
+        opts.failures.record(
+            &self.key,
+            result.as_ref().map(|_| ()).map_err(String::as_str),
+        );
         let (up, err) = match result {
             Ok(()) => (1.0, String::new()),
             Err(e) => {
@@ -305,7 +303,7 @@ impl Target {
         let took = started.elapsed().as_secs_f64();
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
         let sum = {
-            let mut s = self.duration_sum.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = self.duration_sum.lock_unpoisoned();
             *s += took;
             *s
         };
