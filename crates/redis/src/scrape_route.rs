@@ -73,9 +73,12 @@ impl ScrapeRoute {
         let addr = Address::parse(raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
         let key = addr.key();
         let uri_creds = Credentials::from_uri(&addr);
-        let main = self.main.as_ref().filter(|m| m.key() == key);
-        if let (Some(main), None) = (main, &uri_creds) {
-            return Ok(main.scrape(&self.opts, &req.ctx).await);
+        // --redis.addr without other credentials is the /metrics target
+        // itself, with its connection.
+        if let Some(main) = self.main.as_ref().filter(|m| m.key() == key) {
+            if uri_creds.is_none() {
+                return Ok(main.scrape(&self.opts, &req.ctx).await);
+            }
         }
         let cache_key = match &uri_creds {
             // Never share a connection authenticated with other credentials.
