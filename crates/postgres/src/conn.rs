@@ -373,16 +373,8 @@ impl Drop for CancelGuard {
     }
 }
 
-/// A float8 column (NaN for NULL).
-pub fn f(row: &Row, idx: usize) -> f64 {
-    row.try_get::<_, Option<f64>>(idx)
-        .ok()
-        .flatten()
-        .unwrap_or(f64::NAN)
-}
-
 /// A text column ("" for NULL).
-pub fn s(row: &Row, idx: usize) -> String {
+pub fn text_col(row: &Row, idx: usize) -> String {
     row.try_get::<_, Option<String>>(idx)
         .ok()
         .flatten()

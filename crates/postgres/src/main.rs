@@ -18,10 +18,10 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 use oxmon_core::{parse_duration, Exporter};
 
-use collectors::{Kind, ALL};
+use collectors::{Monitored, ALL};
 use conn::SessionSettings;
 use dsn::{read_secret_file, Secret, Sources};
-use target::{Options, Target};
+use target::Target;
 
 const DEFAULT_PORT: u16 = 9187;
 
@@ -149,7 +149,13 @@ struct Cli {
 
 fn command() -> clap::Command {
     let mut cmd = Cli::command();
-    for (_, name, on, help) in ALL {
+    for collectors::Entry {
+        name,
+        enabled_by_default: on,
+        help,
+        ..
+    } in ALL
+    {
         let yes: &'static str = Box::leak(format!("collector.{name}").into_boxed_str());
         let no: &'static str = Box::leak(format!("no-collector.{name}").into_boxed_str());
         let default = if *on { "enabled" } else { "disabled" };
@@ -178,19 +184,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let mut kinds = vec![Kind::Up];
-    for (kind, name, on, _) in ALL {
-        let yes = matches.get_flag(&format!("collector.{name}"));
-        let no = matches.get_flag(&format!("no-collector.{name}"));
-        let enabled = yes || (*on && !no);
+    let mut enabled = Vec::new();
+    for entry in ALL {
+        let yes = matches.get_flag(&format!("collector.{}", entry.name));
+        let no = matches.get_flag(&format!("no-collector.{}", entry.name));
+        let on = yes || (entry.enabled_by_default && !no);
         let allowed = !(cli.disable_default_metrics
-            || cli.disable_settings_metrics && *kind == Kind::Settings);
-        if enabled && allowed {
-            kinds.push(*kind);
+            || cli.disable_settings_metrics && entry.name == "settings");
+        if on && allowed {
+            enabled.push(entry);
         }
     }
     let common = cli.common.clone();
-    oxmon_core::run(&common, DEFAULT_PORT, move || build(cli, kinds))
+    oxmon_core::run(&common, DEFAULT_PORT, move || build(cli, enabled))
 }
 
 fn pick(
@@ -207,7 +213,10 @@ fn pick(
     }
 }
 
-fn build(cli: Cli, mut kinds: Vec<Kind>) -> Result<Exporter, oxmon_core::BuildError> {
+fn build(
+    cli: Cli,
+    enabled: Vec<&'static collectors::Entry>,
+) -> Result<Exporter, oxmon_core::BuildError> {
     let sources = Sources {
         name: pick(
             cli.data_source_name,
@@ -237,12 +246,11 @@ fn build(cli: Cli, mut kinds: Vec<Kind>) -> Result<Exporter, oxmon_core::BuildEr
         Some(p) => {
             let q = queries::load(p)?;
             tracing::info!(file = %p.display(), queries = q.queries.len(), "loaded custom queries");
-            kinds.push(Kind::Queries);
             Some(Arc::new(q))
         }
         None => None,
     };
-    let mut opts = Options {
+    let target_opts = Arc::new(target::Options {
         session: SessionSettings {
             statement_timeout: cli.statement_timeout,
             lock_timeout: cli.lock_timeout,
@@ -257,32 +265,37 @@ fn build(cli: Cli, mut kinds: Vec<Kind>) -> Result<Exporter, oxmon_core::BuildEr
             .into_iter()
             .filter(|d| !d.is_empty())
             .collect(),
-        auto_discover_databases: cli.auto_discover_databases,
-        settings_max_age: cli.settings_max_age,
-        stat_statements: collectors::stat_statements::Queries::new(
+    });
+    let mut config = collectors::Config {
+        enabled,
+        up: collectors::up::Up {
+            server_label: dsns.len() > 1,
+            queries_file: queries.clone(),
+        },
+        settings: collectors::settings::Settings {
+            max_age: cli.settings_max_age,
+        },
+        stat_statements: collectors::stat_statements::StatStatements::new(
             cli.stat_statements_limit,
             cli.stat_statements_query_length,
+            cli.stat_statements_include_query,
         ),
-        stat_statements_include_query: cli.stat_statements_include_query,
-        label_up: dsns.len() > 1,
-        queries,
+        custom_queries: queries.map(|queries| collectors::custom_queries::CustomQueries {
+            queries,
+            auto_discover_databases: cli.auto_discover_databases,
+        }),
     };
-    let probe_opts = Arc::new(Options {
-        label_up: false,
-        ..opts.clone()
-    });
-    opts.label_up = dsns.len() > 1;
-    let opts = Arc::new(opts);
     let mut targets = Vec::new();
     for d in dsns {
         tracing::info!(target_dsn = %d.redacted(), "monitoring");
-        targets.push(Arc::new(Target::new(d, None, opts.clone())?));
+        let t = Target::new(d, None, target_opts.clone())?;
+        targets.push(Arc::new(Monitored::new(t)));
     }
     if targets.is_empty() {
         tracing::info!("no DATA_SOURCE_NAME or DATA_SOURCE_URI: /metrics serves only the exporter's own metrics; use /probe");
     }
-    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-    tracing::info!(collectors = ?names, "enabled collectors");
+    let registry = collectors::registry(&config, &targets);
+    tracing::info!(collectors = ?registry.names(), "enabled collectors");
     let probe_config = match &cli.probe_config_file {
         Some(p) => probe::ProbeConfig::load(p)?,
         None => probe::ProbeConfig::default(),
@@ -292,18 +305,15 @@ fn build(cli: Cli, mut kinds: Vec<Kind>) -> Result<Exporter, oxmon_core::BuildEr
             "/probe refuses every target until probe.allowed_targets is set in --config.file"
         );
     }
-    let registry = collectors::registry(
-        if targets.is_empty() { &[] } else { &kinds },
-        Arc::new(targets),
-    );
-    let probe_kinds: Vec<Kind> = kinds;
+    // A probe scrapes one server: pg_up has no server label there.
+    config.up.server_label = false;
     Ok(Exporter {
         name: "oxmon-postgres",
         description: "PostgreSQL metrics for Prometheus, compatible with postgres_exporter.",
         registry,
         routes: vec![(
             "/probe".to_string(),
-            Arc::new(probe::ProbeRoute::new(probe_config, probe_opts, probe_kinds)),
+            Arc::new(probe::ProbeRoute::new(probe_config, target_opts, config)),
             "?target=HOST:PORT/DB&auth_module=NAME scrapes an allowed server with a named auth module".to_string(),
         )],
     })

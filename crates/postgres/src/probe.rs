@@ -37,7 +37,7 @@ use oxmon_core::collector::BoxFuture;
 use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest};
 use serde::Deserialize;
 
-use crate::collectors::{self, Kind};
+use crate::collectors::{self, Monitored};
 use crate::dsn::{Dsn, Secret};
 use crate::target::{Options, Target};
 
@@ -395,7 +395,7 @@ struct Cached {
 pub struct ProbeRoute {
     config: ProbeConfig,
     opts: Arc<Options>,
-    kinds: Vec<Kind>,
+    collectors: collectors::Config,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -406,11 +406,15 @@ const MAX_CACHED: usize = 256;
 
 impl ProbeRoute {
     /// Builds the route.
-    pub fn new(config: ProbeConfig, opts: Arc<Options>, kinds: Vec<Kind>) -> ProbeRoute {
+    pub fn new(
+        config: ProbeConfig,
+        opts: Arc<Options>,
+        collectors: collectors::Config,
+    ) -> ProbeRoute {
         ProbeRoute {
             config,
             opts,
-            kinds,
+            collectors,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -480,8 +484,8 @@ impl ProbeRoute {
             message: e,
         })?;
         let registry = Arc::new(collectors::registry(
-            &self.kinds,
-            Arc::new(vec![Arc::new(t)]),
+            &self.collectors,
+            &[Arc::new(Monitored::new(t))],
         ));
         let mut cache = self.cache.lock().unwrap();
         if cache.len() >= MAX_CACHED {

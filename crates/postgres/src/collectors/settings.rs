@@ -10,63 +10,97 @@
 //! own session overrides (its statement and lock timeouts) are reported as
 //! the server's defaults (`reset_val`), not the exporter's.
 
-use oxmon_core::{MetricFamily, ScrapeContext};
-use tokio::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::conn::{s, Live};
-use crate::target::{SettingsCache, Target};
+use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::{MetricFamily, ScrapeContext};
+
+use super::instance::{self, CONF_LOAD_TIME, IN_RECOVERY};
+use super::{Monitored, TargetCollector};
+use crate::conn::text_col;
+use crate::target::Target;
 
 const QUERY: &str = "SELECT name::text, \
      (CASE WHEN source = 'session' THEN reset_val ELSE setting END)::text, \
      COALESCE(unit, '')::text, short_desc::text, vartype::text \
      FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real')";
 
-/// Collects the settings, from the cache when it is still valid.
-pub async fn collect(
-    t: &Target,
-    ctx: &ScrapeContext,
-    live: &Live,
-    deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let key_rows = super::instance::row(t, ctx).await?;
-    let key = key_rows
-        .first()
-        .map(|r| {
-            (
-                crate::conn::f(r, super::instance::CONF_LOAD_TIME),
-                r.try_get::<_, bool>(super::instance::IN_RECOVERY)
-                    .unwrap_or(false),
-            )
-        })
-        .ok_or("pg_conf_load_time returned no row")?;
-    {
-        let cache = t.settings.lock().unwrap();
-        if let Some(c) = cache.as_ref() {
-            if c.key == key && c.at.elapsed() < t.opts.settings_max_age {
-                emit(&c.values, &t.server, out);
-                return Ok(());
+/// The collector's options.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Longest time a cached result is reused.
+    pub max_age: Duration,
+}
+
+/// The last result of one target, valid while the configuration load time
+/// and recovery state are unchanged.
+#[derive(Default)]
+pub struct Cache(Mutex<Option<Cached>>);
+
+struct Cached {
+    /// `(pg_conf_load_time epoch, in recovery)`.
+    key: (Option<f64>, Option<f64>),
+    at: Instant,
+    /// `(family name, help, value)` of every numeric setting.
+    values: Vec<(&'static str, &'static str, f64)>,
+}
+
+impl TargetCollector for Settings {
+    type State = Cache;
+
+    /// Collects the settings, from the cache when it is still valid.
+    fn collect<'a>(
+        &'a self,
+        m: &'a Monitored,
+        cache: &'a Cache,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let t = &m.target;
+            let row = instance::row(m, ctx).await?;
+            let key = (
+                row.first_number(CONF_LOAD_TIME),
+                row.first_number(IN_RECOVERY),
+            );
+            {
+                let cached = cache.0.lock().unwrap();
+                if let Some(c) = cached.as_ref() {
+                    if c.key == key && c.at.elapsed() < self.max_age {
+                        emit(&c.values, &t.server, out);
+                        return Ok(());
+                    }
+                }
             }
-        }
+            let live = t.main(ctx).await?;
+            let rows = live.query(QUERY, Target::query_deadline(ctx)).await?;
+            let mut values = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (name, setting, unit, desc, vartype) = (
+                    text_col(row, 0),
+                    text_col(row, 1),
+                    text_col(row, 2),
+                    text_col(row, 3),
+                    text_col(row, 4),
+                );
+                match convert(&name, &setting, &unit, &desc, &vartype) {
+                    Ok(Some((fname, help, value))) => {
+                        values.push((intern(fname), intern(help), value))
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
+                }
+            }
+            emit(&values, &t.server, out);
+            *cache.0.lock().unwrap() = Some(Cached {
+                key,
+                at: Instant::now(),
+                values,
+            });
+            Ok(())
+        })
     }
-    let rows = live.query(QUERY, deadline).await?;
-    let mut values = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (name, setting, unit, desc, vartype) =
-            (s(row, 0), s(row, 1), s(row, 2), s(row, 3), s(row, 4));
-        match convert(&name, &setting, &unit, &desc, &vartype) {
-            Ok(Some((fname, help, value))) => values.push((intern(fname), intern(help), value)),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
-        }
-    }
-    emit(&values, &t.server, out);
-    *t.settings.lock().unwrap() = Some(SettingsCache {
-        key,
-        at: std::time::Instant::now(),
-        values,
-    });
-    Ok(())
 }
 
 fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Vec<MetricFamily>) {
