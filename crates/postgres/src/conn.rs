@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oxmon_core::sync::LockExt;
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
 
@@ -231,12 +232,12 @@ impl Live {
     pub async fn query(&self, sql: &'static str, deadline: Instant) -> Result<Vec<Row>, Error> {
         let guard = CancelGuard::new(self);
         let run = async {
-            let cached = self.statements.lock().unwrap().get(sql).cloned();
+            let cached = self.statements.lock_unpoisoned().get(sql).cloned();
             let stmt = match cached {
                 Some(s) => s,
                 None => {
                     let s = self.client.prepare(sql).await?;
-                    self.statements.lock().unwrap().insert(sql, s.clone());
+                    self.statements.lock_unpoisoned().insert(sql, s.clone());
                     s
                 }
             };
@@ -249,7 +250,7 @@ impl Live {
             }
             Ok(Err(e)) => {
                 guard.disarm();
-                self.statements.lock().unwrap().remove(sql);
+                self.statements.lock_unpoisoned().remove(sql);
                 Err(format!("{}: {}", self.label, describe(&e)).into())
             }
             Err(_) => Err(format!(

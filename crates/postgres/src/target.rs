@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use oxmon_core::sync::LockExt;
 use oxmon_core::ScrapeContext;
 use tokio::time::Instant;
 
@@ -116,7 +117,7 @@ impl Target {
         if db == self.dsn.database() {
             return self.main.clone();
         }
-        let mut map = self.per_db.lock().unwrap();
+        let mut map = self.per_db.lock_unpoisoned();
         map.entry(db.to_owned())
             .or_insert_with(|| {
                 Arc::new(DbConn::new(
@@ -157,8 +158,7 @@ impl Target {
                 .filter(|d| self.includes_database(d))
                 .collect();
             self.per_db
-                .lock()
-                .unwrap()
+                .lock_unpoisoned()
                 .retain(|db, _| names.iter().any(|n| n == db));
             *cached = Some((Instant::now(), names));
         }

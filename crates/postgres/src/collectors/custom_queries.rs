@@ -10,9 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{MetricFamily, ScrapeContext};
 
 use super::{joined, Monitored, TargetCollector};
@@ -34,6 +35,21 @@ pub struct CustomQueries {
 pub struct ResultCache(Mutex<HashMap<(String, String), Cached>>);
 
 type Cached = (Instant, Vec<MetricFamily>);
+
+impl ResultCache {
+    /// The families `key` gave less than `max_age` ago.
+    fn fresh(&self, key: &(String, String), max_age: Duration) -> Option<Vec<MetricFamily>> {
+        let cache = self.0.lock_unpoisoned();
+        let (at, families) = cache.get(key)?;
+        (at.elapsed() < max_age).then(|| families.clone())
+    }
+
+    fn store(&self, key: (String, String), families: Vec<MetricFamily>) {
+        self.0
+            .lock_unpoisoned()
+            .insert(key, (Instant::now(), families));
+    }
+}
 
 impl TargetCollector for CustomQueries {
     type State = ResultCache;
@@ -68,12 +84,8 @@ impl TargetCollector for CustomQueries {
             }
             let runs = jobs.into_iter().map(|(db, q)| async move {
                 let key = (db.clone(), q.name.clone());
-                if !q.cache.is_zero() {
-                    if let Some((at, fams)) = cache.0.lock().unwrap().get(&key) {
-                        if at.elapsed() < q.cache {
-                            return Ok(fams.clone());
-                        }
-                    }
+                if let Some(fams) = cache.fresh(&key, q.cache) {
+                    return Ok(fams);
                 }
                 let live = t.user_query_conn(&db).get(deadline).await?;
                 if !q.runonserver.matches(live.version_num) {
@@ -85,11 +97,7 @@ impl TargetCollector for CustomQueries {
                     .map_err(|e| format!("query {:?}: {e}", q.name))?;
                 let fams = to_families(q, &t.server, &columns, &rows);
                 if !q.cache.is_zero() {
-                    cache
-                        .0
-                        .lock()
-                        .unwrap()
-                        .insert(key, (Instant::now(), fams.clone()));
+                    cache.store(key, fams.clone());
                 }
                 Ok::<_, crate::conn::Error>(fams)
             });
@@ -102,5 +110,30 @@ impl TargetCollector for CustomQueries {
             }
             joined(errors)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_results_survive_a_panic_while_locked() {
+        let cache = ResultCache::default();
+        let key = ("app".to_string(), "pg_custom".to_string());
+        cache.store(key.clone(), vec![MetricFamily::gauge("pg_custom_n", "N")]);
+        let _ = std::panic::catch_unwind(|| {
+            let _held = cache.0.lock();
+            panic!("a collector bug while holding the lock");
+        });
+        assert!(cache.0.is_poisoned());
+        let minute = Duration::from_secs(60);
+        assert_eq!(cache.fresh(&key, minute).unwrap()[0].name, "pg_custom_n");
+        assert!(
+            cache.fresh(&key, Duration::ZERO).is_none(),
+            "no cache_seconds"
+        );
+        let other = ("other".to_string(), "pg_custom".to_string());
+        assert!(cache.fresh(&other, minute).is_none());
     }
 }

@@ -9,9 +9,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use oxmon_core::sync::LockExt;
 use oxmon_core::ScrapeContext;
 use tokio::sync::OnceCell;
-use tokio::time::Instant;
 
 use super::table::ResultSet;
 use super::Monitored;
@@ -71,24 +71,31 @@ pub const VARIANTS: &[&str] = &[QUERY_12, QUERY_17];
 
 type Shared = Arc<OnceCell<Result<Arc<ResultSet>, String>>>;
 
-/// The instance row of the scrape in progress (one per target).
+/// The instance row of the scrape in progress (one per target), by
+/// scrape id.
 #[derive(Default)]
-pub struct PerScrape(Mutex<Option<(Instant, Shared)>>);
+pub struct PerScrape(Mutex<Option<(u64, Shared)>>);
 
-/// The instance row for this scrape: the first collector to ask runs the
-/// query, the others of the same scrape (same deadline) wait for it.
-pub async fn row(m: &Monitored, ctx: &ScrapeContext) -> Result<Arc<ResultSet>, Error> {
-    let cell: Shared = {
-        let mut slot = m.instance.0.lock().unwrap();
+impl PerScrape {
+    /// The cell of scrape `id`: the one its first collector made, or a new
+    /// one that replaces the previous scrape's.
+    fn cell(&self, id: u64) -> Shared {
+        let mut slot = self.0.lock_unpoisoned();
         match &*slot {
-            Some((deadline, cell)) if *deadline == ctx.deadline => cell.clone(),
+            Some((of, cell)) if *of == id => cell.clone(),
             _ => {
                 let cell: Shared = Arc::new(OnceCell::new());
-                *slot = Some((ctx.deadline, cell.clone()));
+                *slot = Some((id, cell.clone()));
                 cell
             }
         }
-    };
+    }
+}
+
+/// The instance row for this scrape: the first collector to ask runs the
+/// query, the others of the same scrape wait for it.
+pub async fn row(m: &Monitored, ctx: &ScrapeContext) -> Result<Arc<ResultSet>, Error> {
+    let cell = m.instance.cell(ctx.id);
     let t = &m.target;
     let result = cell
         .get_or_init(|| async {
@@ -111,4 +118,24 @@ pub async fn row(m: &Monitored, ctx: &ScrapeContext) -> Result<Arc<ResultSet>, E
         })
         .await;
     result.clone().map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_cell_per_scrape_even_after_a_panic_while_locked() {
+        let per_scrape = PerScrape::default();
+        let first = per_scrape.cell(7);
+        assert!(Arc::ptr_eq(&first, &per_scrape.cell(7)));
+        let _ = std::panic::catch_unwind(|| {
+            let _held = per_scrape.0.lock();
+            panic!("a collector bug while holding the lock");
+        });
+        assert!(per_scrape.0.is_poisoned());
+        let next = per_scrape.cell(8);
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert!(Arc::ptr_eq(&next, &per_scrape.cell(8)));
+    }
 }

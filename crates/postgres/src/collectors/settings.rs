@@ -10,10 +10,11 @@
 //! own session overrides (its statement and lock timeouts) are reported as
 //! the server's defaults (`reset_val`), not the exporter's.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{MetricFamily, ScrapeContext};
 
 use super::instance::{self, CONF_LOAD_TIME, IN_RECOVERY};
@@ -39,11 +40,32 @@ pub struct Settings {
 pub struct Cache(Mutex<Option<Cached>>);
 
 struct Cached {
-    /// `(pg_conf_load_time epoch, in recovery)`.
-    key: (Option<f64>, Option<f64>),
+    key: Key,
     at: Instant,
-    /// `(family name, help, value)` of every numeric setting.
-    values: Vec<(&'static str, &'static str, f64)>,
+    values: Arc<[Setting]>,
+}
+
+/// `(pg_conf_load_time epoch, in recovery)`.
+type Key = (Option<f64>, Option<f64>);
+
+/// `(family name, help, value)` of a numeric setting.
+type Setting = (&'static str, &'static str, f64);
+
+impl Cache {
+    /// The settings read under `key` less than `max_age` ago.
+    fn fresh(&self, key: Key, max_age: Duration) -> Option<Arc<[Setting]>> {
+        let cached = self.0.lock_unpoisoned();
+        let c = cached.as_ref()?;
+        (c.key == key && c.at.elapsed() < max_age).then(|| c.values.clone())
+    }
+
+    fn store(&self, key: Key, values: Arc<[Setting]>) {
+        *self.0.lock_unpoisoned() = Some(Cached {
+            key,
+            at: Instant::now(),
+            values,
+        });
+    }
 }
 
 impl TargetCollector for Settings {
@@ -64,14 +86,9 @@ impl TargetCollector for Settings {
                 row.first_number(CONF_LOAD_TIME),
                 row.first_number(IN_RECOVERY),
             );
-            {
-                let cached = cache.0.lock().unwrap();
-                if let Some(c) = cached.as_ref() {
-                    if c.key == key && c.at.elapsed() < self.max_age {
-                        emit(&c.values, &t.server, out);
-                        return Ok(());
-                    }
-                }
+            if let Some(values) = cache.fresh(key, self.max_age) {
+                emit(&values, &t.server, out);
+                return Ok(());
             }
             let live = t.main(ctx).await?;
             let rows = live.query(QUERY, Target::query_deadline(ctx)).await?;
@@ -92,18 +109,15 @@ impl TargetCollector for Settings {
                     Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
                 }
             }
+            let values: Arc<[Setting]> = values.into();
             emit(&values, &t.server, out);
-            *cache.0.lock().unwrap() = Some(Cached {
-                key,
-                at: Instant::now(),
-                values,
-            });
+            cache.store(key, values);
             Ok(())
         })
     }
 }
 
-fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Vec<MetricFamily>) {
+fn emit(values: &[Setting], server: &str, out: &mut Vec<MetricFamily>) {
     out.reserve(values.len());
     for (name, help, value) in values {
         let mut fam = MetricFamily::gauge(*name, *help);
@@ -118,7 +132,7 @@ fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Ve
 fn intern(s: String) -> &'static str {
     static SEEN: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
         std::sync::Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap();
+    let mut seen = SEEN.lock_unpoisoned();
     let set = seen.get_or_insert_with(Default::default);
     if let Some(existing) = set.get(s.as_str()) {
         return existing;
@@ -209,7 +223,38 @@ fn sanitize(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::convert;
+    use super::*;
+
+    #[test]
+    fn the_cache_serves_its_key_and_survives_a_panic_while_locked() {
+        let cache = Cache::default();
+        let values: Arc<[Setting]> = vec![("pg_settings_fsync", "Fsync.", 1.0)].into();
+        cache.store((Some(10.0), Some(0.0)), values);
+        let _ = std::panic::catch_unwind(|| {
+            let _held = cache.0.lock();
+            panic!("a collector bug while holding the lock");
+        });
+        assert!(cache.0.is_poisoned());
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            cache.fresh((Some(10.0), Some(0.0)), minute).unwrap().len(),
+            1
+        );
+        assert!(
+            cache.fresh((Some(11.0), Some(0.0)), minute).is_none(),
+            "reloaded"
+        );
+        assert!(
+            cache.fresh((Some(10.0), Some(1.0)), minute).is_none(),
+            "promoted"
+        );
+        assert!(
+            cache
+                .fresh((Some(10.0), Some(0.0)), Duration::ZERO)
+                .is_none(),
+            "too old"
+        );
+    }
 
     fn v(name: &str, setting: &str, unit: &str, vartype: &str) -> (String, f64) {
         let (n, _, v) = convert(name, setting, unit, "desc", vartype)

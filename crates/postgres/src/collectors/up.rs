@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{MetricFamily, ScrapeContext};
 use tokio::time::Instant;
 
@@ -46,7 +47,7 @@ impl ScrapeLog {
         if !ok {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        self.times.lock().unwrap().1 = Some(Instant::now());
+        self.times.lock_unpoisoned().1 = Some(Instant::now());
     }
 
     /// Starts a scrape: `(scrapes so far, failures of the previous one,
@@ -54,7 +55,7 @@ impl ScrapeLog {
     fn start(&self) -> (u64, u64, Option<f64>) {
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
         let failures = self.failures.swap(0, Ordering::Relaxed);
-        let mut times = self.times.lock().unwrap();
+        let mut times = self.times.lock_unpoisoned();
         let previous = match *times {
             (Some(start), Some(end)) if end > start => Some((end - start).as_secs_f64()),
             _ => None,
@@ -162,6 +163,77 @@ pub fn short_version(num: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use oxmon_core::metrics::Value;
+
+    use super::super::{registry, stat_statements, Config};
+    use super::*;
+    use crate::conn::SessionSettings;
+    use crate::dsn::Dsn;
+    use crate::target::{Options, Target};
+
+    fn value(families: &[MetricFamily], name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+        let family = families.iter().find(|f| f.name == name)?;
+        let metric = family
+            .metrics
+            .iter()
+            .find(|m| label.is_none_or(|(k, v)| m.labels.iter().any(|(n, x)| n == k && x == v)))?;
+        match metric.value {
+            Value::Single(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A panic while `up` held its lock must not break the scrapes after it.
+    #[tokio::test]
+    async fn the_scrape_after_a_panic_while_locked_still_reports_pg_up() {
+        // Nothing listens on port 1: the scrape reports pg_up 0 without a server.
+        let dsn = Dsn::parse("host=127.0.0.1 port=1 user=u dbname=d sslmode=disable").unwrap();
+        let opts = Arc::new(Options {
+            session: SessionSettings {
+                statement_timeout: Duration::from_secs(1),
+                lock_timeout: Duration::from_secs(1),
+            },
+            include_databases: vec![],
+            exclude_databases: vec![],
+        });
+        let m = Arc::new(Monitored::new(Target::new(dsn, None, opts).unwrap()));
+        let config = Config {
+            enabled: vec![],
+            up: Up {
+                server_label: false,
+                queries_file: None,
+            },
+            settings: super::super::settings::Settings {
+                max_age: Duration::from_secs(60),
+            },
+            stat_statements: stat_statements::StatStatements::new(1, 1, false),
+            custom_queries: None,
+        };
+        let registry = registry(&config, &[m.clone()]);
+        let log = &m.log;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = log.times.lock();
+            panic!("a collector bug while holding the lock");
+        }));
+        assert!(m.log.times.is_poisoned());
+        for scrape in 1..=2 {
+            let ctx = ScrapeContext::with_timeout(Duration::from_secs(5));
+            let families = registry.gather(&ctx, None).await.unwrap();
+            let success = ("collector", "up");
+            assert_eq!(
+                value(&families, "pg_scrape_collector_success", Some(success)),
+                Some(1.0)
+            );
+            assert_eq!(value(&families, "pg_up", None), Some(0.0));
+            assert_eq!(
+                value(&families, "pg_exporter_scrapes_total", None),
+                Some(scrape as f64)
+            );
+        }
+    }
+
     #[test]
     fn short_versions() {
         assert_eq!(super::short_version(150018), "15.18.0");
