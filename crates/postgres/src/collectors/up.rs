@@ -211,7 +211,7 @@ mod tests {
             stat_statements: stat_statements::StatStatements::new(1, 1, false),
             custom_queries: None,
         };
-        let registry = registry(&config, &[m.clone()]);
+        let registry = registry(&config, std::slice::from_ref(&m));
         let log = &m.log;
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _held = log.times.lock();
