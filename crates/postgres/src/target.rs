@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use oxmon_core::sync::LockExt;
-use oxmon_core::ScrapeContext;
+use oxmon_core::{parse_duration, ScrapeContext};
 use tokio::time::Instant;
 
 use crate::conn::{text_col, DbConn, Error, Live, SessionSettings};
@@ -26,6 +26,46 @@ pub struct Options {
     pub include_databases: Vec<String>,
     /// Per-database collectors never visit these.
     pub exclude_databases: Vec<String>,
+}
+
+/// The connection and database-selection flags.
+#[derive(clap::Args)]
+pub struct ConnectionArgs {
+    /// Databases the per-database collectors skip (comma separated).
+    #[arg(
+        long = "exclude-databases",
+        env = "PG_EXPORTER_EXCLUDE_DATABASES",
+        value_delimiter = ','
+    )]
+    exclude_databases: Vec<String>,
+    /// Only these databases for the per-database collectors (comma separated; empty: all).
+    #[arg(
+        long = "include-databases",
+        env = "PG_EXPORTER_INCLUDE_DATABASES",
+        value_delimiter = ','
+    )]
+    include_databases: Vec<String>,
+    /// statement_timeout for the exporter's sessions (a safety net; queries are also cancelled at the scrape deadline).
+    #[arg(long = "pg.statement-timeout", default_value = "15s", value_parser = parse_duration)]
+    statement_timeout: Duration,
+    /// lock_timeout for the exporter's sessions, so a catalog lock never stalls a scrape.
+    #[arg(long = "pg.lock-timeout", default_value = "1s", value_parser = parse_duration)]
+    lock_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    /// The options every target is built with.
+    pub fn options(self) -> Options {
+        let named = |list: Vec<String>| list.into_iter().filter(|d| !d.is_empty()).collect();
+        Options {
+            session: SessionSettings {
+                statement_timeout: self.statement_timeout,
+                lock_timeout: self.lock_timeout,
+            },
+            include_databases: named(self.include_databases),
+            exclude_databases: named(self.exclude_databases),
+        }
+    }
 }
 
 /// One monitored PostgreSQL server.

@@ -12,10 +12,13 @@
 //! share lives in [`Monitored`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector};
-use oxmon_core::{MetricFamily, Registry, ScrapeContext};
+use oxmon_core::collector_flags::{CollectorFlags, Selection};
+use oxmon_core::{parse_duration, MetricFamily, Registry, ScrapeContext};
 
+use crate::queries::UserQueries;
 use crate::target::Target;
 
 pub mod custom_queries;
@@ -184,6 +187,92 @@ pub const ALL: &[Entry] = &[
     },
 ];
 
+/// The collector selection flags: `--collector.<name>`,
+/// `--no-collector.<name>` and `--collector.disable-defaults`, with
+/// node_exporter's precedence (see `oxmon_core::collector_flags`).
+pub fn flags() -> CollectorFlags {
+    ALL.iter().fold(
+        CollectorFlags::new(ALL.iter().map(|e| (e.name, e.enabled_by_default))),
+        |flags, e| flags.describe(e.name, e.help),
+    )
+}
+
+/// The collectors' own flags.
+#[derive(clap::Args)]
+pub struct CollectorArgs {
+    /// Only pg_up, the exporter metrics and custom queries.
+    #[arg(
+        long = "disable-default-metrics",
+        env = "PG_EXPORTER_DISABLE_DEFAULT_METRICS"
+    )]
+    disable_default_metrics: bool,
+    /// Do not collect pg_settings.
+    #[arg(
+        long = "disable-settings-metrics",
+        env = "PG_EXPORTER_DISABLE_SETTINGS_METRICS"
+    )]
+    disable_settings_metrics: bool,
+    /// Run custom queries without `master: true` in every database too.
+    #[arg(
+        long = "auto-discover-databases",
+        env = "PG_EXPORTER_AUTO_DISCOVER_DATABASES"
+    )]
+    auto_discover_databases: bool,
+    /// stat_statements: number of statements exposed (the top by total time).
+    #[arg(long = "collector.stat_statements.limit", default_value_t = 100)]
+    stat_statements_limit: u32,
+    /// stat_statements: also expose the query text (pg_stat_statements_query_id).
+    #[arg(long = "collector.stat_statements.include_query")]
+    stat_statements_include_query: bool,
+    /// stat_statements: longest query text exposed.
+    #[arg(long = "collector.stat_statements.query_length", default_value_t = 120)]
+    stat_statements_query_length: u32,
+    /// Longest reuse of the pg_settings result (it is re-read at once after a reload or restart).
+    #[arg(long = "collector.settings.max-age", default_value = "5m", value_parser = parse_duration)]
+    settings_max_age: Duration,
+}
+
+impl CollectorArgs {
+    /// The registry configuration: the selected collectors (none with
+    /// `--disable-default-metrics`, no `settings` with
+    /// `--disable-settings-metrics`), custom queries when a file was
+    /// loaded, and a `server` label on `pg_up` for several targets.
+    pub fn config(
+        self,
+        selection: &Selection,
+        queries_file: Option<Arc<UserQueries>>,
+        several_targets: bool,
+    ) -> Config {
+        let enabled = if self.disable_default_metrics {
+            Vec::new()
+        } else {
+            ALL.iter()
+                .filter(|e| selection.is_enabled(e.name))
+                .filter(|e| !(self.disable_settings_metrics && matches!(e.how, How::Settings)))
+                .collect()
+        };
+        Config {
+            enabled,
+            up: up::Up {
+                server_label: several_targets,
+                queries_file: queries_file.clone(),
+            },
+            settings: settings::Settings {
+                max_age: self.settings_max_age,
+            },
+            stat_statements: stat_statements::StatStatements::new(
+                self.stat_statements_limit,
+                self.stat_statements_query_length,
+                self.stat_statements_include_query,
+            ),
+            custom_queries: queries_file.map(|queries| custom_queries::CustomQueries {
+                queries,
+                auto_discover_databases: self.auto_discover_databases,
+            }),
+        }
+    }
+}
+
 /// What the registries are built from: the collectors that are on and
 /// the options of those that have any.
 #[derive(Clone)]
@@ -332,9 +421,54 @@ fn joined(errors: Vec<String>) -> CollectResult {
 
 #[cfg(test)]
 mod tests {
+    use clap::FromArgMatches;
+
     use super::table::testing::mismatches;
     use super::table::{Source, Table};
-    use super::{instance, How, ALL};
+    use super::{flags, instance, CollectorArgs, How, ALL};
+
+    /// The collectors a command line enables.
+    fn enabled(args: &[&str]) -> Vec<&'static str> {
+        let flags = flags();
+        let cmd = <CollectorArgs as clap::Args>::augment_args(clap::Command::new("oxmon-postgres"));
+        let matches = flags
+            .augment(cmd)
+            .try_get_matches_from(std::iter::once("oxmon-postgres").chain(args.iter().copied()))
+            .unwrap();
+        let config = CollectorArgs::from_arg_matches(&matches).unwrap().config(
+            &flags.resolve(&matches),
+            None,
+            false,
+        );
+        config.enabled.iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn selection_follows_node_exporter_precedence_and_postgres_exporter_switches() {
+        let defaults = enabled(&[]);
+        assert_eq!(defaults.len(), ALL.len() - 1);
+        assert!(!defaults.contains(&"stat_statements"));
+        // The later of --collector.X and --no-collector.X wins.
+        assert!(
+            enabled(&["--no-collector.settings", "--collector.settings"]).contains(&"settings")
+        );
+        assert!(
+            !enabled(&["--collector.settings", "--no-collector.settings"]).contains(&"settings")
+        );
+        assert_eq!(
+            enabled(&[
+                "--collector.disable-defaults",
+                "--collector.locks",
+                "--collector.stat_statements"
+            ]),
+            ["locks", "stat_statements"]
+        );
+        // postgres_exporter's switches still turn collectors off, named or not.
+        assert!(enabled(&["--disable-default-metrics", "--collector.locks"]).is_empty());
+        assert!(
+            !enabled(&["--disable-settings-metrics", "--collector.settings"]).contains(&"settings")
+        );
+    }
 
     /// Every query-table collector reads exactly what each version of its
     /// SQL returns (checked without a server, so also for the versions the
