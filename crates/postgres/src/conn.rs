@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oxmon_core::logging::{FailureLog, FailureSubject};
 use oxmon_core::sync::LockExt;
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
@@ -43,6 +44,8 @@ pub struct DbConn {
     tls: Option<RustlsMakeTls>,
     session_sql: String,
     state: tokio::sync::Mutex<State>,
+    /// Logs a failure once, not every scrape while it repeats.
+    failures: FailureLog,
 }
 
 impl DbConn {
@@ -108,6 +111,7 @@ impl DbConn {
             tls,
             session_sql,
             state: tokio::sync::Mutex::new(State::Idle),
+            failures: FailureLog::new(FailureSubject::Target),
         }
     }
 
@@ -130,15 +134,14 @@ impl DbConn {
         };
         match result {
             Ok(live) => {
+                self.failures.succeeded(&self.label);
                 let live = Arc::new(live);
                 *state = State::Live(live.clone());
                 Ok(live)
             }
             Err(e) => {
                 let msg = e.to_string();
-                if !matches!(&*state, State::Failed { err, .. } if *err == msg) {
-                    tracing::warn!(target_db = %self.label, err = %msg, "connecting to PostgreSQL failed");
-                }
+                self.failures.failed(&self.label, &msg);
                 *state = State::Failed {
                     at: Instant::now(),
                     err: msg,
