@@ -1,0 +1,2 @@
+//! oxmon-sidecar.
+fn main() {}
