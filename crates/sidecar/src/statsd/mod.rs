@@ -1,1 +1,4 @@
 //! StatsD.
+pub mod escape;
+pub mod gosyntax;
+pub mod line;
