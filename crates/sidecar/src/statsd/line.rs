@@ -448,7 +448,9 @@ fn tag_pair<'a>(tag: &'a str, separator: char, labels: &mut Labels<'a>, counts: 
 /// where NaN and values beyond `i64` become `i64::MIN`; negative counts and
 /// zero mean no event.
 fn go_int_to_count(x: f64) -> u64 {
-    if x.is_nan() || x >= 9.223_372_036_854_775_807e18 || x < -9.223_372_036_854_775_808e18 {
+    // 2^63: the first value beyond i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIMIT..LIMIT).contains(&x) {
         return 0;
     }
     let n = x.trunc() as i64;

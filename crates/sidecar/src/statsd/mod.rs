@@ -2,3 +2,4 @@
 pub mod escape;
 pub mod gosyntax;
 pub mod line;
+pub mod mapper;

@@ -38,7 +38,7 @@
 
 mod summary;
 
-pub use summary::{SummaryConfig, MAX_REPEATS};
+pub use summary::{SummaryConfig, DEFAULT_OBJECTIVES, MAX_REPEATS};
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -261,10 +261,7 @@ impl QuantileStream {
             if len == 0 {
                 return 0.0;
             }
-            let mut i = (len as f64 * q).ceil() as usize;
-            if i > 0 {
-                i -= 1;
-            }
+            let i = ((len as f64 * q).ceil() as usize).saturating_sub(1);
             self.sort_buffer();
             return self.buffer[i.min(len - 1)].value;
         }
