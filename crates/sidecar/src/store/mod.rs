@@ -116,7 +116,8 @@ pub enum Op<'a> {
 }
 
 impl Op<'_> {
-    fn kind(&self) -> Kind {
+    /// The type of name this update needs.
+    pub fn kind(&self) -> Kind {
         match self {
             Op::CounterAdd(_) => Kind::Counter,
             Op::GaugeSet(_) | Op::GaugeAdd(_) => Kind::Gauge,
