@@ -24,7 +24,6 @@
 //! would register a metric without a name and fail its scrapes.
 
 use std::borrow::Cow;
-use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -49,7 +48,7 @@ struct Resolution {
 /// Applies samples to the store. Owned by the one thread that does so.
 pub struct Handler {
     mapper: Mapper,
-    cache: Cache<Rc<Resolution>>,
+    cache: Cache<Arc<Resolution>>,
     key: String,
     stats: Arc<Stats>,
     /// Label buffer reused between samples (see [`Line::recycle`]).
@@ -84,7 +83,7 @@ impl Handler {
         self.stats.cache_length.store(0, Relaxed);
     }
 
-    fn resolve(&mut self, name: &str, kind: MetricType) -> Rc<Resolution> {
+    fn resolve(&mut self, name: &str, kind: MetricType) -> Arc<Resolution> {
         self.key.clear();
         self.key.push_str(kind.as_str());
         self.key.push('.');
@@ -94,7 +93,7 @@ impl Handler {
             self.stats.cache_hits.fetch_add(1, Relaxed);
             return r.clone();
         }
-        let r = Rc::new(match self.mapper.lookup(name, kind) {
+        let r = Arc::new(match self.mapper.lookup(name, kind) {
             Some(m) => Resolution {
                 mapping: Some(m.mapping),
                 name: escape_metric_name(&m.name).into(),

@@ -46,6 +46,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::metrics::{Metric, MetricFamily, MetricType, Value};
 
 use self::summary::Summary;
@@ -69,6 +70,44 @@ impl Default for Limits {
             max_series_per_metric: 10_000,
             default_ttl: None,
         }
+    }
+}
+
+/// The store's flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Most series per metric name; updates that would create more are
+    /// dropped and counted in app_series_dropped_total{metric}.
+    #[arg(long = "store.max-series-per-metric", default_value_t = 10_000)]
+    pub max_series_per_metric: usize,
+
+    /// Remove a series not updated for this long (0: keep). A StatsD
+    /// mapping's ttl takes precedence.
+    #[arg(long = "store.series-ttl", default_value = "0s", value_parser = oxmon_core::parse_duration)]
+    pub series_ttl: Duration,
+}
+
+impl StoreArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_series_per_metric: self.max_series_per_metric,
+            default_ttl: (!self.series_ttl.is_zero()).then_some(self.series_ttl),
+        }
+    }
+}
+
+/// The collector exposing the store at each scrape.
+pub struct StoreCollector(pub Arc<Store>);
+
+impl SyncCollector for StoreCollector {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        self.0.collect(Instant::now(), out);
+        Ok(())
     }
 }
 

@@ -140,7 +140,8 @@ fn conflicting_metrics() {
     let config =
         "mappings:\n- match: histogram.*\n  timer_type: histogram\n  name: \"histogram_${1}\"\n";
     // (lines, metric, labels, expected value of the first event's series)
-    let cases: &[(&[&str], &str, &[(&str, &str)], f64)] = &[
+    type Case<'a> = (&'a [&'a str], &'a str, &'a [(&'a str, &'a str)], f64);
+    let cases: &[Case] = &[
         (&["cvg_test:1|c", "cvg_test:2|g"], "cvg_test", &[], 1.0),
         (
             &[
