@@ -84,13 +84,17 @@ impl Worker {
         let mut next_expiry = Instant::now() + Duration::from_secs(1);
         loop {
             let wait = next_expiry.saturating_duration_since(Instant::now());
-            match self.packets.recv_timeout(wait) {
-                Ok(packet) => line = self.process(packet, line),
-                Err(RecvTimeoutError::Timeout) => {}
+            let packet = match self.packets.recv_timeout(wait) {
+                Ok(packet) => Some(packet),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
-            }
+            };
+            // A reload applies to every packet that arrives after it.
             while let Ok(mapper) = self.reloads.try_recv() {
                 self.handler.set_mapper(mapper);
+            }
+            if let Some(packet) = packet {
+                line = self.process(packet, line);
             }
             let now = Instant::now();
             if now >= next_expiry {
