@@ -14,8 +14,8 @@
 //! - Unixgram: like UDP but, as in statsd_exporter, never dropped.
 //!
 //! One worker thread takes queue items, parses their lines and applies them
-//! to the store under one lock per item, and expires idle series every
-//! second. A datagram is split on `\n` and every piece counts as a line (a
+//! to the store, everything already queued under one lock, and expires idle
+//! series every second. A datagram is split on `\n` and every piece counts as a line (a
 //! trailing newline adds an empty one), as statsd_exporter counts them.
 
 use std::io;
@@ -31,11 +31,14 @@ use super::handler::Handler;
 use super::line::{Line, ParseCounts, Parser};
 use super::mapper::Mapper;
 use super::stats::Stats;
-use crate::store::Store;
+use crate::store::{Store, Writer};
 
 /// statsd_exporter's TCP line limit: its line reader holds 4096 bytes,
 /// newline included.
 pub const MAX_TCP_LINE: usize = 4096;
+
+/// Most packets applied under one store lock, so a scrape waits little.
+const MAX_BATCH: u64 = 256;
 
 /// Buffers larger than this are not recycled, so rare jumbo datagrams do
 /// not pin memory.
@@ -84,7 +87,7 @@ impl Worker {
         let mut next_expiry = Instant::now() + Duration::from_secs(1);
         loop {
             let wait = next_expiry.saturating_duration_since(Instant::now());
-            let packet = match self.packets.recv_timeout(wait) {
+            let first = match self.packets.recv_timeout(wait) {
                 Ok(packet) => Some(packet),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -93,8 +96,8 @@ impl Worker {
             while let Ok(mapper) = self.reloads.try_recv() {
                 self.handler.set_mapper(mapper);
             }
-            if let Some(packet) = packet {
-                line = self.process(packet, line);
+            if let Some(packet) = first {
+                line = self.process_batch(packet, line);
             }
             let now = Instant::now();
             if now >= next_expiry {
@@ -104,27 +107,53 @@ impl Worker {
         }
     }
 
-    /// Applies one packet; takes and returns the reusable line buffers.
-    fn process(&mut self, packet: Packet, line: Line<'static>) -> Line<'static> {
+    /// Applies `first` and whatever else is already queued (up to
+    /// [`MAX_BATCH`] packets) under one store lock; takes and returns the
+    /// reusable line buffers.
+    fn process_batch(&mut self, first: Packet, line: Line<'static>) -> Line<'static> {
         let mut counts = ParseCounts::default();
         let mut lines = 0u64;
-        let mut line = line.recycle();
+        let mut packets = 0u64;
+        let mut line = line;
         {
-            let body: &[u8] = match packet.framing {
-                Framing::Datagram => &packet.data,
-                Framing::Lines => packet.data.strip_suffix(b"\n").unwrap_or(&packet.data),
-            };
-            let mut writer = self.store.writer(Instant::now());
-            for raw in body.split(|&b| b == b'\n') {
-                lines += 1;
-                self.parser.parse_bytes(raw, &mut line, &mut counts);
-                self.handler.handle(&mut line, &mut writer);
+            let store = self.store.clone();
+            let mut writer = store.writer(Instant::now());
+            let mut next = Some(first);
+            while let Some(packet) = next {
+                line = self.process(packet, line, &mut writer, &mut counts, &mut lines);
+                packets += 1;
+                next = if packets < MAX_BATCH {
+                    self.packets.try_recv().ok()
+                } else {
+                    None
+                };
             }
         }
-        let line = line.recycle();
         self.stats.lines.fetch_add(lines, Relaxed);
         self.stats.add_parsed(&counts);
-        self.stats.events_flushed.fetch_add(1, Relaxed);
+        self.stats.events_flushed.fetch_add(packets, Relaxed);
+        line
+    }
+
+    fn process(
+        &mut self,
+        packet: Packet,
+        line: Line<'static>,
+        writer: &mut Writer<'_>,
+        counts: &mut ParseCounts,
+        lines: &mut u64,
+    ) -> Line<'static> {
+        let mut line = line.recycle();
+        let body: &[u8] = match packet.framing {
+            Framing::Datagram => &packet.data,
+            Framing::Lines => packet.data.strip_suffix(b"\n").unwrap_or(&packet.data),
+        };
+        for raw in body.split(|&b| b == b'\n') {
+            *lines += 1;
+            self.parser.parse_bytes(raw, &mut line, counts);
+            self.handler.handle(&mut line, writer);
+        }
+        let line = line.recycle();
         if packet.framing == Framing::Datagram && packet.data.capacity() <= RECYCLE_LIMIT {
             let _ = self.recycle.try_send(packet.data);
         }
