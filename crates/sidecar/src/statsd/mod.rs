@@ -352,3 +352,58 @@ fn spawn_reloader(path: Option<PathBuf>, reload: Sender<Mapper>, stats: Arc<Stat
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        statsd: StatsdArgs,
+    }
+
+    fn styles(args: &[&str]) -> TagStyles {
+        let mut all = vec!["x"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).statsd.tag_styles()
+    }
+
+    #[test]
+    fn flags_follow_statsd_exporter() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.statsd.listen_udp, ":9125");
+        assert_eq!(cli.statsd.listen_tcp, ":9125");
+        assert_eq!(cli.statsd.listen_unixgram, "");
+        assert_eq!(cli.statsd.cache_size, 1000);
+        assert_eq!(cli.statsd.cache_type, CacheType::Lru);
+        assert_eq!(cli.statsd.udp_packet_queue_size, 10000);
+        assert_eq!(cli.statsd.event_flush_interval, Duration::from_millis(200));
+        assert_eq!(styles(&[]), TagStyles::default());
+        let off = styles(&[
+            "--no-statsd.parse-influxdb-tags",
+            "--statsd.parse-librato-tags=false",
+        ]);
+        assert!(off.dogstatsd && !off.influxdb && !off.librato && off.signalfx);
+        // The last of a flag and its negation wins.
+        assert!(
+            styles(&[
+                "--no-statsd.parse-signalfx-tags",
+                "--statsd.parse-signalfx-tags"
+            ])
+            .signalfx
+        );
+        assert!(
+            !styles(&[
+                "--statsd.parse-signalfx-tags",
+                "--no-statsd.parse-signalfx-tags"
+            ])
+            .signalfx
+        );
+        let cli = Cli::parse_from(["x", "--statsd.listen-tcp=", "--statsd.cache-type=random"]);
+        assert_eq!(cli.statsd.listen_tcp, "");
+        assert_eq!(cli.statsd.cache_type, CacheType::Random);
+    }
+}

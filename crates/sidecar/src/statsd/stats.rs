@@ -101,9 +101,9 @@ impl Stats {
         *conflicts.entry((t.as_str(), name.to_string())).or_default() += n;
     }
 
-    /// The value of a counter by its full metric name and label value
-    /// (tests and benchmarks read the counters this way).
-    pub fn get(&self, name: &str, label: Option<&str>) -> Option<u64> {
+    /// The value of a series by its metric name and one label value.
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str, label: Option<&str>) -> Option<u64> {
         let mut families = Vec::new();
         self.write(&mut families);
         families

@@ -397,14 +397,11 @@ struct RawSummaryOptions {
     buf_cap: Option<u32>,
 }
 
+/// `histogram_options`; statsd_exporter's native-histogram settings are
+/// accepted and ignored (classic buckets only).
 #[derive(Debug, Clone, Default, Deserialize)]
 struct RawHistogramOptions {
     buckets: Option<Vec<f64>>,
-    // Accepted for compatibility; classic buckets only.
-    #[allow(dead_code)]
-    native_histogram_bucket_factor: Option<f64>,
-    #[allow(dead_code)]
-    native_histogram_max_buckets: Option<u32>,
 }
 
 /// A scalar read as text, as Go's YAML library reads any scalar into a

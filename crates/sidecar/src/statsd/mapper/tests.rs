@@ -463,6 +463,9 @@ fn observer_types_and_options() {
     let m = load("---\ndefaults:\n  histogram_options:\n    buckets: [0.2, 2, 20, 200]\nmappings:\n- match: test.*.*\n  observer_type: histogram\n  name: \"foo\"\n  labels: {}\n  histogram_options:\n    buckets: [0.1, 1, 10, 100, 1000]\n- match: test_default.*.*\n  observer_type: histogram\n  name: \"foo_default\"\n  labels: {}\n");
     assert_eq!(buckets(&m, "test.*.*"), b);
     assert_eq!(buckets(&m, "test_default.*.*"), [0.2, 2.0, 20.0, 200.0]);
+    // Native-histogram settings are accepted and ignored.
+    let m = load("mappings:\n- match: n.*\n  name: n\n  observer_type: histogram\n  histogram_options: {buckets: [1, 2], native_histogram_bucket_factor: 1.1, native_histogram_max_buckets: 100}\n");
+    assert_eq!(buckets(&m, "n.x"), [1.0, 2.0]);
     // Defaults choose the observer of unmapped names too.
     let m = load("defaults:\n  observer_type: histogram\n  buckets: [1, 2]\n");
     assert_eq!(
