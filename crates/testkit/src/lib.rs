@@ -50,6 +50,7 @@ mod prom;
 mod reaper;
 mod redis;
 mod util;
+pub mod versions;
 
 pub use certs::TestCerts;
 pub use check::{assert_golden, line_diff, promtool, promtool_check_metrics};
@@ -68,6 +69,7 @@ pub use redis::{Redis, Reply};
 pub use util::{
     find_program, free_port, is_root, log_tail, require_program, send_signal, tail, wait_until,
 };
+pub use versions::ServerBuild;
 
 /// Re-exported: [`Prometheus::query`] and friends return `serde_json::Value`.
 pub use serde_json;
