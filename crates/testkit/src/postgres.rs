@@ -266,14 +266,9 @@ impl Postgres {
         db: &str,
         sql: &str,
     ) -> Result<String, String> {
-        let mut child = Command::new(&self.psql)
-            .args(["-h", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .args(["-U", user, "-d", db])
+        let mut child = self
+            .psql_command_as(user, password, db)
             .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-f", "-"])
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env_remove("PGSERVICE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -295,6 +290,24 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+
+    /// A `psql` command connected as superuser to `db` over TCP, for a
+    /// session the test runs itself (add `-c SQL` or feed it stdin), for
+    /// example one that holds a connection open.
+    pub fn psql_command(&self, db: &str) -> Command {
+        self.psql_command_as("postgres", POSTGRES_PASSWORD, db)
+    }
+
+    fn psql_command_as(&self, user: &str, password: &str, db: &str) -> Command {
+        let mut cmd = Command::new(&self.psql);
+        cmd.args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", user, "-d", db])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env_remove("PGSERVICE");
+        cmd
     }
 
     /// Stops the server (`pg_ctl stop -m fast`); the data stay.
