@@ -26,12 +26,14 @@
 //!   the server's views instead. Its replication families need a WAL
 //!   receiver; the PostgreSQL 15 test in integration.rs compares them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use oxmon_testkit::versions::matrix_skipped;
 use oxmon_testkit::{require_program, ExporterProcess, Exposition, Postgres, ServerBuild};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oxmon-postgres");
 
@@ -377,26 +379,11 @@ fn compare_with_postgres_exporter(major: u32, pg: &Postgres, ours: &Exposition) 
     let peer = ExporterProcess::start(&peer_bin, &[], &[("DATA_SOURCE_NAME", dsn.as_str())]);
     let peer_e = peer.scrape();
     assert_eq!(peer_e.value("pg_up", &[]), Some(1.0), "{}", peer.log());
-    let ours = families(ours);
-    let mut missing = Vec::new();
-    let mut different = Vec::new();
-    let mut compared = 0;
-    for (name, (kind, labels)) in families(&peer_e) {
-        if ["go_", "process_", "promhttp_", "postgres_exporter_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        {
-            continue;
-        }
-        compared += 1;
-        match ours.get(&name) {
-            None => missing.push(name),
-            Some((k, l)) if *k != kind || *l != labels => {
-                different.push(format!("{name}: peer {kind} {labels:?}, ours {k} {l:?}"))
-            }
-            Some(_) => {}
-        }
-    }
+    let common::Comparison {
+        compared,
+        missing,
+        different,
+    } = common::compare(&peer_e, ours);
     eprintln!(
         "PostgreSQL {major}: compared {compared} families of prometheus-postgres-exporter: \
          {} missing, {} different",
@@ -413,19 +400,4 @@ fn compare_with_postgres_exporter(major: u32, pg: &Postgres, ours: &Exposition) 
         "PostgreSQL {major}: families that differ:\n{}",
         different.join("\n")
     );
-}
-
-/// Family name → (type, the label-name sets of its samples).
-fn families(e: &Exposition) -> BTreeMap<String, (String, BTreeSet<Vec<String>>)> {
-    e.families
-        .iter()
-        .map(|(n, f)| {
-            let labels = f
-                .samples
-                .iter()
-                .map(|s| s.labels.keys().cloned().collect())
-                .collect();
-            (n.clone(), (f.kind.clone(), labels))
-        })
-        .collect()
 }
