@@ -133,6 +133,21 @@ impl Postgres {
                     .args(["-R", "postgres:postgres"])
                     .arg(dir),
             )?;
+            // A build outside Debian's directories must be reachable by
+            // that user, which cannot enter /root, for example.
+            let initdb = self.build.bin_dir.join("initdb");
+            run_command(
+                Command::new("runuser")
+                    .args(["-u", "postgres", "--", "test", "-x"])
+                    .arg(&initdb),
+            )
+            .map_err(|_| {
+                format!(
+                    "the postgres user cannot run {}: every directory above it must be \
+                     searchable by others (root's server cache is /var/cache/oxmon/servers)",
+                    initdb.display()
+                )
+            })?;
         }
         run_command(
             self.server_command("initdb")
