@@ -2,13 +2,15 @@
 //! `redis-server`s started here, and against Debian's
 //! `prometheus-redis-exporter` for the compatibility comparison.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use oxmon_testkit::{
     parse, require_program, url_encode, wait_until, ExporterProcess, Exposition, Readiness, Redis,
     StartOptions, TestCerts,
 };
+
+mod common;
+use common::compare;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oxmon-redis");
 
@@ -333,49 +335,6 @@ fn every_section_key_checks_and_replica() {
     );
     // /scrape answers with the target's metrics only.
     assert!(re.family("process_cpu_seconds_total").is_none());
-}
-
-/// The set of label names per family, without `quantile`/`le`.
-fn label_names(e: &Exposition) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    e.families
-        .values()
-        .map(|f| {
-            let labels = f
-                .samples
-                .iter()
-                .flat_map(|s| s.labels.keys().cloned())
-                .filter(|l| l != "quantile" && l != "le")
-                .collect();
-            (f.name.clone(), (f.kind.clone(), labels))
-        })
-        .collect()
-}
-
-/// Families the Go exporter emits that oxmon-redis cannot match: Go
-/// runtime metrics, and build info whose labels describe the Go build.
-fn not_comparable(name: &str) -> bool {
-    name.starts_with("go_") || name == "redis_exporter_build_info"
-}
-
-fn compare(peer: &Exposition, ours: &Exposition, what: &str) -> Vec<String> {
-    let ours = label_names(ours);
-    let mut problems = Vec::new();
-    for (name, (kind, labels)) in label_names(peer) {
-        if not_comparable(&name) {
-            continue;
-        }
-        match ours.get(&name) {
-            None => problems.push(format!("{what}: missing {name} ({kind})")),
-            Some((k, _)) if *k != kind => {
-                problems.push(format!("{what}: {name} is {k}, peer has {kind}"))
-            }
-            Some((_, l)) if *l != labels => {
-                problems.push(format!("{what}: {name} labels {l:?}, peer has {labels:?}"))
-            }
-            _ => {}
-        }
-    }
-    problems
 }
 
 #[test]
