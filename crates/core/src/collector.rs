@@ -66,6 +66,12 @@ pub struct ScrapeContext {
     pub id: u64,
 }
 
+/// The longest scrape deadline anything can ask for: Prometheus' timeout
+/// header, `--scrape.timeout`. Longer requests are cut to this, so no value
+/// from a request can overflow a deadline (`1e19` seconds once panicked the
+/// request task).
+pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The id of the next scrape; starts at 1 so 0 can mean "none yet".
 static NEXT_SCRAPE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -78,9 +84,10 @@ impl ScrapeContext {
         }
     }
 
-    /// A context for a new scrape whose deadline is `timeout` from now.
+    /// A context for a new scrape whose deadline is `timeout` from now, at
+    /// most [`MAX_SCRAPE_TIMEOUT`].
     pub fn with_timeout(timeout: Duration) -> Self {
-        Self::new(Instant::now() + timeout)
+        Self::new(Instant::now() + timeout.min(MAX_SCRAPE_TIMEOUT))
     }
 
     /// Time left until the deadline (zero when past it).

@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::collector::{BoxFuture, Registry, ScrapeContext, Selection};
+use crate::collector::{BoxFuture, Registry, ScrapeContext, Selection, MAX_SCRAPE_TIMEOUT};
 use crate::encode::{encode, Format};
 use crate::flags::WebArgs;
 use crate::metrics::{normalize, MetricFamily};
@@ -241,12 +241,14 @@ fn html_escape(s: &str) -> String {
 }
 
 /// The deadline for a scrape: Prometheus' timeout header minus the offset,
-/// else the flag default.
+/// else the flag default. The header is untrusted: a value that is not a
+/// positive number (NaN, infinite, negative, zero, junk) is ignored, and a
+/// huge one is cut to [`MAX_SCRAPE_TIMEOUT`].
 fn scrape_timeout(web: &WebArgs, header: Option<&str>) -> Duration {
     let from_header = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .map(|s| Duration::from_secs_f64(s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64())));
     match from_header {
         Some(t) if t > web.timeout_offset * 2 => t - web.timeout_offset,
         Some(t) => t.mul_f64(0.75),
@@ -693,6 +695,12 @@ mod tests {
             Duration::from_millis(375)
         );
         assert_eq!(scrape_timeout(&web, Some("junk")), Duration::from_secs(10));
+        assert_eq!(scrape_timeout(&web, Some("NaN")), Duration::from_secs(10));
+        assert_eq!(scrape_timeout(&web, Some("-3")), Duration::from_secs(10));
+        assert_eq!(
+            scrape_timeout(&web, Some("1e19")),
+            MAX_SCRAPE_TIMEOUT - web.timeout_offset
+        );
     }
 
     #[test]

@@ -365,3 +365,38 @@ async fn slow_clients_are_cut_off_and_shutdown_is_graceful() {
         "listener must be closed after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_scrape_timeout_headers_are_clamped_not_fatal() {
+    let srv = start(&["--scrape.timeout=2s"], Duration::ZERO).await;
+    for value in [
+        "1e19",
+        "1e308",
+        "99999999999999999999999",
+        "NaN",
+        "inf",
+        "-inf",
+        "-1",
+        "0",
+        "1e-300",
+        "junk",
+    ] {
+        let header = format!("X-Prometheus-Scrape-Timeout-Seconds: {value}\r\n");
+        let (status, text) = get(srv.addr, "/metrics", &header)
+            .await
+            .unwrap_or_else(|e| panic!("timeout header {value}: no answer: {e}"));
+        assert_eq!(status, 200, "timeout header {value}: {text}");
+    }
+    // Other request values with absurd numbers are taken in stride too.
+    let (status, _) = get(
+        srv.addr,
+        "/metrics?collect[]=sleepy&exclude[]=",
+        "Accept: application/openmetrics-text;q=NaN;version=1.0.0, text/plain;q=1e40\r\nAccept-Encoding: gzip;q=inf, *;q=-1\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    // The request task survived: the server still answers.
+    assert_eq!(get(srv.addr, "/-/healthy", "").await.unwrap().0, 200);
+    srv.shutdown().await;
+}
