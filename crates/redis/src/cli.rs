@@ -20,6 +20,9 @@ pub struct Cli {
     #[command(flatten)]
     pub common: oxmon_core::CommonArgs,
 
+    #[command(flatten)]
+    pub target_cache: oxmon_core::target_guard::TargetCacheArgs,
+
     /// Address of the Redis instance scraped by /metrics
     /// (redis://host:port, rediss://host:port, unix:///path); empty: none,
     /// /metrics shows only the exporter's own metrics.

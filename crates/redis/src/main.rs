@@ -53,7 +53,13 @@ fn build(cli: &Cli) -> Result<Exporter, BuildError> {
             opts: Arc::clone(&config.opts),
         }));
     }
-    let route = ScrapeRoute::new(config.opts, config.main, config.allow, config.credentials);
+    let route = ScrapeRoute::new(
+        config.opts,
+        config.main,
+        config.allow,
+        config.credentials,
+        cli.target_cache.cache(scrape_route::IDLE_TARGET),
+    );
     Ok(Exporter {
         name: "oxmon-redis",
         description: "Prometheus exporter for Redis (redis_exporter compatible).",
