@@ -99,8 +99,11 @@ impl ScrapeRoute {
             Ok(Allowed::ByName) => None,
             Ok(Allowed::ByAddress(sa)) => Some(sa),
             Err(refused) => {
-                tracing::warn!(target = %key, reason = %refused, "refused /scrape target");
-                return Err(HttpError::forbidden(refused.to_string()));
+                // Through the failure log: a target refused on every
+                // request is logged once, not once per request.
+                let reason = refused.to_string();
+                self.opts.failures.failed(&key, &reason);
+                return Err(HttpError::forbidden(reason));
             }
         };
         let creds = self.credentials.resolve(&addr);

@@ -985,3 +985,40 @@ fn a_target_that_stays_down_is_logged_once_then_its_recovery() {
         exp.log()
     );
 }
+
+#[test]
+fn hostile_and_repeated_scrape_targets_keep_the_log_small() {
+    let exp = start(
+        &["--redis.addr=", "--scrape.allowed-targets=127.0.0.1"],
+        &[],
+    );
+    let startup_lines = exp.log().lines().count();
+    let down = format!("redis://127.0.0.1:{}", oxmon_testkit::free_port());
+    let long_host = format!("redis://{}.example:6379", "a".repeat(5000));
+    let long_socket = format!("unix:///{}", "b/".repeat(2500));
+    for _ in 0..20 {
+        let r = exp.get(&format!("/scrape?target={}", url_encode(&down)));
+        assert_eq!(up(&parse(&r.body)), Some(0.0));
+        for refused in ["redis://10.0.0.1:6379", &long_host, &long_socket] {
+            let r = exp.get(&format!("/scrape?target={}", url_encode(refused)));
+            assert_eq!(r.status, 403, "{}", r.body);
+        }
+    }
+    let log = exp.log();
+    let lines: Vec<&str> = log.lines().skip(startup_lines).collect();
+    // 80 failing requests about four targets: one line each.
+    assert!(lines.len() <= 4, "{} lines:\n{log}", lines.len());
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(&down)).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("10.0.0.1")).count(),
+        1,
+        "{log}"
+    );
+    // A hostile target is cut short in the log.
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
+}
