@@ -134,6 +134,28 @@ impl Service {
     pub fn web_config(&self) -> &Arc<WebConfigWatcher> {
         &self.0.config
     }
+
+    /// What SIGHUP does: re-reads the web config (when it changed; a broken
+    /// or empty file keeps the running one) and runs the registry's reload
+    /// hooks, on a blocking thread, logging each outcome.
+    pub async fn reload(&self) {
+        let state = Arc::clone(&self.0);
+        let reloading = tokio::task::spawn_blocking(move || {
+            state.config.reload();
+            for (name, hook) in state.exporter.registry.reload_hooks() {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())) {
+                    Ok(Ok(())) => tracing::info!(hook = %name, "reloaded"),
+                    Ok(Err(e)) => {
+                        tracing::error!(hook = %name, err = %e, "reload failed; keeping what was loaded")
+                    }
+                    Err(_) => {
+                        tracing::error!(hook = %name, "reload panicked; keeping what was loaded")
+                    }
+                }
+            }
+        });
+        let _ = reloading.await;
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -540,6 +562,26 @@ fn spawn_connection(
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
             }
+        }
+    });
+}
+
+/// Reloads `svc` on every SIGHUP (see [`Service::reload`]) instead of
+/// letting SIGHUP end the process. The handler is installed before this
+/// returns, so a SIGHUP sent once the server answers cannot kill it.
+pub fn reload_on_hangup(svc: Service) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(err = %e, "cannot handle SIGHUP; it will end the process");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the web config and reloadable files");
+            svc.reload().await;
         }
     });
 }

@@ -1022,3 +1022,15 @@ fn hostile_and_repeated_scrape_targets_keep_the_log_small() {
     let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
 }
+
+#[test]
+fn sighup_does_not_end_the_exporter() {
+    let mut exp = start(&["--redis.addr="], &[]);
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let reloaded = wait_until(Duration::from_secs(10), || {
+        exp.log().contains("SIGHUP").then_some(())
+    });
+    assert!(reloaded.is_some(), "{}", exp.log());
+    assert!(exp.is_running(), "{}", exp.log());
+    assert_eq!(exp.get("/-/healthy").status, 200);
+}
