@@ -1034,3 +1034,91 @@ fn sighup_does_not_end_the_exporter() {
     assert!(exp.is_running(), "{}", exp.log());
     assert_eq!(exp.get("/-/healthy").status, 200);
 }
+
+/// A hostile "Redis" on a free port: it answers every command with `+OK`
+/// except `INFO`, which gets `reply` followed by `x` bytes streamed for as
+/// long as the client reads. Returns the port.
+fn hostile_redis(reply: &'static [u8]) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                let mut line = String::new();
+                // Commands are arrays of bulk strings: *N, then N × ($len, data).
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let n: usize = line.trim()[1..].parse().unwrap_or(0);
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        args.push(line.trim().to_ascii_uppercase());
+                    }
+                    line.clear();
+                    if args.first().map(String::as_str) != Some("INFO") {
+                        let _ = out.write_all(b"+OK\r\n");
+                        continue;
+                    }
+                    if out.write_all(reply).is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while out.write_all(&chunk).is_ok() {}
+                    return;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The exporter's peak resident memory (VmHWM), in bytes.
+fn peak_rss(exp: &ExporterProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", exp.pid())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn a_hostile_huge_reply_is_refused_not_buffered() {
+    // A 2 GB bulk string announced up front, a reply that never ends its
+    // line, and an array of small strings that adds up without end.
+    for reply in [
+        &b"$2000000000\r\n"[..],
+        &b"+"[..],
+        &b"*100000000\r\n$1000000\r\n"[..],
+    ] {
+        let port = hostile_redis(reply);
+        let exp = start(&[&format!("--redis.addr=redis://127.0.0.1:{port}")], &[]);
+        let started = Instant::now();
+        let r = exp.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "5")]);
+        assert_eq!(r.status, 200);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let e = parse(&r.body);
+        assert_eq!(up(&e), Some(0.0), "{}", r.body);
+        let err = &e
+            .family("redis_exporter_last_scrape_error")
+            .unwrap()
+            .samples[0]
+            .labels["err"];
+        let shown = String::from_utf8_lossy(reply);
+        assert!(
+            err.contains("larger than"),
+            "{shown:?}: {err}\n{}",
+            exp.log()
+        );
+        assert_eq!(exp.get("/-/healthy").status, 200);
+        let rss = peak_rss(&exp);
+        assert!(rss < 128 << 20, "{shown:?}: peak RSS {} MiB", rss >> 20);
+    }
+}
