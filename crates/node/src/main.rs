@@ -7,8 +7,12 @@ use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
 use oxmon_core::{Exporter, Registry};
 
 mod collectors;
+mod device_filter;
+mod dir_listing;
+mod field_names;
+mod file_cache;
+mod off_thread;
 mod paths;
-mod read;
 
 /// Host metrics with node_exporter's metric names.
 #[derive(Parser, Debug)]
@@ -93,11 +97,11 @@ const NOT_IMPLEMENTED: &[&str] = &[
 ];
 
 fn main() -> ExitCode {
-    let table = collectors::entries();
+    let table = collectors::TABLE;
     // `--collector.<name>` / `--no-collector.<name>` for every collector,
     // added to the derived parser so --help lists them.
     let mut cmd = Cli::command();
-    for e in &table {
+    for e in table {
         let state = if e.default_enabled {
             "enabled"
         } else {

@@ -19,14 +19,52 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{CollectError, CollectResult};
-use oxmon_core::MetricFamily;
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache, CacheScope, DeviceFilter, SlowSysfs};
 use crate::collectors::Ctx;
+use crate::device_filter::DeviceFilter;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::{CacheScope, FileCache};
+use crate::off_thread::{off_thread, SlowSysfs};
+
+/// Flags of the hwmon collector (node_exporter's names).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of hwmon chip to include (mutually exclusive to chip-exclude).
+    #[arg(
+        id = "collector.hwmon.chip-include",
+        long = "collector.hwmon.chip-include",
+        value_name = "REGEX"
+    )]
+    pub chip_include: Option<String>,
+    /// Regexp of hwmon chip to exclude (mutually exclusive to chip-include).
+    #[arg(
+        id = "collector.hwmon.chip-exclude",
+        long = "collector.hwmon.chip-exclude",
+        value_name = "REGEX"
+    )]
+    pub chip_exclude: Option<String>,
+    /// Regexp of hwmon sensor (`<chip>;<sensor>`) to include.
+    #[arg(
+        id = "collector.hwmon.sensor-include",
+        long = "collector.hwmon.sensor-include",
+        value_name = "REGEX"
+    )]
+    pub sensor_include: Option<String>,
+    /// Regexp of hwmon sensor (`<chip>;<sensor>`) to exclude.
+    #[arg(
+        id = "collector.hwmon.sensor-exclude",
+        long = "collector.hwmon.sensor-exclude",
+        value_name = "REGEX"
+    )]
+    pub sensor_exclude: Option<String>,
+}
 
 /// Sensor types node_exporter reads.
 const SENSOR_TYPES: [&str; 14] = [
@@ -352,26 +390,26 @@ struct Reader {
     class: PathBuf,
     chips: DeviceFilter,
     sensors: DeviceFilter,
-    cache: AttrCache,
+    cache: FileCache,
     layout: Mutex<Option<Layout>>,
 }
 
 impl Reader {
     fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.b;
+        let f = &ctx.flags.hwmon;
         Ok(Reader {
             class: ctx.paths.sys("class/hwmon"),
             chips: DeviceFilter::new(
                 "collector.hwmon.chip",
-                f.hwmon_chip_include.as_deref(),
-                f.hwmon_chip_exclude.as_deref(),
+                f.chip_include.as_deref(),
+                f.chip_exclude.as_deref(),
             )?,
             sensors: DeviceFilter::new(
                 "collector.hwmon.sensor",
-                f.hwmon_sensor_include.as_deref(),
-                f.hwmon_sensor_exclude.as_deref(),
+                f.sensor_include.as_deref(),
+                f.sensor_exclude.as_deref(),
             )?,
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
             layout: Mutex::new(None),
         })
     }
@@ -470,7 +508,7 @@ impl Reader {
     }
 }
 
-/// The hwmon collector (run through [`super::off_thread`]: some hwmon
+/// The hwmon collector (run through [`off_thread`]: some hwmon
 /// drivers answer slowly).
 pub struct Hwmon {
     reader: Reader,
@@ -505,9 +543,15 @@ impl SlowSysfs for Hwmon {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(off_thread(Hwmon::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testing;
     use oxmon_core::collector::ScrapeContext;
     use oxmon_core::metrics::Value::Single;
 
@@ -583,16 +627,7 @@ mod tests {
 
     #[test]
     fn chips_named_from_device_links() {
-        use crate::collectors::CollectorFlags;
-        use crate::paths::Paths;
-        use clap::Parser;
         use std::os::unix::fs::symlink;
-
-        #[derive(clap::Parser)]
-        struct T {
-            #[command(flatten)]
-            f: CollectorFlags,
-        }
 
         let root = tempfile::tempdir().unwrap();
         let sys = root.path();
@@ -617,17 +652,12 @@ mod tests {
         for (n, h) in chips.iter().enumerate() {
             symlink(h, class.join(format!("hwmon{n}"))).unwrap();
         }
-        let paths = Paths {
-            procfs: sys.into(),
-            sysfs: sys.into(),
-            rootfs: sys.into(),
-            udev_data: sys.into(),
-        };
-        let t = T::parse_from(["x", "--collector.hwmon.sensor-exclude=mt_b;temp1"]);
-        let c = super::super::off_thread(
+        let paths = testing::paths_under(sys);
+        let flags = testing::flags(&["--collector.hwmon.sensor-exclude=mt_b;temp1"]);
+        let c = off_thread(
             Hwmon::new(&Ctx {
                 paths: &paths,
-                flags: &t.f,
+                flags: &flags,
             })
             .unwrap(),
         );
@@ -675,15 +705,7 @@ mod tests {
 
     #[test]
     fn a_hung_sensor_costs_one_deadline_not_the_runtime() {
-        use crate::collectors::CollectorFlags;
-        use crate::paths::Paths;
-        use clap::Parser;
-
-        #[derive(clap::Parser)]
-        struct T {
-            #[command(flatten)]
-            f: CollectorFlags,
-        }
+        use std::os::unix::fs::OpenOptionsExt;
 
         let root = tempfile::tempdir().unwrap();
         let chip = root.path().join("class/hwmon/hwmon0");
@@ -699,18 +721,12 @@ mod tests {
             0,
         )
         .unwrap();
-        let p = root.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from(["x"]);
-        let c = super::super::off_thread(
+        let paths = testing::paths_under(root.path());
+        let flags = testing::flags(&[]);
+        let c = off_thread(
             Hwmon::new(&Ctx {
                 paths: &paths,
-                flags: &t.f,
+                flags: &flags,
             })
             .unwrap(),
         );
@@ -729,8 +745,18 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         let err = scrape().unwrap_err().to_string();
         assert!(err.contains("still running"), "{err}");
-        // The driver answers: the reader finishes and later scrapes work.
-        std::fs::write(&fifo, "1000\n").unwrap();
+        // The driver answers: a writer releases the blocked open, and the
+        // attribute becomes a plain file (a FIFO would block every later
+        // open: only procfs/sysfs files stay open between reads).
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&fifo)
+            .unwrap();
+        let answered = root.path().join("answered");
+        std::fs::write(&answered, "1000\n").unwrap();
+        std::fs::rename(&answered, &fifo).unwrap();
+        drop(writer);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match scrape() {

@@ -22,16 +22,50 @@
 //! value is read from that tree.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
 use oxmon_core::collector::CollectError;
 
 use super::netdev::{format_hwaddr, SharedLinks, OPERSTATES};
-use super::{compile, dir_entries, AttrCache, CacheScope};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::{CacheScope, FileCache};
+
+/// Flags of the netclass collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of net devices to ignore for netclass collector.
+    #[arg(
+        id = "collector.netclass.ignored-devices",
+        long = "collector.netclass.ignored-devices",
+        value_name = "REGEX",
+        default_value = "^$"
+    )]
+    pub ignored_devices: String,
+    /// Ignore devices where the speed is invalid.
+    #[arg(
+        id = "collector.netclass.ignore-invalid-speed",
+        long = "collector.netclass.ignore-invalid-speed"
+    )]
+    pub ignore_invalid_speed: bool,
+    /// Accepted for compatibility; oxmon-node always reads
+    /// /sys/class/net (kept-open files make it cheap).
+    #[arg(id = "collector.netclass.netlink", long = "collector.netclass.netlink")]
+    pub netlink: bool,
+    /// Accepted for compatibility (the default).
+    #[arg(
+        id = "no-collector.netclass.netlink",
+        long = "no-collector.netclass.netlink",
+        hide = true
+    )]
+    pub no_netlink: bool,
+}
 
 /// Numeric attributes: `(file, metric name, is counter)`.
 const NUMERIC: [(&str, &str, bool); 17] = [
@@ -102,25 +136,22 @@ pub struct NetClass {
     ignored: Regex,
     ignore_invalid_speed: bool,
     netlink: bool,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl NetClass {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.b;
-        if f.netclass_netlink {
+        let f = &ctx.flags.netclass;
+        if f.netlink {
             tracing::info!("--collector.netclass.netlink: oxmon-node reads /sys/class/net with kept-open files instead");
         }
         Ok(NetClass {
             class: ctx.paths.sys("class/net"),
-            ignored: compile(
-                "collector.netclass.ignored-devices",
-                &f.netclass_ignored_devices,
-            )?,
-            ignore_invalid_speed: f.netclass_ignore_invalid_speed,
+            ignored: compile_regex("collector.netclass.ignored-devices", &f.ignored_devices)?,
+            ignore_invalid_speed: f.ignore_invalid_speed,
             netlink: ctx.paths.sysfs == std::path::Path::new("/sys"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         })
     }
 }
@@ -294,19 +325,16 @@ impl SyncCollector for NetClass {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(NetClass::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::CollectorFlags;
-    use crate::paths::Paths;
-    use clap::Parser;
+    use crate::collectors::testing;
     use oxmon_core::metrics::Value::Single;
-
-    #[derive(clap::Parser)]
-    struct T {
-        #[command(flatten)]
-        f: CollectorFlags,
-    }
 
     #[test]
     fn reads_interfaces() {
@@ -329,21 +357,14 @@ mod tests {
         }
         std::fs::write(net.join("dummy0/speed"), "-1\n").unwrap();
         std::fs::write(net.join("dummy0/flags"), "0x82\n").unwrap();
-        let p = dir.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from([
-            "x",
+        let paths = testing::paths_under(dir.path());
+        let flags = testing::flags(&[
             "--collector.netclass.ignored-devices=^veth",
             "--collector.netclass.ignore-invalid-speed",
         ]);
         let c = NetClass::new(&Ctx {
             paths: &paths,
-            flags: &t.f,
+            flags: &flags,
         })
         .unwrap();
         let mut out = Vec::new();

@@ -12,14 +12,33 @@
 //! read off the runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use oxmon_core::collector::{CollectError, CollectResult};
 use oxmon_core::metrics::LabelName;
-use oxmon_core::MetricFamily;
+use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile, dir_entries, AttrCache, SlowSysfs};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
+use crate::off_thread::{off_thread, SlowSysfs};
+
+/// Flags of the powersupplyclass collector (node_exporter's names and
+/// defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of power supplies to ignore for powersupplyclass collector.
+    #[arg(
+        id = "collector.powersupply.ignored-supplies",
+        long = "collector.powersupply.ignored-supplies",
+        value_name = "REGEX",
+        default_value = "^$"
+    )]
+    pub ignored_supplies: String,
+}
 
 /// `(sysfs attribute, metric suffix, divisor)` for numeric attributes.
 const NUMERIC: &[(&str, &str, f64)] = &[
@@ -101,7 +120,7 @@ const TEXT: &[&str] = &[
 pub struct PowerSupply {
     class: PathBuf,
     ignored: Regex,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl PowerSupply {
@@ -109,11 +128,11 @@ impl PowerSupply {
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
         Ok(PowerSupply {
             class: ctx.paths.sys("class/power_supply"),
-            ignored: compile(
+            ignored: compile_regex(
                 "collector.powersupply.ignored-supplies",
-                &ctx.flags.b.powersupply_ignored,
+                &ctx.flags.powersupplyclass.ignored_supplies,
             )?,
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         })
     }
 }
@@ -174,18 +193,15 @@ impl SlowSysfs for PowerSupply {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(off_thread(PowerSupply::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::CollectorFlags;
-    use crate::paths::Paths;
-    use clap::Parser;
-
-    #[derive(clap::Parser)]
-    struct T {
-        #[command(flatten)]
-        f: CollectorFlags,
-    }
+    use crate::collectors::testing;
 
     #[test]
     fn battery_units_and_info() {
@@ -204,17 +220,11 @@ mod tests {
         ] {
             std::fs::write(b.join(f), format!("{v}\n")).unwrap();
         }
-        let p = dir.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from(["x", "--collector.powersupply.ignored-supplies=^hidden$"]);
+        let paths = testing::paths_under(dir.path());
+        let flags = testing::flags(&["--collector.powersupply.ignored-supplies=^hidden$"]);
         let c = PowerSupply::new(&Ctx {
             paths: &paths,
-            flags: &t.f,
+            flags: &flags,
         })
         .unwrap();
         let mut out = Vec::new();

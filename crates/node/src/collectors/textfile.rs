@@ -469,7 +469,7 @@ pub fn expand_glob(pattern: &str) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for base in &current {
             if comp.contains(['*', '?']) {
-                if let Ok(names) = crate::read::list_dir(base) {
+                if let Ok(names) = crate::dir_listing::list_dir(base) {
                     for name in names {
                         if (!name.starts_with('.') || comp.starts_with('.'))
                             && wildcard_match(comp, &name)
@@ -521,6 +521,20 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Flags of the textfile collector.
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Directory (or glob of directories) to read text files with metrics
+    /// from; repeatable.
+    #[arg(
+        id = "collector.textfile.directory",
+        long = "collector.textfile.directory",
+        value_name = "DIR"
+    )]
+    pub directory: Vec<String>,
+}
+
 struct Textfile {
     directories: Vec<String>,
 }
@@ -528,7 +542,7 @@ struct Textfile {
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Textfile {
-        directories: ctx.flags.a.textfile_directory.clone(),
+        directories: ctx.flags.textfile.directory.clone(),
     }))
 }
 
@@ -558,7 +572,7 @@ impl SyncCollector for Textfile {
                 error = true;
             }
             for dir in dirs {
-                let names = match crate::read::list_dir(&dir) {
+                let names = match crate::dir_listing::list_dir(&dir) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");

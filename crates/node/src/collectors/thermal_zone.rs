@@ -9,17 +9,21 @@
 //! runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use oxmon_core::collector::{CollectError, CollectResult};
-use oxmon_core::MetricFamily;
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache, SlowSysfs};
+use crate::collectors::Ctx;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
+use crate::off_thread::{off_thread, SlowSysfs};
 use crate::paths::Paths;
 
 /// The thermal_zone collector.
 pub struct ThermalZone {
     class: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl ThermalZone {
@@ -27,7 +31,7 @@ impl ThermalZone {
     pub fn new(paths: &Paths) -> Self {
         ThermalZone {
             class: paths.sys("class/thermal"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -84,6 +88,11 @@ impl SlowSysfs for ThermalZone {
         out.extend([temp, cur, max]);
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(off_thread(ThermalZone::new(ctx.paths)))
 }
 
 #[cfg(test)]
