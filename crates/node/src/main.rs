@@ -13,6 +13,8 @@ mod field_names;
 mod file_cache;
 mod off_thread;
 mod paths;
+#[cfg(test)]
+mod procfs_core_comparison;
 
 /// Host metrics with node_exporter's metric names.
 #[derive(Parser, Debug)]
