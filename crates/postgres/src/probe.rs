@@ -514,7 +514,7 @@ impl Route for ProbeRoute {
             registry
                 .gather(&req.ctx, None)
                 .await
-                .map_err(HttpError::bad_request)
+                .map_err(|e| HttpError::bad_request(e.to_string()))
         })
     }
 }
