@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::CollectError;
+use oxmon_core::sync::LockExt;
 
 use crate::file_cache::is_missing;
 
@@ -90,7 +91,7 @@ impl<T> Refreshed<T> {
         &self,
         load: impl FnOnce() -> Result<T, CollectError>,
     ) -> Result<Arc<T>, CollectError> {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = self.cached.lock_unpoisoned();
         if let Some((at, v)) = cached.as_ref() {
             if at.elapsed() < LISTING_TTL {
                 return Ok(v.clone());
@@ -103,7 +104,7 @@ impl<T> Refreshed<T> {
 
     /// Forgets the value (something in it vanished).
     pub fn invalidate(&self) {
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.cached.lock_unpoisoned() = None;
     }
 }
 

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use oxmon_core::sync::LockExt;
+
 /// The `(name, help)` pair for `field` within `scope`, built by `make` the
 /// first time and kept for the life of the process: the set is small and
 /// fixed by the kernel. Never use it for user-controlled names (textfile).
@@ -14,10 +16,7 @@ pub fn intern_pair(
 ) -> (&'static str, &'static str) {
     type Table = HashMap<&'static str, HashMap<String, (&'static str, &'static str)>>;
     static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
-    let mut table = TABLE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut table = TABLE.get_or_init(Default::default).lock_unpoisoned();
     let scoped = table.entry(scope).or_default();
     if let Some(pair) = scoped.get(field) {
         return *pair;
@@ -42,7 +41,7 @@ pub type NameTable = Vec<(String, Option<(&'static str, &'static str)>)>;
 impl FieldNames {
     /// The table, for one scrape.
     pub fn lock(&self) -> MutexGuard<'_, NameTable> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock_unpoisoned()
     }
 }
 

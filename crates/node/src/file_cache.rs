@@ -31,6 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::CollectError;
+use oxmon_core::sync::LockExt;
 
 /// `SYSFS_MAGIC` of `<linux/magic.h>` (rustix names only procfs's).
 const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
@@ -146,7 +147,7 @@ impl FileCache {
     /// Starts one scrape's use of the cache; descriptors not used by the
     /// time the scope is dropped are closed.
     pub fn scope(&self) -> CacheScope<'_> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock_unpoisoned();
         entries.epoch += 1;
         CacheScope {
             entries,
@@ -158,7 +159,7 @@ impl FileCache {
     /// Number of descriptors held open.
     #[cfg(test)]
     fn open_handles(&self) -> usize {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.entries.lock_unpoisoned();
         entries
             .by_path
             .values()

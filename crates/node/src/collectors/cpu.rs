@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use oxmon_core::collector::{
     sync_collector, CollectError, CollectResult, ScrapeContext, SyncCollector,
 };
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
@@ -269,7 +270,7 @@ struct Cpu {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let a = &ctx.flags.cpu;
+    let a = &ctx.options.cpu;
     let flags_include = a
         .flags_include
         .as_deref()
@@ -376,11 +377,11 @@ impl Cpu {
             return Ok(());
         }
         let fresh = parse_cpu_times(&buf);
-        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut saved = self.saved.lock_unpoisoned();
         for (n, times) in &fresh {
             merge_times(saved.entry(*n).or_insert([0.0; 10]), times);
         }
-        let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut labels = self.labels.lock_unpoisoned();
         let mut secs = MetricFamily::counter(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",

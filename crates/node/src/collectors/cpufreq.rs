@@ -80,7 +80,7 @@ struct Cpufreq {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let cpu_info = ctx.flags.cpu.info_requested();
+    let cpu_info = ctx.options.cpu.info_requested();
     Ok(sync_collector(Cpufreq {
         cpu_dir: ctx.paths.sys("devices/system/cpu"),
         cpus: Refreshed::default(),

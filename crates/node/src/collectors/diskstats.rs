@@ -254,7 +254,7 @@ fn device_filter(f: &Flags) -> Result<DeviceFilter, String> {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let filter = device_filter(&ctx.flags.diskstats)?;
+    let filter = device_filter(&ctx.options.diskstats)?;
     let udev_available = ctx.paths.udev_data.is_dir();
     if !udev_available {
         tracing::info!(path = %ctx.paths.udev_data.display(), "udev data directory not readable: disk info labels will be empty");
@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn default_filter() {
-        let f = device_filter(&testing::flags(&[]).diskstats).unwrap();
+        let f = device_filter(&testing::options(&[]).diskstats).unwrap();
         for dev in ["sda", "nvme0n1", "dm-0", "vda", "mmcblk0"] {
             assert!(!f.ignored(dev), "{dev}");
         }
@@ -461,7 +461,7 @@ mod tests {
             assert!(f.ignored(dev), "{dev}");
         }
         let args = ["--collector.diskstats.device-include=^sd"];
-        let f = device_filter(&testing::flags(&args).diskstats).unwrap();
+        let f = device_filter(&testing::options(&args).diskstats).unwrap();
         assert!(!f.ignored("sda1"), "no default exclusion with an include");
         assert!(f.ignored("nvme0n1"));
     }

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily, ScrapeContext};
 use regex::Regex;
 
@@ -249,7 +250,7 @@ struct Filesystem {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let f = &ctx.flags.filesystem;
+    let f = &ctx.options.filesystem;
     Ok(Arc::new(Filesystem {
         paths: ctx.paths.clone(),
         stat: statfs,
@@ -282,7 +283,7 @@ impl Filesystem {
             let path = self.paths.proc(rel);
             match scope.read_into(&path, &mut buf) {
                 Ok(()) => {
-                    let mut last = self.selection.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut last = self.selection.lock_unpoisoned();
                     if let Some((text, selected)) = last.as_ref() {
                         if *text == buf {
                             return Ok(Some(selected.clone()));
@@ -363,7 +364,7 @@ impl Filesystem {
                 tokio::task::spawn_blocking(move || {
                     for (i, (mount_point, path)) in targets.iter().enumerate().skip(start) {
                         {
-                            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut p = progress.lock_unpoisoned();
                             if p.abandoned {
                                 return;
                             }
@@ -375,9 +376,9 @@ impl Filesystem {
                             tracing::debug!(path = %path.display(), err = %e, "statfs failed");
                         }
                         // Lock order: progress, then stuck (as in the timeout path).
-                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut p = progress.lock_unpoisoned();
                         p.results[i] = Some(r.map_or(Outcome::Error, Outcome::Ok));
-                        let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut s = stuck.mounts.lock_unpoisoned();
                         if s.remove(mount_point) {
                             tracing::info!(mountpoint = %mount_point, "mount point responds again, monitoring resumes");
                         }
@@ -390,7 +391,7 @@ impl Filesystem {
                 if tokio::time::timeout_at(deadline, &mut rx).await.is_ok() {
                     break None;
                 }
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                let mut p = progress.lock_unpoisoned();
                 let cur = p.current;
                 if p.results[cur].is_none() && p.started.elapsed() >= self.timeout {
                     p.abandoned = true;
@@ -398,8 +399,7 @@ impl Filesystem {
                     tracing::warn!(mountpoint = %mount_point, timeout = ?self.timeout, "statfs timed out: mount point marked stale and skipped until it responds");
                     self.stuck
                         .mounts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
+                        .lock_unpoisoned()
                         .insert(mount_point.clone());
                     p.results[cur] = Some(Outcome::Stuck);
                     break Some(cur + 1);
@@ -411,7 +411,7 @@ impl Filesystem {
                     deadline = tokio::time::Instant::now() + self.timeout;
                 }
             };
-            let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            let p = progress.lock_unpoisoned();
             for (slot, r) in results.iter_mut().zip(p.results.iter()).skip(start) {
                 if let Some(r) = r {
                     *slot = *r;
@@ -444,7 +444,7 @@ impl Collector for Filesystem {
             let mut targets = Vec::new();
             let mut pending = Vec::new();
             {
-                let stuck = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                let stuck = self.stuck.mounts.lock_unpoisoned();
                 for (idx, sel) in selected.iter().enumerate() {
                     if stuck.contains(&sel.mount_point) {
                         tracing::debug!(mountpoint = %sel.mount_point, "mount point still unresponsive, skipped");

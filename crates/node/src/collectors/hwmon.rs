@@ -19,18 +19,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oxmon_core::collector::{CollectError, CollectResult};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
 use crate::dir_listing::dir_entries;
 use crate::file_cache::{CacheScope, FileCache};
-use crate::off_thread::{off_thread, SlowSysfs};
 
 /// Flags of the hwmon collector (node_exporter's names).
 #[derive(clap::Args, Debug, Clone)]
@@ -396,7 +396,7 @@ struct Reader {
 
 impl Reader {
     fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.hwmon;
+        let f = &ctx.options.hwmon;
         Ok(Reader {
             class: ctx.paths.sys("class/hwmon"),
             chips: DeviceFilter::new(
@@ -461,7 +461,7 @@ impl Reader {
 impl Reader {
     fn collect(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) {
         let mut scope = self.cache.scope();
-        let mut layout = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+        let mut layout = self.layout.lock_unpoisoned();
         let fresh = layout
             .as_ref()
             .is_some_and(|l| l.entries == entries && l.taken.elapsed() < LAYOUT_TTL);
@@ -523,11 +523,14 @@ impl Hwmon {
     }
 }
 
-impl SlowSysfs for Hwmon {
+impl BlockingCollector for Hwmon {
     type Found = Vec<String>;
-    const NAME: &'static str = "hwmon";
 
-    fn find(&self) -> Result<Option<Vec<String>>, CollectError> {
+    fn name(&self) -> &'static str {
+        "hwmon"
+    }
+
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Vec<String>>, CollectError> {
         match dir_entries(&self.reader.class)? {
             Some(l) if !l.is_empty() => Ok(Some(l.into_iter().map(|(n, _)| n).collect())),
             _ => {
@@ -537,7 +540,12 @@ impl SlowSysfs for Hwmon {
         }
     }
 
-    fn read(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        entries: Vec<String>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         self.reader.collect(entries, out);
         Ok(())
     }
@@ -545,7 +553,7 @@ impl SlowSysfs for Hwmon {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(off_thread(Hwmon::new(ctx)?))
+    Ok(blocking_collector(Hwmon::new(ctx)?))
 }
 
 #[cfg(test)]
@@ -653,11 +661,11 @@ mod tests {
             symlink(h, class.join(format!("hwmon{n}"))).unwrap();
         }
         let paths = testing::paths_under(sys);
-        let flags = testing::flags(&["--collector.hwmon.sensor-exclude=mt_b;temp1"]);
-        let c = off_thread(
+        let options = testing::options(&["--collector.hwmon.sensor-exclude=mt_b;temp1"]);
+        let c = blocking_collector(
             Hwmon::new(&Ctx {
                 paths: &paths,
-                flags: &flags,
+                options: &options,
             })
             .unwrap(),
         );
@@ -703,10 +711,28 @@ mod tests {
         assert_eq!(volts.metrics[0].value, Single(1.2));
     }
 
+    /// Opens `fifo` for writing without blocking, which releases a reader
+    /// stuck opening it.
+    fn release_fifo_reader(fifo: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(fifo)
+    }
+
+    /// Releases the reader when the test ends, even by a failed assertion,
+    /// so that dropping the runtime (which joins blocking threads) returns.
+    struct ReleaseOnDrop(PathBuf);
+
+    impl Drop for ReleaseOnDrop {
+        fn drop(&mut self) {
+            let _ = release_fifo_reader(&self.0);
+        }
+    }
+
     #[test]
     fn a_hung_sensor_costs_one_deadline_not_the_runtime() {
-        use std::os::unix::fs::OpenOptionsExt;
-
         let root = tempfile::tempdir().unwrap();
         let chip = root.path().join("class/hwmon/hwmon0");
         std::fs::create_dir_all(&chip).unwrap();
@@ -722,18 +748,12 @@ mod tests {
         )
         .unwrap();
         let paths = testing::paths_under(root.path());
-        let flags = testing::flags(&[]);
-        let c = off_thread(
-            Hwmon::new(&Ctx {
-                paths: &paths,
-                flags: &flags,
-            })
-            .unwrap(),
-        );
+        let c = testing::build("hwmon", &paths);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
+        let _release = ReleaseOnDrop(fifo.clone());
         let scrape = || {
             let ctx = ScrapeContext::with_timeout(std::time::Duration::from_millis(200));
             let mut out = Vec::new();
@@ -744,15 +764,11 @@ mod tests {
         assert!(err.contains("deadline"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         let err = scrape().unwrap_err().to_string();
-        assert!(err.contains("still running"), "{err}");
+        assert!(err.contains("has not returned"), "{err}");
         // The driver answers: a writer releases the blocked open, and the
         // attribute becomes a plain file (a FIFO would block every later
         // open: only procfs/sysfs files stay open between reads).
-        let writer = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&fifo)
-            .unwrap();
+        let writer = release_fifo_reader(&fifo).unwrap();
         let answered = root.path().join("answered");
         std::fs::write(&answered, "1000\n").unwrap();
         std::fs::rename(&answered, &fifo).unwrap();
@@ -765,7 +781,7 @@ mod tests {
                     break;
                 }
                 Err(e) if std::time::Instant::now() < deadline => {
-                    assert!(e.to_string().contains("still running"), "{e}");
+                    assert!(e.to_string().contains("has not returned"), "{e}");
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => panic!("hwmon never recovered: {e}"),

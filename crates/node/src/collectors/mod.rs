@@ -4,7 +4,7 @@
 //! Adding a collector: write `collectors/<name>.rs` (its doc comment, pure
 //! parse functions, a `build` function, a `Flags` struct if it has
 //! options, tests), then add one row to [`TABLE`] and, for flags, one
-//! field to [`CollectorFlags`].
+//! field to [`CollectorOptions`].
 
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ pub mod vmstat;
 /// The per-collector options (`--collector.<name>.<option>`), each struct
 /// owned by its collector's module.
 #[derive(clap::Args, Debug, Clone)]
-pub struct CollectorFlags {
+pub struct CollectorOptions {
     /// cpu.
     #[command(flatten)]
     pub cpu: cpu::Flags,
@@ -89,8 +89,8 @@ pub struct CollectorFlags {
 pub struct Ctx<'a> {
     /// The filesystem roots.
     pub paths: &'a Paths,
-    /// All collector flags.
-    pub flags: &'a CollectorFlags,
+    /// The per-collector options.
+    pub options: &'a CollectorOptions,
 }
 
 /// Builds a collector; an error stops start-up (bad flag values).
@@ -162,7 +162,67 @@ pub const TABLE: &[Entry] = &[
     Entry::on("vmstat", vmstat::build),
 ];
 
-/// Helpers for collector tests: flags as parsed from a command line, roots
+/// node_exporter collectors oxmon-node does not implement. Their
+/// `--collector.<name>` / `--no-collector.<name>` flags are accepted so a
+/// node_exporter command line keeps working; enabling one logs a warning.
+pub const NOT_IMPLEMENTED: &[&str] = &[
+    "arp",
+    "bcache",
+    "bcachefs",
+    "bonding",
+    "btrfs",
+    "buddyinfo",
+    "cgroups",
+    "dmi",
+    "dmmultipath",
+    "drbd",
+    "drm",
+    "ethtool",
+    "fibrechannel",
+    "infiniband",
+    "interrupts",
+    "ipvs",
+    "kernel_hung",
+    "ksmd",
+    "lnstat",
+    "logind",
+    "mountstats",
+    "network_route",
+    "nfs",
+    "nfsd",
+    "ntp",
+    "pcidevice",
+    "perf",
+    "processes",
+    "qdisc",
+    "rapl",
+    "runit",
+    "selinux",
+    "slabinfo",
+    "supervisord",
+    "sysctl",
+    "systemd",
+    "tapestats",
+    "tcpstat",
+    "thermal",
+    "watchdog",
+    "wifi",
+    "xfrm",
+    "xfs",
+    "zfs",
+    "zoneinfo",
+];
+
+/// `--collector.<name>`, `--no-collector.<name>` and
+/// `--collector.disable-defaults` for [`TABLE`] and [`NOT_IMPLEMENTED`].
+pub fn selection_flags() -> oxmon_core::collector_flags::CollectorFlags {
+    oxmon_core::collector_flags::CollectorFlags::new(
+        TABLE.iter().map(|e| (e.name, e.default_enabled)),
+    )
+    .not_implemented(NOT_IMPLEMENTED.iter().copied())
+}
+
+/// Helpers for collector tests: options as parsed from a command line, roots
 /// that all point at one fixture directory, a scrape and a label lookup.
 #[cfg(test)]
 pub mod testing {
@@ -172,20 +232,20 @@ pub mod testing {
     use oxmon_core::collector::ScrapeContext;
     use oxmon_core::{Collector, MetricFamily};
 
-    use super::{CollectorFlags, Ctx, TABLE};
+    use super::{CollectorOptions, Ctx, TABLE};
     use crate::paths::Paths;
 
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        flags: CollectorFlags,
+        options: CollectorOptions,
     }
 
-    /// The collector flags parsed from `args`.
-    pub fn flags(args: &[&str]) -> CollectorFlags {
+    /// The per-collector options parsed from `args`.
+    pub fn options(args: &[&str]) -> CollectorOptions {
         Cli::try_parse_from(std::iter::once("oxmon-node").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-            .flags
+            .options
     }
 
     /// procfs, sysfs, rootfs and udev data all at `root`.
@@ -198,13 +258,13 @@ pub mod testing {
         }
     }
 
-    /// The collector `name` of the table, built with default flags.
+    /// The collector `name` of the table, built with default options.
     pub fn build(name: &str, paths: &Paths) -> std::sync::Arc<dyn Collector> {
-        let flags = flags(&[]);
+        let options = options(&[]);
         let entry = TABLE.iter().find(|e| e.name == name).expect(name);
         (entry.build)(&Ctx {
             paths,
-            flags: &flags,
+            options: &options,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"))
     }
@@ -251,15 +311,15 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{flags, paths_under};
+    use super::testing::{options, paths_under};
     use super::*;
 
     fn build(name: &str, args: &[&str]) -> Result<(), String> {
         let paths = paths_under(std::path::Path::new("/nonexistent"));
-        let flags = flags(args);
+        let options = options(args);
         let ctx = Ctx {
             paths: &paths,
-            flags: &flags,
+            options: &options,
         };
         let entry = TABLE.iter().find(|e| e.name == name).unwrap();
         (entry.build)(&ctx).map(|_| ())
@@ -269,10 +329,10 @@ mod tests {
     fn table_is_sorted_and_names_match_collectors() {
         assert!(TABLE.windows(2).all(|w| w[0].name < w[1].name));
         let paths = paths_under(std::path::Path::new("/nonexistent"));
-        let flags = flags(&[]);
+        let options = options(&[]);
         let ctx = Ctx {
             paths: &paths,
-            flags: &flags,
+            options: &options,
         };
         for e in TABLE {
             let c = (e.build)(&ctx).unwrap_or_else(|err| panic!("{}: {err}", e.name));
@@ -282,7 +342,7 @@ mod tests {
 
     #[test]
     fn node_exporter_flag_names_and_defaults() {
-        let f = flags(&[]);
+        let f = options(&[]);
         assert_eq!(
             f.filesystem.mount_points_exclude,
             filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE
@@ -300,7 +360,7 @@ mod tests {
         assert_eq!(f.netclass.ignored_devices, "^$");
         assert_eq!(f.powersupplyclass.ignored_supplies, "^$");
         assert!(!f.cpu.info && !f.stat.softirq && !f.cpu.no_guest);
-        let f = flags(&[
+        let f = options(&[
             "--collector.cpu.info",
             "--collector.stat.softirq",
             "--no-collector.cpu.guest",
@@ -439,7 +499,7 @@ mod tests {
             let _ = pressure::parse_psi(t);
             let _ = schedstat::parse_schedstat(t);
             let _ = softirqs::parse_softirqs(t);
-            let _ = textfile::parse_exposition(t);
+            let _ = textfile::parse_file(t);
             let _ = textfile::wildcard_match(t, t);
             let _ = vmstat::parse_vmstat(t);
             let _ = time::parse_tzif(t.as_bytes());

@@ -24,11 +24,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
-
-use oxmon_core::collector::CollectError;
 
 use super::netdev::{format_hwaddr, SharedLinks, OPERSTATES};
 use crate::collectors::Ctx;
@@ -142,7 +141,7 @@ pub struct NetClass {
 impl NetClass {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.netclass;
+        let f = &ctx.options.netclass;
         if f.netlink {
             tracing::info!("--collector.netclass.netlink: oxmon-node reads /sys/class/net with kept-open files instead");
         }
@@ -257,12 +256,19 @@ impl NetClass {
     }
 }
 
-impl SyncCollector for NetClass {
+/// Runs on a blocking lane: sysfs reads of interface attributes wait on the kernel's rtnl lock, and the shared rtnetlink dump can wait up to 5 s.
+impl BlockingCollector for NetClass {
+    type Found = ();
+
     fn name(&self) -> &'static str {
         "netclass"
     }
 
-    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn check(&self, _: &ScrapeContext) -> Result<Option<()>, CollectError> {
+        Ok(Some(()))
+    }
+
+    fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let ifaces = if self.netlink {
             self.read_netlink(ctx, &mut scope)?
@@ -327,7 +333,7 @@ impl SyncCollector for NetClass {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(sync_collector(NetClass::new(ctx)?))
+    Ok(blocking_collector(NetClass::new(ctx)?))
 }
 
 #[cfg(test)]
@@ -358,18 +364,16 @@ mod tests {
         std::fs::write(net.join("dummy0/speed"), "-1\n").unwrap();
         std::fs::write(net.join("dummy0/flags"), "0x82\n").unwrap();
         let paths = testing::paths_under(dir.path());
-        let flags = testing::flags(&[
+        let options = testing::options(&[
             "--collector.netclass.ignored-devices=^veth",
             "--collector.netclass.ignore-invalid-speed",
         ]);
-        let c = NetClass::new(&Ctx {
+        let c = build(&Ctx {
             paths: &paths,
-            flags: &flags,
+            options: &options,
         })
         .unwrap();
-        let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        c.collect(&ctx, &mut out).unwrap();
+        let out = testing::scrape(&*c);
         let fam = |n: &str| out.iter().find(|f| f.name == n).unwrap();
         assert_eq!(
             fam("node_network_up").metrics.len(),

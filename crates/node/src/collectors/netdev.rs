@@ -19,7 +19,9 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -471,7 +473,7 @@ impl Netlink {
             netlink::SocketAddrNetlink, recv, sendto, socket_with, sockopt, AddressFamily,
             RecvFlags, SendFlags, SocketFlags, SocketType,
         };
-        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.sock.lock_unpoisoned();
         let (sock, buf) = &mut *guard;
         if sock.is_none() {
             let fd = socket_with(
@@ -528,12 +530,12 @@ impl Netlink {
 }
 
 /// One `RTM_GETLINK` dump per scrape, shared by netdev and netclass: the
-/// first of them to run in a scrape (identified by its deadline) dumps,
-/// the other reuses the result.
+/// first of them to run in a scrape (identified by its id) dumps, the
+/// other waits for that dump and reuses it.
 #[derive(Default)]
 pub(crate) struct SharedLinks {
     nl: Netlink,
-    last: Mutex<Option<(tokio::time::Instant, Arc<Vec<Link>>)>>,
+    last: Mutex<Option<(u64, Arc<Vec<Link>>)>>,
 }
 
 impl SharedLinks {
@@ -545,9 +547,9 @@ impl SharedLinks {
 
     /// All links, dumped at most once per scrape.
     pub(crate) fn links(&self, ctx: &ScrapeContext) -> std::io::Result<Arc<Vec<Link>>> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((deadline, links)) = &*last {
-            if *deadline == ctx.deadline {
+        let mut last = self.last.lock_unpoisoned();
+        if let Some((scrape, links)) = &*last {
+            if *scrape == ctx.id {
                 return Ok(links.clone());
             }
         }
@@ -558,7 +560,7 @@ impl SharedLinks {
             }
         })?;
         let links = Arc::new(links);
-        *last = Some((ctx.deadline, links.clone()));
+        *last = Some((ctx.id, links.clone()));
         Ok(links)
     }
 }
@@ -578,7 +580,7 @@ pub struct NetDev {
 impl NetDev {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.netdev;
+        let f = &ctx.options.netdev;
         let include = pick(
             "collector.netdev.device-include",
             &f.device_include,
@@ -639,12 +641,19 @@ impl Families {
     }
 }
 
-impl SyncCollector for NetDev {
+/// Runs on a blocking lane: the rtnetlink dump can wait up to 5 s for the kernel's answer.
+impl BlockingCollector for NetDev {
+    type Found = ();
+
     fn name(&self) -> &'static str {
         "netdev"
     }
 
-    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn check(&self, _: &ScrapeContext) -> Result<Option<()>, CollectError> {
+        Ok(Some(()))
+    }
+
+    fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut fams = Families(Vec::with_capacity(24));
         let mut names = Vec::new();
         if self.netlink {
@@ -724,7 +733,7 @@ impl SyncCollector for NetDev {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(sync_collector(NetDev::new(ctx)?))
+    Ok(blocking_collector(NetDev::new(ctx)?))
 }
 
 #[cfg(test)]

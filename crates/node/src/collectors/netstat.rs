@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
@@ -72,7 +73,7 @@ impl NetStat {
             netstat: ctx.paths.proc("net/netstat"),
             snmp: ctx.paths.proc("net/snmp"),
             snmp6: ctx.paths.proc("net/snmp6"),
-            fields: compile_regex("collector.netstat.fields", &ctx.flags.netstat.fields)?,
+            fields: compile_regex("collector.netstat.fields", &ctx.options.netstat.fields)?,
             cache: FileCache::remembering_missing(),
             selections: Mutex::new(Vec::new()),
         })
@@ -148,7 +149,7 @@ impl SyncCollector for NetStat {
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
-        let mut sels = self.selections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sels = self.selections.lock_unpoisoned();
         for path in [&self.netstat, &self.snmp] {
             match scope.read(path) {
                 Ok(b) => {

@@ -14,7 +14,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxmon_core::collector::{CollectError, CollectResult};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::metrics::LabelName;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
@@ -23,7 +24,6 @@ use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::dir_entries;
 use crate::file_cache::FileCache;
-use crate::off_thread::{off_thread, SlowSysfs};
 
 /// Flags of the powersupplyclass collector (node_exporter's names and
 /// defaults).
@@ -130,18 +130,21 @@ impl PowerSupply {
             class: ctx.paths.sys("class/power_supply"),
             ignored: compile_regex(
                 "collector.powersupply.ignored-supplies",
-                &ctx.flags.powersupplyclass.ignored_supplies,
+                &ctx.options.powersupplyclass.ignored_supplies,
             )?,
             cache: FileCache::remembering_missing(),
         })
     }
 }
 
-impl SlowSysfs for PowerSupply {
+impl BlockingCollector for PowerSupply {
     type Found = Vec<(String, std::fs::FileType)>;
-    const NAME: &'static str = "powersupplyclass";
 
-    fn find(&self) -> Result<Option<Self::Found>, CollectError> {
+    fn name(&self) -> &'static str {
+        "powersupplyclass"
+    }
+
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
         match dir_entries(&self.class)? {
             Some(entries) if !entries.is_empty() => Ok(Some(entries)),
             _ => {
@@ -151,7 +154,12 @@ impl SlowSysfs for PowerSupply {
         }
     }
 
-    fn read(&self, supplies: Self::Found, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        supplies: Self::Found,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut fams: Vec<Option<MetricFamily>> = vec![None; NUMERIC.len()];
         let mut info = MetricFamily::gauge(
@@ -195,7 +203,7 @@ impl SlowSysfs for PowerSupply {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(off_thread(PowerSupply::new(ctx)?))
+    Ok(blocking_collector(PowerSupply::new(ctx)?))
 }
 
 #[cfg(test)]
@@ -221,14 +229,13 @@ mod tests {
             std::fs::write(b.join(f), format!("{v}\n")).unwrap();
         }
         let paths = testing::paths_under(dir.path());
-        let flags = testing::flags(&["--collector.powersupply.ignored-supplies=^hidden$"]);
-        let c = PowerSupply::new(&Ctx {
+        let options = testing::options(&["--collector.powersupply.ignored-supplies=^hidden$"]);
+        let c = build(&Ctx {
             paths: &paths,
-            flags: &flags,
+            options: &options,
         })
         .unwrap();
-        let mut out = Vec::new();
-        c.read(c.find().unwrap().unwrap(), &mut out).unwrap();
+        let out = testing::scrape(&*c);
         let get = |n: &str| out.iter().find(|f| f.name == n).map(|f| f.metrics.clone());
         use oxmon_core::metrics::Value::Single;
         assert_eq!(

@@ -93,7 +93,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(StatCollector {
         path: ctx.paths.proc("stat"),
         cache: FileCache::new(),
-        softirq: ctx.flags.stat.softirq,
+        softirq: ctx.options.stat.softirq,
     }))
 }
 

@@ -55,7 +55,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Vmstat {
         path: ctx.paths.proc("vmstat"),
         cache: FileCache::new(),
-        fields: compile_regex("collector.vmstat.fields", &ctx.flags.vmstat.fields)?,
+        fields: compile_regex("collector.vmstat.fields", &ctx.options.vmstat.fields)?,
         names: FieldNames::default(),
     }))
 }
