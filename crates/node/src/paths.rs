@@ -4,16 +4,20 @@
 
 use std::path::PathBuf;
 
-/// The configured filesystem roots.
-#[derive(Debug, Clone)]
+/// The configured filesystem roots (node_exporter's flags and defaults).
+#[derive(clap::Args, Debug, Clone)]
 pub struct Paths {
-    /// procfs mount point (default `/proc`).
+    /// procfs mountpoint.
+    #[arg(long = "path.procfs", default_value = "/proc")]
     pub procfs: PathBuf,
-    /// sysfs mount point (default `/sys`).
+    /// sysfs mountpoint.
+    #[arg(long = "path.sysfs", default_value = "/sys")]
     pub sysfs: PathBuf,
-    /// Root filesystem (default `/`), e.g. `/host` in a container.
+    /// rootfs mountpoint.
+    #[arg(long = "path.rootfs", default_value = "/")]
     pub rootfs: PathBuf,
-    /// udev database (default `/run/udev/data`).
+    /// udev data path.
+    #[arg(long = "path.udev.data", default_value = "/run/udev/data")]
     pub udev_data: PathBuf,
 }
 

@@ -9,11 +9,13 @@
 //! nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::AttrCache;
+use crate::collectors::Ctx;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// The statistics node_exporter exposes, with their help text.
@@ -61,7 +63,7 @@ pub struct Conntrack {
     count: PathBuf,
     max: PathBuf,
     stat: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl Conntrack {
@@ -71,7 +73,7 @@ impl Conntrack {
             count: paths.proc("sys/net/netfilter/nf_conntrack_count"),
             max: paths.proc("sys/net/netfilter/nf_conntrack_max"),
             stat: paths.proc("net/stat/nf_conntrack"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -113,6 +115,11 @@ impl SyncCollector for Conntrack {
         }
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Conntrack::new(ctx.paths)))
 }
 
 #[cfg(test)]

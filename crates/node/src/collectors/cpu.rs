@@ -28,13 +28,60 @@ use std::sync::{Arc, Mutex};
 use oxmon_core::collector::{
     sync_collector, CollectError, CollectResult, ScrapeContext, SyncCollector,
 };
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile_regex, is_missing, numbered_or_empty, read_optional, Refreshed};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::dir_listing::{numbered_entries, Refreshed};
+use crate::file_cache::{is_missing, read_optional, read_trimmed, CacheScope, FileCache};
 use crate::paths::Paths;
-use crate::read::{read_trimmed, FileCache};
+
+/// Flags of the cpu collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Accepted for compatibility: guest CPU time is exported by default.
+    #[arg(id = "collector.cpu.guest", long = "collector.cpu.guest", hide = true)]
+    pub guest: bool,
+
+    /// Do not export node_cpu_guest_seconds_total.
+    #[arg(id = "no-collector.cpu.guest", long = "no-collector.cpu.guest")]
+    pub no_guest: bool,
+
+    /// Enables node_cpu_info (and node_cpu_frequency_hertz from /proc/cpuinfo
+    /// when cpufreq is enabled).
+    #[arg(id = "collector.cpu.info", long = "collector.cpu.info")]
+    pub info: bool,
+
+    /// Regex of the `flags` of /proc/cpuinfo exported as node_cpu_flag_info
+    /// (implies --collector.cpu.info).
+    #[arg(
+        id = "collector.cpu.info.flags-include",
+        long = "collector.cpu.info.flags-include",
+        value_name = "REGEX"
+    )]
+    pub flags_include: Option<String>,
+
+    /// Regex of the `bugs` of /proc/cpuinfo exported as node_cpu_bug_info
+    /// (implies --collector.cpu.info).
+    #[arg(
+        id = "collector.cpu.info.bugs-include",
+        long = "collector.cpu.info.bugs-include",
+        value_name = "REGEX"
+    )]
+    pub bugs_include: Option<String>,
+}
+
+impl Flags {
+    /// True when /proc/cpuinfo is to be read: `--collector.cpu.info`, or
+    /// one of the regexes that imply it.
+    pub fn info_requested(&self) -> bool {
+        let set = |re: &Option<String>| re.as_deref().is_some_and(|s| !s.is_empty());
+        self.info || set(&self.flags_include) || set(&self.bugs_include)
+    }
+}
 
 /// Clock ticks per second of `/proc/stat` (USER_HZ, 100 on every Linux
 /// architecture node_exporter supports).
@@ -223,21 +270,21 @@ struct Cpu {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let a = &ctx.flags.a;
+    let a = &ctx.options.cpu;
     let flags_include = a
-        .cpu_flags_include
+        .flags_include
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(|re| compile_regex("collector.cpu.info.flags-include", re))
         .transpose()?;
     let bugs_include = a
-        .cpu_bugs_include
+        .bugs_include
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(|re| compile_regex("collector.cpu.info.bugs-include", re))
         .transpose()?;
-    let info = a.cpu_info || flags_include.is_some() || bugs_include.is_some();
-    if info && !a.cpu_info {
+    let info = a.info_requested();
+    if info && !a.info {
         tracing::info!("--collector.cpu.info enabled because --collector.cpu.info.flags-include or bugs-include is set");
     }
     let isolated_path = ctx.paths.sys("devices/system/cpu/isolated");
@@ -254,7 +301,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         cpuinfo_path: ctx.paths.proc("cpuinfo"),
         paths: ctx.paths.clone(),
         cache: FileCache::new(),
-        guest: !a.no_cpu_guest,
+        guest: !a.no_guest,
         info,
         flags_include,
         bugs_include,
@@ -266,9 +313,13 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 }
 
 impl Cpu {
-    fn collect_info(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect_info(
+        &self,
+        scope: &mut CacheScope<'_>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.cpuinfo_path, &mut buf, "cpu")? {
+        if !read_optional(scope, &self.cpuinfo_path, &mut buf, "cpu")? {
             return Ok(());
         }
         let cpus = parse_cpuinfo(&buf);
@@ -316,17 +367,21 @@ impl Cpu {
         Ok(())
     }
 
-    fn collect_stat(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect_stat(
+        &self,
+        scope: &mut CacheScope<'_>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.stat_path, &mut buf, "cpu")? {
+        if !read_optional(scope, &self.stat_path, &mut buf, "cpu")? {
             return Ok(());
         }
         let fresh = parse_cpu_times(&buf);
-        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut saved = self.saved.lock_unpoisoned();
         for (n, times) in &fresh {
             merge_times(saved.entry(*n).or_insert([0.0; 10]), times);
         }
-        let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut labels = self.labels.lock_unpoisoned();
         let mut secs = MetricFamily::counter(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
@@ -353,12 +408,12 @@ impl Cpu {
 
     /// CPU topology and which throttle counters exist (cached in
     /// `self.topology`, rebuilt when a counter disappears).
-    fn load_topology(&self) -> Result<Vec<CpuTopology>, CollectError> {
+    fn load_topology(&self, scope: &mut CacheScope<'_>) -> Result<Vec<CpuTopology>, CollectError> {
         let dir = self.paths.sys("devices/system/cpu");
-        let cpus = numbered_or_empty(&dir, "cpu")?;
+        let cpus = numbered_entries(&dir, "cpu")?;
         let mut buf = String::new();
         let mut read = |path: &Path| -> Option<u64> {
-            self.cache.read_into(path, &mut buf).ok()?;
+            scope.read_into(path, &mut buf).ok()?;
             buf.trim().parse().ok()
         };
         let mut topo = Vec::new();
@@ -383,14 +438,18 @@ impl Cpu {
         Ok(topo)
     }
 
-    fn collect_throttles(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let topo = self.topology.get(|| self.load_topology())?;
+    fn collect_throttles(
+        &self,
+        scope: &mut CacheScope<'_>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
+        let topo = self.topology.get(|| self.load_topology(scope))?;
         let mut packages: BTreeMap<u64, u64> = BTreeMap::new();
         let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut buf = String::new();
         let mut stale = false;
         let mut read = |path: &Path| -> Option<u64> {
-            if self.cache.read_into(path, &mut buf).is_err() {
+            if scope.read_into(path, &mut buf).is_err() {
                 stale = true;
                 return None;
             }
@@ -458,10 +517,11 @@ impl SyncCollector for Cpu {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         if self.info {
-            self.collect_info(out)?;
+            self.collect_info(&mut scope, out)?;
         }
-        self.collect_stat(out)?;
+        self.collect_stat(&mut scope, out)?;
         if !self.isolated.is_empty() {
             let mut f = MetricFamily::gauge(
                 "node_cpu_isolated",
@@ -472,7 +532,7 @@ impl SyncCollector for Cpu {
             }
             out.push(f);
         }
-        self.collect_throttles(out)
+        self.collect_throttles(&mut scope, out)
     }
 }
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::is_missing;
 use crate::collectors::Ctx;
-use crate::read::{list_dir, FileCache};
+use crate::dir_listing::list_dir;
+use crate::file_cache::{is_missing, FileCache};
 
 /// Splits a vulnerability file's text into `(state, mitigation)`.
 pub fn parse_vulnerability(text: &str) -> (String, String) {
@@ -61,13 +61,10 @@ impl SyncCollector for Vulnerabilities {
             "node_cpu_vulnerabilities_info",
             "Details of each CPU vulnerability reported by sysfs. The value of the series is an int encoded state of the vulnerability. The same state is stored as a string in the label",
         );
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for name in names {
-            if self
-                .cache
-                .read_into(&self.dir.join(&name), &mut buf)
-                .is_err()
-            {
+            if scope.read_into(&self.dir.join(&name), &mut buf).is_err() {
                 continue;
             }
             let (state, mitigation) = parse_vulnerability(&buf);

@@ -23,9 +23,9 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use super::cpu::parse_cpuinfo;
-use super::{numbered_or_empty, read_optional, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::dir_listing::{numbered_entries, Refreshed};
+use crate::file_cache::{read_optional, CacheScope, FileCache};
 
 /// The numeric cpufreq attributes: file, metric name, help.
 const FREQ_FILES: [(&str, &str, &str); 6] = [
@@ -80,12 +80,7 @@ struct Cpufreq {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let a = &ctx.flags.a;
-    let cpu_info = a.cpu_info
-        || a.cpu_flags_include
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        || a.cpu_bugs_include.as_deref().is_some_and(|s| !s.is_empty());
+    let cpu_info = ctx.options.cpu.info_requested();
     Ok(sync_collector(Cpufreq {
         cpu_dir: ctx.paths.sys("devices/system/cpu"),
         cpus: Refreshed::default(),
@@ -96,9 +91,13 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 }
 
 impl Cpufreq {
-    fn collect_cpuinfo(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect_cpuinfo(
+        &self,
+        scope: &mut CacheScope<'_>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.cpuinfo_path, &mut buf, "cpufreq")? {
+        if !read_optional(scope, &self.cpuinfo_path, &mut buf, "cpufreq")? {
             return Ok(());
         }
         let mut f = MetricFamily::gauge(
@@ -128,11 +127,12 @@ impl SyncCollector for Cpufreq {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         if self.cpu_info {
-            self.collect_cpuinfo(out)?;
+            self.collect_cpuinfo(&mut scope, out)?;
         }
         let cpus = self.cpus.get(|| {
-            Ok(numbered_or_empty(&self.cpu_dir, "cpu")?
+            Ok(numbered_entries(&self.cpu_dir, "cpu")?
                 .into_iter()
                 .map(|(n, name)| (n.to_string(), self.cpu_dir.join(name).join("cpufreq")))
                 .filter(|(_, dir)| dir.is_dir())
@@ -150,22 +150,20 @@ impl SyncCollector for Cpufreq {
         let mut any_read = false;
         for (cpu, dir) in cpus.iter() {
             for ((file, _, _), family) in FREQ_FILES.iter().zip(families.iter_mut()) {
-                if self.cache.read_into(&dir.join(file), &mut buf).is_ok() {
+                if scope.read_into(&dir.join(file), &mut buf).is_ok() {
                     any_read = true;
                     if let Some(hz) = parse_khz(&buf) {
                         family.add(&[("cpu", cpu)], hz);
                     }
                 }
             }
-            if self
-                .cache
+            if scope
                 .read_into(&dir.join("scaling_governor"), &mut buf)
                 .is_ok()
             {
                 let current = buf.trim().to_string();
                 let mut available = String::new();
-                if self
-                    .cache
+                if scope
                     .read_into(&dir.join("scaling_available_governors"), &mut available)
                     .is_err()
                 {

@@ -28,12 +28,38 @@ use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
-use regex::Regex;
 
-use super::{compile_regex, read_optional, DEFAULT_DISK_DEVICE_EXCLUDE};
 use crate::collectors::Ctx;
+use crate::device_filter::DeviceFilter;
+use crate::file_cache::{read_optional, FileCache};
 use crate::paths::Paths;
-use crate::read::FileCache;
+
+/// node_exporter's default for `--collector.diskstats.device-exclude`.
+pub const DEFAULT_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+
+/// Flags of the diskstats collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regex of block devices to ignore for diskstats
+    /// [default: ^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$].
+    #[arg(
+        id = "collector.diskstats.device-exclude",
+        long = "collector.diskstats.device-exclude",
+        alias = "collector.diskstats.ignored-devices",
+        value_name = "REGEX"
+    )]
+    pub device_exclude: Option<String>,
+
+    /// Regex of block devices to include (mutually exclusive with
+    /// --collector.diskstats.device-exclude).
+    #[arg(
+        id = "collector.diskstats.device-include",
+        long = "collector.diskstats.device-include",
+        value_name = "REGEX"
+    )]
+    pub device_include: Option<String>,
+}
 
 /// One `/proc/diskstats` line.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,42 +230,31 @@ const ATA: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// Which devices to report.
-enum Filter {
-    Exclude(Regex),
-    Include(Regex),
-}
-
-impl Filter {
-    fn keep(&self, dev: &str) -> bool {
-        match self {
-            Filter::Exclude(re) => !re.is_match(dev),
-            Filter::Include(re) => re.is_match(dev),
-        }
-    }
-}
-
 struct Diskstats {
     paths: Paths,
     path: PathBuf,
-    filter: Filter,
+    filter: DeviceFilter,
     udev_available: bool,
     cache: FileCache,
 }
 
+/// The device filter from the flags: node_exporter's default exclusion
+/// applies unless an include is given.
+fn device_filter(f: &Flags) -> Result<DeviceFilter, String> {
+    let exclude = match (&f.device_exclude, &f.device_include) {
+        (None, None) => Some(DEFAULT_DEVICE_EXCLUDE),
+        (exclude, _) => exclude.as_deref(),
+    };
+    DeviceFilter::new(
+        "collector.diskstats.device",
+        f.device_include.as_deref(),
+        exclude,
+    )
+}
+
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let a = &ctx.flags.a;
-    let filter = match (&a.diskstats_device_exclude, &a.diskstats_device_include) {
-        (Some(_), Some(_)) => {
-            return Err("--collector.diskstats.device-exclude and --collector.diskstats.device-include are mutually exclusive".into())
-        }
-        (None, Some(inc)) => Filter::Include(compile_regex("collector.diskstats.device-include", inc)?),
-        (exc, None) => Filter::Exclude(compile_regex(
-            "collector.diskstats.device-exclude",
-            exc.as_deref().unwrap_or(DEFAULT_DISK_DEVICE_EXCLUDE),
-        )?),
-    };
+    let filter = device_filter(&ctx.options.diskstats)?;
     let udev_available = ctx.paths.udev_data.is_dir();
     if !udev_available {
         tracing::info!(path = %ctx.paths.udev_data.display(), "udev data directory not readable: disk info labels will be empty");
@@ -259,8 +274,9 @@ impl SyncCollector for Diskstats {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "diskstats")? {
+        if !read_optional(&mut scope, &self.path, &mut buf, "diskstats")? {
             return Ok(());
         }
         let mut columns: Vec<MetricFamily> = COLUMNS
@@ -287,13 +303,13 @@ impl SyncCollector for Diskstats {
         let mut udev_buf = String::new();
         let mut rot_buf = String::new();
         for d in parse_diskstats(&buf) {
-            if !self.filter.keep(d.device) {
+            if self.filter.ignored(d.device) {
                 continue;
             }
             udev_buf.clear();
             if self.udev_available {
                 let p = self.paths.udev(&format!("b{}:{}", d.major, d.minor));
-                if let Err(e) = self.cache.read_into(&p, &mut udev_buf) {
+                if let Err(e) = scope.read_into(&p, &mut udev_buf) {
                     tracing::debug!(device = d.device, err = %e, "no udev info");
                     udev_buf.clear();
                 }
@@ -308,7 +324,7 @@ impl SyncCollector for Diskstats {
             let rot_path = self
                 .paths
                 .sys(&format!("block/{}/queue/rotational", d.device));
-            let rotational = match self.cache.read_into(&rot_path, &mut rot_buf) {
+            let rotational = match scope.read_into(&rot_path, &mut rot_buf) {
                 Ok(()) if rot_buf.trim() == "1" => "1",
                 _ => "0",
             };
@@ -389,6 +405,32 @@ impl SyncCollector for Diskstats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testing;
+
+    /// udev rewrites a device's database file by renaming a new one over
+    /// it (a change event, a new partition table); the next scrape shows
+    /// the new labels.
+    #[test]
+    fn udev_data_replaced_by_rename_shows_on_the_next_scrape() {
+        let root = tempfile::tempdir().unwrap();
+        testing::copy_fixture(root.path(), "proc/diskstats");
+        testing::copy_fixture(root.path(), "udev/data/b8:0");
+        let paths = Paths {
+            procfs: root.path().join("proc"),
+            udev_data: root.path().join("udev/data"),
+            ..testing::paths_under(root.path())
+        };
+        let disks = testing::build("diskstats", &paths);
+        let fs_type =
+            |out: &[MetricFamily]| testing::first_label(out, "node_disk_filesystem_info", "type");
+        assert_eq!(fs_type(&testing::scrape(&*disks)), "LVM2_member");
+        let udev = root.path().join("udev/data/b8:0");
+        let changed = std::fs::read_to_string(&udev)
+            .unwrap()
+            .replace("ID_FS_TYPE=LVM2_member", "ID_FS_TYPE=ext4");
+        testing::replace_by_rename(&udev, &changed);
+        assert_eq!(fs_type(&testing::scrape(&*disks)), "ext4");
+    }
 
     #[test]
     fn diskstats_lines() {
@@ -411,12 +453,16 @@ mod tests {
 
     #[test]
     fn default_filter() {
-        let f = Filter::Exclude(Regex::new(DEFAULT_DISK_DEVICE_EXCLUDE).unwrap());
+        let f = device_filter(&testing::options(&[]).diskstats).unwrap();
         for dev in ["sda", "nvme0n1", "dm-0", "vda", "mmcblk0"] {
-            assert!(f.keep(dev), "{dev}");
+            assert!(!f.ignored(dev), "{dev}");
         }
         for dev in ["sda1", "nvme0n1p2", "loop3", "ram0", "zram0", "fd0"] {
-            assert!(!f.keep(dev), "{dev}");
+            assert!(f.ignored(dev), "{dev}");
         }
+        let args = ["--collector.diskstats.device-include=^sd"];
+        let f = device_filter(&testing::options(&args).diskstats).unwrap();
+        assert!(!f.ignored("sda1"), "no default exclusion with an include");
+        assert!(f.ignored("nvme0n1"));
     }
 }

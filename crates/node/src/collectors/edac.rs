@@ -10,11 +10,14 @@
 //! On by default; no flags. Without EDAC it reports nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache, CacheScope};
+use crate::collectors::Ctx;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::{CacheScope, FileCache};
 use crate::paths::Paths;
 
 /// node_exporter's form of a DIMM label: `#` removed, an underscore before
@@ -29,7 +32,7 @@ pub fn dimm_label(raw: &str) -> String {
 /// The edac collector.
 pub struct Edac {
     mc: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl Edac {
@@ -37,7 +40,7 @@ impl Edac {
     pub fn new(paths: &Paths) -> Self {
         Edac {
             mc: paths.sys("devices/system/edac/mc"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -179,6 +182,11 @@ impl SyncCollector for Edac {
         out.extend([f.ce, f.ue, f.row_ce, f.row_ue, f.ch_ce, f.ch_ue]);
         result
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Edac::new(ctx.paths)))
 }
 
 #[cfg(test)]

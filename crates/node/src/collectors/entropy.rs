@@ -9,9 +9,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// Parses a file holding one number.
 pub fn parse_number(text: &str) -> Option<f64> {
@@ -39,6 +38,7 @@ impl SyncCollector for Entropy {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (path, name, help) in [
             (
@@ -52,7 +52,7 @@ impl SyncCollector for Entropy {
                 "Bits of entropy pool.",
             ),
         ] {
-            if !read_optional(&self.cache, path, &mut buf, "entropy")? {
+            if !read_optional(&mut scope, path, &mut buf, "entropy")? {
                 continue;
             }
             let v = parse_number(&buf)

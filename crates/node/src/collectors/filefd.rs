@@ -9,9 +9,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// Parses `file-nr` (`allocated unused maximum`) into `(allocated, maximum)`.
 pub fn parse_file_nr(text: &str) -> Option<(f64, f64)> {
@@ -42,7 +41,7 @@ impl SyncCollector for Filefd {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "filefd")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "filefd")? {
             return Ok(());
         }
         let (allocated, maximum) = parse_file_nr(&buf)

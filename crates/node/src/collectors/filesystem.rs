@@ -24,13 +24,50 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily, ScrapeContext};
 use regex::Regex;
 
-use super::{compile_regex, is_missing};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::file_cache::{is_missing, FileCache};
 use crate::paths::Paths;
-use crate::read::FileCache;
+
+/// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
+/// node_exporter's default for `--collector.filesystem.fs-types-exclude`.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
+/// Flags of the filesystem collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regex of mount points to exclude for the filesystem collector.
+    #[arg(id = "collector.filesystem.mount-points-exclude", long = "collector.filesystem.mount-points-exclude", alias = "collector.filesystem.ignored-mount-points", value_name = "REGEX", default_value = DEFAULT_MOUNT_POINTS_EXCLUDE)]
+    pub mount_points_exclude: String,
+
+    /// Regex of filesystem types to exclude for the filesystem collector.
+    #[arg(id = "collector.filesystem.fs-types-exclude", long = "collector.filesystem.fs-types-exclude", alias = "collector.filesystem.ignored-fs-types", value_name = "REGEX", default_value = DEFAULT_FS_TYPES_EXCLUDE)]
+    pub fs_types_exclude: String,
+
+    /// How long to wait for a mount point's statfs before marking it stale
+    /// (it is then skipped until that statfs returns).
+    #[arg(id = "collector.filesystem.mount-timeout", long = "collector.filesystem.mount-timeout", value_name = "DURATION", default_value = "5s", value_parser = oxmon_core::parse_duration)]
+    pub mount_timeout: Duration,
+
+    /// Accepted for compatibility; statfs calls run on one blocking worker
+    /// per scrape here.
+    #[arg(
+        id = "collector.filesystem.stat-workers",
+        long = "collector.filesystem.stat-workers",
+        value_name = "N",
+        default_value_t = 4,
+        hide = true
+    )]
+    pub stat_workers: u32,
+}
 
 /// One mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,19 +250,19 @@ struct Filesystem {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    let a = &ctx.flags.a;
+    let f = &ctx.options.filesystem;
     Ok(Arc::new(Filesystem {
         paths: ctx.paths.clone(),
         stat: statfs,
         mount_points_exclude: compile_regex(
             "collector.filesystem.mount-points-exclude",
-            &a.filesystem_mount_points_exclude,
+            &f.mount_points_exclude,
         )?,
         fs_types_exclude: compile_regex(
             "collector.filesystem.fs-types-exclude",
-            &a.filesystem_fs_types_exclude,
+            &f.fs_types_exclude,
         )?,
-        timeout: a.filesystem_mount_timeout,
+        timeout: f.mount_timeout,
         cache: FileCache::new(),
         stuck: Arc::default(),
         selection: Mutex::default(),
@@ -235,6 +272,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 impl Filesystem {
     /// The mounts to report, or `None` when procfs has no mount table.
     fn selection(&self) -> Result<Option<Arc<Vec<Selected>>>, String> {
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (rel, mountinfo) in [
             ("1/mountinfo", true),
@@ -243,9 +281,9 @@ impl Filesystem {
             ("mounts", false),
         ] {
             let path = self.paths.proc(rel);
-            match self.cache.read_into(&path, &mut buf) {
+            match scope.read_into(&path, &mut buf) {
                 Ok(()) => {
-                    let mut last = self.selection.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut last = self.selection.lock_unpoisoned();
                     if let Some((text, selected)) = last.as_ref() {
                         if *text == buf {
                             return Ok(Some(selected.clone()));
@@ -326,7 +364,7 @@ impl Filesystem {
                 tokio::task::spawn_blocking(move || {
                     for (i, (mount_point, path)) in targets.iter().enumerate().skip(start) {
                         {
-                            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut p = progress.lock_unpoisoned();
                             if p.abandoned {
                                 return;
                             }
@@ -338,9 +376,9 @@ impl Filesystem {
                             tracing::debug!(path = %path.display(), err = %e, "statfs failed");
                         }
                         // Lock order: progress, then stuck (as in the timeout path).
-                        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut p = progress.lock_unpoisoned();
                         p.results[i] = Some(r.map_or(Outcome::Error, Outcome::Ok));
-                        let mut s = stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut s = stuck.mounts.lock_unpoisoned();
                         if s.remove(mount_point) {
                             tracing::info!(mountpoint = %mount_point, "mount point responds again, monitoring resumes");
                         }
@@ -353,7 +391,7 @@ impl Filesystem {
                 if tokio::time::timeout_at(deadline, &mut rx).await.is_ok() {
                     break None;
                 }
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                let mut p = progress.lock_unpoisoned();
                 let cur = p.current;
                 if p.results[cur].is_none() && p.started.elapsed() >= self.timeout {
                     p.abandoned = true;
@@ -361,8 +399,7 @@ impl Filesystem {
                     tracing::warn!(mountpoint = %mount_point, timeout = ?self.timeout, "statfs timed out: mount point marked stale and skipped until it responds");
                     self.stuck
                         .mounts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
+                        .lock_unpoisoned()
                         .insert(mount_point.clone());
                     p.results[cur] = Some(Outcome::Stuck);
                     break Some(cur + 1);
@@ -374,7 +411,7 @@ impl Filesystem {
                     deadline = tokio::time::Instant::now() + self.timeout;
                 }
             };
-            let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            let p = progress.lock_unpoisoned();
             for (slot, r) in results.iter_mut().zip(p.results.iter()).skip(start) {
                 if let Some(r) = r {
                     *slot = *r;
@@ -407,7 +444,7 @@ impl Collector for Filesystem {
             let mut targets = Vec::new();
             let mut pending = Vec::new();
             {
-                let stuck = self.stuck.mounts.lock().unwrap_or_else(|e| e.into_inner());
+                let stuck = self.stuck.mounts.lock_unpoisoned();
                 for (idx, sel) in selected.iter().enumerate() {
                     if stuck.contains(&sel.mount_point) {
                         tracing::debug!(mountpoint = %sel.mount_point, "mount point still unresponsive, skipped");
@@ -533,12 +570,12 @@ mod tests {
 
     #[test]
     fn default_excludes() {
-        let mp = Regex::new(super::super::DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap();
+        let mp = Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap();
         assert!(mp.is_match("/proc/sys/fs/binfmt_misc"));
         assert!(mp.is_match("/var/lib/docker/overlay2/x"));
         assert!(!mp.is_match("/"));
         assert!(!mp.is_match("/home"));
-        let fs = Regex::new(super::super::DEFAULT_FS_TYPES_EXCLUDE).unwrap();
+        let fs = Regex::new(DEFAULT_FS_TYPES_EXCLUDE).unwrap();
         assert!(fs.is_match("cgroup2"));
         assert!(!fs.is_match("ext4"));
     }

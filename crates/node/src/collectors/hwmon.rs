@@ -19,14 +19,52 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oxmon_core::collector::{CollectError, CollectResult};
-use oxmon_core::MetricFamily;
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::sync::LockExt;
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache, CacheScope, DeviceFilter, SlowSysfs};
 use crate::collectors::Ctx;
+use crate::device_filter::DeviceFilter;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::{CacheScope, FileCache};
+
+/// Flags of the hwmon collector (node_exporter's names).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of hwmon chip to include (mutually exclusive to chip-exclude).
+    #[arg(
+        id = "collector.hwmon.chip-include",
+        long = "collector.hwmon.chip-include",
+        value_name = "REGEX"
+    )]
+    pub chip_include: Option<String>,
+    /// Regexp of hwmon chip to exclude (mutually exclusive to chip-include).
+    #[arg(
+        id = "collector.hwmon.chip-exclude",
+        long = "collector.hwmon.chip-exclude",
+        value_name = "REGEX"
+    )]
+    pub chip_exclude: Option<String>,
+    /// Regexp of hwmon sensor (`<chip>;<sensor>`) to include.
+    #[arg(
+        id = "collector.hwmon.sensor-include",
+        long = "collector.hwmon.sensor-include",
+        value_name = "REGEX"
+    )]
+    pub sensor_include: Option<String>,
+    /// Regexp of hwmon sensor (`<chip>;<sensor>`) to exclude.
+    #[arg(
+        id = "collector.hwmon.sensor-exclude",
+        long = "collector.hwmon.sensor-exclude",
+        value_name = "REGEX"
+    )]
+    pub sensor_exclude: Option<String>,
+}
 
 /// Sensor types node_exporter reads.
 const SENSOR_TYPES: [&str; 14] = [
@@ -352,26 +390,26 @@ struct Reader {
     class: PathBuf,
     chips: DeviceFilter,
     sensors: DeviceFilter,
-    cache: AttrCache,
+    cache: FileCache,
     layout: Mutex<Option<Layout>>,
 }
 
 impl Reader {
     fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.b;
+        let f = &ctx.options.hwmon;
         Ok(Reader {
             class: ctx.paths.sys("class/hwmon"),
             chips: DeviceFilter::new(
                 "collector.hwmon.chip",
-                f.hwmon_chip_include.as_deref(),
-                f.hwmon_chip_exclude.as_deref(),
+                f.chip_include.as_deref(),
+                f.chip_exclude.as_deref(),
             )?,
             sensors: DeviceFilter::new(
                 "collector.hwmon.sensor",
-                f.hwmon_sensor_include.as_deref(),
-                f.hwmon_sensor_exclude.as_deref(),
+                f.sensor_include.as_deref(),
+                f.sensor_exclude.as_deref(),
             )?,
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
             layout: Mutex::new(None),
         })
     }
@@ -423,7 +461,7 @@ impl Reader {
 impl Reader {
     fn collect(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) {
         let mut scope = self.cache.scope();
-        let mut layout = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+        let mut layout = self.layout.lock_unpoisoned();
         let fresh = layout
             .as_ref()
             .is_some_and(|l| l.entries == entries && l.taken.elapsed() < LAYOUT_TTL);
@@ -470,7 +508,7 @@ impl Reader {
     }
 }
 
-/// The hwmon collector (run through [`super::off_thread`]: some hwmon
+/// The hwmon collector (run through [`off_thread`]: some hwmon
 /// drivers answer slowly).
 pub struct Hwmon {
     reader: Reader,
@@ -485,11 +523,14 @@ impl Hwmon {
     }
 }
 
-impl SlowSysfs for Hwmon {
+impl BlockingCollector for Hwmon {
     type Found = Vec<String>;
-    const NAME: &'static str = "hwmon";
 
-    fn find(&self) -> Result<Option<Vec<String>>, CollectError> {
+    fn name(&self) -> &'static str {
+        "hwmon"
+    }
+
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Vec<String>>, CollectError> {
         match dir_entries(&self.reader.class)? {
             Some(l) if !l.is_empty() => Ok(Some(l.into_iter().map(|(n, _)| n).collect())),
             _ => {
@@ -499,15 +540,26 @@ impl SlowSysfs for Hwmon {
         }
     }
 
-    fn read(&self, entries: Vec<String>, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        entries: Vec<String>,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         self.reader.collect(entries, out);
         Ok(())
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(blocking_collector(Hwmon::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testing;
     use oxmon_core::collector::ScrapeContext;
     use oxmon_core::metrics::Value::Single;
 
@@ -583,16 +635,7 @@ mod tests {
 
     #[test]
     fn chips_named_from_device_links() {
-        use crate::collectors::CollectorFlags;
-        use crate::paths::Paths;
-        use clap::Parser;
         use std::os::unix::fs::symlink;
-
-        #[derive(clap::Parser)]
-        struct T {
-            #[command(flatten)]
-            f: CollectorFlags,
-        }
 
         let root = tempfile::tempdir().unwrap();
         let sys = root.path();
@@ -617,17 +660,12 @@ mod tests {
         for (n, h) in chips.iter().enumerate() {
             symlink(h, class.join(format!("hwmon{n}"))).unwrap();
         }
-        let paths = Paths {
-            procfs: sys.into(),
-            sysfs: sys.into(),
-            rootfs: sys.into(),
-            udev_data: sys.into(),
-        };
-        let t = T::parse_from(["x", "--collector.hwmon.sensor-exclude=mt_b;temp1"]);
-        let c = super::super::off_thread(
+        let paths = testing::paths_under(sys);
+        let options = testing::options(&["--collector.hwmon.sensor-exclude=mt_b;temp1"]);
+        let c = blocking_collector(
             Hwmon::new(&Ctx {
                 paths: &paths,
-                flags: &t.f,
+                options: &options,
             })
             .unwrap(),
         );
@@ -673,18 +711,28 @@ mod tests {
         assert_eq!(volts.metrics[0].value, Single(1.2));
     }
 
+    /// Opens `fifo` for writing without blocking, which releases a reader
+    /// stuck opening it.
+    fn release_fifo_reader(fifo: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(fifo)
+    }
+
+    /// Releases the reader when the test ends, even by a failed assertion,
+    /// so that dropping the runtime (which joins blocking threads) returns.
+    struct ReleaseOnDrop(PathBuf);
+
+    impl Drop for ReleaseOnDrop {
+        fn drop(&mut self) {
+            let _ = release_fifo_reader(&self.0);
+        }
+    }
+
     #[test]
     fn a_hung_sensor_costs_one_deadline_not_the_runtime() {
-        use crate::collectors::CollectorFlags;
-        use crate::paths::Paths;
-        use clap::Parser;
-
-        #[derive(clap::Parser)]
-        struct T {
-            #[command(flatten)]
-            f: CollectorFlags,
-        }
-
         let root = tempfile::tempdir().unwrap();
         let chip = root.path().join("class/hwmon/hwmon0");
         std::fs::create_dir_all(&chip).unwrap();
@@ -699,25 +747,13 @@ mod tests {
             0,
         )
         .unwrap();
-        let p = root.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from(["x"]);
-        let c = super::super::off_thread(
-            Hwmon::new(&Ctx {
-                paths: &paths,
-                flags: &t.f,
-            })
-            .unwrap(),
-        );
+        let paths = testing::paths_under(root.path());
+        let c = testing::build("hwmon", &paths);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
+        let _release = ReleaseOnDrop(fifo.clone());
         let scrape = || {
             let ctx = ScrapeContext::with_timeout(std::time::Duration::from_millis(200));
             let mut out = Vec::new();
@@ -728,9 +764,15 @@ mod tests {
         assert!(err.contains("deadline"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         let err = scrape().unwrap_err().to_string();
-        assert!(err.contains("still running"), "{err}");
-        // The driver answers: the reader finishes and later scrapes work.
-        std::fs::write(&fifo, "1000\n").unwrap();
+        assert!(err.contains("has not returned"), "{err}");
+        // The driver answers: a writer releases the blocked open, and the
+        // attribute becomes a plain file (a FIFO would block every later
+        // open: only procfs/sysfs files stay open between reads).
+        let writer = release_fifo_reader(&fifo).unwrap();
+        let answered = root.path().join("answered");
+        std::fs::write(&answered, "1000\n").unwrap();
+        std::fs::rename(&answered, &fifo).unwrap();
+        drop(writer);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match scrape() {
@@ -739,7 +781,7 @@ mod tests {
                     break;
                 }
                 Err(e) if std::time::Instant::now() < deadline => {
-                    assert!(e.to_string().contains("still running"), "{e}");
+                    assert!(e.to_string().contains("has not returned"), "{e}");
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => panic!("hwmon never recovered: {e}"),

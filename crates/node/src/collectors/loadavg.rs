@@ -8,9 +8,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// Parses the three load averages from `/proc/loadavg`.
 pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
@@ -42,7 +41,7 @@ impl SyncCollector for Loadavg {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "loadavg")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "loadavg")? {
             return Ok(());
         }
         let loads = parse_loadavg(&buf)

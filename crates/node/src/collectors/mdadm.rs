@@ -9,11 +9,14 @@
 //! mdstat) it reports nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache};
+use crate::collectors::Ctx;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// One array from `/proc/mdstat`.
@@ -158,7 +161,7 @@ fn synced_blocks(sync: &str) -> Option<u64> {
 pub struct Mdadm {
     mdstat: PathBuf,
     block: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl Mdadm {
@@ -167,7 +170,7 @@ impl Mdadm {
         Mdadm {
             mdstat: paths.proc("mdstat"),
             block: paths.sys("block"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -250,6 +253,11 @@ impl SyncCollector for Mdadm {
         out.extend([raid_disks, degraded]);
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Mdadm::new(ctx.paths)))
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::{intern_pair, names_at, read_optional, FieldNames};
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::field_names::{intern_pair, names_at, FieldNames};
+use crate::file_cache::{read_optional, FileCache};
 
 /// One `/proc/meminfo`-style line: the field name, its value in base units
 /// (bytes for kB fields) and whether it was given in kB.
@@ -97,7 +97,7 @@ impl SyncCollector for Meminfo {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "meminfo")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "meminfo")? {
             return Ok(());
         }
         let mut names = self.names.lock();

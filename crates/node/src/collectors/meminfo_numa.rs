@@ -13,9 +13,10 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use super::meminfo::{field_name, parse_mem_line};
-use super::{intern_pair, numbered_or_empty, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::dir_listing::{numbered_entries, Refreshed};
+use crate::field_names::intern_pair;
+use crate::file_cache::FileCache;
 
 /// Parses a node's `meminfo` (`Node 0 MemTotal:  123 kB` lines) into
 /// `(metric suffix, value in bytes or count)`.
@@ -64,16 +65,13 @@ impl SyncCollector for MeminfoNuma {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let nodes = self.nodes.get(|| numbered_or_empty(&self.dir, "node"))?;
+        let nodes = self.nodes.get(|| numbered_entries(&self.dir, "node"))?;
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (n, name) in nodes.iter() {
             let node = n.to_string();
             let base = self.dir.join(name);
-            if self
-                .cache
-                .read_into(&base.join("meminfo"), &mut buf)
-                .is_ok()
-            {
+            if scope.read_into(&base.join("meminfo"), &mut buf).is_ok() {
                 for (field, v) in parse_node_meminfo(&buf) {
                     let (name, help) = intern_pair("meminfo_numa", &field, |f| {
                         (
@@ -86,11 +84,7 @@ impl SyncCollector for MeminfoNuma {
                     out.push(fam);
                 }
             }
-            if self
-                .cache
-                .read_into(&base.join("numastat"), &mut buf)
-                .is_ok()
-            {
+            if scope.read_into(&base.join("numastat"), &mut buf).is_ok() {
                 for (field, v) in parse_numastat(&buf) {
                     let (name, help) = intern_pair("meminfo_numa_stat", field, |f| {
                         (

@@ -22,16 +22,49 @@
 //! value is read from that tree.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use oxmon_core::collector::CollectError;
-
 use super::netdev::{format_hwaddr, SharedLinks, OPERSTATES};
-use super::{compile, dir_entries, AttrCache, CacheScope};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::{CacheScope, FileCache};
+
+/// Flags of the netclass collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of net devices to ignore for netclass collector.
+    #[arg(
+        id = "collector.netclass.ignored-devices",
+        long = "collector.netclass.ignored-devices",
+        value_name = "REGEX",
+        default_value = "^$"
+    )]
+    pub ignored_devices: String,
+    /// Ignore devices where the speed is invalid.
+    #[arg(
+        id = "collector.netclass.ignore-invalid-speed",
+        long = "collector.netclass.ignore-invalid-speed"
+    )]
+    pub ignore_invalid_speed: bool,
+    /// Accepted for compatibility; oxmon-node always reads
+    /// /sys/class/net (kept-open files make it cheap).
+    #[arg(id = "collector.netclass.netlink", long = "collector.netclass.netlink")]
+    pub netlink: bool,
+    /// Accepted for compatibility (the default).
+    #[arg(
+        id = "no-collector.netclass.netlink",
+        long = "no-collector.netclass.netlink",
+        hide = true
+    )]
+    pub no_netlink: bool,
+}
 
 /// Numeric attributes: `(file, metric name, is counter)`.
 const NUMERIC: [(&str, &str, bool); 17] = [
@@ -102,25 +135,22 @@ pub struct NetClass {
     ignored: Regex,
     ignore_invalid_speed: bool,
     netlink: bool,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl NetClass {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.b;
-        if f.netclass_netlink {
+        let f = &ctx.options.netclass;
+        if f.netlink {
             tracing::info!("--collector.netclass.netlink: oxmon-node reads /sys/class/net with kept-open files instead");
         }
         Ok(NetClass {
             class: ctx.paths.sys("class/net"),
-            ignored: compile(
-                "collector.netclass.ignored-devices",
-                &f.netclass_ignored_devices,
-            )?,
-            ignore_invalid_speed: f.netclass_ignore_invalid_speed,
+            ignored: compile_regex("collector.netclass.ignored-devices", &f.ignored_devices)?,
+            ignore_invalid_speed: f.ignore_invalid_speed,
             netlink: ctx.paths.sysfs == std::path::Path::new("/sys"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         })
     }
 }
@@ -226,12 +256,19 @@ impl NetClass {
     }
 }
 
-impl SyncCollector for NetClass {
+/// Runs on a blocking lane: sysfs reads of interface attributes wait on the kernel's rtnl lock, and the shared rtnetlink dump can wait up to 5 s.
+impl BlockingCollector for NetClass {
+    type Found = ();
+
     fn name(&self) -> &'static str {
         "netclass"
     }
 
-    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn check(&self, _: &ScrapeContext) -> Result<Option<()>, CollectError> {
+        Ok(Some(()))
+    }
+
+    fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let ifaces = if self.netlink {
             self.read_netlink(ctx, &mut scope)?
@@ -294,19 +331,16 @@ impl SyncCollector for NetClass {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(blocking_collector(NetClass::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::CollectorFlags;
-    use crate::paths::Paths;
-    use clap::Parser;
+    use crate::collectors::testing;
     use oxmon_core::metrics::Value::Single;
-
-    #[derive(clap::Parser)]
-    struct T {
-        #[command(flatten)]
-        f: CollectorFlags,
-    }
 
     #[test]
     fn reads_interfaces() {
@@ -329,26 +363,17 @@ mod tests {
         }
         std::fs::write(net.join("dummy0/speed"), "-1\n").unwrap();
         std::fs::write(net.join("dummy0/flags"), "0x82\n").unwrap();
-        let p = dir.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from([
-            "x",
+        let paths = testing::paths_under(dir.path());
+        let options = testing::options(&[
             "--collector.netclass.ignored-devices=^veth",
             "--collector.netclass.ignore-invalid-speed",
         ]);
-        let c = NetClass::new(&Ctx {
+        let c = build(&Ctx {
             paths: &paths,
-            flags: &t.f,
+            options: &options,
         })
         .unwrap();
-        let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        c.collect(&ctx, &mut out).unwrap();
+        let out = testing::scrape(&*c);
         let fam = |n: &str| out.iter().find(|f| f.name == n).unwrap();
         assert_eq!(
             fam("node_network_up").metrics.len(),

@@ -19,11 +19,71 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::sync::LockExt;
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{AttrCache, DeviceFilter};
 use crate::collectors::Ctx;
+use crate::device_filter::DeviceFilter;
+use crate::file_cache::FileCache;
+
+/// Flags of the netdev collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of net devices to include (mutually exclusive to device-exclude).
+    #[arg(
+        id = "collector.netdev.device-include",
+        long = "collector.netdev.device-include",
+        value_name = "REGEX"
+    )]
+    pub device_include: Option<String>,
+    /// DEPRECATED: use --collector.netdev.device-include.
+    #[arg(
+        id = "collector.netdev.device-whitelist",
+        long = "collector.netdev.device-whitelist",
+        value_name = "REGEX",
+        hide = true
+    )]
+    pub device_whitelist: Option<String>,
+    /// Regexp of net devices to exclude (mutually exclusive to device-include).
+    #[arg(
+        id = "collector.netdev.device-exclude",
+        long = "collector.netdev.device-exclude",
+        value_name = "REGEX"
+    )]
+    pub device_exclude: Option<String>,
+    /// DEPRECATED: use --collector.netdev.device-exclude.
+    #[arg(
+        id = "collector.netdev.device-blacklist",
+        long = "collector.netdev.device-blacklist",
+        value_name = "REGEX",
+        hide = true
+    )]
+    pub device_blacklist: Option<String>,
+    /// Collect address-info for every device (node_network_address_info).
+    #[arg(
+        id = "collector.netdev.address-info",
+        long = "collector.netdev.address-info"
+    )]
+    pub address_info: bool,
+    /// Use (incompatible) metric names that provide more detailed stats on Linux.
+    #[arg(
+        id = "collector.netdev.enable-detailed-metrics",
+        long = "collector.netdev.enable-detailed-metrics"
+    )]
+    pub detailed: bool,
+    /// Use netlink to gather stats instead of /proc/net/dev (default: on).
+    #[arg(id = "collector.netdev.netlink", long = "collector.netdev.netlink")]
+    pub netlink: bool,
+    /// Read /proc/net/dev instead of netlink.
+    #[arg(
+        id = "no-collector.netdev.netlink",
+        long = "no-collector.netdev.netlink"
+    )]
+    pub no_netlink: bool,
+}
 
 /// The kernel's `rtnl_link_stats64` fields, in order (detailed names).
 pub const LINK_STATS: [&str; 24] = [
@@ -413,7 +473,7 @@ impl Netlink {
             netlink::SocketAddrNetlink, recv, sendto, socket_with, sockopt, AddressFamily,
             RecvFlags, SendFlags, SocketFlags, SocketType,
         };
-        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.sock.lock_unpoisoned();
         let (sock, buf) = &mut *guard;
         if sock.is_none() {
             let fd = socket_with(
@@ -470,12 +530,12 @@ impl Netlink {
 }
 
 /// One `RTM_GETLINK` dump per scrape, shared by netdev and netclass: the
-/// first of them to run in a scrape (identified by its deadline) dumps,
-/// the other reuses the result.
+/// first of them to run in a scrape (identified by its id) dumps, the
+/// other waits for that dump and reuses it.
 #[derive(Default)]
 pub(crate) struct SharedLinks {
     nl: Netlink,
-    last: Mutex<Option<(tokio::time::Instant, Arc<Vec<Link>>)>>,
+    last: Mutex<Option<(u64, Arc<Vec<Link>>)>>,
 }
 
 impl SharedLinks {
@@ -487,9 +547,9 @@ impl SharedLinks {
 
     /// All links, dumped at most once per scrape.
     pub(crate) fn links(&self, ctx: &ScrapeContext) -> std::io::Result<Arc<Vec<Link>>> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((deadline, links)) = &*last {
-            if *deadline == ctx.deadline {
+        let mut last = self.last.lock_unpoisoned();
+        if let Some((scrape, links)) = &*last {
+            if *scrape == ctx.id {
                 return Ok(links.clone());
             }
         }
@@ -500,7 +560,7 @@ impl SharedLinks {
             }
         })?;
         let links = Arc::new(links);
-        *last = Some((ctx.deadline, links.clone()));
+        *last = Some((ctx.id, links.clone()));
         Ok(links)
     }
 }
@@ -514,31 +574,31 @@ pub struct NetDev {
     address_info: bool,
     /// For the address dump of `--collector.netdev.address-info`.
     nl: Netlink,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl NetDev {
     /// Builds the collector from the flags.
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
-        let f = &ctx.flags.b;
+        let f = &ctx.options.netdev;
         let include = pick(
             "collector.netdev.device-include",
-            &f.netdev_device_include,
-            &f.netdev_device_whitelist,
+            &f.device_include,
+            &f.device_whitelist,
         )?;
         let exclude = pick(
             "collector.netdev.device-exclude",
-            &f.netdev_device_exclude,
-            &f.netdev_device_blacklist,
+            &f.device_exclude,
+            &f.device_blacklist,
         )?;
         Ok(NetDev {
             proc_net_dev: ctx.paths.proc("net/dev"),
             filter: DeviceFilter::new("collector.netdev.device", include, exclude)?,
-            netlink: !f.no_netdev_netlink,
-            detailed: f.netdev_detailed,
-            address_info: f.netdev_address_info,
+            netlink: !f.no_netlink,
+            detailed: f.detailed,
+            address_info: f.address_info,
             nl: Netlink::default(),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         })
     }
 }
@@ -581,12 +641,19 @@ impl Families {
     }
 }
 
-impl SyncCollector for NetDev {
+/// Runs on a blocking lane: the rtnetlink dump can wait up to 5 s for the kernel's answer.
+impl BlockingCollector for NetDev {
+    type Found = ();
+
     fn name(&self) -> &'static str {
         "netdev"
     }
 
-    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn check(&self, _: &ScrapeContext) -> Result<Option<()>, CollectError> {
+        Ok(Some(()))
+    }
+
+    fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut fams = Families(Vec::with_capacity(24));
         let mut names = Vec::new();
         if self.netlink {
@@ -662,6 +729,11 @@ impl SyncCollector for NetDev {
         }
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(blocking_collector(NetDev::new(ctx)?))
 }
 
 #[cfg(test)]

@@ -8,14 +8,29 @@
 //! default keeps the commonly used ones). On by default.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::Mutex;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::sync::LockExt;
+use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile, AttrCache};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::file_cache::FileCache;
+
+/// node_exporter's default for `--collector.netstat.fields`.
+pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// Flags of the netstat collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of fields to return for netstat collector.
+    #[arg(id = "collector.netstat.fields", long = "collector.netstat.fields", value_name = "REGEX", default_value = DEFAULT_FIELDS)]
+    pub fields: String,
+}
 
 /// Parses `net/snmp6` into `(proto, field, value)`: `Ip6InOctets 460` is
 /// `("Ip6", "InOctets", "460")`; lines without a `6` are skipped.
@@ -47,7 +62,7 @@ pub struct NetStat {
     snmp: PathBuf,
     snmp6: PathBuf,
     fields: Regex,
-    cache: AttrCache,
+    cache: FileCache,
     selections: Mutex<Vec<Selection>>,
 }
 
@@ -58,8 +73,8 @@ impl NetStat {
             netstat: ctx.paths.proc("net/netstat"),
             snmp: ctx.paths.proc("net/snmp"),
             snmp6: ctx.paths.proc("net/snmp6"),
-            fields: compile("collector.netstat.fields", &ctx.flags.b.netstat_fields)?,
-            cache: AttrCache::default(),
+            fields: compile_regex("collector.netstat.fields", &ctx.options.netstat.fields)?,
+            cache: FileCache::remembering_missing(),
             selections: Mutex::new(Vec::new()),
         })
     }
@@ -134,7 +149,7 @@ impl SyncCollector for NetStat {
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
-        let mut sels = self.selections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sels = self.selections.lock_unpoisoned();
         for path in [&self.netstat, &self.snmp] {
             match scope.read(path) {
                 Ok(b) => {
@@ -165,6 +180,11 @@ impl SyncCollector for NetStat {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(NetStat::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,7 +205,7 @@ mod tests {
             snmp: PathBuf::new(),
             snmp6: PathBuf::new(),
             fields: Regex::new("^Tcp_(InErrs|ActiveOpens)$").unwrap(),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
             selections: Mutex::new(Vec::new()),
         };
         let mut sels = Vec::new();
@@ -213,7 +233,7 @@ mod tests {
 
     #[test]
     fn default_field_filter() {
-        let re = Regex::new(crate::collectors::group_b::NETSTAT_FIELDS_DEFAULT).unwrap();
+        let re = Regex::new(DEFAULT_FIELDS).unwrap();
         for yes in [
             "Tcp_InErrs",
             "Udp6_NoPorts",

@@ -8,11 +8,14 @@
 //! On by default; no flags. Without NVMe devices it reports nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache};
+use crate::collectors::Ctx;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// The namespace id of a namespace directory name (`nvme0n1` → `1`,
@@ -39,7 +42,7 @@ pub fn namespace_id(controller: &str, entry: &str) -> Option<String> {
 /// The nvme collector.
 pub struct Nvme {
     class: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl Nvme {
@@ -47,7 +50,7 @@ impl Nvme {
     pub fn new(paths: &Paths) -> Self {
         Nvme {
             class: paths.sys("class/nvme"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -145,6 +148,11 @@ impl SyncCollector for Nvme {
         out.extend([info, ns_info, capacity, size, used, lbs_fam]);
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Nvme::new(ctx.paths)))
 }
 
 #[cfg(test)]

@@ -15,9 +15,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// Parses the os-release format (shell-like `KEY=value` assignments with
 /// optional single or double quotes and backslash escapes inside double
@@ -118,10 +117,11 @@ impl SyncCollector for Os {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         let mut found = false;
         for path in &self.files {
-            if read_optional(&self.cache, path, &mut buf, "os")? {
+            if read_optional(&mut scope, path, &mut buf, "os")? {
                 found = true;
                 break;
             }
@@ -182,6 +182,27 @@ impl SyncCollector for Os {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::testing;
+
+    /// An upgrade replaces os-release by renaming a new file over it; the
+    /// next scrape shows the new version (a kept descriptor would show the
+    /// old file forever).
+    #[test]
+    fn os_release_replaced_by_rename_shows_on_the_next_scrape() {
+        let root = tempfile::tempdir().unwrap();
+        testing::copy_fixture(root.path(), "rootfs/etc/os-release");
+        let paths = testing::paths_under(&root.path().join("rootfs"));
+        let os = testing::build("os", &paths);
+        let version =
+            |out: &[MetricFamily]| testing::first_label(out, "node_os_info", "version_id");
+        assert_eq!(version(&testing::scrape(&*os)), "3.14.15");
+        let release = root.path().join("rootfs/etc/os-release");
+        let upgraded = std::fs::read_to_string(&release)
+            .unwrap()
+            .replace("VERSION_ID=\"3.14.15\"", "VERSION_ID=\"3.15.0\"");
+        testing::replace_by_rename(&release, &upgraded);
+        assert_eq!(version(&testing::scrape(&*os)), "3.15.0");
+    }
 
     #[test]
     fn os_release() {

@@ -12,14 +12,33 @@
 //! read off the runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectError, CollectResult};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::metrics::LabelName;
-use oxmon_core::MetricFamily;
+use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile, dir_entries, AttrCache, SlowSysfs};
 use crate::collectors::Ctx;
+use crate::device_filter::compile_regex;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
+
+/// Flags of the powersupplyclass collector (node_exporter's names and
+/// defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regexp of power supplies to ignore for powersupplyclass collector.
+    #[arg(
+        id = "collector.powersupply.ignored-supplies",
+        long = "collector.powersupply.ignored-supplies",
+        value_name = "REGEX",
+        default_value = "^$"
+    )]
+    pub ignored_supplies: String,
+}
 
 /// `(sysfs attribute, metric suffix, divisor)` for numeric attributes.
 const NUMERIC: &[(&str, &str, f64)] = &[
@@ -101,7 +120,7 @@ const TEXT: &[&str] = &[
 pub struct PowerSupply {
     class: PathBuf,
     ignored: Regex,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl PowerSupply {
@@ -109,20 +128,23 @@ impl PowerSupply {
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
         Ok(PowerSupply {
             class: ctx.paths.sys("class/power_supply"),
-            ignored: compile(
+            ignored: compile_regex(
                 "collector.powersupply.ignored-supplies",
-                &ctx.flags.b.powersupply_ignored,
+                &ctx.options.powersupplyclass.ignored_supplies,
             )?,
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         })
     }
 }
 
-impl SlowSysfs for PowerSupply {
+impl BlockingCollector for PowerSupply {
     type Found = Vec<(String, std::fs::FileType)>;
-    const NAME: &'static str = "powersupplyclass";
 
-    fn find(&self) -> Result<Option<Self::Found>, CollectError> {
+    fn name(&self) -> &'static str {
+        "powersupplyclass"
+    }
+
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
         match dir_entries(&self.class)? {
             Some(entries) if !entries.is_empty() => Ok(Some(entries)),
             _ => {
@@ -132,7 +154,12 @@ impl SlowSysfs for PowerSupply {
         }
     }
 
-    fn read(&self, supplies: Self::Found, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        supplies: Self::Found,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut fams: Vec<Option<MetricFamily>> = vec![None; NUMERIC.len()];
         let mut info = MetricFamily::gauge(
@@ -174,18 +201,15 @@ impl SlowSysfs for PowerSupply {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(blocking_collector(PowerSupply::new(ctx)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::CollectorFlags;
-    use crate::paths::Paths;
-    use clap::Parser;
-
-    #[derive(clap::Parser)]
-    struct T {
-        #[command(flatten)]
-        f: CollectorFlags,
-    }
+    use crate::collectors::testing;
 
     #[test]
     fn battery_units_and_info() {
@@ -204,21 +228,14 @@ mod tests {
         ] {
             std::fs::write(b.join(f), format!("{v}\n")).unwrap();
         }
-        let p = dir.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let t = T::parse_from(["x", "--collector.powersupply.ignored-supplies=^hidden$"]);
-        let c = PowerSupply::new(&Ctx {
+        let paths = testing::paths_under(dir.path());
+        let options = testing::options(&["--collector.powersupply.ignored-supplies=^hidden$"]);
+        let c = build(&Ctx {
             paths: &paths,
-            flags: &t.f,
+            options: &options,
         })
         .unwrap();
-        let mut out = Vec::new();
-        c.read(c.find().unwrap().unwrap(), &mut out).unwrap();
+        let out = testing::scrape(&*c);
         let get = |n: &str| out.iter().find(|f| f.name == n).map(|f| f.metrics.clone());
         use oxmon_core::metrics::Value::Single;
         assert_eq!(

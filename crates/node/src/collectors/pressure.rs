@@ -15,9 +15,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// The `total=` values (µs) of a PSI file's `some` and `full` lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -108,9 +107,10 @@ impl SyncCollector for Pressure {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for resource in ["cpu", "io", "memory", "irq"] {
-            if !read_optional(&self.cache, &self.dir.join(resource), &mut buf, "pressure")? {
+            if !read_optional(&mut scope, &self.dir.join(resource), &mut buf, "pressure")? {
                 continue;
             }
             let psi = parse_psi(&buf);

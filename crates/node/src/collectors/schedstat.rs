@@ -10,9 +10,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// One CPU's line: `(cpu, running ns, waiting ns, timeslices)`.
 pub type SchedCpu<'a> = (&'a str, f64, f64, f64);
@@ -55,7 +54,7 @@ impl SyncCollector for Schedstat {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "schedstat")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "schedstat")? {
             return Ok(());
         }
         let mut running = MetricFamily::counter(

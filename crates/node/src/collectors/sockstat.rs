@@ -8,11 +8,13 @@
 //! On by default; no flags. A missing file reports nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::AttrCache;
+use crate::collectors::Ctx;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// One `PROTO: key value key value …` line.
@@ -59,7 +61,7 @@ pub struct SockStat {
     v4: PathBuf,
     v6: PathBuf,
     page_size: f64,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl SockStat {
@@ -69,7 +71,7 @@ impl SockStat {
             v4: paths.proc("net/sockstat"),
             v6: paths.proc("net/sockstat6"),
             page_size: rustix::param::page_size() as f64,
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -110,6 +112,11 @@ impl SyncCollector for SockStat {
         }
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(SockStat::new(ctx.paths)))
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
 
 /// Parses `/proc/softirqs` into `(cpu number, type, count)`.
 pub fn parse_softirqs(text: &str) -> Vec<(String, String, f64)> {
@@ -58,7 +57,7 @@ impl SyncCollector for Softirqs {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "softirqs")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "softirqs")? {
             return Ok(());
         }
         let mut f =

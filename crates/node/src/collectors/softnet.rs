@@ -8,11 +8,13 @@
 //! `node_softnet_backlog_len`, all labelled `cpu`. On by default; no flags.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::AttrCache;
+use crate::collectors::Ctx;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// One CPU's line.
@@ -70,7 +72,7 @@ pub fn parse_softnet(text: &str) -> Vec<SoftnetLine> {
 /// The softnet collector.
 pub struct Softnet {
     path: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl Softnet {
@@ -78,7 +80,7 @@ impl Softnet {
     pub fn new(paths: &Paths) -> Self {
         Softnet {
             path: paths.proc("net/softnet_stat"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -134,6 +136,11 @@ impl SyncCollector for Softnet {
         out.extend([processed, dropped, squeezed, collision, rps, flow, backlog]);
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(Softnet::new(ctx.paths)))
 }
 
 #[cfg(test)]

@@ -10,9 +10,18 @@ use std::sync::Arc;
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::read_optional;
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::file_cache::{read_optional, FileCache};
+
+/// Flags of the stat collector.
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Export softirq counts per vector from /proc/stat
+    /// (node_softirqs_total{vector}).
+    #[arg(id = "collector.stat.softirq", long = "collector.stat.softirq")]
+    pub softirq: bool,
+}
 
 /// Softirq vector names in `/proc/stat` order, as node_exporter labels them.
 pub const SOFTIRQ_VECTORS: [&str; 10] = [
@@ -84,7 +93,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(StatCollector {
         path: ctx.paths.proc("stat"),
         cache: FileCache::new(),
-        softirq: ctx.flags.a.stat_softirq,
+        softirq: ctx.options.stat.softirq,
     }))
 }
 
@@ -95,7 +104,7 @@ impl SyncCollector for StatCollector {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "stat")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "stat")? {
             return Ok(());
         }
         let s = parse_stat(&buf);

@@ -18,443 +18,89 @@
 //! directory is given).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::metrics::{Metric, Value};
-use oxmon_core::{Collector, MetricFamily, MetricType};
+use oxmon_core::expo::{self, Exposition, Family};
+use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 
-/// A parse error with its 1-based line number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// Line of the error.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
+/// The metric types of text format 0.0.4; a file that declares another
+/// (OpenMetrics' `info`, `stateset`, …) is rejected, as node_exporter does.
+const TEXT_FORMAT_TYPES: [&str; 5] = ["counter", "gauge", "untyped", "histogram", "summary"];
+
+/// Why a file is skipped.
+#[derive(Debug)]
+pub enum FileError {
+    /// Bad syntax, with its line.
+    Syntax(expo::ParseError),
+    /// A type the text format does not have.
+    NotTextFormat {
+        /// The family.
+        family: String,
+        /// Its declared type.
+        kind: String,
+    },
+    /// Samples that do not make a family of the declared type (a bucket
+    /// whose `le` is not a number).
+    Shape(expo::ConvertError),
 }
 
-impl fmt::Display for ParseError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// One sample line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// Full sample name (`x_bucket`, `x_sum`, …).
-    pub name: String,
-    /// Labels in file order.
-    pub labels: Vec<(String, String)>,
-    /// Value.
-    pub value: f64,
-    /// Client-side timestamp (ms), if present.
-    pub timestamp: Option<i64>,
-}
-
-/// One family as parsed from a file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedFamily {
-    /// Family name.
-    pub name: String,
-    /// `# HELP` text (`None` when absent or empty).
-    pub help: Option<String>,
-    /// `# TYPE` (untyped when absent).
-    pub kind: MetricType,
-    /// The samples, in file order.
-    pub samples: Vec<Sample>,
-}
-
-fn err(line: usize, message: impl Into<String>) -> ParseError {
-    ParseError {
-        line,
-        message: message.into(),
-    }
-}
-
-fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
-}
-
-fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
-}
-
-fn valid_metric_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty() && is_name_start(b[0]) && b.iter().all(|c| is_name_char(*c))
-}
-
-fn valid_label_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
-/// Parses a float the way Go's `strconv.ParseFloat` reads exposition values.
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
-        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        "NaN" | "nan" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
-}
-
-fn unescape_help(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('\\') => out.push('\\'),
-                Some(o) => {
-                    out.push('\\');
-                    out.push(o);
-                }
-                None => out.push('\\'),
+        match self {
+            FileError::Syntax(e) => e.fmt(f),
+            FileError::NotTextFormat { family, kind } => {
+                write!(
+                    f,
+                    "metric {family}: type {kind} is not part of text format 0.0.4"
+                )
             }
-        } else {
-            out.push(c);
+            FileError::Shape(e) => e.fmt(f),
         }
     }
-    out
 }
 
-/// Parses one sample line.
-fn parse_sample(line: &str, n: usize) -> Result<Sample, ParseError> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() && is_name_char(b[i]) {
-        i += 1;
-    }
-    let name = &line[..i];
-    if !valid_metric_name(name) {
-        return Err(err(n, format!("invalid metric name in {line:?}")));
-    }
-    let mut labels = Vec::new();
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && (b[*i] == b' ' || b[*i] == b'\t') {
-            *i += 1;
+/// Parses one file with oxmon-core's exposition parser and checks it
+/// against the textfile rules: only the text format's types, and every
+/// family convertible to a metric family. Client-side timestamps are left
+/// to the caller ([`Exposition::has_timestamps`]).
+pub fn parse_file(text: &str) -> Result<Exposition, FileError> {
+    let parsed = expo::try_parse(text).map_err(FileError::Syntax)?;
+    for family in parsed.families.values() {
+        if !TEXT_FORMAT_TYPES.contains(&family.kind.as_str()) {
+            return Err(FileError::NotTextFormat {
+                family: family.name.clone(),
+                kind: family.kind.clone(),
+            });
         }
-    };
-    skip_ws(&mut i);
-    if i < b.len() && b[i] == b'{' {
-        i += 1;
-        loop {
-            skip_ws(&mut i);
-            if i >= b.len() {
-                return Err(err(n, "unterminated label set"));
-            }
-            if b[i] == b'}' {
-                i += 1;
-                break;
-            }
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
-            }
-            let lname = &line[start..i];
-            if !valid_label_name(lname) {
-                return Err(err(n, format!("invalid label name in {line:?}")));
-            }
-            skip_ws(&mut i);
-            if i >= b.len() || b[i] != b'=' {
-                return Err(err(n, format!("expected '=' after label {lname:?}")));
-            }
-            i += 1;
-            skip_ws(&mut i);
-            if i >= b.len() || b[i] != b'"' {
-                return Err(err(
-                    n,
-                    format!("expected '\"' for the value of label {lname:?}"),
-                ));
-            }
-            i += 1;
-            let mut value = Vec::new();
-            loop {
-                match b.get(i) {
-                    None => return Err(err(n, "unterminated label value")),
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        match b.get(i + 1) {
-                            Some(b'n') => value.push(b'\n'),
-                            Some(b'\\') => value.push(b'\\'),
-                            Some(b'"') => value.push(b'"'),
-                            _ => return Err(err(n, "invalid escape in label value")),
-                        }
-                        i += 2;
-                    }
-                    Some(c) => {
-                        value.push(*c);
-                        i += 1;
-                    }
-                }
-            }
-            if labels.iter().any(|(k, _): &(String, String)| k == lname) {
-                return Err(err(n, format!("duplicate label {lname:?}")));
-            }
-            labels.push((
-                lname.to_string(),
-                String::from_utf8(value).map_err(|_| err(n, "label value is not UTF-8"))?,
-            ));
-            skip_ws(&mut i);
-            match b.get(i) {
-                Some(b',') => i += 1,
-                Some(b'}') => {}
-                _ => return Err(err(n, format!("expected ',' or '}}' in {line:?}"))),
-            }
+        if !family.samples.is_empty() {
+            family.to_metric_family().map_err(FileError::Shape)?;
         }
     }
-    let mut rest = line[i..].split_ascii_whitespace();
-    let value_text = rest
-        .next()
-        .ok_or_else(|| err(n, format!("missing value in {line:?}")))?;
-    let value =
-        parse_value(value_text).ok_or_else(|| err(n, format!("invalid value {value_text:?}")))?;
-    let timestamp = match rest.next() {
-        None => None,
-        Some(t) => Some(
-            t.parse::<i64>()
-                .map_err(|_| err(n, format!("invalid timestamp {t:?}")))?,
-        ),
-    };
-    if rest.next().is_some() {
-        return Err(err(
-            n,
-            format!("unexpected text after the value in {line:?}"),
-        ));
-    }
-    Ok(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp,
-    })
-}
-
-/// Parses exposition text 0.0.4 into families, in order of first
-/// appearance. Any malformed line is an error for the whole text.
-pub fn parse_exposition(text: &str) -> Result<Vec<ParsedFamily>, ParseError> {
-    let mut families: Vec<ParsedFamily> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut help_seen: BTreeSet<String> = BTreeSet::new();
-    let mut type_seen: BTreeSet<String> = BTreeSet::new();
-    let family_at = |families: &mut Vec<ParsedFamily>,
-                     index: &mut BTreeMap<String, usize>,
-                     name: &str|
-     -> usize {
-        if let Some(i) = index.get(name) {
-            return *i;
-        }
-        families.push(ParsedFamily {
-            name: name.to_string(),
-            help: None,
-            kind: MetricType::Untyped,
-            samples: Vec::new(),
-        });
-        index.insert(name.to_string(), families.len() - 1);
-        families.len() - 1
-    };
-    for (lineno, raw) in text.lines().enumerate() {
-        let n = lineno + 1;
-        let line = raw.trim_end_matches('\r').trim_start_matches([' ', '\t']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(comment) = line.strip_prefix('#') {
-            let comment = comment.trim_start_matches([' ', '\t']);
-            let (keyword, rest) = comment.split_once([' ', '\t']).unwrap_or((comment, ""));
-            if keyword != "HELP" && keyword != "TYPE" {
-                continue;
-            }
-            let rest = rest.trim_start_matches([' ', '\t']);
-            let (name, arg) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
-            if !valid_metric_name(name) {
-                return Err(err(n, format!("invalid metric name in {keyword} line")));
-            }
-            let i = family_at(&mut families, &mut index, name);
-            if keyword == "HELP" {
-                if !help_seen.insert(name.to_string()) {
-                    return Err(err(n, format!("second HELP line for metric name {name:?}")));
-                }
-                let help = unescape_help(arg);
-                families[i].help = (!help.is_empty()).then_some(help);
-            } else {
-                if !type_seen.insert(name.to_string()) {
-                    return Err(err(n, format!("second TYPE line for metric name {name:?}")));
-                }
-                if !families[i].samples.is_empty() {
-                    return Err(err(n, format!("TYPE line for {name:?} after its samples")));
-                }
-                families[i].kind = match arg.trim() {
-                    "counter" => MetricType::Counter,
-                    "gauge" => MetricType::Gauge,
-                    "untyped" => MetricType::Untyped,
-                    "histogram" => MetricType::Histogram,
-                    "summary" => MetricType::Summary,
-                    other => return Err(err(n, format!("unknown metric type {other:?}"))),
-                };
-            }
-            continue;
-        }
-        let sample = parse_sample(line, n)?;
-        // A _bucket/_sum/_count sample belongs to a declared histogram or
-        // summary of the base name.
-        let mut target = sample.name.clone();
-        for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = sample.name.strip_suffix(suffix) {
-                if let Some(&i) = index.get(base) {
-                    let kind = families[i].kind;
-                    let fits = match suffix {
-                        "_bucket" => kind == MetricType::Histogram,
-                        _ => matches!(kind, MetricType::Histogram | MetricType::Summary),
-                    };
-                    if fits {
-                        target = base.to_string();
-                    }
-                }
-            }
-        }
-        let i = family_at(&mut families, &mut index, &target);
-        let kind = families[i].kind;
-        if kind == MetricType::Histogram && target == sample.name {
-            return Err(err(
-                n,
-                format!(
-                    "histogram sample {:?} without _bucket/_sum/_count",
-                    sample.name
-                ),
-            ));
-        }
-        if kind == MetricType::Histogram
-            && sample.name.ends_with("_bucket")
-            && !sample.labels.iter().any(|(k, _)| k == "le")
-        {
-            return Err(err(n, "histogram bucket without an le label"));
-        }
-        if kind == MetricType::Summary
-            && target == sample.name
-            && !sample.labels.iter().any(|(k, _)| k == "quantile")
-        {
-            return Err(err(n, "summary sample without a quantile label"));
-        }
-        families[i].samples.push(sample);
-    }
-    Ok(families)
+    Ok(parsed)
 }
 
 /// A family merged from one or more files.
 struct Merged {
-    help: Option<String>,
-    kind: MetricType,
+    family: Family,
     files: Vec<String>,
-    samples: Vec<Sample>,
 }
 
-/// Converts a merged family into a [`MetricFamily`], padding missing
-/// labels with empty values. Histograms and summaries are assembled from
-/// their `_bucket`/`_sum`/`_count` samples.
-fn to_family(name: &str, m: Merged) -> MetricFamily {
-    let help = m
-        .help
-        .unwrap_or_else(|| format!("Metric read from {}", m.files.join(", ")));
-    let special = |k: &str| {
-        (m.kind == MetricType::Histogram && k == "le")
-            || (m.kind == MetricType::Summary && k == "quantile")
-    };
-    let label_names: BTreeSet<&str> = m
-        .samples
-        .iter()
-        .flat_map(|s| s.labels.iter().map(|(k, _)| k.as_str()))
-        .filter(|k| !special(k))
-        .collect();
-    let key_of = |s: &Sample| -> Vec<(Cow<'static, str>, String)> {
-        label_names
-            .iter()
-            .map(|k| {
-                let v = s
-                    .labels
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                (Cow::Owned(k.to_string()), v)
-            })
-            .collect()
-    };
-    let mut family = MetricFamily::new(name.to_string(), help, m.kind);
-    match m.kind {
-        MetricType::Histogram | MetricType::Summary => {
-            // (labels, (bound, value) points, sum, count) per series.
-            type Group = (Vec<(Cow<'static, str>, String)>, Vec<(f64, f64)>, f64, f64);
-            let mut groups: Vec<Group> = Vec::new();
-            for s in &m.samples {
-                let key = key_of(s);
-                let gi = match groups.iter().position(|g| g.0 == key) {
-                    Some(gi) => gi,
-                    None => {
-                        groups.push((key, Vec::new(), 0.0, 0.0));
-                        groups.len() - 1
-                    }
-                };
-                let g = &mut groups[gi];
-                if s.name.ends_with("_sum") && s.name.len() == name.len() + 4 {
-                    g.2 = s.value;
-                } else if s.name.ends_with("_count") && s.name.len() == name.len() + 6 {
-                    g.3 = s.value;
-                } else {
-                    let bound_label = if m.kind == MetricType::Histogram {
-                        "le"
-                    } else {
-                        "quantile"
-                    };
-                    if let Some(b) = s
-                        .labels
-                        .iter()
-                        .find(|(k, _)| k == bound_label)
-                        .and_then(|(_, v)| parse_value(v))
-                    {
-                        g.1.push((b, s.value));
-                    }
-                }
-            }
-            for (labels, mut points, sum, count) in groups {
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let value = if m.kind == MetricType::Histogram {
-                    Value::Histogram {
-                        buckets: points.into_iter().map(|(le, c)| (le, c as u64)).collect(),
-                        sum,
-                        count: count as u64,
-                    }
-                } else {
-                    Value::Summary {
-                        quantiles: points,
-                        sum,
-                        count: count as u64,
-                    }
-                };
-                family.push(Metric { labels, value });
-            }
-        }
-        _ => {
-            for s in &m.samples {
-                family.add_owned(key_of(s), s.value);
-            }
-        }
+/// Converts a merged family into a [`MetricFamily`]: label names padded
+/// with empty values across series, and "Metric read from <files>" as
+/// help text when no file gave one.
+fn finish(mut m: Merged) -> Result<MetricFamily, expo::ConvertError> {
+    m.family.fill_missing_labels();
+    if m.family.help.is_empty() {
+        m.family.help = format!("Metric read from {}", m.files.join(", "));
     }
-    family
+    m.family.to_metric_family()
 }
 
 /// Expands `*` and `?` in the components of a directory pattern; a pattern
@@ -469,7 +115,7 @@ pub fn expand_glob(pattern: &str) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for base in &current {
             if comp.contains(['*', '?']) {
-                if let Ok(names) = crate::read::list_dir(base) {
+                if let Ok(names) = crate::dir_listing::list_dir(base) {
                     for name in names {
                         if (!name.starts_with('.') || comp.starts_with('.'))
                             && wildcard_match(comp, &name)
@@ -521,6 +167,20 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Flags of the textfile collector.
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Directory (or glob of directories) to read text files with metrics
+    /// from; repeatable.
+    #[arg(
+        id = "collector.textfile.directory",
+        long = "collector.textfile.directory",
+        value_name = "DIR"
+    )]
+    pub directory: Vec<String>,
+}
+
 struct Textfile {
     directories: Vec<String>,
 }
@@ -528,7 +188,7 @@ struct Textfile {
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Textfile {
-        directories: ctx.flags.a.textfile_directory.clone(),
+        directories: ctx.options.textfile.directory.clone(),
     }))
 }
 
@@ -558,7 +218,7 @@ impl SyncCollector for Textfile {
                 error = true;
             }
             for dir in dirs {
-                let names = match crate::read::list_dir(&dir) {
+                let names = match crate::dir_listing::list_dir(&dir) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");
@@ -570,46 +230,38 @@ impl SyncCollector for Textfile {
                     let path = dir.join(name);
                     let shown = join_display(&dir, name);
                     match read_file(&path) {
-                        Ok((text, mtime)) => match parse_exposition(&text) {
-                            Ok(families) => {
-                                if families
-                                    .iter()
-                                    .any(|f| f.samples.iter().any(|s| s.timestamp.is_some()))
-                                {
+                        Ok((text, mtime)) => match parse_file(&text) {
+                            Ok(parsed) => {
+                                if parsed.has_timestamps() {
                                     tracing::error!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
                                     error = true;
                                     continue;
                                 }
                                 mtimes
                                     .add_owned(vec![(Cow::Borrowed("file"), shown.clone())], mtime);
-                                for f in families {
+                                for (name, f) in parsed.families {
                                     if f.samples.is_empty() {
                                         continue;
                                     }
-                                    match merged.get_mut(&f.name) {
+                                    match merged.get_mut(&name) {
                                         None => {
-                                            merged.insert(
-                                                f.name,
-                                                Merged {
-                                                    help: f.help,
-                                                    kind: f.kind,
-                                                    files: vec![shown.clone()],
-                                                    samples: f.samples,
-                                                },
-                                            );
+                                            let files = vec![shown.clone()];
+                                            merged.insert(name, Merged { family: f, files });
                                         }
                                         Some(m) => {
-                                            let help_conflict = matches!((&m.help, &f.help), (Some(a), Some(b)) if a != b);
-                                            if m.kind != f.kind || help_conflict {
-                                                tracing::error!(file = %shown, metric = %f.name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
+                                            let help_conflict = !m.family.help.is_empty()
+                                                && !f.help.is_empty()
+                                                && m.family.help != f.help;
+                                            if m.family.kind != f.kind || help_conflict {
+                                                tracing::error!(file = %shown, metric = %name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
                                                 error = true;
                                                 continue;
                                             }
-                                            if m.help.is_none() {
-                                                m.help = f.help;
+                                            if m.family.help.is_empty() {
+                                                m.family.help = f.help;
                                             }
                                             m.files.push(shown.clone());
-                                            m.samples.extend(f.samples);
+                                            m.family.samples.extend(f.samples);
                                         }
                                     }
                                 }
@@ -628,7 +280,15 @@ impl SyncCollector for Textfile {
             }
         }
         for (name, m) in merged {
-            out.push(to_family(&name, m));
+            match finish(m) {
+                Ok(family) => out.push(family),
+                // Each file's families converted on their own; this is
+                // only reachable if merging broke that.
+                Err(e) => {
+                    tracing::error!(metric = %name, err = %e, "merged textfile family is invalid, dropped");
+                    error = true;
+                }
+            }
         }
         out.push(mtimes);
         out.push(oxmon_core::gauge(
@@ -655,26 +315,27 @@ fn read_file(path: &Path) -> std::io::Result<(String, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oxmon_core::metrics::Value;
 
     #[test]
     fn parses_families_and_types() {
         let text = "# HELP jobs_done_total Jobs done.\n# TYPE jobs_done_total counter\njobs_done_total{queue=\"a\"} 3\njobs_done_total{queue=\"b\",} 4\n\n# some comment\nlast_run 1.5e9\n";
-        let f = parse_exposition(text).unwrap();
+        let f = parse_file(text).unwrap().families;
         assert_eq!(f.len(), 2);
-        assert_eq!(f[0].name, "jobs_done_total");
-        assert_eq!(f[0].kind, MetricType::Counter);
-        assert_eq!(f[0].help.as_deref(), Some("Jobs done."));
-        assert_eq!(f[0].samples.len(), 2);
-        assert_eq!(f[1].kind, MetricType::Untyped);
-        assert_eq!(f[1].samples[0].value, 1.5e9);
+        let jobs = &f["jobs_done_total"];
+        assert_eq!(jobs.kind, "counter");
+        assert_eq!(jobs.help, "Jobs done.");
+        assert_eq!(jobs.samples.len(), 2);
+        assert_eq!(f["last_run"].kind, "untyped");
+        assert_eq!(f["last_run"].samples[0].value, 1.5e9);
     }
 
     #[test]
     fn label_escapes_and_specials() {
-        let f = parse_exposition("x{path=\"C:\\\\dir\",msg=\"say \\\"hi\\\"\\n\"} +Inf\n").unwrap();
-        let s = &f[0].samples[0];
-        assert_eq!(s.labels[0].1, "C:\\dir");
-        assert_eq!(s.labels[1].1, "say \"hi\"\n");
+        let f = parse_file("x{path=\"C:\\\\dir\",msg=\"say \\\"hi\\\"\\n\"} +Inf\n").unwrap();
+        let s = &f.families["x"].samples[0];
+        assert_eq!(s.label("path"), Some("C:\\dir"));
+        assert_eq!(s.label("msg"), Some("say \"hi\"\n"));
         assert!(s.value.is_infinite());
     }
 
@@ -698,30 +359,33 @@ mod tests {
             "x{a=",
             "x{a=\"",
         ] {
-            let e = parse_exposition(bad).expect_err(bad);
-            assert!(e.line >= 1, "{bad}");
+            match parse_file(bad) {
+                Err(FileError::Syntax(e)) => assert!(e.line >= 1, "{bad}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
         }
+        let e = parse_file("# TYPE x info\nx_info 1\n").unwrap_err();
+        assert!(matches!(e, FileError::NotTextFormat { .. }), "{e}");
+        let e = parse_file("# TYPE h histogram\nh_bucket{le=\"x\"} 1\n").unwrap_err();
+        assert!(matches!(e, FileError::Shape(_)), "{e}");
     }
 
     #[test]
     fn timestamps_are_reported() {
-        let f = parse_exposition("x 1 1700000000000\n").unwrap();
-        assert_eq!(f[0].samples[0].timestamp, Some(1_700_000_000_000));
+        let f = parse_file("x 1 1700000000000\n").unwrap();
+        assert!(f.has_timestamps());
+        assert_eq!(f.families["x"].samples[0].timestamp, Some(1.7e12));
     }
 
     #[test]
     fn histogram_assembly_and_label_padding() {
         let text = "# TYPE lat histogram\nlat_bucket{op=\"r\",le=\"0.1\"} 2\nlat_bucket{op=\"r\",le=\"+Inf\"} 5\nlat_sum{op=\"r\"} 1.25\nlat_count{op=\"r\"} 5\n";
-        let f = parse_exposition(text).unwrap().remove(0);
-        let fam = to_family(
-            "lat",
-            Merged {
-                help: f.help,
-                kind: f.kind,
-                files: vec!["a.prom".into()],
-                samples: f.samples,
-            },
-        );
+        let family = parse_file(text).unwrap().families.remove("lat").unwrap();
+        let fam = finish(Merged {
+            family,
+            files: vec!["a.prom".into()],
+        })
+        .unwrap();
         assert_eq!(fam.help, "Metric read from a.prom");
         assert_eq!(fam.metrics.len(), 1);
         assert_eq!(
@@ -733,18 +397,18 @@ mod tests {
             }
         );
 
-        let f = parse_exposition("y{a=\"1\"} 1\ny{b=\"2\"} 2\n")
+        let mut family = parse_file("y{a=\"1\"} 1\ny{b=\"2\"} 2\n")
             .unwrap()
-            .remove(0);
-        let fam = to_family(
-            "y",
-            Merged {
-                help: Some("h".into()),
-                kind: f.kind,
-                files: vec![],
-                samples: f.samples,
-            },
-        );
+            .families
+            .remove("y")
+            .unwrap();
+        family.help = "h".into();
+        let fam = finish(Merged {
+            family,
+            files: vec![],
+        })
+        .unwrap();
+        assert_eq!(fam.help, "h");
         assert_eq!(fam.metrics[0].labels.len(), 2);
         assert_eq!(fam.metrics[0].labels[1].1, "");
         assert_eq!(fam.metrics[1].labels[0].1, "");

@@ -9,17 +9,21 @@
 //! runtime thread, bounded by the scrape deadline.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectError, CollectResult};
-use oxmon_core::MetricFamily;
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::{dir_entries, AttrCache, SlowSysfs};
+use crate::collectors::Ctx;
+use crate::dir_listing::dir_entries;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// The thermal_zone collector.
 pub struct ThermalZone {
     class: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl ThermalZone {
@@ -27,16 +31,19 @@ impl ThermalZone {
     pub fn new(paths: &Paths) -> Self {
         ThermalZone {
             class: paths.sys("class/thermal"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
 
-impl SlowSysfs for ThermalZone {
+impl BlockingCollector for ThermalZone {
     type Found = Vec<(String, std::fs::FileType)>;
-    const NAME: &'static str = "thermal_zone";
 
-    fn find(&self) -> Result<Option<Self::Found>, CollectError> {
+    fn name(&self) -> &'static str {
+        "thermal_zone"
+    }
+
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
         match dir_entries(&self.class)? {
             Some(entries) if !entries.is_empty() => Ok(Some(entries)),
             _ => {
@@ -46,7 +53,12 @@ impl SlowSysfs for ThermalZone {
         }
     }
 
-    fn read(&self, entries: Self::Found, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        entries: Self::Found,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut temp = MetricFamily::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
         let mut cur = MetricFamily::gauge(
@@ -86,9 +98,14 @@ impl SlowSysfs for ThermalZone {
     }
 }
 
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(blocking_collector(ThermalZone::new(ctx.paths)))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::collectors::testing;
 
     #[test]
     fn reads_zones_and_devices() {
@@ -103,16 +120,8 @@ mod tests {
         std::fs::write(t.join("cooling_device1/type"), "Fan\n").unwrap();
         std::fs::write(t.join("cooling_device1/max_state"), "10\n").unwrap();
         std::fs::write(t.join("cooling_device1/cur_state"), "2\n").unwrap();
-        let p = dir.path().to_path_buf();
-        let paths = Paths {
-            procfs: p.clone(),
-            sysfs: p.clone(),
-            rootfs: p.clone(),
-            udev_data: p,
-        };
-        let mut out = Vec::new();
-        let t = ThermalZone::new(&paths);
-        t.read(t.find().unwrap().unwrap(), &mut out).unwrap();
+        let paths = testing::paths_under(dir.path());
+        let out = testing::scrape(&*testing::build("thermal_zone", &paths));
         assert_eq!(out[0].metrics.len(), 1);
         assert_eq!(
             out[0].metrics[0].value,

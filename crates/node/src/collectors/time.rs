@@ -16,9 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
 use oxmon_core::{Collector, MetricFamily};
 
-use super::{numbered_or_empty, Refreshed};
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::dir_listing::{numbered_entries, Refreshed};
+use crate::file_cache::FileCache;
 
 /// A local time zone: its transitions and the offsets/names in force.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +214,7 @@ impl Time {
     fn collect_clocksources(&self, out: &mut Vec<MetricFamily>) -> CollectResult {
         let devices = self
             .devices
-            .get(|| numbered_or_empty(&self.clocksource_dir, "clocksource"))?;
+            .get(|| numbered_entries(&self.clocksource_dir, "clocksource"))?;
         if devices.is_empty() {
             return Ok(());
         }
@@ -226,12 +226,12 @@ impl Time {
             "node_time_clocksource_current_info",
             "Current clocksource read from '/sys/devices/system/clocksource'.",
         );
+        let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (n, name) in devices.iter() {
             let device = n.to_string();
             let dir = self.clocksource_dir.join(name);
-            if self
-                .cache
+            if scope
                 .read_into(&dir.join("available_clocksource"), &mut buf)
                 .is_err()
             {
@@ -241,8 +241,7 @@ impl Time {
                     available.add(&[("device", &device), ("clocksource", cs)], 1.0);
                 }
             }
-            if self
-                .cache
+            if scope
                 .read_into(&dir.join("current_clocksource"), &mut buf)
                 .is_ok()
             {

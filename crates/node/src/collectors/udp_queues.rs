@@ -7,11 +7,13 @@
 //! that family.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::MetricFamily;
+use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::{Collector, MetricFamily};
 
-use super::AttrCache;
+use crate::collectors::Ctx;
+use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
 /// Sums `(tx, rx)` queue bytes over the socket lines; the header and
@@ -37,7 +39,7 @@ pub fn parse_udp_queues(text: &str) -> (u64, u64) {
 pub struct UdpQueues {
     v4: PathBuf,
     v6: PathBuf,
-    cache: AttrCache,
+    cache: FileCache,
 }
 
 impl UdpQueues {
@@ -46,7 +48,7 @@ impl UdpQueues {
         UdpQueues {
             v4: paths.proc("net/udp"),
             v6: paths.proc("net/udp6"),
-            cache: AttrCache::default(),
+            cache: FileCache::remembering_missing(),
         }
     }
 }
@@ -79,6 +81,11 @@ impl SyncCollector for UdpQueues {
         }
         Ok(())
     }
+}
+
+/// Builds the collector.
+pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
+    Ok(sync_collector(UdpQueues::new(ctx.paths)))
 }
 
 #[cfg(test)]

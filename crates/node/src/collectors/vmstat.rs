@@ -11,9 +11,22 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::{compile_regex, intern_pair, names_at, read_optional, FieldNames};
 use crate::collectors::Ctx;
-use crate::read::FileCache;
+use crate::device_filter::compile_regex;
+use crate::field_names::{intern_pair, names_at, FieldNames};
+use crate::file_cache::{read_optional, FileCache};
+
+/// node_exporter's default for `--collector.vmstat.fields`.
+pub const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
+
+/// Flags of the vmstat collector (node_exporter's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
+pub struct Flags {
+    /// Regex of /proc/vmstat fields to export.
+    #[arg(id = "collector.vmstat.fields", long = "collector.vmstat.fields", value_name = "REGEX", default_value = DEFAULT_FIELDS)]
+    pub fields: String,
+}
 
 /// Parses `/proc/vmstat` (`name value` lines) into pairs; malformed lines
 /// are skipped.
@@ -42,7 +55,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Vmstat {
         path: ctx.paths.proc("vmstat"),
         cache: FileCache::new(),
-        fields: compile_regex("collector.vmstat.fields", &ctx.flags.a.vmstat_fields)?,
+        fields: compile_regex("collector.vmstat.fields", &ctx.options.vmstat.fields)?,
         names: FieldNames::default(),
     }))
 }
@@ -54,7 +67,7 @@ impl SyncCollector for Vmstat {
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut buf = String::new();
-        if !read_optional(&self.cache, &self.path, &mut buf, "vmstat")? {
+        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "vmstat")? {
             return Ok(());
         }
         let mut names = self.names.lock();

@@ -1,0 +1,493 @@
+//! Reading procfs/sysfs files cheaply and regular files correctly.
+//!
+//! A scrape reads ~150 small files; opening and closing each costs more
+//! than reading it. [`FileCache`] keeps *pseudo-files* open — files on
+//! procfs or sysfs, recognised by the filesystem magic of the open
+//! descriptor, so a container's `/host/proc` counts too — and re-reads them
+//! with `pread` at offset 0: procfs seq files and sysfs attributes
+//! regenerate their content on such a read.
+//!
+//! A regular file (`/etc/os-release`, `/run/udev/data/b8:0`, a fixture
+//! tree) is opened for every read: tools replace such files by renaming a
+//! new one over them, and a kept descriptor would show the old content
+//! forever.
+//!
+//! Reads happen inside a [`CacheScope`], one per scrape. A descriptor the
+//! scope did not use is closed when the scope ends, so the handles of
+//! removed devices (container veths, unplugged disks) do not pile up; a
+//! descriptor whose device is gone (`ENODEV`, `ENOENT`, `ESRCH`) is closed
+//! and its path opened again once. A cache made with
+//! [`FileCache::remembering_missing`] also remembers a missing path for
+//! [`MISSING_RECHECK`], so an attribute a device lacks costs no `open` per
+//! scrape.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use oxmon_core::collector::CollectError;
+use oxmon_core::sync::LockExt;
+
+/// `SYSFS_MAGIC` of `<linux/magic.h>` (rustix names only procfs's).
+const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
+
+/// How long a missing file is remembered as missing before it is looked
+/// for again (a module loaded later, a device plugged in).
+pub const MISSING_RECHECK: Duration = Duration::from_secs(60);
+
+/// Reads a whole file once, without caching, trimmed at the end (for
+/// values read at start-up).
+pub fn read_trimmed(path: &Path) -> io::Result<String> {
+    let mut s = std::fs::read_to_string(path)?;
+    let len = s.trim_end().len();
+    s.truncate(len);
+    Ok(s)
+}
+
+/// True for the errors that mean "this kernel/host does not have it".
+pub fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
+}
+
+/// Reads `path` through `scope` into `buf`. A missing file is not an
+/// error: it is logged at debug level and `Ok(false)` is returned, so the
+/// collector reports nothing for it.
+pub fn read_optional(
+    scope: &mut CacheScope<'_>,
+    path: &Path,
+    buf: &mut String,
+    collector: &'static str,
+) -> Result<bool, CollectError> {
+    match scope.read_into(path, buf) {
+        Ok(()) => Ok(true),
+        Err(e) if is_missing(&e) => {
+            tracing::debug!(collector, path = %path.display(), "not present, skipped");
+            Ok(false)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display()).into()),
+    }
+}
+
+/// Parses an integer like Go's `strconv.ParseInt(s, 0, 64)`: decimal,
+/// `0x` hex, `0o`/leading-zero octal, `0b` binary, optional sign (sysfs
+/// writes some attributes in hex).
+pub fn parse_int_auto(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let v = if let Some(h) = lower.strip_prefix("0x") {
+        i64::from_str_radix(h, 16).ok()?
+    } else if let Some(b) = lower.strip_prefix("0b") {
+        i64::from_str_radix(b, 2).ok()?
+    } else if let Some(o) = lower.strip_prefix("0o") {
+        i64::from_str_radix(o, 8).ok()?
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        i64::from_str_radix(&lower[1..], 8).ok()?
+    } else {
+        lower.parse::<i64>().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// What the cache knows about one path.
+enum Slot {
+    /// A pseudo-file kept open.
+    Open(File),
+    /// Not found; not looked for again before this instant.
+    Missing(Instant),
+}
+
+struct Entry {
+    slot: Slot,
+    /// The scope that last used it.
+    seen: u64,
+}
+
+#[derive(Default)]
+struct Entries {
+    // Keyed by the path's bytes: hashing an `OsString` is a byte hash,
+    // hashing a `PathBuf` walks its components.
+    by_path: HashMap<OsString, Entry>,
+    /// Number of the current scope.
+    epoch: u64,
+}
+
+/// Pseudo-files kept open across scrapes (see the module docs).
+#[derive(Default)]
+pub struct FileCache {
+    entries: Mutex<Entries>,
+    missing_recheck: Option<Duration>,
+}
+
+impl FileCache {
+    /// A cache that looks for a missing file again on every read.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A cache that remembers a missing file for [`MISSING_RECHECK`] (for
+    /// collectors that probe many optional attributes).
+    pub fn remembering_missing() -> Self {
+        FileCache {
+            missing_recheck: Some(MISSING_RECHECK),
+            ..Self::default()
+        }
+    }
+
+    /// Starts one scrape's use of the cache; descriptors not used by the
+    /// time the scope is dropped are closed.
+    pub fn scope(&self) -> CacheScope<'_> {
+        let mut entries = self.entries.lock_unpoisoned();
+        entries.epoch += 1;
+        CacheScope {
+            entries,
+            buf: Vec::new(),
+            missing_recheck: self.missing_recheck,
+        }
+    }
+
+    /// Number of descriptors held open.
+    #[cfg(test)]
+    fn open_handles(&self) -> usize {
+        let entries = self.entries.lock_unpoisoned();
+        entries
+            .by_path
+            .values()
+            .filter(|e| matches!(e.slot, Slot::Open(_)))
+            .count()
+    }
+}
+
+/// One scrape's view of a [`FileCache`].
+pub struct CacheScope<'a> {
+    entries: MutexGuard<'a, Entries>,
+    buf: Vec<u8>,
+    missing_recheck: Option<Duration>,
+}
+
+impl CacheScope<'_> {
+    /// Reads a whole file into `out` (replacing its content); invalid
+    /// UTF-8 is an `InvalidData` error.
+    pub fn read_into(&mut self, path: &Path, out: &mut String) -> io::Result<()> {
+        let mut bytes = std::mem::take(out).into_bytes();
+        self.load(path, false, &mut bytes)?;
+        *out = String::from_utf8(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
+        Ok(())
+    }
+
+    /// Reads a whole file and returns its bytes.
+    pub fn read(&mut self, path: &Path) -> io::Result<&[u8]> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.load(path, false, &mut buf);
+        self.buf = buf;
+        res.map(|()| &self.buf[..])
+    }
+
+    /// Reads a sysfs attribute with a single `pread` (sysfs attributes are
+    /// at most a page, and some hwmon drivers misbehave on a second read).
+    pub fn attr_raw(&mut self, path: &Path) -> io::Result<&[u8]> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.load(path, true, &mut buf);
+        self.buf = buf;
+        res.map(|()| &self.buf[..])
+    }
+
+    /// [`Self::attr_raw`] without trailing whitespace.
+    pub fn attr(&mut self, path: &Path) -> io::Result<&[u8]> {
+        let b = self.attr_raw(path)?;
+        let end = b
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        Ok(&b[..end])
+    }
+
+    /// A sysfs attribute as text (invalid UTF-8 replaced), trimmed.
+    pub fn attr_string(&mut self, path: &Path) -> Option<String> {
+        let b = self.attr(path).ok()?;
+        Some(String::from_utf8_lossy(b).trim().to_string())
+    }
+
+    /// A sysfs attribute holding an integer (decimal, or `0x` hex as some
+    /// attributes are written), like Go's `ParseInt(s, 0, 64)`.
+    pub fn attr_i64(&mut self, path: &Path) -> Option<i64> {
+        let b = self.attr(path).ok()?;
+        parse_int_auto(std::str::from_utf8(b).ok()?.trim())
+    }
+
+    /// A sysfs attribute holding a number.
+    pub fn attr_f64(&mut self, path: &Path) -> Option<f64> {
+        let b = self.attr(path).ok()?;
+        std::str::from_utf8(b).ok()?.trim().parse().ok()
+    }
+
+    /// Reads `path` into `buf` through a kept descriptor, or opens it
+    /// (keeping the descriptor when the file is a pseudo-file).
+    fn load(&mut self, path: &Path, single: bool, buf: &mut Vec<u8>) -> io::Result<()> {
+        let entries = &mut *self.entries;
+        let epoch = entries.epoch;
+        let key = path.as_os_str();
+        if let Some(entry) = entries.by_path.get_mut(key) {
+            entry.seen = epoch;
+            match &entry.slot {
+                Slot::Open(file) => match fill(file, buf, single) {
+                    Ok(()) => return Ok(()),
+                    // The device behind the descriptor is gone; a new one
+                    // may have the same path.
+                    Err(e) if is_gone(&e) => {
+                        entries.by_path.remove(key);
+                    }
+                    Err(e) => {
+                        entries.by_path.remove(key);
+                        return Err(e);
+                    }
+                },
+                Slot::Missing(until) if Instant::now() < *until => {
+                    return Err(io::ErrorKind::NotFound.into());
+                }
+                Slot::Missing(_) => {
+                    entries.by_path.remove(key);
+                }
+            }
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(recheck) = self.missing_recheck {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        let slot = Slot::Missing(Instant::now() + recheck);
+                        entries
+                            .by_path
+                            .insert(key.to_owned(), Entry { slot, seen: epoch });
+                    }
+                }
+                return Err(e);
+            }
+        };
+        fill(&file, buf, single)?;
+        if is_pseudo_file(&file) {
+            let slot = Slot::Open(file);
+            entries
+                .by_path
+                .insert(key.to_owned(), Entry { slot, seen: epoch });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CacheScope<'_> {
+    fn drop(&mut self) {
+        let epoch = self.entries.epoch;
+        self.entries.by_path.retain(|_, e| e.seen == epoch);
+    }
+}
+
+/// True for a file on procfs or sysfs, whose content is regenerated on
+/// every read at offset 0 and which is never replaced by a rename.
+fn is_pseudo_file(file: &File) -> bool {
+    rustix::fs::fstatfs(file).is_ok_and(|s| {
+        let magic = s.f_type;
+        magic == rustix::fs::PROC_SUPER_MAGIC || magic == SYSFS_MAGIC
+    })
+}
+
+/// True when a read on a kept descriptor failed because its file is gone
+/// (a removed device, an exited process).
+fn is_gone(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::NODEV, Errno::NOENT, Errno::SRCH]
+        .iter()
+        .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+}
+
+/// Reads `f` from offset 0 into `buf` (cleared first): to end of file, or
+/// with one `pread` when `single`.
+fn fill(f: &File, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
+    buf.clear();
+    let mut off = 0usize;
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = match f.read_at(&mut buf[start..], off as u64) {
+            Ok(n) => n,
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        };
+        buf.truncate(start + n);
+        off += n;
+        if n == 0 || single {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_parsing_like_go() {
+        assert_eq!(parse_int_auto("0x1303"), Some(4867));
+        assert_eq!(parse_int_auto("0x20"), Some(32));
+        assert_eq!(parse_int_auto("-1"), Some(-1));
+        assert_eq!(parse_int_auto("1500"), Some(1500));
+        assert_eq!(parse_int_auto("0"), Some(0));
+        assert_eq!(parse_int_auto("010"), Some(8));
+        assert_eq!(parse_int_auto("x"), None);
+        assert_eq!(parse_int_auto(""), None);
+    }
+
+    #[test]
+    fn reads_whole_files_and_trimmed_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, "0x10\n").unwrap();
+        let big = dir.path().join("big");
+        let text = "x".repeat(20_000);
+        std::fs::write(&big, &text).unwrap();
+        let cache = FileCache::new();
+        let mut s = cache.scope();
+        assert_eq!(s.attr(&a).unwrap(), b"0x10");
+        assert_eq!(s.attr_i64(&a), Some(16));
+        assert_eq!(s.attr_string(&a).as_deref(), Some("0x10"));
+        assert_eq!(s.read(&big).unwrap().len(), 20_000);
+        let mut out = String::from("old");
+        s.read_into(&big, &mut out).unwrap();
+        assert_eq!(out, text);
+        std::fs::write(&a, [0xff, 0xfe]).unwrap();
+        let err = s.read_into(&a, &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(out.is_empty());
+        std::fs::write(&a, " 42 \n").unwrap();
+        assert_eq!(read_trimmed(&a).unwrap(), " 42");
+    }
+
+    /// Tools replace regular files by renaming a new one over them; the
+    /// next read shows the new content.
+    #[test]
+    fn a_regular_file_replaced_by_rename_shows_its_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("os-release");
+        std::fs::write(&p, "VERSION_ID=1\n").unwrap();
+        let cache = FileCache::new();
+        let mut buf = String::new();
+        cache.scope().read_into(&p, &mut buf).unwrap();
+        assert_eq!(buf, "VERSION_ID=1\n");
+        let tmp = dir.path().join("os-release.new");
+        std::fs::write(&tmp, "VERSION_ID=2\n").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        cache.scope().read_into(&p, &mut buf).unwrap();
+        assert_eq!(buf, "VERSION_ID=2\n");
+        assert_eq!(cache.open_handles(), 0, "regular files are not kept open");
+    }
+
+    /// procfs files stay open between scrapes: the `pread` fast path.
+    #[test]
+    fn pseudo_files_stay_open_across_scopes() {
+        let cache = FileCache::new();
+        let loadavg = Path::new("/proc/loadavg");
+        for _ in 0..2 {
+            let mut s = cache.scope();
+            let text = String::from_utf8(s.read(loadavg).unwrap().to_vec()).unwrap();
+            assert_eq!(text.split_ascii_whitespace().count(), 5, "{text:?}");
+        }
+        assert_eq!(cache.open_handles(), 1);
+    }
+
+    /// The target of `/proc/self/fd/<fd>`, if that descriptor is open.
+    fn fd_target(fd: i32) -> Option<std::path::PathBuf> {
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+    }
+
+    /// The one descriptor the cache holds and the file it points to.
+    fn kept_fd(cache: &FileCache) -> (i32, std::path::PathBuf) {
+        use std::os::fd::AsRawFd;
+        let entries = cache.entries.lock().unwrap();
+        let fds: Vec<i32> = entries
+            .by_path
+            .values()
+            .filter_map(|e| match &e.slot {
+                Slot::Open(f) => Some(f.as_raw_fd()),
+                Slot::Missing(_) => None,
+            })
+            .collect();
+        assert_eq!(fds.len(), 1);
+        (fds[0], fd_target(fds[0]).expect("kept descriptor is open"))
+    }
+
+    /// A process's procfs files vanish with it, like a removed device's
+    /// sysfs files: its kept descriptor is closed, by the scope that does
+    /// not read it any more, or by a read that finds it gone.
+    #[test]
+    fn handles_of_vanished_files_are_closed() {
+        for read_after_exit in [false, true] {
+            let mut child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let stat = std::path::PathBuf::from(format!("/proc/{}/stat", child.id()));
+            let cache = FileCache::new();
+            cache.scope().read(&stat).unwrap();
+            let (fd, target) = kept_fd(&cache);
+            assert_eq!(target, stat);
+            child.kill().unwrap();
+            child.wait().unwrap();
+            {
+                let mut s = cache.scope();
+                if read_after_exit {
+                    assert!(s.read(&stat).is_err());
+                }
+                s.read(Path::new("/proc/loadavg")).unwrap();
+            }
+            assert_eq!(cache.open_handles(), 1, "only /proc/loadavg is open");
+            assert_ne!(
+                fd_target(fd),
+                Some(target),
+                "the descriptor of the exited process's file is closed"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_files_are_remembered_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let remembering = FileCache::remembering_missing();
+        let plain = FileCache::new();
+        for cache in [&remembering, &plain] {
+            assert!(cache.scope().attr(&late).is_err());
+        }
+        std::fs::write(&late, "5").unwrap();
+        assert!(
+            remembering.scope().attr(&late).is_err(),
+            "still remembered as missing"
+        );
+        assert_eq!(plain.scope().attr_i64(&late), Some(5));
+        let quick = FileCache {
+            missing_recheck: Some(Duration::from_millis(30)),
+            ..FileCache::default()
+        };
+        let later = dir.path().join("later");
+        assert!(quick.scope().attr(&later).is_err());
+        std::fs::write(&later, "6").unwrap();
+        assert!(quick.scope().attr(&later).is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(quick.scope().attr_i64(&later), Some(6));
+    }
+}
