@@ -4,11 +4,14 @@
 //!
 //! Two levels:
 //! - [`Lane`]: single-flight execution of blocking closures on tokio's
-//!   blocking pool. While a lane's job runs, the next [`Lane::run`]
-//!   answers [`LaneError::Busy`] at once instead of starting another
+//!   blocking pool. A lane runs one job at a time: a [`Lane::run`] that
+//!   finds a job running waits for it (until its own deadline) and then
+//!   runs its own, so overlapping scrapes (two Prometheus servers) both
+//!   get an answer. A job that outlived a caller's deadline marks the lane
+//!   stuck: until it returns, every [`Lane::run`] answers
+//!   [`LaneError::Busy`] at once instead of waiting or starting another
 //!   thread, so a call that never returns holds one thread, never more.
-//!   [`LaneError::TimedOut`] says the deadline passed; the job goes on and
-//!   keeps the lane busy until it really returns.
+//!   [`LaneError::TimedOut`] says the deadline passed.
 //! - [`BlockingCollector`] + [`blocking_collector`]: a collector whose
 //!   collect step runs on its own lane, with an optional cheap check on the
 //!   runtime thread first (a directory listing that may find nothing to
@@ -53,14 +56,16 @@ use crate::metrics::MetricFamily;
 /// Why a lane did not deliver a job's result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LaneError {
-    /// The lane's previous job has not returned; no new job was started.
+    /// An earlier job outlived its caller's deadline and has not returned;
+    /// no new job was started.
     #[error("{lane}: the previous call has not returned yet (stuck in a blocking call); not starting another")]
     Busy {
         /// The lane's name.
         lane: String,
     },
-    /// The deadline passed first; the job goes on in the background and
-    /// keeps the lane busy until it returns.
+    /// The deadline passed first (waiting for the running job, for a slot
+    /// of the [`LaneLimit`], or for this job); a job that started goes on in
+    /// the background and keeps the lane stuck until it returns.
     #[error("{lane}: no answer before the scrape deadline")]
     TimedOut {
         /// The lane's name.
@@ -84,7 +89,10 @@ pub enum LaneError {
 #[derive(Debug)]
 pub struct Lane {
     name: String,
-    busy: Arc<AtomicBool>,
+    /// One permit: held by the running job (moved into its thread).
+    running: Arc<tokio::sync::Semaphore>,
+    /// Set when a job outlived a caller's deadline; cleared when it returns.
+    stuck: Arc<AtomicBool>,
     limit: Option<LaneLimit>,
 }
 
@@ -109,13 +117,17 @@ impl LaneLimit {
     }
 }
 
-/// Marks the lane free when the job is done with it: when the job
-/// returns, panics, or is dropped unrun.
-struct Release(Arc<AtomicBool>);
+/// Frees the lane when the job is done with it: when the job returns,
+/// panics, or is dropped unrun. The stuck mark goes before the permit, so a
+/// caller that gets the permit never sees a stale mark.
+struct Release {
+    stuck: Arc<AtomicBool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.stuck.store(false, Ordering::Release);
     }
 }
 
@@ -124,7 +136,8 @@ impl Lane {
     pub fn new(name: impl Into<String>) -> Self {
         Lane {
             name: name.into(),
-            busy: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(tokio::sync::Semaphore::new(1)),
+            stuck: Arc::new(AtomicBool::new(false)),
             limit: None,
         }
     }
@@ -142,7 +155,20 @@ impl Lane {
 
     /// Whether a job is running (possibly stuck past its deadline).
     pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
+        self.running.available_permits() == 0
+    }
+
+    /// Marks the lane stuck after a caller gave up on a running job, unless
+    /// that job has returned meanwhile.
+    fn mark_stuck(&self) {
+        self.stuck.store(true, Ordering::Release);
+        if !self.is_busy() {
+            self.stuck.store(false, Ordering::Release);
+        }
+    }
+
+    fn error(&self, make: fn(String) -> LaneError) -> LaneError {
+        make(self.name.clone())
     }
 
     /// Runs `job` on a blocking thread and waits for it until `deadline`.
@@ -154,28 +180,36 @@ impl Lane {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return Err(LaneError::Busy {
-                lane: self.name.clone(),
-            });
+        if self.stuck.load(Ordering::Acquire) {
+            return Err(self.error(|lane| LaneError::Busy { lane }));
         }
-        let release = Release(Arc::clone(&self.busy));
+        let permit = match tokio::time::timeout_at(
+            deadline,
+            Arc::clone(&self.running).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_)) => return Err(self.error(|lane| LaneError::Cancelled { lane })),
+            Err(_) => {
+                // The job ahead of this one outlived this deadline too.
+                self.mark_stuck();
+                return Err(self.error(|lane| LaneError::TimedOut { lane }));
+            }
+        };
+        let release = Release {
+            stuck: Arc::clone(&self.stuck),
+            _permit: permit,
+        };
         let slot = match &self.limit {
             None => None,
             Some(LaneLimit(slots)) => {
                 match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await {
                     Ok(Ok(slot)) => Some(slot),
                     // The semaphore is never closed.
-                    Ok(Err(_)) => {
-                        return Err(LaneError::Cancelled {
-                            lane: self.name.clone(),
-                        })
-                    }
-                    Err(_) => {
-                        return Err(LaneError::TimedOut {
-                            lane: self.name.clone(),
-                        })
-                    }
+                    Ok(Err(_)) => return Err(self.error(|lane| LaneError::Cancelled { lane })),
+                    Err(_) => return Err(self.error(|lane| LaneError::TimedOut { lane })),
                 }
             }
         };
@@ -186,15 +220,12 @@ impl Lane {
         });
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.is_panic() => Err(LaneError::Panicked {
-                lane: self.name.clone(),
-            }),
-            Ok(Err(_)) => Err(LaneError::Cancelled {
-                lane: self.name.clone(),
-            }),
-            Err(_) => Err(LaneError::TimedOut {
-                lane: self.name.clone(),
-            }),
+            Ok(Err(e)) if e.is_panic() => Err(self.error(|lane| LaneError::Panicked { lane })),
+            Ok(Err(_)) => Err(self.error(|lane| LaneError::Cancelled { lane })),
+            Err(_) => {
+                self.mark_stuck();
+                Err(self.error(|lane| LaneError::TimedOut { lane }))
+            }
         }
     }
 }
@@ -364,6 +395,68 @@ mod tests {
         }
         assert!(!lane.is_busy());
         assert_eq!(lane.run(after(5_000), || 7).await, Ok(7));
+    }
+
+    /// Two scrapes at once (two Prometheus servers): the second waits for
+    /// the first one's job, which is slow but not stuck, then runs its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overlapping_call_waits_for_a_job_that_is_not_stuck() {
+        let lane = Arc::new(Lane::new("netlink"));
+        let (release, blocked) = mpsc::channel::<()>();
+        let first = {
+            let lane = Arc::clone(&lane);
+            tokio::spawn(async move {
+                lane.run(after(5_000), move || {
+                    blocked.recv().unwrap();
+                    1
+                })
+                .await
+            })
+        };
+        while !lane.is_busy() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let second = {
+            let lane = Arc::clone(&lane);
+            tokio::spawn(async move { lane.run(after(5_000), || 2).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "the second call must wait, not fail");
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(second.await.unwrap(), Ok(2));
+        assert!(!lane.is_busy());
+    }
+
+    /// A caller that gave up waiting for the job ahead marks the lane stuck:
+    /// the next caller fails at once instead of waiting again.
+    #[tokio::test]
+    async fn giving_up_on_the_job_ahead_marks_the_lane_stuck() {
+        let lane = Lane::new("hwmon");
+        let (release, blocked) = mpsc::channel::<()>();
+        let r = lane.run(after(50), move || blocked.recv().unwrap()).await;
+        assert_eq!(
+            r,
+            Err(LaneError::TimedOut {
+                lane: "hwmon".into()
+            })
+        );
+        let t0 = std::time::Instant::now();
+        assert_eq!(
+            lane.run(after(5_000), || ()).await,
+            Err(LaneError::Busy {
+                lane: "hwmon".into()
+            })
+        );
+        assert!(t0.elapsed() < Duration::from_millis(500));
+        release.send(()).unwrap();
+        for _ in 0..200 {
+            if !lane.is_busy() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(lane.run(after(5_000), || 3).await, Ok(3));
     }
 
     #[tokio::test]
