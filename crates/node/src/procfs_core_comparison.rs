@@ -1,6 +1,6 @@
 //! Parse cost of oxmon-node's `/proc` parsers against `procfs-core`'s types
-//! for the files where those types could feed node_exporter's output
-//! (issue 9), on this host's live files. Each side starts from the bytes
+//! for the files where those types could feed node_exporter's output,
+//! on this host's live files. Each side starts from the bytes
 //! of the file in memory, as the collectors get them from the file cache,
 //! and produces the values a collector needs; both must agree.
 //!
