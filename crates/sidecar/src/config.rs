@@ -759,6 +759,145 @@ relay: {x: 1}
         assert_eq!(block_at("a:\nb: 1\n", 1, 1), None);
     }
 
+    fn flags() -> Flags {
+        Flags {
+            health: HealthArgs::default(),
+            relay: RelayArgs::default(),
+            statsd_mapping: None,
+            store: StoreArgs::default(),
+        }
+    }
+
+    fn error(text: &str) -> String {
+        Config::from_yaml(text, "sidecar.yml", &flags())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn each_kind_of_error_names_file_line_and_key() {
+        // YAML syntax.
+        assert_eq!(
+            error("health:\n  targets: [\n"),
+            "config file sidecar.yml line 3 column 1: did not find expected node content"
+        );
+        // An unknown key.
+        assert_eq!(
+            error("health:\n  targets:\n  - url: http://a/\n    urll: x\n"),
+            "config file sidecar.yml line 4 column 5: health.targets[0].urll: unknown field `urll`, expected one of `url`, `name`, `interval`, `timeout`, `headers`, `tls`, `components_path`, `status_path`, `up_values`, `parse_body`, `max_body_bytes`"
+        );
+        assert!(error("tap2: {}\n")
+            .starts_with("config file sidecar.yml line 1 column 1: tap2: unknown field `tap2`"));
+        // A value of the wrong type.
+        assert_eq!(
+            error("limits:\n  max_series_per_metric: many\n"),
+            "config file sidecar.yml line 2 column 26: limits.max_series_per_metric: invalid type: string \"many\", expected usize"
+        );
+        // A bad duration, URL, header, path.
+        assert_eq!(
+            error("health:\n  targets:\n  - url: http://a/\n\n    interval: 5x\n"),
+            "config file sidecar.yml line 5: health.targets[0].interval: unknown unit \"x\" in duration \"5x\""
+        );
+        assert_eq!(
+            error("relay:\n  targets:\n  - {name: app, url: 'ftp://a/'}\n"),
+            "config file sidecar.yml line 3: relay.targets[0].url: the URL must start with http:// or https://"
+        );
+        assert_eq!(
+            error("limits: {series_ttl: -1s}\n"),
+            "config file sidecar.yml line 1: limits.series_ttl: invalid number in duration \"-1s\""
+        );
+        assert_eq!(
+            error("limits:\n  max_series_per_metric: 0\n"),
+            "config file sidecar.yml line 2: limits.max_series_per_metric: must be more than 0"
+        );
+        assert_eq!(
+            error("health:\n  targets:\n  - url: http://a/\n    components_path: a..b\n"),
+            "config file sidecar.yml line 4: health.targets[0].components_path: \"a..b\" is not a dotted path (like checks or details.components)"
+        );
+        // A header value is never echoed.
+        let e = error(
+            "health:\n  targets:\n  - url: http://a/\n    headers:\n      X-Key: \"hunter2\\n\"\n",
+        );
+        assert_eq!(
+            e,
+            "config file sidecar.yml line 5: health.targets[0].headers.X-Key: invalid header value (control characters?)"
+        );
+        // Duplicate names.
+        assert_eq!(
+            error("relay:\n  targets:\n  - url: http://a/m\n  - url: http://a/m\n"),
+            "config file sidecar.yml line 4: relay.targets[1].url: target name \"a:80/m\" is used twice"
+        );
+        // The statsd mapping: both forms, or a bad regex inline (the
+        // mapper's own message, at the file's line).
+        assert_eq!(
+            error("statsd:\n  mapping_config: m.yml\n  mapping: {}\n"),
+            "config file sidecar.yml line 3: statsd.mapping: set mapping_config or mapping, not both"
+        );
+        let e = error("statsd:\n  mapping:\n    mappings:\n    - match: ok.*\n      name: ok\n    - match: 'a(b'\n      match_type: regex\n      name: x\n");
+        assert!(
+            e.starts_with("config file sidecar.yml line 6: statsd.mapping.mappings[1].match: "),
+            "{e}"
+        );
+        let e =
+            error("statsd:\n  mapping: {mappings: [{match: 'a(b', match_type: regex, name: x}]}\n");
+        assert!(
+            e.starts_with("config file sidecar.yml line 2: statsd.mapping.mappings[0].match: "),
+            "{e}"
+        );
+        let e = error("statsd: {mapping_config: /nonexistent/m.yml}\n");
+        assert!(
+            e.starts_with("reading mapping config /nonexistent/m.yml: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flags_without_a_file_and_over_a_file() {
+        let mut f = flags();
+        f.health.urls = vec!["nope".into()];
+        let e = Config::load(None, &f).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "flag --health.url: the URL must start with http:// or https://"
+        );
+
+        let mut f = flags();
+        f.store.max_series_per_metric = Some(7);
+        f.relay.urls = vec!["http://127.0.0.1:9/metrics".into()];
+        let c = Config::from_yaml(
+            "limits: {max_series_per_metric: 3, series_ttl: 1m}\nrelay:\n  targets: [{url: 'http://a/m'}]\n",
+            "sidecar.yml",
+            &f,
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_series_per_metric, 7);
+        assert_eq!(c.limits.default_ttl, Some(Duration::from_secs(60)));
+        let names: Vec<_> = c.relay.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a:80/m", "127.0.0.1:9/metrics"]);
+
+        // An empty file is every default.
+        let c = Config::from_yaml("# nothing yet\n", "sidecar.yml", &flags()).unwrap();
+        assert!(c.health.targets.is_empty() && c.relay.targets.is_empty() && c.statsd.is_empty());
+        assert_eq!(c.limits.max_series_per_metric, 10_000);
+        assert_eq!(c.limits.default_ttl, None);
+        let e = Config::load(Some(Path::new("/nonexistent/sidecar.yml")), &flags()).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("reading config file /nonexistent/sidecar.yml: "));
+    }
+
+    #[test]
+    fn inline_statsd_mapping_loads_with_the_mapper() {
+        let c = Config::from_yaml(
+            "statsd:\n  mapping:\n    defaults: {observer_type: histogram}\n    mappings:\n    - match: model.queue.length\n      name: model_queue_length\n",
+            "sidecar.yml",
+            &flags(),
+        )
+        .unwrap();
+        assert_eq!(c.statsd.len(), 1);
+    }
+
     #[test]
     fn field_errors_nest() {
         let e = FieldError::new("url", "bad")
