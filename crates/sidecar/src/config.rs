@@ -476,7 +476,9 @@ fn block_at(text: &str, line: usize, column: usize) -> Option<String> {
         return None;
     }
     let key_indent = column - 1;
-    let indent = |l: &str| l.len() - l.trim_start().len();
+    // YAML indents with spaces; counting only those keeps `depth` a char
+    // boundary of every line.
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
     let blank = |l: &str| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#')

@@ -181,12 +181,13 @@ pub enum FetchError {
         source: std::io::Error,
     },
     /// The HTTP exchange failed.
-    #[error("HTTP request to {target}: {source}")]
+    #[error("HTTP request to {target}: {message}")]
     Http {
         /// The endpoint, redacted.
         target: String,
-        /// The cause.
-        source: hyper::Error,
+        /// The cause with its causes (hyper's own message is vague:
+        /// "connection error").
+        message: String,
     },
     /// A header file could not be read or is not a valid header value.
     #[error("header {header} from {file}: {message}")]
@@ -392,9 +393,18 @@ impl Endpoint {
     where
         IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let http = |source| FetchError::Http {
-            target: self.redacted.clone(),
-            source,
+        let http = |e: hyper::Error| {
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(": ");
+                message.push_str(&c.to_string());
+                cause = c.source();
+            }
+            FetchError::Http {
+                target: self.redacted.clone(),
+                message,
+            }
         };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
