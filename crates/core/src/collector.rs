@@ -66,6 +66,12 @@ pub struct ScrapeContext {
     pub id: u64,
 }
 
+/// The longest scrape deadline anything can ask for: Prometheus' timeout
+/// header, `--scrape.timeout`. Longer requests are cut to this, so no value
+/// from a request can overflow a deadline (`1e19` seconds once panicked the
+/// request task).
+pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The id of the next scrape; starts at 1 so 0 can mean "none yet".
 static NEXT_SCRAPE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -78,9 +84,10 @@ impl ScrapeContext {
         }
     }
 
-    /// A context for a new scrape whose deadline is `timeout` from now.
+    /// A context for a new scrape whose deadline is `timeout` from now, at
+    /// most [`MAX_SCRAPE_TIMEOUT`].
     pub fn with_timeout(timeout: Duration) -> Self {
-        Self::new(Instant::now() + timeout)
+        Self::new(Instant::now() + timeout.min(MAX_SCRAPE_TIMEOUT))
     }
 
     /// Time left until the deadline (zero when past it).
@@ -170,10 +177,15 @@ pub enum GatherError {
     UnknownCollector(String),
 }
 
-/// The collectors of one exporter.
+/// Re-reads something an exporter loaded from a file (custom queries, a
+/// mapping file) on SIGHUP; an error keeps what was loaded and is logged.
+pub type ReloadHook = Arc<dyn Fn() -> Result<(), CollectError> + Send + Sync>;
+
+/// The collectors of one exporter, and what it reloads on SIGHUP.
 pub struct Registry {
     namespace: String,
     collectors: Vec<Arc<dyn Collector>>,
+    reload_hooks: Vec<(String, ReloadHook)>,
     /// A failing collector is logged at error level when the failure starts
     /// or changes, then at debug level, so a target that is down does not
     /// flood the log every scrape.
@@ -186,8 +198,27 @@ impl Registry {
         Registry {
             namespace: namespace.into(),
             collectors: Vec::new(),
+            reload_hooks: Vec::new(),
             failures: FailureLog::new(FailureSubject::Collector),
         }
+    }
+
+    /// Runs `hook` on every SIGHUP (on a blocking thread, after the web
+    /// config is re-read), logging its outcome under `name`. A hook should
+    /// re-read its file and install the result only when it is valid, so a
+    /// broken file keeps what runs. Only the registry handed to
+    /// [`crate::run`] is asked.
+    pub fn on_reload(
+        &mut self,
+        name: impl Into<String>,
+        hook: impl Fn() -> Result<(), CollectError> + Send + Sync + 'static,
+    ) {
+        self.reload_hooks.push((name.into(), Arc::new(hook)));
+    }
+
+    /// The hooks registered with [`Registry::on_reload`], in order.
+    pub fn reload_hooks(&self) -> &[(String, ReloadHook)] {
+        &self.reload_hooks
     }
 
     /// The namespace.

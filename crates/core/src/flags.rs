@@ -62,7 +62,8 @@ pub struct WebArgs {
     pub disable_exporter_metrics: bool,
 
     /// Scrape deadline when the request carries no
-    /// X-Prometheus-Scrape-Timeout-Seconds header.
+    /// X-Prometheus-Scrape-Timeout-Seconds header (at most 1 h, as for the
+    /// header).
     #[arg(long = "scrape.timeout", env = "OXMON_SCRAPE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub scrape_timeout: Duration,
 

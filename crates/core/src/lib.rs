@@ -91,6 +91,8 @@ const BLOCKING_EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(
 /// Runs an exporter: installs logging and the rustls crypto provider, starts
 /// the runtime (one thread unless `--runtime.worker-threads` says more), calls `build` inside it, binds the listen
 /// addresses (default `:default_port`) and serves until SIGTERM/SIGINT.
+/// SIGHUP does not end the process: it re-reads the web config and runs the
+/// registry's reload hooks ([`Registry::on_reload`]).
 /// Start-up errors are logged and give exit status 1. At exit, blocking
 /// threads still running (a hung read, see [`blocking`]) are waited for
 /// one second at most.
@@ -135,6 +137,7 @@ pub fn run(
                 return ExitCode::FAILURE;
             }
         };
+        server::reload_on_hangup(svc.clone());
         let listeners = match server::bind(&common.web, default_port).await {
             Ok(l) => l,
             Err(e) => {

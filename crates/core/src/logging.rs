@@ -11,6 +11,11 @@
 //! the log: it logs when a failure starts or changes, then only at debug
 //! level, and logs the recovery.
 //!
+//! Every message and field value is cut to [`MAX_LOGGED_VALUE`] bytes in
+//! the written line (with a note of how much was left out), so a hostile
+//! `/probe?target=` or `/scrape?target=` of megabytes cannot make log lines
+//! of megabytes, whichever code logs it.
+//!
 //! ```
 //! use oxmon_core::logging::{FailureLog, FailureSubject};
 //!
@@ -67,9 +72,16 @@ pub enum FailureSubject {
     Target,
 }
 
-/// Failures remembered at most; beyond this a new failure is logged every
-/// time instead of remembered (a multi-target exporter may see many).
+/// Failures remembered at most. Beyond this a new failure is logged at
+/// debug only (after one warning that the log is full), so a flood of
+/// distinct failing targets cannot flood the log; those targets' `up`
+/// metrics still report them.
 const MAX_REMEMBERED: usize = 1024;
+
+/// The longest message or field value written to a log line, in bytes;
+/// longer ones are cut at a character boundary and end with
+/// `…[N more bytes]`.
+pub const MAX_LOGGED_VALUE: usize = 512;
 
 /// Logs failures keyed by name without repeating them every scrape.
 ///
@@ -80,6 +92,14 @@ const MAX_REMEMBERED: usize = 1024;
 pub struct FailureLog {
     subject: FailureSubject,
     last: Mutex<HashMap<String, String>>,
+}
+
+/// Whether a failure is news (logged at its subject's level) or a
+/// repetition, or a failure the full log cannot remember (debug).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loudness {
+    News,
+    Quiet,
 }
 
 impl FailureLog {
@@ -102,23 +122,34 @@ impl FailureLog {
     /// Records a failure of `key`.
     pub fn failed(&self, key: &str, err: &str) {
         let mut last = self.last.lock_unpoisoned();
-        if last.get(key).is_some_and(|prev| prev == err) {
-            match self.subject {
-                FailureSubject::Collector => {
-                    tracing::debug!(collector = key, err, "collector still failing")
-                }
-                FailureSubject::Target => {
-                    tracing::debug!(target = key, err, "target still failing")
-                }
-            }
-            return;
-        }
-        match self.subject {
-            FailureSubject::Collector => tracing::error!(collector = key, err, "collector failed"),
-            FailureSubject::Target => tracing::warn!(target = key, err, "target failed"),
-        }
-        if last.len() < MAX_REMEMBERED || last.contains_key(key) {
+        let loudness = if last.get(key).is_some_and(|prev| prev == err) {
+            Loudness::Quiet
+        } else if last.len() < MAX_REMEMBERED || last.contains_key(key) {
             last.insert(key.to_string(), err.to_string());
+            if last.len() == MAX_REMEMBERED {
+                tracing::warn!(
+                    remembered = MAX_REMEMBERED,
+                    "many failing at once: further new failures are logged at debug level"
+                );
+            }
+            Loudness::News
+        } else {
+            Loudness::Quiet
+        };
+        drop(last);
+        match (self.subject, loudness) {
+            (FailureSubject::Collector, Loudness::News) => {
+                tracing::error!(collector = key, err, "collector failed")
+            }
+            (FailureSubject::Collector, Loudness::Quiet) => {
+                tracing::debug!(collector = key, err, "collector still failing")
+            }
+            (FailureSubject::Target, Loudness::News) => {
+                tracing::warn!(target = key, err, "target failed")
+            }
+            (FailureSubject::Target, Loudness::Quiet) => {
+                tracing::debug!(target = key, err, "target still failing")
+            }
         }
     }
 
@@ -158,23 +189,38 @@ struct Fields {
     pairs: Vec<(&'static str, String)>,
 }
 
+impl Fields {
+    fn put(&mut self, field: &Field, value: &str) {
+        let value = clipped(value);
+        if field.name() == "message" {
+            self.msg = value;
+        } else {
+            self.pairs.push((field.name(), value));
+        }
+    }
+}
+
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.msg = value.to_string();
-        } else {
-            self.pairs.push((field.name(), value.to_string()));
-        }
+        self.put(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.msg = text;
-        } else {
-            self.pairs.push((field.name(), text));
-        }
+        self.put(field, &format!("{value:?}"));
     }
+}
+
+/// `value` cut to [`MAX_LOGGED_VALUE`] bytes at a character boundary, with
+/// a note of how many bytes were left out.
+fn clipped(value: &str) -> String {
+    if value.len() <= MAX_LOGGED_VALUE {
+        return value.to_string();
+    }
+    let cut = (0..=MAX_LOGGED_VALUE)
+        .rev()
+        .find(|&i| value.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…[{} more bytes]", &value[..cut], value.len() - cut)
 }
 
 impl<S, N> FormatEvent<S, N> for LineFormat
@@ -323,6 +369,73 @@ mod tests {
             log.last_error("redis://h0:6379").as_deref(),
             Some("timeout")
         );
+    }
+
+    /// The lines (info and above, logfmt) that `f` logs.
+    fn logged_lines(f: impl FnOnce()) -> Vec<String> {
+        use std::sync::Arc;
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock_unpoisoned().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::INFO)
+            .with_writer(move || writer.clone())
+            .event_format(LineFormat { json: false })
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.0.lock_unpoisoned().clone()).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn hostile_targets_are_clipped_and_repeats_are_quiet() {
+        let hostile = format!("redis://{}:6379", "a".repeat(100_000));
+        let lines = logged_lines(|| {
+            let log = FailureLog::new(FailureSubject::Target);
+            for _ in 0..20 {
+                log.failed(&hostile, "connection refused");
+                log.failed("redis://down:6379", "connection refused");
+            }
+            tracing::warn!(target = %hostile, "refused");
+        });
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for l in &lines {
+            assert!(l.len() < 2 * MAX_LOGGED_VALUE, "{} bytes", l.len());
+        }
+        assert!(lines[0].contains("more bytes]"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn long_values_are_clipped_at_a_character_boundary() {
+        assert_eq!(clipped("short"), "short");
+        let hostile = format!("redis://{}", "é".repeat(5000));
+        let c = clipped(&hostile);
+        assert!(c.len() <= MAX_LOGGED_VALUE + 32, "{}", c.len());
+        assert!(c.starts_with("redis://éé"));
+        assert!(c.ends_with(&format!("…[{} more bytes]", hostile.len() - 512)));
+    }
+
+    #[test]
+    fn a_full_failure_log_logs_new_failures_quietly() {
+        let log = FailureLog::new(FailureSubject::Target);
+        for i in 0..MAX_REMEMBERED {
+            log.failed(&format!("t{i}"), "refused");
+        }
+        assert_eq!(log.failing(), MAX_REMEMBERED);
+        // Not remembered, and not news either.
+        let lines = logged_lines(|| log.failed("one-too-many", "refused"));
+        assert_eq!(log.last_error("one-too-many"), None);
+        assert!(lines.is_empty(), "{lines:?}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::collector::{BoxFuture, Registry, ScrapeContext, Selection};
+use crate::collector::{BoxFuture, Registry, ScrapeContext, Selection, MAX_SCRAPE_TIMEOUT};
 use crate::encode::{encode, Format};
 use crate::flags::WebArgs;
 use crate::metrics::{normalize, MetricFamily};
@@ -134,6 +134,28 @@ impl Service {
     pub fn web_config(&self) -> &Arc<WebConfigWatcher> {
         &self.0.config
     }
+
+    /// What SIGHUP does: re-reads the web config (when it changed; a broken
+    /// or empty file keeps the running one) and runs the registry's reload
+    /// hooks, on a blocking thread, logging each outcome.
+    pub async fn reload(&self) {
+        let state = Arc::clone(&self.0);
+        let reloading = tokio::task::spawn_blocking(move || {
+            state.config.reload();
+            for (name, hook) in state.exporter.registry.reload_hooks() {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())) {
+                    Ok(Ok(())) => tracing::info!(hook = %name, "reloaded"),
+                    Ok(Err(e)) => {
+                        tracing::error!(hook = %name, err = %e, "reload failed; keeping what was loaded")
+                    }
+                    Err(_) => {
+                        tracing::error!(hook = %name, "reload panicked; keeping what was loaded")
+                    }
+                }
+            }
+        });
+        let _ = reloading.await;
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -241,12 +263,14 @@ fn html_escape(s: &str) -> String {
 }
 
 /// The deadline for a scrape: Prometheus' timeout header minus the offset,
-/// else the flag default.
+/// else the flag default. The header is untrusted: a value that is not a
+/// positive number (NaN, infinite, negative, zero, junk) is ignored, and a
+/// huge one is cut to [`MAX_SCRAPE_TIMEOUT`].
 fn scrape_timeout(web: &WebArgs, header: Option<&str>) -> Duration {
     let from_header = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .map(|s| Duration::from_secs_f64(s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64())));
     match from_header {
         Some(t) if t > web.timeout_offset * 2 => t - web.timeout_offset,
         Some(t) => t.mul_f64(0.75),
@@ -542,6 +566,26 @@ fn spawn_connection(
     });
 }
 
+/// Reloads `svc` on every SIGHUP (see [`Service::reload`]) instead of
+/// letting SIGHUP end the process. The handler is installed before this
+/// returns, so a SIGHUP sent once the server answers cannot kill it.
+pub fn reload_on_hangup(svc: Service) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(err = %e, "cannot handle SIGHUP; it will end the process");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the web config and reloadable files");
+            svc.reload().await;
+        }
+    });
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 pub async fn shutdown_signal() {
     let term = async {
@@ -693,6 +737,12 @@ mod tests {
             Duration::from_millis(375)
         );
         assert_eq!(scrape_timeout(&web, Some("junk")), Duration::from_secs(10));
+        assert_eq!(scrape_timeout(&web, Some("NaN")), Duration::from_secs(10));
+        assert_eq!(scrape_timeout(&web, Some("-3")), Duration::from_secs(10));
+        assert_eq!(
+            scrape_timeout(&web, Some("1e19")),
+            MAX_SCRAPE_TIMEOUT - web.timeout_offset
+        );
     }
 
     #[test]

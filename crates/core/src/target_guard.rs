@@ -16,7 +16,10 @@
 //!   - host globs with an optional port (`db-*.internal:5432`,
 //!     `redis-?.prod`): matched against the name as given, without DNS;
 //!   - unix socket path globs (`unix:///run/redis/*.sock`, or a bare
-//!     absolute path).
+//!     absolute path). Paths are normalised before matching (`//` and `.`
+//!     components dropped) and a path with a `..` component is refused
+//!     ([`Refused::ParentStep`]), so `unix:///run/redis/../x.sock` never
+//!     passes `/run/redis/*.sock` nor `/run/*/*.sock`.
 //!
 //!   A `scheme://` prefix on a network entry (`redis://cache:6379`) is
 //!   ignored: the list says where, not how. Resolution is bounded by a
@@ -29,8 +32,13 @@
 //!   paths (so `/run/*.sock` does not reach into subdirectories). Every
 //!   other character matches itself.
 //! - [`TargetCache`]: per-target state (a connection, a registry) kept
-//!   across scrapes, at most `max` entries, least recently used evicted
-//!   first, entries idle longer than `idle` dropped.
+//!   across scrapes, at most `max` entries in all and `per_host` entries
+//!   per target host (so requests that vary a connection parameter cannot
+//!   open connection after connection to one server), least recently used
+//!   evicted first, entries idle longer than `idle` dropped. Its bounds are
+//!   the flags `--target.max-connections` (default 500) and
+//!   `--target.max-connections-per-host` (default 8) of
+//!   [`TargetCacheArgs`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -134,6 +142,13 @@ pub enum Refused {
         /// The first address outside (for logs, not for the response).
         address: IpAddr,
     },
+    /// A socket path climbs with `..` (never resolved: see the module
+    /// docs).
+    #[error("socket path {target} contains '..': name the socket without parent-directory steps")]
+    ParentStep {
+        /// The target.
+        target: String,
+    },
     /// Name resolution failed.
     #[error("resolving {host}: {source}")]
     Resolve {
@@ -189,6 +204,7 @@ impl PartialEq for Refused {
                 },
             ) => a == b && x == y,
             (NoAddress { host: a }, NoAddress { host: b }) => a == b,
+            (ParentStep { target: a }, ParentStep { target: b }) => a == b,
             _ => false,
         }
     }
@@ -365,11 +381,49 @@ fn parse_entry(raw: &str) -> Result<Entry, AllowListError> {
     })
 }
 
-fn socket_entry(raw: &str, path: &str) -> Result<Entry, AllowListError> {
-    if !path.starts_with('/') || path.len() < 2 {
-        return Err(invalid(raw, "a socket path must be absolute"));
+/// Why a socket path cannot be normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SocketPathError {
+    Relative,
+    ParentStep,
+}
+
+/// A socket path as compared: `//` collapsed, `.` components and a
+/// trailing `/` dropped. These spellings reach the same file whatever the
+/// directories are. A `..` component is refused rather than resolved:
+/// through a symlinked directory the kernel resolves it elsewhere than a
+/// lexical rule would, and a `..` matched by a `*` would climb out of the
+/// pattern (`/srv/*/*.sock` against `/srv/../evil.sock`).
+fn normalize_socket_path(path: &str) -> Result<String, SocketPathError> {
+    if !path.starts_with('/') {
+        return Err(SocketPathError::Relative);
     }
-    Ok(Entry::Socket(Glob::new(path, b'/')))
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(SocketPathError::ParentStep),
+            part => {
+                out.push('/');
+                out.push_str(part);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn socket_entry(raw: &str, path: &str) -> Result<Entry, AllowListError> {
+    match normalize_socket_path(path) {
+        Ok(p) if p.len() >= 2 => Ok(Entry::Socket(Glob::new(&p, b'/'))),
+        Err(SocketPathError::ParentStep) => Err(invalid(
+            raw,
+            "a socket path must not contain '..' components",
+        )),
+        _ => Err(invalid(raw, "a socket path must be absolute")),
+    }
 }
 
 /// Host as compared: lower case, without IPv6 brackets.
@@ -425,7 +479,10 @@ impl AllowList {
     pub fn permit(&mut self, target: &Target<'_>) {
         self.permitted.push(match target {
             Target::Tcp { host, port } => (normalize_host(host), *port),
-            Target::Socket(path) => ((*path).to_string(), 0),
+            Target::Socket(path) => (
+                normalize_socket_path(path).unwrap_or_else(|_| (*path).to_string()),
+                0,
+            ),
         });
     }
 
@@ -530,7 +587,21 @@ impl AllowList {
         })
     }
 
-    fn check_socket(&self, path: &str) -> Result<Allowed, Refused> {
+    fn check_socket(&self, raw: &str) -> Result<Allowed, Refused> {
+        let path = match normalize_socket_path(raw) {
+            Ok(p) => p,
+            Err(SocketPathError::ParentStep) => {
+                return Err(Refused::ParentStep {
+                    target: Target::Socket(raw).to_string(),
+                })
+            }
+            Err(SocketPathError::Relative) => {
+                return Err(Refused::NotAllowed {
+                    target: Target::Socket(raw).to_string(),
+                })
+            }
+        };
+        let path = path.as_str();
         if self
             .permitted
             .iter()
@@ -549,7 +620,7 @@ impl AllowList {
             Ok(Allowed::ByName)
         } else {
             Err(Refused::NotAllowed {
-                target: Target::Socket(path).to_string(),
+                target: Target::Socket(raw).to_string(),
             })
         }
     }
@@ -558,10 +629,24 @@ impl AllowList {
 struct Slot<V> {
     value: V,
     used: Instant,
+    /// The host the entry connects to, for the per-host bound.
+    host: String,
 }
 
-/// Per-target values kept across scrapes: at most `max` entries, the least
-/// recently used evicted first, entries unused for `idle` dropped.
+/// Per-target values kept across scrapes (connections, registries):
+/// - at most `max` entries in all, the least recently used evicted first;
+/// - at most [`per_host`](Self::per_host) entries for one host (the
+///   target's host and port, or socket path, as [`insert_on_host`] is
+///   told), that host's least recently used evicted first — so requests
+///   that vary whatever else the key holds (credentials, database, DSN
+///   parameters) cannot pile up connections on one server;
+/// - entries unused for `idle` dropped.
+///
+/// Evicting drops the cache's clone of the value; a connection closes when
+/// the last request still using it finishes. So the connections open to
+/// one host stay within `per_host` plus the requests in flight to it.
+///
+/// [`insert_on_host`]: Self::insert_on_host
 ///
 /// ```
 /// use std::time::Duration;
@@ -574,21 +659,39 @@ struct Slot<V> {
 /// cache.insert("c", 3);
 /// assert_eq!(cache.get("b"), None);
 /// assert_eq!(cache.len(), 2);
+///
+/// // Two connections per host at most, whatever the rest of the key.
+/// let cache: TargetCache<u32> = TargetCache::new(100, Duration::from_secs(300)).per_host(2);
+/// for app in 0..10 {
+///     cache.insert_on_host("db:5432", format!("db:5432?application_name={app}"), app);
+/// }
+/// assert_eq!(cache.len_on_host("db:5432"), 2);
+/// assert_eq!(cache.get("db:5432?application_name=9"), Some(9));
 /// ```
 pub struct TargetCache<V> {
     slots: Mutex<HashMap<String, Slot<V>>>,
     max: usize,
+    per_host: usize,
     idle: Duration,
 }
 
 impl<V: Clone> TargetCache<V> {
-    /// An empty cache of at most `max` entries (at least 1).
+    /// An empty cache of at most `max` entries (at least 1), with no
+    /// per-host bound beyond `max`.
     pub fn new(max: usize, idle: Duration) -> Self {
+        let max = max.max(1);
         TargetCache {
             slots: Mutex::new(HashMap::new()),
-            max: max.max(1),
+            max,
+            per_host: max,
             idle,
         }
+    }
+
+    /// Keeps at most `n` entries (at least 1) per host.
+    pub fn per_host(mut self, n: usize) -> Self {
+        self.per_host = n.max(1);
+        self
     }
 
     /// The value for `key`, marking it used; `None` when absent or idle
@@ -597,12 +700,22 @@ impl<V: Clone> TargetCache<V> {
         self.get_at(key, Instant::now())
     }
 
-    /// Stores `value` for `key` unless a live value is already there, and
-    /// returns the stored one (so two requests that raced to create a
-    /// target share the first one's). Evicts idle entries, then the least
-    /// recently used one when full.
+    /// [`insert_on_host`](Self::insert_on_host) with the key as its own
+    /// host (no per-host sharing).
     pub fn insert(&self, key: impl Into<String>, value: V) -> V {
-        self.insert_at(key.into(), value, Instant::now())
+        let key = key.into();
+        let host = key.clone();
+        self.insert_at(host, key, value, Instant::now())
+    }
+
+    /// Stores `value` for `key`, a target on `host`, unless a live value is
+    /// already there, and returns the stored one (so two requests that
+    /// raced to create a target share the first one's). Evicts idle
+    /// entries, then the least recently used entry of `host` when the host
+    /// has its `per_host` entries, else the least recently used of all when
+    /// the cache is full.
+    pub fn insert_on_host(&self, host: &str, key: impl Into<String>, value: V) -> V {
+        self.insert_at(host.to_string(), key.into(), value, Instant::now())
     }
 
     /// Drops the value for `key` (after a failure, so the next request
@@ -615,6 +728,12 @@ impl<V: Clone> TargetCache<V> {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.slots.lock_unpoisoned().len()
+    }
+
+    /// Number of entries on `host`.
+    pub fn len_on_host(&self, host: &str) -> usize {
+        let slots = self.slots.lock_unpoisoned();
+        slots.values().filter(|s| s.host == host).count()
     }
 
     /// True when empty.
@@ -635,7 +754,7 @@ impl<V: Clone> TargetCache<V> {
         Some(slot.value.clone())
     }
 
-    fn insert_at(&self, key: String, value: V, now: Instant) -> V {
+    fn insert_at(&self, host: String, key: String, value: V, now: Instant) -> V {
         let mut dropped = Vec::new();
         let stored = {
             let mut slots = self.slots.lock_unpoisoned();
@@ -650,18 +769,21 @@ impl<V: Clone> TargetCache<V> {
                 slot.used = now;
                 slot.value.clone()
             } else {
-                if slots.len() >= self.max {
-                    let oldest = slots
-                        .iter()
-                        .min_by_key(|(_, s)| s.used)
-                        .map(|(k, _)| k.clone());
-                    dropped.extend(oldest.and_then(|k| slots.remove(&k)));
-                }
+                let on_host = slots.values().filter(|s| s.host == host).count();
+                let victim = if on_host >= self.per_host {
+                    least_recently_used(slots.iter().filter(|(_, s)| s.host == host))
+                } else if slots.len() >= self.max {
+                    least_recently_used(slots.iter())
+                } else {
+                    None
+                };
+                dropped.extend(victim.and_then(|k| slots.remove(&k)));
                 slots.insert(
                     key,
                     Slot {
                         value: value.clone(),
                         used: now,
+                        host,
                     },
                 );
                 value
@@ -670,6 +792,47 @@ impl<V: Clone> TargetCache<V> {
         // Evicted values (connections) close outside the lock.
         drop(dropped);
         stored
+    }
+}
+
+fn least_recently_used<'a, V: 'a>(
+    slots: impl Iterator<Item = (&'a String, &'a Slot<V>)>,
+) -> Option<String> {
+    slots.min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone())
+}
+
+/// The bounds of a multi-target endpoint's [`TargetCache`] as flags; an
+/// exporter flattens this into its command line and builds its cache with
+/// [`TargetCacheArgs::cache`].
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetCacheArgs {
+    /// Multi-target endpoints: targets kept with an open connection, at
+    /// most; beyond it the least recently used one is closed.
+    #[arg(
+        long = "target.max-connections",
+        env = "OXMON_TARGET_MAX_CONNECTIONS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+    /// Multi-target endpoints: connections kept to one host (host and
+    /// port, or socket path) at most, whatever else differs (credentials,
+    /// database, connection parameters); beyond it that host's least
+    /// recently used one is closed.
+    #[arg(
+        long = "target.max-connections-per-host",
+        env = "OXMON_TARGET_MAX_CONNECTIONS_PER_HOST",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections_per_host: u32,
+}
+
+impl TargetCacheArgs {
+    /// An empty cache with these bounds; entries idle for `idle` dropped.
+    pub fn cache<V: Clone>(&self, idle: Duration) -> TargetCache<V> {
+        TargetCache::new(self.max_connections as usize, idle)
+            .per_host(self.max_connections_per_host as usize)
     }
 }
 
@@ -925,25 +1088,133 @@ mod tests {
         assert!(l.check(&Target::tcp("a.sock", 1), T).await.is_err());
     }
 
+    #[tokio::test]
+    async fn socket_paths_are_normalised_before_matching() {
+        let l = list(&["unix:///allowed/*.sock", "/srv/*/*.sock"]);
+        for allowed in [
+            "/allowed/./a.sock",
+            "//allowed//a.sock",
+            "/srv/app/./db.sock",
+        ] {
+            assert_eq!(
+                l.check(&Target::socket(allowed), T).await,
+                Ok(Allowed::ByName),
+                "{allowed}"
+            );
+        }
+        // `*` never crosses `/`, and `..` never climbs out of a pattern:
+        // `/srv/../evil.sock` would match `/srv/*/*.sock` component by
+        // component and reach `/evil.sock`.
+        for refused in [
+            "/allowed/../other.sock",
+            "/allowed/x/../a.sock",
+            "/srv/../evil.sock",
+            "/srv/app/../../evil.sock",
+            "/allowed/sub/a.sock",
+        ] {
+            let r = l.check(&Target::socket(refused), T).await;
+            assert!(r.is_err(), "{refused}: {r:?}");
+        }
+        assert!(l
+            .check(&Target::socket("/srv/../evil.sock"), T)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains(".."));
+        // An entry may not climb either.
+        assert!(AllowList::parse(["unix:///run/../*.sock"]).is_err());
+        // A permitted socket matches however its path is spelled, but not
+        // through `..`.
+        let mut p = AllowList::default();
+        p.permit(&Target::socket("/run//redis.sock"));
+        assert_eq!(
+            p.check(&Target::socket("/run/./redis.sock"), T).await,
+            Ok(Allowed::ByName)
+        );
+        assert!(p
+            .check(&Target::socket("/run/x/../redis.sock"), T)
+            .await
+            .is_err());
+    }
+
     #[test]
     fn cache_evicts_least_recently_used_and_idle_entries() {
         let cache: TargetCache<String> = TargetCache::new(2, Duration::from_secs(60));
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(cache.insert_at("a".into(), "A".into(), at(0)), "A");
-        cache.insert_at("b".into(), "B".into(), at(1));
+        assert_eq!(
+            cache.insert_at("a".into(), "a".into(), "A".into(), at(0)),
+            "A"
+        );
+        cache.insert_at("b".into(), "b".into(), "B".into(), at(1));
         // An existing live entry wins over a racing insert.
-        assert_eq!(cache.insert_at("a".into(), "A2".into(), at(2)), "A");
+        assert_eq!(
+            cache.insert_at("a".into(), "a".into(), "A2".into(), at(2)),
+            "A"
+        );
         assert_eq!(cache.get_at("b", at(3)).as_deref(), Some("B"));
         // "a" (used at 2) is older than "b" (used at 3): evicted.
-        cache.insert_at("c".into(), "C".into(), at(4));
+        cache.insert_at("c".into(), "c".into(), "C".into(), at(4));
         assert_eq!(cache.get_at("a", at(5)), None);
         assert_eq!(cache.len(), 2);
         // Idle past 60 s: gone on access, and swept on insert.
         assert_eq!(cache.get_at("b", at(64)), None);
-        cache.insert_at("d".into(), "D".into(), at(70));
+        cache.insert_at("d".into(), "d".into(), "D".into(), at(70));
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.remove("d").as_deref(), Some("D"));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn cache_bounds_entries_per_host_and_in_total() {
+        let cache: TargetCache<u32> = TargetCache::new(5, Duration::from_secs(60)).per_host(2);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // 120 requests that vary a connection parameter keep 2 entries on
+        // the host, the most recently used.
+        for i in 0..120u32 {
+            let key = format!("db:5432/app?application_name={i}");
+            cache.insert_at("db:5432".into(), key, i, at(u64::from(i) / 10));
+        }
+        assert_eq!(cache.len_on_host("db:5432"), 2);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(
+            cache.get_at("db:5432/app?application_name=119", at(12)),
+            Some(119)
+        );
+        assert_eq!(cache.get_at("db:5432/app?application_name=0", at(12)), None);
+        // Other hosts still get their entries, up to the total bound, and a
+        // full cache evicts the least recently used of all.
+        for (i, host) in ["a:1", "b:1", "c:1", "d:1"].into_iter().enumerate() {
+            cache.insert_at(host.into(), host.into(), 1000 + i as u32, at(13 + i as u64));
+        }
+        assert_eq!(cache.len(), 5);
+        assert_eq!(cache.len_on_host("db:5432"), 1);
+        // The entry used at 12 survived; the other one (older) went.
+        assert_eq!(
+            cache.get_at("db:5432/app?application_name=119", at(20)),
+            Some(119)
+        );
+    }
+
+    #[test]
+    fn cache_bounds_come_from_flags() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            cache: TargetCacheArgs,
+        }
+        use clap::Parser;
+        let args = Cli::parse_from(["t"]).cache;
+        assert_eq!(
+            (args.max_connections, args.max_connections_per_host),
+            (500, 8)
+        );
+        let args = Cli::parse_from(["t", "--target.max-connections-per-host=1"]).cache;
+        let cache: TargetCache<u8> = args.cache(Duration::from_secs(1));
+        cache.insert_on_host("h", "h/a", 1);
+        cache.insert_on_host("h", "h/b", 2);
+        assert_eq!(cache.len(), 1);
+        assert!(Cli::try_parse_from(["t", "--target.max-connections=0"]).is_err());
     }
 }

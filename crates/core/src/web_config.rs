@@ -5,8 +5,9 @@
 //! its contents change and keeps the last good configuration when the new
 //! one is broken.
 //!
-//! Supported as the Go toolkit does: certificate and key files (or inline
-//! `cert`/`key`), every `client_auth_type`, `client_ca_file`,
+//! Supported as the Go toolkit does: certificate and key files (re-read on
+//! the first handshake after either changes, so a renewed certificate is
+//! served without editing the YAML) or inline `cert`/`key`, every `client_auth_type`, `client_ca_file`,
 //! `min_version`/`max_version` (TLS 1.2 and 1.3; rustls has no 1.0/1.1, so
 //! those minimums mean 1.2), bcrypt `basic_auth_users`, response `headers`.
 //! Accepted and ignored with a warning: `cipher_suites`, `curve_preferences`,
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -116,6 +117,32 @@ const ALLOWED_HEADERS: &[&str] = &[
     "Content-Security-Policy",
 ];
 
+/// The highest bcrypt cost accepted in `basic_auth_users`. Each cost step
+/// doubles the work of one check: cost 10 (the usual default) takes about
+/// 60 ms on one core, 17 about 8 s, 31 about 4 days — a hash of cost 31
+/// would hang every request and the reload that hashes it. A config with a
+/// higher cost is refused (at start-up, and by a reload, which then keeps
+/// the running config) with an error naming the user.
+pub const MAX_BCRYPT_COST: u32 = 17;
+
+/// What an unknown user's password is checked against, so that a request
+/// for a user that does not exist costs a bcrypt check too (cost 10, the
+/// toolkit's and `htpasswd -B`'s default: the same time as a wrong password
+/// of a user hashed with the default cost) and timing does not reveal which
+/// users exist. Fixed, so loading a config never hashes anything.
+const DUMMY_HASH: &str = "$2b$10$pT4SB3kSQF08Mccd6WfrHON8C/DBD/kDqH1Mg9QZIJZyGwLd5WSQi";
+
+/// The cost of a bcrypt hash (`$2b$10$...`), if it looks like one.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let rest = hash
+        .strip_prefix("$2a$")
+        .or_else(|| hash.strip_prefix("$2b$"))
+        .or_else(|| hash.strip_prefix("$2y$"))?;
+    let (cost, _) = rest.split_once('$')?;
+    (cost.len() == 2).then_some(())?;
+    cost.parse().ok()
+}
+
 /// A loaded, validated web configuration.
 pub struct WebConfig {
     /// The TLS server configuration, when TLS is on.
@@ -123,7 +150,6 @@ pub struct WebConfig {
     /// Extra response headers.
     pub headers: Vec<(String, String)>,
     users: HashMap<String, String>,
-    dummy_hash: String,
     cache: Mutex<HashMap<[u8; 32], ()>>,
 }
 
@@ -144,7 +170,6 @@ impl WebConfig {
             tls: None,
             headers: Vec::new(),
             users: HashMap::new(),
-            dummy_hash: String::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -193,26 +218,27 @@ impl WebConfig {
             headers.sort();
         }
         let users = raw.basic_auth_users.unwrap_or_default();
-        for (user, hash) in &users {
-            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
-                return Err(invalid(format!(
-                    "basic_auth_users: the hash for user {user:?} is not a bcrypt hash"
-                )));
+        let mut names: Vec<&String> = users.keys().collect();
+        names.sort();
+        for user in names {
+            match bcrypt_cost(&users[user]) {
+                Some(cost) if (4..=MAX_BCRYPT_COST).contains(&cost) => {}
+                Some(cost) if cost > MAX_BCRYPT_COST => {
+                    return Err(invalid(format!(
+                        "basic_auth_users: the bcrypt cost {cost} of user {user:?} is above the maximum of {MAX_BCRYPT_COST} (each check would take hours or more); hash the password again with a cost of 10 to {MAX_BCRYPT_COST}"
+                    )))
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "basic_auth_users: the hash for user {user:?} is not a bcrypt hash"
+                    )))
+                }
             }
         }
-        let dummy_hash = match users.values().next() {
-            Some(h) => {
-                let cost = h.get(4..6).and_then(|c| c.parse().ok()).unwrap_or(10);
-                bcrypt::hash("oxmon-dummy-password", cost)
-                    .map_err(|e| invalid(format!("preparing dummy hash: {e}")))?
-            }
-            None => String::new(),
-        };
         Ok(WebConfig {
             tls,
             headers,
             users,
-            dummy_hash,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -233,7 +259,7 @@ impl WebConfig {
         };
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
-            None => (self.dummy_hash.as_str(), false),
+            None => (DUMMY_HASH, false),
         };
         let mut key = Sha256::new();
         key.update(user.as_bytes());
@@ -308,35 +334,19 @@ fn build_tls(t: RawTls, base: &Path) -> Result<Option<Arc<rustls::ServerConfig>>
     {
         tracing::warn!("web config: cipher_suites, curve_preferences and prefer_server_cipher_suites are ignored; rustls offers only modern suites");
     }
-    let certs: Vec<CertificateDer<'static>> = match (&t.cert, &t.cert_file) {
-        (Some(inline), _) => CertificateDer::pem_slice_iter(inline.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("tls_server_config.cert: {e}"))?,
-        (None, Some(f)) => {
-            let p = resolve(base, f);
-            CertificateDer::pem_file_iter(&p)
-                .map_err(|e| format!("cert_file {}: {e}", p.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("cert_file {}: {e}", p.display()))?
-        }
+    let cert_source = match (t.cert, &t.cert_file) {
+        (Some(inline), _) => PemSource::Inline(inline),
+        (None, Some(f)) => PemSource::File(resolve(base, f)),
         (None, None) => unreachable!("checked above"),
     };
-    if certs.is_empty() {
-        return Err("tls_server_config: no certificate found".into());
-    }
-    let key = match (&t.key, &t.key_file) {
-        (Some(inline), _) => PrivateKeyDer::from_pem_slice(inline.as_bytes())
-            .map_err(|e| format!("tls_server_config.key: {e}"))?,
-        (None, Some(f)) => {
-            let p = resolve(base, f);
-            PrivateKeyDer::from_pem_file(&p)
-                .map_err(|e| format!("key_file {}: {e}", p.display()))?
-        }
+    let key_source = match (t.key, &t.key_file) {
+        (Some(inline), _) => PemSource::Inline(inline),
+        (None, Some(f)) => PemSource::File(resolve(base, f)),
         (None, None) => unreachable!("checked above"),
     };
-
     let versions = tls_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_cert = server_cert::ServerCert::load(cert_source, key_source, provider.clone())?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| format!("tls versions: {e}"))?;
@@ -392,11 +402,171 @@ fn build_tls(t: RawTls, base: &Path) -> Result<Option<Arc<rustls::ServerConfig>>
         }
         other => return Err(format!("invalid client_auth_type {other:?}")),
     };
-    let mut cfg = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
+    let mut cfg = builder.with_cert_resolver(Arc::new(server_cert));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(cfg)))
+}
+
+/// Where a certificate or key comes from.
+#[derive(Debug, Clone)]
+enum PemSource {
+    /// Inline in the web config (`cert`, `key`).
+    Inline(String),
+    /// A file (`cert_file`, `key_file`), re-read when it changes.
+    File(PathBuf),
+}
+
+mod server_cert {
+    //! The server certificate, re-read on the first handshake after its
+    //! files change. The Go toolkit reads `cert_file` and `key_file` on
+    //! every handshake, so a certificate renewed on disk (cert-manager and
+    //! certbot replace the files by rename) is served without touching the
+    //! web config; here two `stat` calls per handshake notice the change
+    //! (inode, size or mtime of either file) and only then are the files
+    //! read. A new pair that does not load (half written, or a key that
+    //! does not match the certificate) is logged once and the last good
+    //! pair stays in use until the files change again.
+
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    use std::sync::{Arc, RwLock};
+
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+
+    use super::PemSource;
+    use crate::sync::RwLockExt;
+
+    /// What identifies one version of a file: a rename gives a new inode,
+    /// an edit in place a new size or mtime.
+    type Stamp = Option<(u64, u64, i64, i64, u64)>;
+
+    fn stamp(source: &PemSource) -> Stamp {
+        match source {
+            PemSource::Inline(_) => None,
+            PemSource::File(p) => std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size())),
+        }
+    }
+
+    fn certificates(source: &PemSource) -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs: Vec<CertificateDer<'static>> = match source {
+            PemSource::Inline(pem) => CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("tls_server_config.cert: {e}"))?,
+            PemSource::File(p) => CertificateDer::pem_file_iter(p)
+                .map_err(|e| format!("cert_file {}: {e}", p.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("cert_file {}: {e}", p.display()))?,
+        };
+        if certs.is_empty() {
+            return Err("tls_server_config: no certificate found".into());
+        }
+        Ok(certs)
+    }
+
+    fn private_key(source: &PemSource) -> Result<PrivateKeyDer<'static>, String> {
+        match source {
+            PemSource::Inline(pem) => PrivateKeyDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| format!("tls_server_config.key: {e}")),
+            PemSource::File(p) => PrivateKeyDer::from_pem_file(p)
+                .map_err(|e| format!("key_file {}: {e}", p.display())),
+        }
+    }
+
+    fn file_name(source: &PemSource) -> &Path {
+        match source {
+            PemSource::Inline(_) => Path::new("(inline)"),
+            PemSource::File(p) => p,
+        }
+    }
+
+    struct Loaded {
+        stamps: [Stamp; 2],
+        key: Arc<CertifiedKey>,
+    }
+
+    /// The certificate and key a TLS server presents (see the module docs).
+    pub(super) struct ServerCert {
+        cert: PemSource,
+        key: PemSource,
+        provider: Arc<CryptoProvider>,
+        loaded: RwLock<Loaded>,
+    }
+
+    impl std::fmt::Debug for ServerCert {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("ServerCert")
+                .field("cert", &file_name(&self.cert))
+                .field("key", &file_name(&self.key))
+                .finish()
+        }
+    }
+
+    impl ServerCert {
+        /// Loads the pair; an error names the file and what is wrong.
+        pub(super) fn load(
+            cert: PemSource,
+            key: PemSource,
+            provider: Arc<CryptoProvider>,
+        ) -> Result<ServerCert, String> {
+            let stamps = [stamp(&cert), stamp(&key)];
+            let certified = Self::read(&cert, &key, &provider)?;
+            Ok(ServerCert {
+                cert,
+                key,
+                provider,
+                loaded: RwLock::new(Loaded {
+                    stamps,
+                    key: Arc::new(certified),
+                }),
+            })
+        }
+
+        fn read(
+            cert: &PemSource,
+            key: &PemSource,
+            provider: &CryptoProvider,
+        ) -> Result<CertifiedKey, String> {
+            CertifiedKey::from_der(certificates(cert)?, private_key(key)?, provider)
+                .map_err(|e| format!("certificate and key: {e}"))
+        }
+
+        /// The pair to present now, re-read first when a file changed.
+        fn current(&self) -> Arc<CertifiedKey> {
+            let stamps = [stamp(&self.cert), stamp(&self.key)];
+            {
+                let loaded = self.loaded.read_unpoisoned();
+                if loaded.stamps == stamps {
+                    return loaded.key.clone();
+                }
+            }
+            let mut loaded = self.loaded.write_unpoisoned();
+            if loaded.stamps != stamps {
+                loaded.stamps = stamps;
+                match Self::read(&self.cert, &self.key, &self.provider) {
+                    Ok(k) => {
+                        loaded.key = Arc::new(k);
+                        tracing::info!(cert_file = %file_name(&self.cert).display(), "TLS certificate reloaded");
+                    }
+                    Err(e) => {
+                        tracing::warn!(err = %e, "reloading the TLS certificate failed; serving the previous one")
+                    }
+                }
+            }
+            loaded.key.clone()
+        }
+    }
+
+    impl ResolvesServerCert for ServerCert {
+        fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.current())
+        }
+    }
 }
 
 fn tls_versions(
@@ -513,6 +683,9 @@ impl WebConfigWatcher {
                     path: p.clone(),
                     source,
                 })?;
+                if text.trim().is_empty() {
+                    tracing::warn!(file = %p.display(), "web config file is empty: serving without TLS and basic auth");
+                }
                 (WebConfig::parse(&text, p)?, Some(text))
             }
             None => (WebConfig::plain(), None),
@@ -529,8 +702,9 @@ impl WebConfigWatcher {
         self.current.read_unpoisoned().clone()
     }
 
-    /// Re-reads the file if its contents changed; a broken file keeps the
-    /// last good configuration. Returns true when a new one was installed.
+    /// Re-reads the file if its contents changed; a broken or empty file
+    /// keeps the last good configuration. Returns true when a new one was
+    /// installed.
     pub fn reload(&self) -> bool {
         let Some(path) = &self.path else {
             return false;
@@ -547,6 +721,13 @@ impl WebConfigWatcher {
             if last.as_deref() == Some(text.as_str()) {
                 return false;
             }
+        }
+        if text.trim().is_empty() {
+            // Most likely a deploy tool that truncates before writing:
+            // dropping TLS and auth until it writes would be worse.
+            tracing::error!(file = %path.display(), "web config file became empty; keeping the running config");
+            *self.last_text.lock_unpoisoned() = Some(text);
+            return false;
         }
         let parsed = WebConfig::parse(&text, path);
         *self.last_text.lock_unpoisoned() = Some(text);
@@ -632,6 +813,62 @@ mod tests {
         assert!(!c.check_basic_auth(Some(&b64("bob:s3cret"))));
         assert!(!c.check_basic_auth(None));
         assert!(!c.check_basic_auth(Some("Bearer x")));
+    }
+
+    /// A syntactically valid bcrypt hash of `cost` (never verified here).
+    fn hash_of_cost(cost: u32) -> String {
+        format!("$2b${cost:02}${}", &DUMMY_HASH[7..])
+    }
+
+    #[test]
+    fn absurd_bcrypt_costs_are_refused_naming_the_user() {
+        let p = Path::new("w.yml");
+        let started = std::time::Instant::now();
+        let e = WebConfig::parse(
+            &format!(
+                "basic_auth_users:\n  alice: '{}'\n  mallory: '{}'\n",
+                hash_of_cost(10),
+                hash_of_cost(31)
+            ),
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mallory") && e.contains("31"), "{e}");
+        assert!(!e.contains("alice"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let at_max = format!(
+            "basic_auth_users:\n  bob: '{}'\n",
+            hash_of_cost(MAX_BCRYPT_COST)
+        );
+        assert!(WebConfig::parse(&at_max, p).is_ok());
+    }
+
+    #[test]
+    fn unknown_users_are_checked_against_a_fixed_cost_hash() {
+        // Loading hashes nothing, whatever the users' costs.
+        let started = std::time::Instant::now();
+        let c = WebConfig::parse(
+            &format!("basic_auth_users:\n  bob: '{}'\n", hash_of_cost(16)),
+            Path::new("w.yml"),
+        )
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(bcrypt_cost(DUMMY_HASH), Some(10));
+        let users = WebConfig::parse(
+            &format!(
+                "basic_auth_users:\n  bob: '{}'\n",
+                bcrypt::hash("x", 4).unwrap()
+            ),
+            Path::new("w.yml"),
+        )
+        .unwrap();
+        let b64 = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("nobody:x")
+        );
+        assert!(!users.check_basic_auth(Some(&b64)));
+        drop(c);
     }
 
     #[test]

@@ -365,3 +365,134 @@ async fn slow_clients_are_cut_off_and_shutdown_is_graceful() {
         "listener must be closed after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_scrape_timeout_headers_are_clamped_not_fatal() {
+    let srv = start(&["--scrape.timeout=2s"], Duration::ZERO).await;
+    for value in [
+        "1e19",
+        "1e308",
+        "99999999999999999999999",
+        "NaN",
+        "inf",
+        "-inf",
+        "-1",
+        "0",
+        "1e-300",
+        "junk",
+    ] {
+        let header = format!("X-Prometheus-Scrape-Timeout-Seconds: {value}\r\n");
+        let (status, text) = get(srv.addr, "/metrics", &header)
+            .await
+            .unwrap_or_else(|e| panic!("timeout header {value}: no answer: {e}"));
+        assert_eq!(status, 200, "timeout header {value}: {text}");
+    }
+    // Other request values with absurd numbers are taken in stride too.
+    let (status, _) = get(
+        srv.addr,
+        "/metrics?collect[]=sleepy&exclude[]=",
+        "Accept: application/openmetrics-text;q=NaN;version=1.0.0, text/plain;q=1e40\r\nAccept-Encoding: gzip;q=inf, *;q=-1\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    // The request task survived: the server still answers.
+    assert_eq!(get(srv.addr, "/-/healthy", "").await.unwrap().0, 200);
+    srv.shutdown().await;
+}
+
+/// HTTPS GET of /metrics trusting only `ca_pem`: `Ok` when the server's
+/// certificate chains to it.
+async fn get_tls_trusting(addr: SocketAddr, ca_pem: Vec<u8>) -> Result<u16, String> {
+    tokio::task::spawn_blocking(move || {
+        let url = format!("https://localhost:{}/metrics", addr.port());
+        http_get_tls(&url, &ca_pem, None, &[]).map(|r| r.status)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_renewed_by_rename_is_served_on_the_next_handshake() {
+    let old = TestCerts::generate();
+    // Another PKI: its server certificate chains only to its own CA.
+    let renewed = TestCerts::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, &old.server_cert_pem).unwrap();
+    std::fs::write(&key, &old.server_key_pem).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+    );
+    let arg = format!("--web.config.file={}", cfg.display());
+    let srv = start(&[&arg], Duration::ZERO).await;
+    assert_eq!(
+        get_tls_trusting(srv.addr, old.ca_pem.clone()).await,
+        Ok(200)
+    );
+    assert!(get_tls_trusting(srv.addr, renewed.ca_pem.clone())
+        .await
+        .is_err());
+
+    // As cert-manager and certbot do: write aside, rename over. The YAML
+    // does not change.
+    for (path, pem) in [
+        (&cert, &renewed.server_cert_pem),
+        (&key, &renewed.server_key_pem),
+    ] {
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, pem).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+    assert_eq!(
+        get_tls_trusting(srv.addr, renewed.ca_pem.clone()).await,
+        Ok(200),
+        "the renewed certificate is served at once"
+    );
+    assert!(get_tls_trusting(srv.addr, old.ca_pem.clone())
+        .await
+        .is_err());
+
+    // A half-written pair (a key that does not match) keeps the last good
+    // certificate.
+    std::fs::write(&key, &old.server_key_pem).unwrap();
+    assert_eq!(
+        get_tls_trusting(srv.addr, renewed.ca_pem.clone()).await,
+        Ok(200)
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_web_config_keeps_the_running_one_and_empty_at_start_is_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = bcrypt::hash("alice-pw", 4).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "web.yml",
+        &format!("basic_auth_users:\n  alice: {alice}\n"),
+    );
+    let arg = format!("--web.config.file={}", cfg.display());
+    let srv = start(&[&arg], Duration::ZERO).await;
+    assert_eq!(get(srv.addr, "/metrics", "").await.unwrap().0, 401);
+    // A deploy tool truncates the file before writing it.
+    std::fs::write(&cfg, "").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        get(srv.addr, "/metrics", "").await.unwrap().0,
+        401,
+        "an emptied web config must not drop basic auth"
+    );
+    srv.shutdown().await;
+
+    // At start-up an empty file means no TLS and no auth, as in the Go
+    // toolkit.
+    let empty = write_config(dir.path(), "empty.yml", "\n");
+    let arg = format!("--web.config.file={}", empty.display());
+    let srv = start(&[&arg], Duration::ZERO).await;
+    assert_eq!(get(srv.addr, "/metrics", "").await.unwrap().0, 200);
+    srv.shutdown().await;
+}

@@ -7,26 +7,33 @@
 //! parallel reads already keep a slow GPU from holding back the others. A
 //! GPU whose previous read is still running (a hung driver call) is not
 //! read again until that read returns, so a stuck GPU holds at most one
-//! thread; the others go on being read. A GPU that does not answer in time
-//! is left out of this scrape (logged at warn); it does not delay the
-//! others.
+//! thread; the others go on being read. A read still going at the deadline
+//! stops after its current call, freeing its slot.
+//!
+//! Every GPU NVML counts has `nvidia_gpu_scrape_success{gpu,uuid,name}`
+//! each scrape: 1 when it was read, 0 when it did not answer before the
+//! deadline, is still stuck in an earlier read, failed, or is lost (uuid
+//! and name as last seen, empty when never read). Its readings are left
+//! out; each such GPU is logged once when it starts failing (core's
+//! `FailureLog`), not every scrape. `nvidia_gpu_nvml_up` is 1 only when
+//! every GPU answered.
 //!
 //! Lost GPUs (NVML_ERROR_GPU_IS_LOST): their series are absent,
-//! `nvidia_gpu_lost{gpu,uuid,name}` is 1 (uuid and name as last seen), and
-//! `nvidia_gpu_nvml_up` is 0 until a re-initialisation finds every GPU
-//! healthy again; the other GPUs are still reported.
+//! `nvidia_gpu_lost{gpu,uuid,name}` is 1, and NVML is re-initialised after
+//! a back-off until every GPU is healthy again; the other GPUs are still
+//! reported. A GPU that is only slow does not make NVML re-initialise.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxmon_core::blocking::{Lane, LaneError, LaneLimit};
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
+use oxmon_core::logging::{FailureLog, FailureSubject};
 use oxmon_core::sync::LockExt;
 use oxmon_core::MetricFamily;
 
-use crate::metrics::{self, LostGpu, Snapshot};
-use crate::read::{read_gpu, Logged, ReadError, ReadOptions};
+use crate::metrics::{self, GpuIdentity, Snapshot};
+use crate::read::{read_gpu, Identities, Logged, ReadContext, ReadError, ReadOptions};
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
 
@@ -48,8 +55,12 @@ pub struct NvmlCollector {
     /// One lane per GPU index, created as GPUs are first counted.
     lanes: Mutex<Vec<Arc<Lane>>>,
     readers: LaneLimit,
-    /// `(uuid, name)` last seen per index, to label lost GPUs.
-    seen: Mutex<HashMap<u32, (String, String)>>,
+    /// `(uuid, name)` last seen per index, to label GPUs that gave no
+    /// reading.
+    identities: Arc<Identities>,
+    /// GPUs that gave no reading, keyed `GPU <index>`: logged when that
+    /// starts or changes, and when it ends.
+    unanswered: FailureLog,
 }
 
 /// GPUs read at the same time.
@@ -68,7 +79,8 @@ impl NvmlCollector {
             logged: Arc::default(),
             lanes: Mutex::default(),
             readers: LaneLimit::new(READERS),
-            seen: Mutex::default(),
+            identities: Arc::default(),
+            unanswered: FailureLog::new(FailureSubject::Collector),
         }
     }
 
@@ -106,9 +118,17 @@ impl NvmlCollector {
         let reads = self.lanes(count).into_iter().zip(0..).map(|(lane, index)| {
             let nvml = up.nvml.clone();
             let logged = self.logged.clone();
+            let identities = self.identities.clone();
             let opts = self.opts.read;
             async move {
-                let read = move || read_gpu(&nvml, index, opts, &logged);
+                let read = move || {
+                    let cx = ReadContext {
+                        logged: &logged,
+                        identities: &identities,
+                        deadline: deadline.into_std(),
+                    };
+                    read_gpu(&nvml, index, opts, &cx)
+                };
                 (index, lane.run(deadline, read).await)
             }
         });
@@ -117,61 +137,59 @@ impl NvmlCollector {
         let mut complete = true;
         let mut problems = Vec::new();
         for (index, result) in results {
-            match result {
+            let key = format!("GPU {index}");
+            let identity = || {
+                let (uuid, name) = self.identities.last_seen(index);
+                GpuIdentity { index, uuid, name }
+            };
+            // Slow or stuck GPUs are logged here; failures and lost GPUs
+            // through the NVML state, which logs each reason once.
+            let slow = match result {
                 Ok(Ok(g)) => {
-                    self.remember(index, &g.uuid, &g.name);
                     snap.gpus.push(g);
+                    self.unanswered.succeeded(&key);
+                    continue;
                 }
                 Ok(Err(ReadError::Lost)) => {
-                    let (uuid, name) = self.last_seen(index);
-                    problems.push(format!("GPU {index} ({uuid}) is lost"));
-                    snap.lost.push(LostGpu { index, uuid, name });
+                    let lost = identity();
+                    problems.push(format!("GPU {index} ({}) is lost", lost.uuid));
+                    snap.lost.push(lost);
+                    self.unanswered.forget(&key);
+                    continue;
                 }
-                Ok(Err(ReadError::Failed(e))) => problems.push(e),
+                Ok(Err(ReadError::Failed(e))) => {
+                    problems.push(e);
+                    None
+                }
+                Err(e @ (LaneError::Panicked { .. } | LaneError::Cancelled { .. })) => {
+                    problems.push(e.to_string());
+                    None
+                }
                 Err(LaneError::Busy { .. }) => {
-                    tracing::warn!(
-                        gpu = index,
-                        "the previous read of this GPU has not returned; skipping it"
-                    );
+                    Some("the previous read of this GPU has not returned; skipping it")
+                }
+                Ok(Err(ReadError::Late)) | Err(LaneError::TimedOut { .. }) => {
+                    Some("GPU did not answer before the scrape deadline; left out of this scrape")
+                }
+            };
+            match slow {
+                Some(why) => {
                     complete = false;
+                    self.unanswered.failed(&key, why);
                 }
-                Err(LaneError::TimedOut { .. }) => {
-                    tracing::warn!(
-                        gpu = index,
-                        "GPU did not answer before the scrape deadline; left out of this scrape"
-                    );
-                    complete = false;
-                }
-                Err(LaneError::Panicked { .. }) => {
-                    problems.push(format!("reading GPU {index} panicked"))
-                }
-                Err(LaneError::Cancelled { .. }) => {
-                    problems.push(format!("the reader of GPU {index} went away"))
-                }
+                None => self.unanswered.forget(&key),
             }
+            snap.unanswered.push(identity());
         }
         if problems.is_empty() {
             if complete {
                 self.state.report_success();
             }
-            snap.nvml_up = down.is_none();
+            snap.nvml_up = down.is_none() && complete;
         } else {
             self.state.report_failure(problems.join("; "));
         }
         snap
-    }
-
-    fn remember(&self, index: u32, uuid: &str, name: &str) {
-        let mut seen = self.seen.lock_unpoisoned();
-        let fresh = seen.get(&index).is_none_or(|(u, n)| u != uuid || n != name);
-        if fresh {
-            seen.insert(index, (uuid.to_string(), name.to_string()));
-        }
-    }
-
-    fn last_seen(&self, index: u32) -> (String, String) {
-        let seen = self.seen.lock_unpoisoned();
-        seen.get(&index).cloned().unwrap_or_default()
     }
 }
 

@@ -37,6 +37,7 @@ defs! {
     NUM_DEVICES = "nvidia_gpu_num_devices", Gauge, None, "Number of GPUs NVML reports.";
     INFO = "nvidia_gpu_info", Gauge, None, "GPU, driver and CUDA versions and modes; value 1.";
     LOST = "nvidia_gpu_lost", Gauge, None, "Whether the GPU has fallen off the bus or is otherwise inaccessible (NVML_ERROR_GPU_IS_LOST).";
+    SCRAPE_SUCCESS = "nvidia_gpu_scrape_success", Gauge, None, "Whether the GPU was read in this scrape (1) or did not answer before the deadline, is still stuck in an earlier read, failed or is lost (0).";
     UTILIZATION = "nvidia_gpu_utilization_ratio", Gauge, None, "Fraction of the last sample period during which a kernel ran on the GPU.";
     MEMORY_UTILIZATION = "nvidia_gpu_memory_utilization_ratio", Gauge, None, "Fraction of the last sample period during which device memory was read or written.";
     ENCODER_UTILIZATION = "nvidia_gpu_encoder_utilization_ratio", Gauge, None, "Video encoder utilisation.";
@@ -173,12 +174,12 @@ pub struct XidReading {
     pub last: Option<(f64, u64)>,
 }
 
-/// A lost GPU: what was known of it before.
+/// A GPU that gave no reading this scrape: what was known of it before.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LostGpu {
+pub struct GpuIdentity {
     /// NVML index.
     pub index: u32,
-    /// UUID, when it was seen before it was lost.
+    /// UUID, as last seen (empty when never seen).
     pub uuid: String,
     /// Name, likewise.
     pub name: String,
@@ -205,7 +206,10 @@ pub struct Snapshot {
     /// GPUs that answered.
     pub gpus: Vec<GpuReading>,
     /// GPUs that are lost.
-    pub lost: Vec<LostGpu>,
+    pub lost: Vec<GpuIdentity>,
+    /// GPUs that are not lost but gave no reading this scrape (no answer
+    /// before the deadline, still stuck in an earlier read, failed).
+    pub unanswered: Vec<GpuIdentity>,
     /// XID counters.
     pub xid: Vec<XidReading>,
 }
@@ -261,6 +265,7 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
     }
     for g in &s.gpus {
         let base = gpu_labels(g.index, &g.uuid, &g.name);
+        f.add(&SCRAPE_SUCCESS, base.clone(), 1.0);
         f.add(&LOST, base.clone(), 0.0);
         f.add(
             &INFO,
@@ -310,7 +315,12 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
         }
     }
     for l in &s.lost {
-        f.add(&LOST, gpu_labels(l.index, &l.uuid, &l.name), 1.0);
+        let base = gpu_labels(l.index, &l.uuid, &l.name);
+        f.add(&SCRAPE_SUCCESS, base.clone(), 0.0);
+        f.add(&LOST, base, 1.0);
+    }
+    for u in &s.unanswered {
+        f.add(&SCRAPE_SUCCESS, gpu_labels(u.index, &u.uuid, &u.name), 0.0);
     }
     for x in &s.xid {
         let base = gpu_labels(x.index, &x.uuid, &x.name);
@@ -557,10 +567,15 @@ mod tests {
             nvml_up: true,
             num_devices: Some(4),
             gpus: vec![gpu()],
-            lost: vec![LostGpu {
+            lost: vec![GpuIdentity {
                 index: 3,
                 uuid: "GPU-y".into(),
                 name: "NVIDIA H100".into(),
+            }],
+            unanswered: vec![GpuIdentity {
+                index: 1,
+                uuid: String::new(),
+                name: String::new(),
             }],
             xid: vec![XidReading {
                 index: 2,
@@ -586,6 +601,20 @@ mod tests {
             .map(|m| (label(m, "gpu").unwrap(), m.value.clone()))
             .collect();
         assert_eq!(values, [("2", V::Single(0.0)), ("3", V::Single(1.0))]);
+        let success = find(&fams, "nvidia_gpu_scrape_success").unwrap();
+        let values: Vec<_> = success
+            .metrics
+            .iter()
+            .map(|m| (label(m, "gpu").unwrap(), m.value.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("2", V::Single(1.0)),
+                ("3", V::Single(0.0)),
+                ("1", V::Single(0.0))
+            ]
+        );
         let xid = find(&fams, "nvidia_gpu_xid_errors_total").unwrap();
         assert_eq!(xid.kind, MetricType::Counter);
         assert_eq!(xid.metrics.len(), 2);

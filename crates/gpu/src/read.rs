@@ -3,11 +3,15 @@
 //! A field the GPU does not support (NVML_ERROR_NOT_SUPPORTED, or a function
 //! the installed driver lacks) is left out and logged once at debug; any
 //! other error on a field is logged once at warn and the field left out.
-//! NVML_ERROR_GPU_IS_LOST stops the read: the GPU is reported lost.
+//! NVML_ERROR_GPU_IS_LOST stops the read: the GPU is reported lost. A read
+//! still going at the scrape deadline stops after the call in progress
+//! ([`ReadError::Late`]), so a slow GPU frees its reading slot for the next
+//! scrape instead of finishing a reading nobody waits for.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use nvml_wrapper::enum_wrappers::device::{
     Clock, ComputeMode, EccCounter, MemoryError, PcieUtilCounter, TemperatureSensor,
@@ -28,6 +32,8 @@ pub enum ReadError {
     Lost,
     /// The device handle or its identity could not be read.
     Failed(String),
+    /// The scrape deadline passed during the read; it stopped there.
+    Late,
 }
 
 /// Options for a read.
@@ -50,19 +56,45 @@ impl Logged {
     }
 }
 
+/// Each GPU's UUID and name as last read, kept as soon as a read gets
+/// them, so a GPU whose read then runs out of time (or that is lost later)
+/// is still labelled.
+#[derive(Default)]
+pub struct Identities(Mutex<HashMap<u32, (String, String)>>);
+
+impl Identities {
+    fn remember(&self, index: u32, uuid: &str, name: &str) {
+        let mut seen = self.0.lock_unpoisoned();
+        let fresh = seen.get(&index).is_none_or(|(u, n)| u != uuid || n != name);
+        if fresh {
+            seen.insert(index, (uuid.to_string(), name.to_string()));
+        }
+    }
+
+    /// `(uuid, name)` of GPU `index` as last seen; empty when never seen.
+    pub fn last_seen(&self, index: u32) -> (String, String) {
+        let seen = self.0.lock_unpoisoned();
+        seen.get(&index).cloned().unwrap_or_default()
+    }
+}
+
 struct Reader<'a> {
     uuid: String,
     index: u32,
     logged: &'a Logged,
+    deadline: Instant,
 }
 
 impl Reader<'_> {
-    /// `Ok(None)` for an absent field, `Err(Lost)` to stop.
+    /// `Ok(None)` for an absent field, `Err(Lost)` or `Err(Late)` to stop.
     fn check<T>(
         &self,
         field: &'static str,
         r: Result<T, NvmlError>,
     ) -> Result<Option<T>, ReadError> {
+        if Instant::now() >= self.deadline {
+            return Err(ReadError::Late);
+        }
         match r {
             Ok(v) => Ok(Some(v)),
             Err(NvmlError::GpuLost) => Err(ReadError::Lost),
@@ -120,12 +152,23 @@ fn sample_f64(v: &SampleValue) -> f64 {
     }
 }
 
+/// Where a GPU read runs: what it logs once, where it keeps identities,
+/// and when it must stop.
+pub struct ReadContext<'a> {
+    /// Fields already logged.
+    pub logged: &'a Logged,
+    /// UUIDs and names, remembered as soon as read.
+    pub identities: &'a Identities,
+    /// The scrape deadline.
+    pub deadline: Instant,
+}
+
 /// Reads GPU `index`.
 pub fn read_gpu(
     nvml: &Nvml,
     index: u32,
     opts: ReadOptions,
-    logged: &Logged,
+    cx: &ReadContext<'_>,
 ) -> Result<GpuReading, ReadError> {
     let failed = |what: &str, e: NvmlError| match e {
         NvmlError::GpuLost => ReadError::Lost,
@@ -136,10 +179,12 @@ pub fn read_gpu(
         .map_err(|e| failed("getting the handle", e))?;
     let uuid = dev.uuid().map_err(|e| failed("reading the UUID", e))?;
     let name = dev.name().map_err(|e| failed("reading the name", e))?;
+    cx.identities.remember(index, &uuid, &name);
     let r = Reader {
         uuid: uuid.clone(),
         index,
-        logged,
+        logged: cx.logged,
+        deadline: cx.deadline,
     };
     let mut g = GpuReading {
         index,

@@ -1046,3 +1046,61 @@ fn real_driver() {
         assert!(m.value("DCGM_FI_DEV_GPU_TEMP", &[("gpu", gpu)]).is_some());
     }
 }
+
+#[test]
+fn sixty_four_slow_gpus_each_report_their_state_within_the_deadline() {
+    // Every call on every GPU takes 30 ms: one GPU's ~40 calls take over a
+    // second, and two GPUs are read at a time, so most GPUs cannot answer
+    // within a 1.5 s deadline.
+    let devices: Vec<Value> = (0..64)
+        .map(|i| {
+            let mut g = t4();
+            g["uuid"] = json!(format!("GPU-slow-{i:04}"));
+            g["pci_bus_id"] = json!(format!("00000000:{i:02X}:00.0"));
+            g["delay_ms"] = json!(30);
+            g
+        })
+        .collect();
+    let fake = Fake::new(&config(devices));
+    let p = fake.start(&[]);
+    for round in 0..2 {
+        let started = Instant::now();
+        // Prometheus' 2 s timeout minus the default 0.5 s offset: 1.5 s.
+        let r = p.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+        let took = started.elapsed();
+        assert_eq!(r.status, 200);
+        assert!(
+            took < Duration::from_millis(2500),
+            "scrape {round} took {took:?}"
+        );
+        let m = parse(&r.body);
+        assert_eq!(val(&m, "nvidia_gpu_num_devices", &[]), 64.0);
+        let states = &m
+            .family("nvidia_gpu_scrape_success")
+            .unwrap_or_else(|| panic!("no nvidia_gpu_scrape_success:\n{}", r.body))
+            .samples;
+        let gpus: std::collections::BTreeSet<&str> =
+            states.iter().map(|s| s.labels["gpu"].as_str()).collect();
+        assert_eq!(gpus.len(), 64, "one state per GPU: {gpus:?}");
+        let answered = states.iter().filter(|s| s.value == 1.0).count();
+        assert!(answered < 64, "round {round}: all 64 slow GPUs answered?");
+        // A GPU reported as answering has its readings; the others none.
+        for s in states {
+            let temp = m.value(
+                "nvidia_gpu_temperature_celsius",
+                &[("gpu", &s.labels["gpu"])],
+            );
+            assert_eq!(temp.is_some(), s.value == 1.0, "{s:?}");
+        }
+        // Not every GPU answered: NVML is not "up" as the README defines it.
+        assert_eq!(val(&m, "nvidia_gpu_nvml_up", &[]), 0.0);
+    }
+    // Each GPU that missed the deadline is logged once, not every scrape.
+    let log = p.log();
+    let gpu9 = log
+        .lines()
+        .filter(|l| l.contains("GPU 9") && !l.contains("level=debug"))
+        .count();
+    assert!(gpu9 <= 1, "{log}");
+    assert_eq!(p.get("/-/healthy").status, 200);
+}

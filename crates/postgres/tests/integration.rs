@@ -2,12 +2,14 @@
 //! PostgreSQL started by the test (oxmon-testkit), and against Debian's
 //! prometheus-postgres-exporter for the comparison.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oxmon_testkit::{require_program, ExporterProcess, Exposition, Postgres};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oxmon-postgres");
 
@@ -746,20 +748,6 @@ fn start_receiver(pg: &Postgres) -> Receiver {
     Receiver { child, _dir: dir }
 }
 
-fn families(e: &Exposition) -> BTreeMap<String, (String, BTreeSet<Vec<String>>)> {
-    e.families
-        .iter()
-        .map(|(n, f)| {
-            let labels = f
-                .samples
-                .iter()
-                .map(|s| s.labels.keys().cloned().collect())
-                .collect();
-            (n.clone(), (f.kind.clone(), labels))
-        })
-        .collect()
-}
-
 #[test]
 fn every_family_of_prometheus_postgres_exporter_is_present_with_same_type_and_labels() {
     let peer_bin = require_program(
@@ -782,28 +770,11 @@ fn every_family_of_prometheus_postgres_exporter_is_present_with_same_type_and_la
     let ours_e = scrape_until(&ours, "our pg_stat_replication", |e| {
         e.family("pg_stat_replication_pg_wal_lsn_diff").is_some()
     });
-    let peer_f = families(&peer_e);
-    let ours_f = families(&ours_e);
-    let mut missing = Vec::new();
-    let mut different = Vec::new();
-    let mut compared = 0;
-    for (name, (kind, labels)) in &peer_f {
-        if ["go_", "process_", "promhttp_", "postgres_exporter_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        {
-            continue;
-        }
-        compared += 1;
-        match ours_f.get(name) {
-            None => missing.push(name.clone()),
-            Some((k, l)) => {
-                if k != kind || l != labels {
-                    different.push(format!("{name}: peer {kind} {labels:?}, ours {k} {l:?}"));
-                }
-            }
-        }
-    }
+    let common::Comparison {
+        compared,
+        missing,
+        different,
+    } = common::compare(&peer_e, &ours_e);
     assert!(compared > 200, "the peer exposed only {compared} families");
     eprintln!(
         "compared {compared} families of prometheus-postgres-exporter: {} missing, {} different",

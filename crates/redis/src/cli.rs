@@ -20,6 +20,9 @@ pub struct Cli {
     #[command(flatten)]
     pub common: oxmon_core::CommonArgs,
 
+    #[command(flatten)]
+    pub target_cache: oxmon_core::target_guard::TargetCacheArgs,
+
     /// Address of the Redis instance scraped by /metrics
     /// (redis://host:port, rediss://host:port, unix:///path); empty: none,
     /// /metrics shows only the exporter's own metrics.
@@ -62,6 +65,17 @@ pub struct Cli {
     /// Timeout for connecting to Redis and for each command.
     #[arg(long = "connection-timeout", env = "REDIS_EXPORTER_CONNECTION_TIMEOUT", default_value = "15s", value_parser = oxmon_core::parse_duration)]
     pub connection_timeout: Duration,
+
+    /// Largest reply accepted from a Redis, in bytes; a larger one fails
+    /// that scrape (redis_up 0, the reason in
+    /// redis_exporter_last_scrape_error) instead of being held in memory.
+    #[arg(
+        long = "redis.max-reply-bytes",
+        env = "OXMON_REDIS_MAX_REPLY_BYTES",
+        default_value_t = crate::reply_limit::DEFAULT_MAX_REPLY_BYTES,
+        value_parser = clap::value_parser!(u64).range(1024..)
+    )]
+    pub max_reply_bytes: u64,
 
     /// Keys or glob patterns to export sizes and numeric values of
     /// (comma-separated, db3=pattern for other databases); globs use SCAN.

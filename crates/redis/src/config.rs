@@ -116,6 +116,7 @@ impl Config {
             client_key: read_pem("--tls-client-key-file", cli.tls_client_key_file.as_deref())?,
             ca_cert: read_pem("--tls-ca-cert-file", cli.tls_ca_cert_file.as_deref())?,
             skip_verify: cli.skip_tls_verification,
+            built: Default::default(),
         };
         if tls.client_cert.is_some() != tls.client_key.is_some() {
             return Err(ConfigError::TlsClientPair);
@@ -123,6 +124,7 @@ impl Config {
         let opts = Arc::new(Options {
             names: Names::new(&cli.namespace, cli.include_system_metrics),
             connection_timeout: cli.connection_timeout,
+            max_reply_bytes: cli.max_reply_bytes,
             tls,
             keys: KeyChecks {
                 check: key_list("--check-keys", &cli.check_keys)?,

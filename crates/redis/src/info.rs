@@ -12,7 +12,11 @@
 //! `redis_commands_failed_calls_total{cmd}`,
 //! `redis_latency_percentiles_usec{cmd}` (summary), `redis_errors_total{err}`,
 //! `redis_db_keys{db}`, `redis_db_keys_expiring{db}`,
-//! `redis_db_avg_ttl_seconds{db}`, `redis_connected_slave_offset_bytes` and
+//! `redis_db_avg_ttl_seconds{db}`, `redis_db_keys_with_expiring_items{db}`
+//! (Redis 7.4's `subexpiry`: keys with expiring hash fields),
+//! `redis_db_keys_cached{db}` (KeyDB's `cached_keys`; keyspace fields are
+//! read by name, so 7.4's extra field is not taken for it, as
+//! redis_exporter 1.45 did), `redis_connected_slave_offset_bytes` and
 //! `redis_connected_slave_lag_seconds{slave_ip,slave_port,slave_state}`,
 //! `redis_master_link_up{master_host,master_port}` and the other replica
 //! fields, `redis_start_time_seconds`, `redis_instance_info{...}`,
@@ -118,6 +122,8 @@ pub fn parse_info(
     let mut db_keys = names.gauge("db_keys");
     let mut db_expiring = names.gauge("db_keys_expiring");
     let mut db_ttl = names.gauge("db_avg_ttl_seconds");
+    let mut db_expiring_items = names.gauge("db_keys_with_expiring_items");
+    let mut db_cached = names.gauge("db_keys_cached");
     let mut slave_offset = names.gauge("connected_slave_offset_bytes");
     let mut slave_lag = names.gauge("connected_slave_lag_seconds");
     let mut link_up = names.gauge("master_link_up");
@@ -237,6 +243,14 @@ pub fn parse_info(
                             kv_get(value, "avg_ttl").and_then(|v| v.parse::<f64>().ok())
                         {
                             db_ttl.add(&l, ttl / 1000.0);
+                        }
+                        for (field, family) in [
+                            ("subexpiry", &mut db_expiring_items),
+                            ("cached_keys", &mut db_cached),
+                        ] {
+                            if let Some(n) = kv_get(value, field).and_then(|v| v.parse().ok()) {
+                                family.add(&l, n);
+                            }
                         }
                         if let Ok(i) = idx.parse::<usize>() {
                             if let Some(s) = seen_dbs.get_mut(i) {
@@ -404,6 +418,8 @@ pub fn parse_info(
         db_keys,
         db_expiring,
         db_ttl,
+        db_expiring_items,
+        db_cached,
         slave_offset,
         slave_lag,
         link_up,
@@ -688,6 +704,24 @@ mod tests {
         assert_eq!(find(&out, "redis_sentinel_master_status", &l), Some(1.0));
         assert_eq!(find(&out, "redis_sentinel_master_slaves", &l), Some(2.0));
         assert_eq!(find(&out, "redis_sentinel_master_sentinels", &l), Some(3.0));
+    }
+
+    #[test]
+    fn keyspace_fields_by_name() {
+        let text = "# Keyspace\ndb0:keys=4,expires=1,avg_ttl=999733,subexpiry=2\n\
+                    db1:keys=3,expires=0,avg_ttl=0,cached_keys=3\n";
+        let mut out = Vec::new();
+        parse_info(text, names(), 2, 0.0, &mut out);
+        let db0 = [("db", "db0")];
+        let db1 = [("db", "db1")];
+        assert_eq!(find(&out, "redis_db_keys", &db0), Some(4.0));
+        assert_eq!(
+            find(&out, "redis_db_keys_with_expiring_items", &db0),
+            Some(2.0)
+        );
+        assert_eq!(find(&out, "redis_db_keys_cached", &db0), None);
+        assert_eq!(find(&out, "redis_db_keys_cached", &db1), Some(3.0));
+        assert_eq!(find(&out, "redis_db_keys_with_expiring_items", &db1), None);
     }
 
     #[test]

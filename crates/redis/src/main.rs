@@ -12,6 +12,7 @@ use oxmon_core::{BuildError, Exporter, Registry};
 mod address;
 mod cli;
 mod config;
+mod connect;
 mod credentials;
 mod info;
 mod keygroups;
@@ -19,6 +20,7 @@ mod keys;
 mod keyspace;
 mod names;
 mod reply;
+mod reply_limit;
 mod scrape_route;
 mod streams;
 mod target;
@@ -53,7 +55,13 @@ fn build(cli: &Cli) -> Result<Exporter, BuildError> {
             opts: Arc::clone(&config.opts),
         }));
     }
-    let route = ScrapeRoute::new(config.opts, config.main, config.allow, config.credentials);
+    let route = ScrapeRoute::new(
+        config.opts,
+        config.main,
+        config.allow,
+        config.credentials,
+        cli.target_cache.cache(scrape_route::IDLE_TARGET),
+    );
     Ok(Exporter {
         name: "oxmon-redis",
         description: "Prometheus exporter for Redis (redis_exporter compatible).",

@@ -215,6 +215,11 @@ const OTHERS: &[(&str, &str)] = &[
     ("db_keys", "Total number of keys by DB"),
     ("db_keys_expiring", "Total number of expiring keys by DB"),
     ("db_avg_ttl_seconds", "Avg TTL in seconds"),
+    (
+        "db_keys_with_expiring_items",
+        "Total number of keys with expiring items (hash fields) by DB",
+    ),
+    ("db_keys_cached", "Total number of cached keys by DB"),
     ("connected_slave_offset_bytes", "Offset of connected slave"),
     ("connected_slave_lag_seconds", "Lag of connected slave"),
     ("master_link_up", "Master link status on Redis slave"),

@@ -4,8 +4,11 @@
 //! guard (`--scrape.allowed-targets`: CIDRs checked against every resolved
 //! address, then the connection pinned to the checked address; host and
 //! unix socket globs); its credentials come from the one
-//! [`CredentialResolver`]. Targets are kept (with their connections) in a
-//! bounded cache, least recently used and idle ones dropped; one whose
+//! [`CredentialResolver`]. Targets are kept (with their connections) in core's
+//! bounded cache (`--target.max-connections`, 500, and
+//! `--target.max-connections-per-host`, 8: `redis://h/0` and `redis://h/1`,
+//! or two sets of credentials, are two connections to one host), least
+//! recently used and idle ones dropped; one whose
 //! scrape failed is dropped at once so the next request resolves and checks
 //! it again. Refusals answer 403, bad requests 400, and both count in
 //! `redis_target_scrape_request_errors_total`.
@@ -23,11 +26,8 @@ use crate::address::Address;
 use crate::credentials::{CredentialResolver, Credentials};
 use crate::target::{Options, Target};
 
-/// `/scrape` targets kept with their connections.
-const MAX_TARGETS: usize = 1000;
-
 /// A kept target unused this long is dropped (with its connection).
-const IDLE_TARGET: Duration = Duration::from_secs(15 * 60);
+pub const IDLE_TARGET: Duration = Duration::from_secs(15 * 60);
 
 /// A short, non-reversible tag for URI credentials (cache key only).
 fn fingerprint(creds: &Credentials) -> u64 {
@@ -49,19 +49,22 @@ pub struct ScrapeRoute {
 }
 
 impl ScrapeRoute {
-    /// The route; `allow` must permit `main` itself.
+    /// The route; `allow` must permit `main` itself. `cache` bounds the
+    /// targets kept in all and per host (`--target.max-connections`,
+    /// `--target.max-connections-per-host`).
     pub fn new(
         opts: Arc<Options>,
         main: Option<Arc<Target>>,
         allow: AllowList,
         credentials: CredentialResolver,
+        cache: TargetCache<Arc<Target>>,
     ) -> Self {
         ScrapeRoute {
             opts,
             main,
             allow,
             credentials,
-            cache: TargetCache::new(MAX_TARGETS, IDLE_TARGET),
+            cache,
         }
     }
 
@@ -96,14 +99,22 @@ impl ScrapeRoute {
             Ok(Allowed::ByName) => None,
             Ok(Allowed::ByAddress(sa)) => Some(sa),
             Err(refused) => {
-                tracing::warn!(target = %key, reason = %refused, "refused /scrape target");
-                return Err(HttpError::forbidden(refused.to_string()));
+                // Through the failure log: a target refused on every
+                // request is logged once, not once per request.
+                let reason = refused.to_string();
+                self.opts.failures.failed(&key, &reason);
+                return Err(HttpError::forbidden(reason));
             }
         };
         let creds = self.credentials.resolve(&addr);
         let target = Target::new(&addr, creds, &self.opts.tls, pin)
             .map_err(|e| HttpError::bad_request(e.to_string()))?;
-        let t = self.cache.insert(cache_key.clone(), Arc::new(target));
+        // One host's connections are bounded whatever the database or
+        // credentials a request names.
+        let host = addr.guard_target().to_string();
+        let t = self
+            .cache
+            .insert_on_host(&host, cache_key.clone(), Arc::new(target));
         Ok(self.scrape_cached(&cache_key, &t, req).await)
     }
 

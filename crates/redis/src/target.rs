@@ -17,7 +17,7 @@
 //! does not answer in time.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
@@ -25,10 +25,11 @@ use oxmon_core::logging::FailureLog;
 use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily, ScrapeContext};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, Value};
+use redis::{RedisConnectionInfo, Value};
 use tokio::time::Instant;
 
 use crate::address::{redact, Address, Transport};
+use crate::connect::{tls_client_config, Connection, Dial, Endpoint};
 use crate::credentials::Credentials;
 use crate::info::{parse_cluster_info, parse_info};
 use crate::keygroups::{self, KeyGroups};
@@ -83,6 +84,24 @@ pub struct TlsFiles {
     pub ca_cert: Option<Vec<u8>>,
     /// Accept any server certificate.
     pub skip_verify: bool,
+    /// The client settings, built when the first TLS target needs them
+    /// (reading the system roots costs time and memory).
+    pub built: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl TlsFiles {
+    /// The TLS client settings from these files.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.built
+            .get_or_init(|| {
+                let pair = match (&self.client_cert, &self.client_key) {
+                    (Some(c), Some(k)) => Some((c.as_slice(), k.as_slice())),
+                    _ => None,
+                };
+                tls_client_config(self.ca_cert.as_deref(), pair, self.skip_verify)
+            })
+            .clone()
+    }
 }
 
 /// Settings shared by every target.
@@ -91,6 +110,8 @@ pub struct Options {
     pub names: &'static Names,
     /// Connect and per-command timeout.
     pub connection_timeout: Duration,
+    /// The largest reply accepted from a target (`--redis.max-reply-bytes`).
+    pub max_reply_bytes: u64,
     /// TLS settings.
     pub tls: TlsFiles,
     /// Key checks.
@@ -134,8 +155,8 @@ pub struct ClientError {
 pub struct Target {
     key: String,
     password: Option<String>,
-    client: redis::Client,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    endpoint: Endpoint,
+    conn: tokio::sync::Mutex<Option<Connection>>,
     scrapes: AtomicU64,
     duration_sum: Mutex<f64>,
     major_version: AtomicU32,
@@ -152,29 +173,30 @@ impl Target {
         tls: &TlsFiles,
         pin: Option<std::net::SocketAddr>,
     ) -> Result<Target, ClientError> {
-        let client_error = |e: redis::RedisError| ClientError {
-            target: addr.key(),
-            reason: redact(&e.to_string()),
-        };
-        let connect_to = match &addr.transport {
+        let dial = match &addr.transport {
             Transport::Tcp => match pin {
-                Some(sa) => ConnectionAddr::Tcp(sa.ip().to_string(), sa.port()),
-                None => ConnectionAddr::Tcp(addr.host.clone(), addr.port),
+                Some(sa) => Dial::Tcp {
+                    host: sa.ip().to_string(),
+                    port: sa.port(),
+                },
+                None => Dial::Tcp {
+                    host: addr.host.clone(),
+                    port: addr.port,
+                },
             },
-            Transport::Tls => ConnectionAddr::TcpTls {
-                host: addr.host.clone(),
+            Transport::Tls => Dial::Tls {
+                name: addr.host.clone(),
                 port: addr.port,
-                insecure: tls.skip_verify,
-                tls_params: None,
+                config: tls.client_config().map_err(|reason| ClientError {
+                    target: addr.key(),
+                    reason,
+                })?,
             },
-            Transport::Unix(p) => ConnectionAddr::Unix(p.into()),
+            Transport::Unix(p) => Dial::Unix(p.into()),
         };
-        let info = connect_to.into_connection_info().map_err(client_error)?;
         // No CLIENT SETINFO on connect: servers before 7.2 count it as an
         // error in their errorstats.
-        let mut settings = info
-            .redis_settings()
-            .clone()
+        let mut settings = RedisConnectionInfo::default()
             .set_db(addr.db)
             .set_skip_set_lib_name();
         if let Some(u) = &creds.user {
@@ -183,32 +205,10 @@ impl Target {
         if let Some(p) = &creds.password {
             settings = settings.set_password(p);
         }
-        let info = info.set_redis_settings(settings);
-        let client = if addr.transport == Transport::Tls
-            && (tls.ca_cert.is_some() || tls.client_cert.is_some())
-        {
-            let client_tls = match (&tls.client_cert, &tls.client_key) {
-                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                    client_cert: c.clone(),
-                    client_key: k.clone(),
-                }),
-                _ => None,
-            };
-            redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls,
-                    root_cert: tls.ca_cert.clone(),
-                },
-            )
-        } else {
-            redis::Client::open(info)
-        }
-        .map_err(client_error)?;
         Ok(Target {
             key: addr.key(),
             password: creds.password,
-            client,
+            endpoint: Endpoint { dial, settings },
             conn: tokio::sync::Mutex::new(None),
             scrapes: AtomicU64::new(0),
             duration_sum: Mutex::new(0.0),
@@ -242,23 +242,24 @@ impl Target {
             Err(_) => return Err("timed out waiting for the connection".into()),
         };
         if let Some(c) = guard.as_ref() {
-            return Ok((c.clone(), 0.0));
+            return Ok((c.conn.clone(), 0.0));
         }
         let started = Instant::now();
         let left = deadline.saturating_duration_since(started);
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(opts.connection_timeout.min(left)))
-            .set_response_timeout(Some(opts.connection_timeout));
         let connect = async {
-            let mut c = self
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
+            let c = self
+                .endpoint
+                .connect(
+                    opts.connection_timeout.min(left),
+                    opts.connection_timeout,
+                    opts.max_reply_bytes,
+                )
                 .await?;
             if opts.set_client_name {
                 let _: redis::RedisResult<Value> = redis::cmd("CLIENT")
                     .arg("SETNAME")
                     .arg("oxmon-redis")
-                    .query_async(&mut c)
+                    .query_async(&mut c.conn.clone())
                     .await;
             }
             Ok::<_, redis::RedisError>(c)
@@ -268,12 +269,16 @@ impl Target {
             Ok(Err(e)) => return Err(self.scrub(&e.to_string())),
             Err(_) => return Err("timed out connecting".into()),
         };
-        *guard = Some(c.clone());
-        Ok((c, started.elapsed().as_secs_f64()))
+        let conn = c.conn.clone();
+        *guard = Some(c);
+        Ok((conn, started.elapsed().as_secs_f64()))
     }
 
-    async fn drop_connection(&self) {
-        *self.conn.lock().await = None;
+    /// Drops the kept connection; returns why the reply cap broke it, if
+    /// it did (the failed command only says the connection closed).
+    async fn drop_connection(&self) -> Option<String> {
+        let dropped = self.conn.lock().await.take();
+        dropped.and_then(|c| c.refused().map(ToString::to_string))
     }
 
     /// Scrapes the target; never fails (failures give `redis_up 0`).
@@ -377,7 +382,9 @@ impl Target {
                 Ok(Ok(r)) => break (conn, r),
                 Ok(Err(e)) => {
                     if is_fatal(&e) {
-                        self.drop_connection().await;
+                        if let Some(refused) = self.drop_connection().await {
+                            return Err(refused);
+                        }
                         if reused && !retried {
                             retried = true;
                             continue;
@@ -544,8 +551,8 @@ impl Target {
         }
         .await;
         if let Err(e) = walked {
-            self.drop_connection().await;
-            return Err(self.scrub(&e.to_string()));
+            let refused = self.drop_connection().await;
+            return Err(refused.unwrap_or_else(|| self.scrub(&e.to_string())));
         }
         if exhausted {
             self.budget_hits.fetch_add(1, Ordering::Relaxed);

@@ -2,13 +2,15 @@
 //! `redis-server`s started here, and against Debian's
 //! `prometheus-redis-exporter` for the compatibility comparison.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use oxmon_testkit::{
     parse, require_program, url_encode, wait_until, ExporterProcess, Exposition, Readiness, Redis,
     StartOptions, TestCerts,
 };
+
+mod common;
+use common::compare;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oxmon-redis");
 
@@ -333,49 +335,6 @@ fn every_section_key_checks_and_replica() {
     );
     // /scrape answers with the target's metrics only.
     assert!(re.family("process_cpu_seconds_total").is_none());
-}
-
-/// The set of label names per family, without `quantile`/`le`.
-fn label_names(e: &Exposition) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    e.families
-        .values()
-        .map(|f| {
-            let labels = f
-                .samples
-                .iter()
-                .flat_map(|s| s.labels.keys().cloned())
-                .filter(|l| l != "quantile" && l != "le")
-                .collect();
-            (f.name.clone(), (f.kind.clone(), labels))
-        })
-        .collect()
-}
-
-/// Families the Go exporter emits that oxmon-redis cannot match: Go
-/// runtime metrics, and build info whose labels describe the Go build.
-fn not_comparable(name: &str) -> bool {
-    name.starts_with("go_") || name == "redis_exporter_build_info"
-}
-
-fn compare(peer: &Exposition, ours: &Exposition, what: &str) -> Vec<String> {
-    let ours = label_names(ours);
-    let mut problems = Vec::new();
-    for (name, (kind, labels)) in label_names(peer) {
-        if not_comparable(&name) {
-            continue;
-        }
-        match ours.get(&name) {
-            None => problems.push(format!("{what}: missing {name} ({kind})")),
-            Some((k, _)) if *k != kind => {
-                problems.push(format!("{what}: {name} is {k}, peer has {kind}"))
-            }
-            Some((_, l)) if *l != labels => {
-                problems.push(format!("{what}: {name} labels {l:?}, peer has {labels:?}"))
-            }
-            _ => {}
-        }
-    }
-    problems
 }
 
 #[test]
@@ -984,4 +943,141 @@ fn a_target_that_stays_down_is_logged_once_then_its_recovery() {
         "{}",
         exp.log()
     );
+}
+
+#[test]
+fn hostile_and_repeated_scrape_targets_keep_the_log_small() {
+    let exp = start(
+        &["--redis.addr=", "--scrape.allowed-targets=127.0.0.1"],
+        &[],
+    );
+    let startup_lines = exp.log().lines().count();
+    let down = format!("redis://127.0.0.1:{}", oxmon_testkit::free_port());
+    let long_host = format!("redis://{}.example:6379", "a".repeat(5000));
+    let long_socket = format!("unix:///{}", "b/".repeat(2500));
+    for _ in 0..20 {
+        let r = exp.get(&format!("/scrape?target={}", url_encode(&down)));
+        assert_eq!(up(&parse(&r.body)), Some(0.0));
+        for refused in ["redis://10.0.0.1:6379", &long_host, &long_socket] {
+            let r = exp.get(&format!("/scrape?target={}", url_encode(refused)));
+            assert_eq!(r.status, 403, "{}", r.body);
+        }
+    }
+    let log = exp.log();
+    let lines: Vec<&str> = log.lines().skip(startup_lines).collect();
+    // 80 failing requests about four targets: one line each.
+    assert!(lines.len() <= 4, "{} lines:\n{log}", lines.len());
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(&down)).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("10.0.0.1")).count(),
+        1,
+        "{log}"
+    );
+    // A hostile target is cut short in the log.
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
+}
+
+#[test]
+fn sighup_does_not_end_the_exporter() {
+    let mut exp = start(&["--redis.addr="], &[]);
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let reloaded = wait_until(Duration::from_secs(10), || {
+        exp.log().contains("SIGHUP").then_some(())
+    });
+    assert!(reloaded.is_some(), "{}", exp.log());
+    assert!(exp.is_running(), "{}", exp.log());
+    assert_eq!(exp.get("/-/healthy").status, 200);
+}
+
+/// A hostile "Redis" on a free port: it answers every command with `+OK`
+/// except `INFO`, which gets `reply` followed by `x` bytes streamed for as
+/// long as the client reads. Returns the port.
+fn hostile_redis(reply: &'static [u8]) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                let mut line = String::new();
+                // Commands are arrays of bulk strings: *N, then N × ($len, data).
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let n: usize = line.trim()[1..].parse().unwrap_or(0);
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        args.push(line.trim().to_ascii_uppercase());
+                    }
+                    line.clear();
+                    if args.first().map(String::as_str) != Some("INFO") {
+                        let _ = out.write_all(b"+OK\r\n");
+                        continue;
+                    }
+                    if out.write_all(reply).is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while out.write_all(&chunk).is_ok() {}
+                    return;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The exporter's peak resident memory (VmHWM), in bytes.
+fn peak_rss(exp: &ExporterProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", exp.pid())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn a_hostile_huge_reply_is_refused_not_buffered() {
+    // A 2 GB bulk string announced up front, a reply that never ends its
+    // line, and an array of small strings that adds up without end.
+    for reply in [
+        &b"$2000000000\r\n"[..],
+        &b"+"[..],
+        &b"*100000000\r\n$1000000\r\n"[..],
+    ] {
+        let port = hostile_redis(reply);
+        let exp = start(&[&format!("--redis.addr=redis://127.0.0.1:{port}")], &[]);
+        let started = Instant::now();
+        let r = exp.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "5")]);
+        assert_eq!(r.status, 200);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let e = parse(&r.body);
+        assert_eq!(up(&e), Some(0.0), "{}", r.body);
+        let err = &e
+            .family("redis_exporter_last_scrape_error")
+            .unwrap()
+            .samples[0]
+            .labels["err"];
+        let shown = String::from_utf8_lossy(reply);
+        assert!(
+            err.contains("larger than"),
+            "{shown:?}: {err}\n{}",
+            exp.log()
+        );
+        assert_eq!(exp.get("/-/healthy").status, 200);
+        let rss = peak_rss(&exp);
+        assert!(rss < 128 << 20, "{shown:?}: peak RSS {} MiB", rss >> 20);
+    }
 }

@@ -15,6 +15,10 @@
 //! - [`Postgres`] (`initdb` + `pg_ctl`, as the `postgres` user when run as
 //!   root), [`Redis`], [`Prometheus`], [`Alertmanager`], and a
 //!   [`WebhookReceiver`] for Alertmanager notifications.
+//! - [`versions`]: the PostgreSQL 12–18 and Redis 6.0/7.0/7.4 builds of the
+//!   version matrix ([`ServerBuild`], from Debian or the cache that
+//!   `scripts/fetch-servers` fills), for [`Postgres::start_build`] and
+//!   [`Redis::start_build`].
 //! - [`TestCerts`]: a CA with server and client certificates (via `openssl`).
 //! - [`assert_golden`] (`UPDATE_GOLDEN=1` rewrites), [`line_diff`],
 //!   [`promtool`], [`promtool_check_metrics`].
@@ -50,6 +54,7 @@ mod prom;
 mod reaper;
 mod redis;
 mod util;
+pub mod versions;
 
 pub use certs::TestCerts;
 pub use check::{assert_golden, line_diff, promtool, promtool_check_metrics};
@@ -68,6 +73,7 @@ pub use redis::{Redis, Reply};
 pub use util::{
     find_program, free_port, is_root, log_tail, require_program, send_signal, tail, wait_until,
 };
+pub use versions::ServerBuild;
 
 /// Re-exported: [`Prometheus::query`] and friends return `serde_json::Value`.
 pub use serde_json;

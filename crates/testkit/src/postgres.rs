@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use crate::util::{free_port, is_root, log_tail, run_command};
+use crate::util::{find_program, free_port, is_root, log_tail, run_command};
+use crate::versions::ServerBuild;
 
 /// The superuser's password of every [`Postgres`] instance.
 pub const POSTGRES_PASSWORD: &str = "postgres-test-pw";
@@ -23,7 +24,8 @@ const MISSING: &str = "PostgreSQL server not found: apt-get install postgresql";
 pub struct Postgres {
     /// The TCP port.
     pub port: u16,
-    bin_dir: PathBuf,
+    build: ServerBuild,
+    psql: PathBuf,
     dir: TempDir,
     running: bool,
     stat_statements: bool,
@@ -42,14 +44,35 @@ impl Postgres {
     /// so quote strings: `("log_line_prefix", "'%m '")`).
     pub fn start_with(settings: &[(&str, &str)]) -> Postgres {
         let bin_dir = find_bin_dir().unwrap_or_else(|| panic!("{MISSING}"));
+        Self::start_build(
+            &ServerBuild {
+                bin_dir,
+                library_dir: None,
+                origin: "Debian".into(),
+            },
+            settings,
+        )
+    }
+
+    /// Like [`Postgres::start_with`], with the server programs of `build`
+    /// (one version of the version matrix, see [`ServerBuild::postgres`]).
+    /// `psql` comes from the build when it has one, else from Debian's
+    /// client (it talks to every server version the matrix has).
+    pub fn start_build(build: &ServerBuild, settings: &[(&str, &str)]) -> Postgres {
+        let psql = Some(build.bin_dir.join("psql"))
+            .filter(|p| p.is_file())
+            .or_else(|| find_bin_dir().map(|b| b.join("psql")))
+            .or_else(|| find_program("psql"))
+            .unwrap_or_else(|| panic!("psql not found: apt-get install postgresql-client"));
         let dir = tempfile::Builder::new()
             .prefix("oxmon-pg")
             .tempdir_in("/tmp")
             .unwrap_or_else(|e| panic!("create temp dir in /tmp: {e}"));
-        let stat_statements = pg_stat_statements_installed(&bin_dir);
+        let stat_statements = pg_stat_statements_installed(&build.bin_dir);
         let mut pg = Postgres {
             port: 0,
-            bin_dir,
+            build: build.clone(),
+            psql,
             dir,
             running: false,
             stat_statements,
@@ -110,6 +133,21 @@ impl Postgres {
                     .args(["-R", "postgres:postgres"])
                     .arg(dir),
             )?;
+            // A build outside Debian's directories must be reachable by
+            // that user, which cannot enter /root, for example.
+            let initdb = self.build.bin_dir.join("initdb");
+            run_command(
+                Command::new("runuser")
+                    .args(["-u", "postgres", "--", "test", "-x"])
+                    .arg(&initdb),
+            )
+            .map_err(|_| {
+                format!(
+                    "the postgres user cannot run {}: every directory above it must be \
+                     searchable by others (root's server cache is /var/cache/oxmon/servers)",
+                    initdb.display()
+                )
+            })?;
         }
         run_command(
             self.server_command("initdb")
@@ -171,16 +209,24 @@ impl Postgres {
     }
 
     /// A command running a server-side program of this installation, as the
-    /// `postgres` user when we are root, in the instance's directory.
+    /// `postgres` user when we are root, in the instance's directory. The
+    /// build's library path is an argument of `env` rather than part of
+    /// our environment, so the abort cleanup's shell line has it too.
     fn server_command(&self, program: &str) -> Command {
-        let bin = self.bin_dir.join(program);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
+        let bin = self.build.bin_dir.join(program);
+        let mut line: Vec<std::ffi::OsString> = Vec::new();
+        if is_root() {
+            line.extend(["runuser", "-u", "postgres", "--"].map(Into::into));
+        }
+        if let Some(lib) = &self.build.library_dir {
+            line.push("env".into());
+            let mut assignment = std::ffi::OsString::from("LD_LIBRARY_PATH=");
+            assignment.push(lib);
+            line.push(assignment);
+        }
+        line.push(bin.into());
+        let mut cmd = Command::new(&line[0]);
+        cmd.args(&line[1..]);
         cmd.current_dir(self.dir.path())
             .env_remove("PGDATA")
             .env_remove("PGPORT")
@@ -235,14 +281,9 @@ impl Postgres {
         db: &str,
         sql: &str,
     ) -> Result<String, String> {
-        let mut child = Command::new(self.bin_dir.join("psql"))
-            .args(["-h", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .args(["-U", user, "-d", db])
+        let mut child = self
+            .psql_command_as(user, password, db)
             .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-f", "-"])
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env_remove("PGSERVICE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -264,6 +305,24 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+
+    /// A `psql` command connected as superuser to `db` over TCP, for a
+    /// session the test runs itself (add `-c SQL` or feed it stdin), for
+    /// example one that holds a connection open.
+    pub fn psql_command(&self, db: &str) -> Command {
+        self.psql_command_as("postgres", POSTGRES_PASSWORD, db)
+    }
+
+    fn psql_command_as(&self, user: &str, password: &str, db: &str) -> Command {
+        let mut cmd = Command::new(&self.psql);
+        cmd.args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", user, "-d", db])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env_remove("PGSERVICE");
+        cmd
     }
 
     /// Stops the server (`pg_ctl stop -m fast`); the data stay.
@@ -298,9 +357,14 @@ impl Postgres {
         self.dir.path()
     }
 
-    /// The directory of `postgres`, `psql`, `pg_ctl`.
+    /// The directory of `postgres`, `pg_ctl` (and, from Debian, `psql`).
     pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
+        &self.build.bin_dir
+    }
+
+    /// The server build it runs.
+    pub fn build(&self) -> &ServerBuild {
+        &self.build
     }
 
     /// The server log so far.
@@ -367,8 +431,23 @@ pub fn find_bin_dir() -> Option<PathBuf> {
 }
 
 /// Whether the server installation next to `bin_dir` has the
-/// `pg_stat_statements` extension (Debian: `/usr/share/postgresql/<v>/extension`).
+/// `pg_stat_statements` extension: Debian's layout
+/// (`/usr/share/postgresql/<v>/extension`, `/usr/lib/postgresql/<v>/lib`)
+/// or a relocatable build's (`../share/postgresql/extension`,
+/// `../lib/postgresql`).
 fn pg_stat_statements_installed(bin_dir: &Path) -> bool {
+    let Some(prefix) = bin_dir.parent() else {
+        return false;
+    };
+    if prefix
+        .join("share/postgresql/extension/pg_stat_statements.control")
+        .is_file()
+        && prefix
+            .join("lib/postgresql/pg_stat_statements.so")
+            .is_file()
+    {
+        return true;
+    }
     let version = bin_dir
         .parent()
         .and_then(|p| p.file_name())

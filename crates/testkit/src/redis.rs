@@ -9,6 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::util::{free_port, log_stdio, log_tail, require_program, terminate, wait_until};
+use crate::versions::ServerBuild;
 
 /// A `redis-server` on a free 127.0.0.1 port with its own temp dir,
 /// persistence off. Killed (SIGTERM) on drop.
@@ -19,6 +20,7 @@ pub struct Redis {
     /// The TLS port, when started with [`Redis::start_tls`].
     pub tls_port: Option<u16>,
     bin: PathBuf,
+    library_dir: Option<PathBuf>,
     args: Vec<String>,
     dir: TempDir,
     child: Option<Child>,
@@ -63,7 +65,19 @@ impl Redis {
     /// "pw"]`) and waits until it answers; panics with the log otherwise
     /// ("redis-server not found: apt-get install redis-server" if missing).
     pub fn start(extra_args: &[&str]) -> Redis {
-        Self::start_inner(extra_args, None)
+        let bin = require_program("redis-server", "redis-server");
+        Self::start_inner(bin, None, extra_args, None)
+    }
+
+    /// Like [`Redis::start`], with the `redis-server` of `build` (one
+    /// version of the version matrix, see [`ServerBuild::redis`]).
+    pub fn start_build(build: &ServerBuild, extra_args: &[&str]) -> Redis {
+        Self::start_inner(
+            build.bin_dir.join("redis-server"),
+            build.library_dir.clone(),
+            extra_args,
+            None,
+        )
     }
 
     /// Like [`Redis::start`], also listening with TLS on [`Redis::tls_port`]
@@ -75,11 +89,16 @@ impl Redis {
         ca_file: &Path,
         extra_args: &[&str],
     ) -> Redis {
-        Self::start_inner(extra_args, Some((cert_file, key_file, ca_file)))
+        let bin = require_program("redis-server", "redis-server");
+        Self::start_inner(bin, None, extra_args, Some((cert_file, key_file, ca_file)))
     }
 
-    fn start_inner(extra_args: &[&str], tls: Option<(&Path, &Path, &Path)>) -> Redis {
-        let bin = require_program("redis-server", "redis-server");
+    fn start_inner(
+        bin: PathBuf,
+        library_dir: Option<PathBuf>,
+        extra_args: &[&str],
+        tls: Option<(&Path, &Path, &Path)>,
+    ) -> Redis {
         let dir = tempfile::Builder::new()
             .prefix("oxmon-redis")
             .tempdir()
@@ -89,6 +108,7 @@ impl Redis {
             port: 0,
             tls_port: None,
             bin,
+            library_dir,
             args: Vec::new(),
             dir,
             child: None,
@@ -143,7 +163,11 @@ impl Redis {
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.log_path();
         let (out, err) = log_stdio(&log);
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(lib) = &self.library_dir {
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
+        let child = cmd
             .args(&self.args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())

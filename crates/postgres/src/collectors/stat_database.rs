@@ -2,7 +2,10 @@
 //! `pg_stat_database_conflicts`, with postgres_exporter 0.11's names, types
 //! and labels (`datid`, `datname`). Columns that postgres_exporter has no
 //! description for (checksums from 12, sessions from 14) are untyped there,
-//! and so here (also `confl_active_logicalslot` of 16+).
+//! and so here (also `confl_active_logicalslot` of 16+, and PostgreSQL 18's
+//! `parallel_workers_to_launch`/`parallel_workers_launched`, which
+//! postgres_exporter 0.11 exposes untyped from its `SELECT *`; its current
+//! release has no other name for them).
 
 use super::table::{counter, gauge, untyped, Query, Source, Sql, Table};
 
@@ -22,6 +25,15 @@ macro_rules! stats_query {
     };
 }
 
+/// The session columns of PostgreSQL 14.
+macro_rules! sessions {
+    () => {
+        ", session_time::float8, active_time::float8, idle_in_transaction_time::float8, \
+         sessions::float8, sessions_abandoned::float8, sessions_fatal::float8, \
+         sessions_killed::float8"
+    };
+}
+
 const STATS: Query = Query {
     sql: &[
         Sql {
@@ -30,11 +42,14 @@ const STATS: Query = Query {
         },
         Sql {
             since: 140000,
-            text: stats_query!(
-                ", session_time::float8, active_time::float8, idle_in_transaction_time::float8, \
-                 sessions::float8, sessions_abandoned::float8, sessions_fatal::float8, \
-                 sessions_killed::float8"
-            ),
+            text: stats_query!(sessions!()),
+        },
+        Sql {
+            since: 180000,
+            text: stats_query!(concat!(
+                sessions!(),
+                ", parallel_workers_to_launch::float8, parallel_workers_launched::float8"
+            )),
         },
     ],
     table: Table {
@@ -66,6 +81,8 @@ const STATS: Query = Query {
             untyped("sessions_abandoned", "pg_stat_database_sessions_abandoned", "Unknown metric from pg_stat_database"),
             untyped("sessions_fatal", "pg_stat_database_sessions_fatal", "Unknown metric from pg_stat_database"),
             untyped("sessions_killed", "pg_stat_database_sessions_killed", "Unknown metric from pg_stat_database"),
+            untyped("parallel_workers_to_launch", "pg_stat_database_parallel_workers_to_launch", "Unknown metric from pg_stat_database"),
+            untyped("parallel_workers_launched", "pg_stat_database_parallel_workers_launched", "Unknown metric from pg_stat_database"),
         ],
     },
     filter_databases: false,
@@ -154,9 +171,12 @@ mod tests {
     }
 
     #[test]
-    fn session_columns_from_14_and_logical_slot_conflicts_from_16() {
+    fn session_columns_from_14_parallel_workers_from_18_and_logical_slot_conflicts_from_16() {
         assert!(!STATS.sql_for(130000).unwrap().contains("session_time"));
         assert!(STATS.sql_for(140000).unwrap().contains("sessions_killed"));
+        assert!(!STATS.sql_for(170006).unwrap().contains("parallel_workers"));
+        let pg18 = STATS.sql_for(180004).unwrap();
+        assert!(pg18.contains("sessions_killed") && pg18.contains("parallel_workers_launched"));
         assert!(!CONFLICTS.sql_for(150000).unwrap().contains("logicalslot"));
         assert!(CONFLICTS.sql_for(160000).unwrap().contains("logicalslot"));
     }
