@@ -15,7 +15,7 @@ use oxmon_core::{Exporter, Registry};
 use oxmon_sidecar::config::{Config, ConfigArgs, Flags};
 use oxmon_sidecar::health::HealthArgs;
 use oxmon_sidecar::relay::RelayArgs;
-use oxmon_sidecar::reload::{reload_on_hangup, Reloader, Sources};
+use oxmon_sidecar::reload::{Reloader, Sources};
 use oxmon_sidecar::statsd::{stats::StatsCollector, StatsdArgs};
 use oxmon_sidecar::store::{StoreArgs, StoreCollector};
 
@@ -87,7 +87,8 @@ fn main() -> ExitCode {
         registry.register(sources.relay.collector());
         let reloader = Reloader::new(file, flags, sources);
         registry.register(sync_collector(reloader.collector()));
-        reload_on_hangup(reloader.clone());
+        let on_hangup = reloader.clone();
+        registry.on_reload("config", move || Ok(on_hangup.reload()?));
         Ok(Exporter {
             name: "oxmon-sidecar",
             description: "Prometheus exporter beside an application: health, relay and StatsD into one scrape.",

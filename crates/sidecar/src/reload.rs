@@ -1,7 +1,8 @@
-//! The running sidecar's sources and their one reload: SIGHUP and
-//! `POST /-/reload` re-read the config file, validate all of it, and only
-//! then hand each source its new section. An invalid file changes nothing
-//! (the error, with file, line and key, is logged and answered).
+//! The running sidecar's sources and their one reload: SIGHUP (through
+//! core's `Registry::on_reload`, after the web config) and `POST /-/reload`
+//! re-read the config file, validate all of it, and only then hand each
+//! source its new section. An invalid file changes nothing (the error, with
+//! file, line and key, is logged, and answered to `/-/reload`).
 //!
 //! Metrics, in Prometheus' own naming for its config reloads:
 //!
@@ -110,7 +111,7 @@ impl Reloader {
 
     /// Re-reads and validates the config, then applies it; an invalid one
     /// keeps what runs. Blocking (file reads): call it off the runtime's
-    /// threads.
+    /// threads. The caller logs the outcome (core's reload hook does).
     pub fn reload(&self) -> Result<(), ConfigError> {
         let _one = self.running.lock_unpoisoned();
         match Config::load(self.file.as_deref(), &self.flags) {
@@ -120,25 +121,15 @@ impl Reloader {
                 self.last_successful.store(true, Ordering::Relaxed);
                 self.last_success
                     .store(unix_now().to_bits(), Ordering::Relaxed);
-                tracing::info!("config reloaded");
                 Ok(())
             }
             Err(e) => {
                 self.sources.statsd.reload_failed();
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.last_successful.store(false, Ordering::Relaxed);
-                tracing::error!(err = %e, "reloading the config failed; keeping the running config");
                 Err(e)
             }
         }
-    }
-
-    /// Reloads on a blocking thread.
-    async fn reload_off_thread(self: &Arc<Self>) -> Result<(), String> {
-        let me = Arc::clone(self);
-        tokio::task::spawn_blocking(move || me.reload().map_err(|e| e.to_string()))
-            .await
-            .unwrap_or_else(|_| Err("the reload panicked".into()))
     }
 
     /// `/-/reload`.
@@ -152,24 +143,6 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP.
-pub fn reload_on_hangup(reloader: Arc<Reloader>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(err = %e, "cannot handle SIGHUP; reload with POST /-/reload");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the config");
-            let _ = reloader.reload_off_thread().await;
-        }
-    });
-}
-
 struct ReloadRoute(Arc<Reloader>);
 
 impl Route for ReloadRoute {
@@ -178,14 +151,24 @@ impl Route for ReloadRoute {
         _: &'a RouteRequest,
     ) -> BoxFuture<'a, Result<Vec<MetricFamily>, HttpError>> {
         Box::pin(async move {
-            self.0
-                .reload_off_thread()
-                .await
-                .map(|()| Vec::new())
-                .map_err(|e| HttpError {
-                    status: 500,
-                    message: format!("failed to reload config: {e}"),
-                })
+            let reloader = Arc::clone(&self.0);
+            let outcome =
+                tokio::task::spawn_blocking(move || reloader.reload().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|_| Err("the reload panicked".into()));
+            match outcome {
+                Ok(()) => {
+                    tracing::info!("/-/reload: config reloaded");
+                    Ok(Vec::new())
+                }
+                Err(e) => {
+                    tracing::error!(err = %e, "/-/reload: reloading the config failed; keeping the running config");
+                    Err(HttpError {
+                        status: 500,
+                        message: format!("failed to reload config: {e}"),
+                    })
+                }
+            }
         })
     }
 }
