@@ -296,7 +296,9 @@ pub fn series(m: &Exposition, name: &str) -> Vec<(String, f64)> {
     out
 }
 
-/// Shorthand for expected series.
+/// Expected series, in the order [`series`] gives them.
 pub fn expect(list: &[(&str, f64)]) -> Vec<(String, f64)> {
-    list.iter().map(|(l, v)| (l.to_string(), *v)).collect()
+    let mut out: Vec<(String, f64)> = list.iter().map(|(l, v)| (l.to_string(), *v)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
