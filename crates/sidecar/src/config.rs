@@ -327,11 +327,24 @@ fn syntax_error(path: &str, e: &serde_yaml::Error) -> ConfigError {
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((1, 1));
-    let full = e.to_string();
-    let message = full
-        .rsplit_once(" at line ")
-        .map_or(full.as_str(), |(m, _)| m);
-    // serde_yaml writes "health.targets[0]: unknown field `x`, expected …".
+    let (key, message, _) = split_serde_message(&e.to_string());
+    ConfigError::Syntax {
+        path: path.to_string(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+/// Splits serde_yaml's message "health.targets[0]: unknown field `x`, …
+/// at line 4 column 5" into the key (with the field of an unknown-field
+/// error), the message, and the line.
+fn split_serde_message(full: &str) -> (String, String, Option<usize>) {
+    let (message, line) = match full.rsplit_once(" at line ") {
+        Some((m, at)) => (m, at.split(' ').next().and_then(|n| n.parse().ok())),
+        None => (full, None),
+    };
     let (mut key, message) = match message.split_once(": ") {
         Some((k, m)) if !k.contains(' ') => (k.to_string(), m.to_string()),
         _ => (String::new(), message.to_string()),
@@ -347,13 +360,7 @@ fn syntax_error(path: &str, e: &serde_yaml::Error) -> ConfigError {
             format!("{key}.{field}")
         };
     }
-    ConfigError::Syntax {
-        path: path.to_string(),
-        line,
-        column,
-        key,
-        message,
-    }
+    (key, message, line)
 }
 
 /// Parses a duration setting at `key`; `allow_zero` for settings where 0
@@ -452,12 +459,23 @@ fn inline_mapping(source: &Source<'_>, value: &serde_yaml::Value) -> Result<Mapp
             key: format!("{KEY}.{key}"),
             message,
         },
-        MappingError::Syntax { message, .. } => ConfigError::Invalid {
-            path: path.to_string(),
-            line: key_line,
-            key: KEY.to_string(),
-            message,
-        },
+        MappingError::Syntax { message, .. } => {
+            let (key, message, line) = split_serde_message(&message);
+            ConfigError::Invalid {
+                path: path.to_string(),
+                line: if exact_lines {
+                    line.or(key_line)
+                } else {
+                    key_line
+                },
+                key: if key.is_empty() {
+                    KEY.to_string()
+                } else {
+                    format!("{KEY}.{key}")
+                },
+                message,
+            }
+        }
         other => ConfigError::Mapping(other),
     })
 }
@@ -846,6 +864,14 @@ relay: {x: 1}
         assert!(
             e.starts_with("config file sidecar.yml line 2: statsd.mapping.mappings[0].match: "),
             "{e}"
+        );
+        assert_eq!(
+            error("statsd:\n  mapping:\n    mappings:\n    - match: a.b\n      name: x\n      buckets: oops\n"),
+            "config file sidecar.yml line 6: statsd.mapping.mappings[0].buckets: invalid type: string \"oops\", expected a sequence"
+        );
+        assert_eq!(
+            error("statsd:\n  mapping: {mappings: [{match: a.b, name: x, buckets: oops}]}\n"),
+            "config file sidecar.yml line 2: statsd.mapping.mappings[0].buckets: invalid type: string \"oops\", expected a sequence"
         );
         let e = error("statsd: {mapping_config: /nonexistent/m.yml}\n");
         assert!(

@@ -249,10 +249,13 @@ fn answer<S: Read + Write>(stream: S, shared: &Shared) {
 /// The sidecar binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_oxmon-sidecar");
 
-/// Starts the sidecar with `args`, StatsD on ephemeral ports so tests run in
-/// parallel.
+/// Starts the sidecar with `args`, StatsD over UDP only and (unless `args`
+/// choose) on an ephemeral port, so tests run in parallel.
 pub fn sidecar(args: &[&str]) -> ExporterProcess {
-    let mut all = vec!["--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp="];
+    let mut all = vec!["--statsd.listen-tcp="];
+    if !args.iter().any(|a| a.starts_with("--statsd.listen-udp")) {
+        all.push("--statsd.listen-udp=127.0.0.1:0");
+    }
     all.extend_from_slice(args);
     ExporterProcess::start(BIN, &all, &[])
 }

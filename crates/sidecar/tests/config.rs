@@ -1,0 +1,243 @@
+//! End to end: the real `oxmon-sidecar` with `--config.file` — start-up
+//! errors that name file, line and key (also from `--check-config`), and
+//! reloads good and bad through SIGHUP and `POST /-/reload`, counted, with
+//! an invalid file keeping the running config for every source.
+
+mod app;
+
+use std::net::UdpSocket;
+use std::path::Path;
+
+use app::{expect, scrape_until, series, App, Reply, BIN};
+use oxmon_testkit::{free_port, http_post, ExporterProcess, Exposition, Signal, StartOptions};
+
+#[test]
+fn start_up_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.yml");
+    let cases = [
+        (
+            "health:\n  targets:\n  - url: http://127.0.0.1:1/health\n    interval: fast\n",
+            "line 4: health.targets[0].interval: invalid number in duration \"fast\"",
+        ),
+        (
+            "relay:\n  targets:\n  - url: http://127.0.0.1:1/metrics\n    prefx: x_\n",
+            "line 4 column 5: relay.targets[0].prefx: unknown field `prefx`",
+        ),
+        (
+            "statsd:\n  mapping:\n    mappings:\n    - match: 'model\\.(.*'\n      match_type: regex\n      name: x\n",
+            "line 4: statsd.mapping.mappings[0].match: ",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(&path, text).unwrap();
+        let file = format!("--config.file={}", path.display());
+        let want = format!("config file {} {want}", path.display());
+        let err = ExporterProcess::start_with(
+            BIN,
+            &[
+                &file,
+                "--statsd.listen-udp=127.0.0.1:0",
+                "--statsd.listen-tcp=",
+            ],
+            &[],
+            StartOptions::default(),
+        )
+        .expect_err("a bad config must stop the start");
+        // The log is logfmt: quotes inside a value are escaped.
+        let logged = err.replace("\\\"", "\"");
+        assert!(logged.contains(&want), "want {want:?} in:\n{err}");
+
+        let out = std::process::Command::new(BIN)
+            .args([&file, "--check-config"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    }
+
+    std::fs::write(
+        &path,
+        "health: {targets: [{url: 'http://127.0.0.1:1/health'}]}\nrelay: {targets: [{url: 'http://127.0.0.1:1/metrics'}]}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            &format!("--config.file={}", path.display()),
+            "--health.url=http://127.0.0.1:2/health",
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "configuration OK: 2 health targets, 1 relay targets, 0 StatsD mappings\n"
+    );
+}
+
+fn config(app: &App, target: &str, mapped_name: &str) -> String {
+    format!(
+        "health:
+  interval: 300ms
+  targets:
+  - {{url: '{url}', name: {target}}}
+statsd:
+  mapping:
+    mappings:
+    - match: 'job.*'
+      name: '{mapped_name}_$1'
+limits:
+  max_series_per_metric: 100
+",
+        url = app.url("/health")
+    )
+}
+
+fn reloads(m: &Exposition) -> (f64, f64, f64) {
+    (
+        m.value("app_config_reloads_total", &[("result", "success")])
+            .unwrap(),
+        m.value("app_config_reloads_total", &[("result", "failure")])
+            .unwrap(),
+        m.value("app_config_last_reload_successful", &[]).unwrap(),
+    )
+}
+
+fn send(port: u16, line: &str) {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(line.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+}
+
+fn write(path: &Path, text: &str) {
+    // Written aside and renamed, as config management does, so a reload
+    // never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn reload_good_and_bad_through_sighup_and_post() {
+    let app = App::start();
+    app.set(
+        "/health",
+        Reply::json(200, r#"{"status":"UP","checks":{"db":"UP"}}"#),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.yml");
+    write(&path, &config(&app, "first", "first"));
+    let statsd_port = free_port();
+    let s = app::sidecar(&[
+        &format!("--config.file={}", path.display()),
+        &format!("--statsd.listen-udp=127.0.0.1:{statsd_port}"),
+    ]);
+    let m = scrape_until(&s, "the first check", |m| {
+        m.value("app_up", &[("target", "first")]).is_some()
+    });
+    assert_eq!(reloads(&m), (0.0, 0.0, 1.0));
+    let started_at = m
+        .value("app_config_last_reload_success_timestamp_seconds", &[])
+        .unwrap();
+    send(statsd_port, "job.a:1|c");
+    scrape_until(&s, "the first mapping", |m| {
+        m.value("first_a", &[]) == Some(1.0)
+    });
+
+    // A good file through SIGHUP: the health target is renamed (the old
+    // one's series go), the inline StatsD mapping changes.
+    write(&path, &config(&app, "second", "second"));
+    s.signal(Signal::HUP);
+    let m = scrape_until(&s, "the SIGHUP reload", |m| {
+        reloads(m).0 == 1.0 && m.value("app_up", &[("target", "second")]).is_some()
+    });
+    assert_eq!(reloads(&m), (1.0, 0.0, 1.0));
+    assert_eq!(series(&m, "app_up"), expect(&[("target=second", 1.0)]));
+    assert!(
+        m.value("app_config_last_reload_success_timestamp_seconds", &[])
+            .unwrap()
+            >= started_at
+    );
+    assert_eq!(
+        m.value(
+            "statsd_exporter_config_reloads_total",
+            &[("outcome", "success")]
+        ),
+        Some(1.0)
+    );
+    send(statsd_port, "job.b:1|c");
+    scrape_until(&s, "the second mapping", |m| {
+        m.value("second_b", &[]) == Some(1.0)
+    });
+    assert!(s.log().contains("hook=config"), "{}", s.log());
+
+    // A bad file through POST /-/reload: 500 naming file, line and key;
+    // everything keeps running as it was.
+    write(
+        &path,
+        &config(&app, "third", "third").replace("300ms", "300 ms"),
+    );
+    let resp = http_post(&s.url("/-/reload"), &[], b"").unwrap();
+    assert_eq!(resp.status, 500);
+    let want = format!(
+        "failed to reload config: config file {} line 2: health.interval: ",
+        path.display()
+    );
+    assert!(resp.body.starts_with(&want), "{}", resp.body);
+    let m = s.scrape();
+    assert_eq!(reloads(&m), (1.0, 1.0, 0.0));
+    assert_eq!(
+        m.value(
+            "statsd_exporter_config_reloads_total",
+            &[("outcome", "failure")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(series(&m, "app_up"), expect(&[("target=second", 1.0)]));
+    send(statsd_port, "job.c:1|c");
+    scrape_until(&s, "the kept mapping", |m| {
+        m.value("second_c", &[]) == Some(1.0)
+    });
+    assert!(
+        s.log().contains("reloading the config failed"),
+        "{}",
+        s.log()
+    );
+
+    // The same bad file through SIGHUP counts a second failure.
+    s.signal(Signal::HUP);
+    scrape_until(&s, "the failed SIGHUP reload", |m| reloads(m).1 == 2.0);
+
+    // Fixed, through POST: 200 with an empty body.
+    write(&path, &config(&app, "third", "third"));
+    let resp = http_post(&s.url("/-/reload"), &[], b"").unwrap();
+    assert_eq!((resp.status, resp.body.as_str()), (200, ""));
+    let m = scrape_until(&s, "the third target", |m| {
+        m.value("app_up", &[("target", "third")]).is_some()
+    });
+    assert_eq!(reloads(&m), (2.0, 2.0, 1.0));
+    assert_eq!(series(&m, "app_up"), expect(&[("target=third", 1.0)]));
+}
+
+#[test]
+fn reload_without_a_file_reloads_the_mapping_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("mapping.yml");
+    write(&mapping, "mappings:\n- match: x.*\n  name: one_$1\n");
+    let statsd_port = free_port();
+    let s = app::sidecar(&[
+        &format!("--statsd.mapping-config={}", mapping.display()),
+        &format!("--statsd.listen-udp=127.0.0.1:{statsd_port}"),
+    ]);
+    write(&mapping, "mappings:\n- match: x.*\n  name: two_$1\n");
+    let resp = http_post(&s.url("/-/reload"), &[], b"").unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    send(statsd_port, "x.y:1|c");
+    let m = scrape_until(&s, "the reloaded mapping", |m| {
+        m.value("two_y", &[]) == Some(1.0)
+    });
+    assert_eq!(reloads(&m), (1.0, 0.0, 1.0));
+}
