@@ -25,9 +25,10 @@
 //! Names the sidecar serves itself win: a relayed family whose final name
 //! is a name of the sidecar's store (StatsD, tap, logs, health metrics —
 //! once a name has been used it stays taken) or starts with one of the
-//! sidecar's own prefixes (`app_relay_`, `app_config_`, `app_series_`,
-//! `app_scrape_collector_`, `app_exporter_`, `process_`,
-//! `statsd_exporter_`) is dropped whole and counted as `name_collision`.
+//! sidecar's own prefixes (`app_up`, `app_health_`, `app_relay_`,
+//! `app_config_`, `app_series_`, `app_scrape_collector_`, `app_exporter_`,
+//! `process_`, `statsd_exporter_`) is dropped whole and counted as
+//! `name_collision`.
 //! Set `prefix` to keep it. Families of the same name from two targets are
 //! merged; give the targets distinct `labels` so their series differ (the
 //! first target's series wins where they do not).
@@ -70,8 +71,12 @@ use crate::store::Store;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_SERIES: usize = 10_000;
 const DEFAULT_MAX_BODY: usize = 16 << 20;
-/// Name prefixes of the families the sidecar serves besides its store.
-pub const RESERVED_PREFIXES: [&str; 7] = [
+/// Name prefixes of the families the sidecar serves itself, whether or not
+/// they are in the store yet (`app_up` and `app_health_*` reach the store at
+/// the first health check).
+pub const RESERVED_PREFIXES: [&str; 9] = [
+    "app_up",
+    "app_health_",
     "app_relay_",
     "app_config_",
     "app_series_",

@@ -749,6 +749,42 @@ mod tests {
     }
 
     #[test]
+    fn removal_registration_and_new_limits() {
+        let store = Store::new(Limits::default());
+        let now = Instant::now();
+        let mut w = store.writer(now);
+        let (a, b) = ([("component", "db")], [("component", "cache")]);
+        w.update(&id("up", &a), Op::GaugeSet(1.0)).unwrap();
+        w.update(&id("up", &b), Op::GaugeSet(0.0)).unwrap();
+        assert!(w.remove("up", &a));
+        assert!(!w.remove("up", &a));
+        assert!(!w.remove("nope", &a));
+        drop(w);
+        let fams = collect(&store, now);
+        assert_eq!(value(&fams, "up", &a), None);
+        assert_eq!(value(&fams, "up", &b), Some(Value::Single(0.0)));
+        assert!(store.is_registered("up") && !store.is_registered("down"));
+
+        // New limits apply to series created from now on.
+        store.set_limits(Limits {
+            max_series_per_metric: 1,
+            default_ttl: Some(Duration::from_secs(1)),
+        });
+        let mut w = store.writer(now);
+        assert_eq!(
+            w.update(&id("up", &a), Op::GaugeSet(1.0)),
+            Err(Rejected::OverLimit)
+        );
+        w.update(&id("fresh", &[]), Op::GaugeSet(1.0)).unwrap();
+        drop(w);
+        let later = collect(&store, now + Duration::from_secs(2));
+        assert_eq!(value(&later, "fresh", &[]), None);
+        assert_eq!(value(&later, "up", &b), Some(Value::Single(0.0)));
+        // Removed and expired names stay registered.
+        assert!(store.is_registered("fresh"));
+    }
+
+    #[test]
     fn counters_and_gauges_by_label_set() {
         let store = Store::new(Limits::default());
         let now = Instant::now();
