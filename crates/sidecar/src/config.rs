@@ -337,6 +337,47 @@ fn syntax_error(path: &str, e: &serde_yaml::Error) -> ConfigError {
     }
 }
 
+/// A raw entry of a section's `targets` list that a repeatable URL flag
+/// can also create (`--health.url`, `--relay.url`).
+pub trait RawTarget: Sized {
+    /// A target with every default, for a flag's URL.
+    fn from_url(url: &str) -> Self;
+    /// Whether it sets its `name` (else the name comes from the URL).
+    fn names_itself(&self) -> bool;
+}
+
+/// Resolves a section's `targets`, then one more target per URL of `flag`,
+/// each with `resolve`; target names (`name_of`) must be unique. Errors of
+/// listed targets are at `targets[i].key`, of flag targets at the flag.
+pub fn resolve_targets<R: RawTarget, T>(
+    listed: &[R],
+    flag: &'static str,
+    urls: &[String],
+    resolve: impl Fn(&R) -> Result<T, FieldError>,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<Vec<T>, Problem> {
+    let mut targets: Vec<T> = Vec::new();
+    let twice = |name: &str| format!("target name {name:?} is used twice");
+    for (i, raw) in listed.iter().enumerate() {
+        let key = format!("targets[{i}]");
+        let target = resolve(raw).map_err(|e| e.under(&key))?;
+        if targets.iter().any(|t| name_of(t) == name_of(&target)) {
+            let at = if raw.names_itself() { "name" } else { "url" };
+            return Err(FieldError::new(format!("{key}.{at}"), twice(name_of(&target))).into());
+        }
+        targets.push(target);
+    }
+    for url in urls {
+        let flag_error = |message: String| Problem::Flag { flag, message };
+        let target = resolve(&R::from_url(url)).map_err(|e| flag_error(e.message))?;
+        if targets.iter().any(|t| name_of(t) == name_of(&target)) {
+            return Err(flag_error(twice(name_of(&target))));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
 /// Splits serde_yaml's message "health.targets[0]: unknown field `x`, …
 /// at line 4 column 5" into the key (with the field of an unknown-field
 /// error), the message, and the line.

@@ -341,6 +341,16 @@ impl Endpoint {
         &self.host_port_path
     }
 
+    /// The `target` label of a target with this endpoint: `name`, else
+    /// [`Endpoint::host_port_path`]. Error key `name`.
+    pub fn target_name(&self, name: Option<&str>) -> Result<String, FieldError> {
+        match name {
+            Some("") => Err(FieldError::new("name", "must not be empty")),
+            Some(n) => Ok(n.to_string()),
+            None => Ok(self.host_port_path.clone()),
+        }
+    }
+
     /// GETs the endpoint, reading at most `max_body` bytes of body. Bound
     /// the whole call with a timeout; dropping it closes the connection.
     pub async fn get(&self, accept: &str, max_body: usize) -> Result<Fetched, FetchError> {

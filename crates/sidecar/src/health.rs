@@ -59,7 +59,7 @@
 //! Each target is polled by its own task; the first check runs at once. A
 //! reload restarts the tasks; series of targets that are gone are removed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ use oxmon_core::sync::LockExt;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::config::{self, FieldError, Problem};
+use crate::config::{self, FieldError, Problem, RawTarget};
 use crate::fetch::{Endpoint, HeaderValueConfig, TlsConfig};
 use crate::store::{Op, SeriesId, Store, Writer};
 
@@ -152,6 +152,19 @@ pub struct HealthTargetConfig {
     pub max_body_bytes: Option<usize>,
 }
 
+impl RawTarget for HealthTargetConfig {
+    fn from_url(url: &str) -> Self {
+        HealthTargetConfig {
+            url: url.to_string(),
+            ..HealthTargetConfig::default()
+        }
+    }
+
+    fn names_itself(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
 /// Validated health settings.
 #[derive(Debug, Clone, Default)]
 pub struct HealthSettings {
@@ -202,39 +215,13 @@ pub fn resolve(file: Option<&HealthConfig>, flags: &HealthArgs) -> Result<Health
         (None, Some(t)) => config::duration("timeout", t, false)?,
         (None, None) => DEFAULT_TIMEOUT.min(interval),
     };
-    let mut targets = Vec::new();
-    let mut names = HashSet::new();
-    for (i, t) in section.targets.iter().enumerate() {
-        let key = format!("targets[{i}]");
-        let target = resolve_target(t, interval, timeout).map_err(|e| e.under(&key))?;
-        if !names.insert(target.name.clone()) {
-            let at = if t.name.is_some() { "name" } else { "url" };
-            return Err(FieldError::new(
-                format!("{key}.{at}"),
-                format!("target name {:?} is used twice", target.name),
-            )
-            .into());
-        }
-        targets.push(target);
-    }
-    for url in &flags.urls {
-        let flag_error = |message: String| Problem::Flag {
-            flag: "--health.url",
-            message,
-        };
-        let raw = HealthTargetConfig {
-            url: url.clone(),
-            ..HealthTargetConfig::default()
-        };
-        let target = resolve_target(&raw, interval, timeout).map_err(|e| flag_error(e.message))?;
-        if !names.insert(target.name.clone()) {
-            return Err(flag_error(format!(
-                "target name {:?} is used twice",
-                target.name
-            )));
-        }
-        targets.push(target);
-    }
+    let targets = config::resolve_targets(
+        &section.targets,
+        "--health.url",
+        &flags.urls,
+        |t| resolve_target(t, interval, timeout),
+        |t| &t.name,
+    )?;
     Ok(HealthSettings { targets })
 }
 
@@ -244,11 +231,7 @@ fn resolve_target(
     timeout: Duration,
 ) -> Result<HealthTarget, FieldError> {
     let endpoint = Endpoint::new(&t.url, &t.headers, t.tls.as_ref())?;
-    let name = match &t.name {
-        Some(n) if n.is_empty() => return Err(FieldError::new("name", "must not be empty")),
-        Some(n) => n.clone(),
-        None => endpoint.host_port_path().to_string(),
-    };
+    let name = endpoint.target_name(t.name.as_deref())?;
     let interval = match &t.interval {
         Some(text) => config::duration("interval", text, false)?,
         None => interval,

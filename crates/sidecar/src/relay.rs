@@ -54,7 +54,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,7 @@ use oxmon_core::metrics::{LabelName, MetricFamily};
 use oxmon_core::sync::RwLockExt;
 use serde::Deserialize;
 
-use crate::config::{self, FieldError, Problem};
+use crate::config::{self, FieldError, Problem, RawTarget};
 use crate::fetch::{Endpoint, HeaderValueConfig, TlsConfig};
 use crate::store::Store;
 
@@ -133,6 +133,19 @@ pub struct RelayTargetConfig {
     pub tls: Option<TlsConfig>,
 }
 
+impl RawTarget for RelayTargetConfig {
+    fn from_url(url: &str) -> Self {
+        RelayTargetConfig {
+            url: url.to_string(),
+            ..RelayTargetConfig::default()
+        }
+    }
+
+    fn names_itself(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
 /// Validated relay settings.
 #[derive(Debug, Clone, Default)]
 pub struct RelaySettings {
@@ -161,44 +174,11 @@ pub struct RelayTarget {
 
 /// Validates the `relay` section merged with the flags.
 pub fn resolve(file: Option<&RelayConfig>, flags: &RelayArgs) -> Result<RelaySettings, Problem> {
-    let mut targets = Vec::new();
-    let mut names = HashSet::new();
-    for (i, t) in file
-        .map(|f| f.targets.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let key = format!("targets[{i}]");
-        let target = resolve_target(t).map_err(|e| e.under(&key))?;
-        if !names.insert(target.name.clone()) {
-            let at = if t.name.is_some() { "name" } else { "url" };
-            return Err(FieldError::new(
-                format!("{key}.{at}"),
-                format!("target name {:?} is used twice", target.name),
-            )
-            .into());
-        }
-        targets.push(target);
-    }
-    for url in &flags.urls {
-        let flag_error = |message: String| Problem::Flag {
-            flag: "--relay.url",
-            message,
-        };
-        let raw = RelayTargetConfig {
-            url: url.clone(),
-            ..RelayTargetConfig::default()
-        };
-        let target = resolve_target(&raw).map_err(|e| flag_error(e.message))?;
-        if !names.insert(target.name.clone()) {
-            return Err(flag_error(format!(
-                "target name {:?} is used twice",
-                target.name
-            )));
-        }
-        targets.push(target);
-    }
+    let listed = file.map(|f| f.targets.as_slice()).unwrap_or_default();
+    let targets =
+        config::resolve_targets(listed, "--relay.url", &flags.urls, resolve_target, |t| {
+            &t.name
+        })?;
     Ok(RelaySettings { targets })
 }
 
@@ -218,11 +198,7 @@ fn is_label_name(s: &str) -> bool {
 
 fn resolve_target(t: &RelayTargetConfig) -> Result<RelayTarget, FieldError> {
     let endpoint = Endpoint::new(&t.url, &t.headers, t.tls.as_ref())?;
-    let name = match &t.name {
-        Some(n) if n.is_empty() => return Err(FieldError::new("name", "must not be empty")),
-        Some(n) => n.clone(),
-        None => endpoint.host_port_path().to_string(),
-    };
+    let name = endpoint.target_name(t.name.as_deref())?;
     if !is_metric_name_prefix(&t.prefix) {
         return Err(FieldError::new(
             "prefix",
