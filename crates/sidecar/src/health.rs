@@ -25,7 +25,7 @@
 //! boolean, an object with a `status`, or a list of such (all must be up,
 //! as in the IETF health draft's check lists); an entry whose status
 //! cannot be read (a number, null) is not a component. Up words
-//! (`up_values`) compare case-insensitively; the default is `UP`, `ok`,
+//! (`up_values`) compare ignoring ASCII case; the default is `UP`, `ok`,
 //! `healthy`, `pass`, `true`.
 //!
 //! A body that is not JSON, or lacks a `components_path` that was set,
@@ -193,28 +193,16 @@ pub struct HealthTarget {
 /// [`crate::config`] for the merge rules).
 pub fn resolve(file: Option<&HealthConfig>, flags: &HealthArgs) -> Result<HealthSettings, Problem> {
     let section = file.cloned().unwrap_or_default();
-    let interval = match (flags.interval, &section.interval) {
-        (Some(d), _) if d.is_zero() => {
-            return Err(Problem::Flag {
-                flag: "--health.interval",
-                message: "must be more than 0".into(),
-            })
-        }
-        (Some(d), _) => d,
-        (None, Some(t)) => config::duration("interval", t, false)?,
-        (None, None) => DEFAULT_INTERVAL,
-    };
-    let timeout = match (flags.timeout, &section.timeout) {
-        (Some(d), _) if d.is_zero() => {
-            return Err(Problem::Flag {
-                flag: "--health.timeout",
-                message: "must be more than 0".into(),
-            })
-        }
-        (Some(d), _) => d,
-        (None, Some(t)) => config::duration("timeout", t, false)?,
-        (None, None) => DEFAULT_TIMEOUT.min(interval),
-    };
+    let interval = flag_or_file(
+        (flags.interval, "--health.interval"),
+        (section.interval.as_deref(), "interval"),
+        DEFAULT_INTERVAL,
+    )?;
+    let timeout = flag_or_file(
+        (flags.timeout, "--health.timeout"),
+        (section.timeout.as_deref(), "timeout"),
+        DEFAULT_TIMEOUT.min(interval),
+    )?;
     let targets = config::resolve_targets(
         &section.targets,
         "--health.url",
@@ -223,6 +211,24 @@ pub fn resolve(file: Option<&HealthConfig>, flags: &HealthArgs) -> Result<Health
         |t| &t.name,
     )?;
     Ok(HealthSettings { targets })
+}
+
+/// A section-wide duration: the flag when given, else the file's key, else
+/// `default`.
+fn flag_or_file(
+    (flag, flag_name): (Option<Duration>, &'static str),
+    (text, key): (Option<&str>, &str),
+    default: Duration,
+) -> Result<Duration, Problem> {
+    match (flag, text) {
+        (Some(d), _) if d.is_zero() => Err(Problem::Flag {
+            flag: flag_name,
+            message: "must be more than 0".into(),
+        }),
+        (Some(d), _) => Ok(d),
+        (None, Some(t)) => Ok(config::duration(key, t, false)?),
+        (None, None) => Ok(default),
+    }
 }
 
 fn resolve_target(
@@ -281,7 +287,7 @@ pub struct BodyReader {
     /// keys.
     components_path: Option<Vec<String>>,
     status_path: Vec<String>,
-    /// Lower-cased.
+    /// Compared ignoring ASCII case.
     up_values: Vec<String>,
 }
 
@@ -345,7 +351,7 @@ impl BodyReader {
             if words.is_empty() {
                 return Err(FieldError::new("up_values", "must list at least one word"));
             }
-            r.up_values = words.iter().map(|w| w.to_lowercase()).collect();
+            r.up_values = words.to_vec();
         }
         Ok(r)
     }
@@ -390,33 +396,29 @@ impl BodyReader {
         })
     }
 
-    /// Whether a status value means up; `None` when it is not a status.
+    /// Whether a status value means up; `None` when it is not a status. A
+    /// list's items may not be lists, so the depth stays bounded.
     fn status(&self, value: &Json) -> Option<bool> {
         match value {
-            Json::String(s) => Some(self.up_values.iter().any(|w| w.eq_ignore_ascii_case(s))),
-            Json::Bool(b) => Some(*b),
-            Json::Object(map) => match map.get("status")? {
-                Json::String(s) => Some(self.up_values.iter().any(|w| w.eq_ignore_ascii_case(s))),
-                Json::Bool(b) => Some(*b),
-                _ => None,
-            },
-            Json::Array(items) if !items.is_empty() => {
-                let mut all = true;
-                for item in items {
-                    all &= self.status_of_item(item)?;
-                }
-                Some(all)
-            }
-            _ => None,
+            Json::Object(map) => self.word(map.get("status")?),
+            Json::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|item| match item {
+                    Json::Array(_) => None,
+                    other => self.status(other),
+                })
+                .collect::<Option<Vec<bool>>>()
+                .map(|ups| ups.iter().all(|up| *up)),
+            other => self.word(other),
         }
     }
 
-    /// A list item's status: only a word, a boolean or an object with one
-    /// (no nested lists, so the depth stays bounded).
-    fn status_of_item(&self, item: &Json) -> Option<bool> {
-        match item {
-            Json::Array(_) => None,
-            other => self.status(other),
+    /// A status word or boolean.
+    fn word(&self, value: &Json) -> Option<bool> {
+        match value {
+            Json::String(s) => Some(self.up_values.iter().any(|w| w.eq_ignore_ascii_case(s))),
+            Json::Bool(b) => Some(*b),
+            _ => None,
         }
     }
 }
