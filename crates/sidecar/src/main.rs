@@ -81,9 +81,9 @@ fn main() -> ExitCode {
         let sources = Sources::start(config, &cli.statsd)?;
         let mut registry = Registry::new("app");
         registry.register(sync_collector(StoreCollector(sources.store.clone())));
-        registry.register(sync_collector(StatsCollector(
-            sources.statsd.stats().clone(),
-        )));
+        if let Some(statsd) = &sources.statsd {
+            registry.register(sync_collector(StatsCollector(statsd.stats().clone())));
+        }
         registry.register(sources.relay.collector());
         let reloader = Reloader::new(file, flags, sources);
         registry.register(sync_collector(reloader.collector()));

@@ -41,16 +41,22 @@ pub struct Sources {
     pub health: health::Handle,
     /// The relay.
     pub relay: relay::Handle,
-    /// StatsD.
-    pub statsd: statsd::Handle,
+    /// StatsD, unless every listener is off.
+    pub statsd: Option<statsd::Handle>,
 }
 
 impl Sources {
     /// Starts every source from `config`; must run inside the Tokio
-    /// runtime. StatsD listeners come from the flags only.
+    /// runtime. StatsD listeners come from the flags only; with every one
+    /// turned off (`--statsd.listen-udp= --statsd.listen-tcp=`) StatsD is
+    /// off.
     pub fn start(config: Config, statsd_args: &StatsdArgs) -> Result<Sources, statsd::StartError> {
         let store = Arc::new(Store::new(config.limits));
-        let statsd = statsd::start(statsd_args, config.statsd, store.clone())?;
+        let statsd = if statsd_args.enabled() {
+            Some(statsd::start(statsd_args, config.statsd, store.clone())?)
+        } else {
+            None
+        };
         Ok(Sources {
             health: health::start(&config.health, store.clone()),
             relay: relay::start(&config.relay, store.clone()),
@@ -64,7 +70,9 @@ impl Sources {
         self.store.set_limits(config.limits);
         self.health.reconfigure(&config.health);
         self.relay.reconfigure(&config.relay);
-        self.statsd.reconfigure(config.statsd);
+        if let Some(statsd) = &self.statsd {
+            statsd.reconfigure(config.statsd);
+        }
     }
 }
 
@@ -124,7 +132,9 @@ impl Reloader {
                 Ok(())
             }
             Err(e) => {
-                self.sources.statsd.reload_failed();
+                if let Some(statsd) = &self.sources.statsd {
+                    statsd.reload_failed();
+                }
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.last_successful.store(false, Ordering::Relaxed);
                 Err(e)

@@ -330,3 +330,25 @@ fn the_readme_example_loads() {
         "a: 1\nb:\n- 1\n"
     );
 }
+
+#[test]
+fn every_statsd_listener_off_turns_statsd_off() {
+    let app = App::start();
+    app.set("/metrics", Reply::text(200, "# TYPE jobs gauge\njobs 3\n"));
+    let relay = format!("--relay.url={}", app.url("/metrics"));
+    let s = ExporterProcess::start(
+        BIN,
+        &["--statsd.listen-udp=", "--statsd.listen-tcp=", &relay],
+        &[],
+    );
+    let m = s.scrape();
+    assert_eq!(m.value("jobs", &[]), Some(3.0));
+    assert!(
+        !m.names().iter().any(|n| n.starts_with("statsd_exporter_")),
+        "{:?}",
+        m.names()
+    );
+    let resp = http_post(&s.url("/-/reload"), &[], b"").unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(reloads(&s.scrape()), (1.0, 0.0, 1.0));
+}

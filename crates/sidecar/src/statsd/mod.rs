@@ -156,6 +156,14 @@ pub struct StatsdArgs {
 }
 
 impl StatsdArgs {
+    /// Whether any listener is on; with none the sidecar runs without
+    /// StatsD.
+    pub fn enabled(&self) -> bool {
+        !(self.listen_udp.is_empty()
+            && self.listen_tcp.is_empty()
+            && self.listen_unixgram.is_empty())
+    }
+
     /// The tag styles the flags enable.
     pub fn tag_styles(&self) -> TagStyles {
         TagStyles {
@@ -253,7 +261,7 @@ impl Handle {
 /// Starts the listeners and the worker feeding `store` with `mapper`; must
 /// run inside the Tokio runtime.
 pub fn start(args: &StatsdArgs, mapper: Mapper, store: Arc<Store>) -> Result<Handle, StartError> {
-    if args.listen_udp.is_empty() && args.listen_tcp.is_empty() && args.listen_unixgram.is_empty() {
+    if !args.enabled() {
         return Err(StartError::NoListener);
     }
     let stats = Arc::new(Stats::default());
