@@ -96,17 +96,17 @@ const COMPONENT_KEYS: [&str; 4] = ["checks", "components", "entries", "details"]
 pub struct HealthArgs {
     /// A health URL of the app to poll (repeatable); adds to the config
     /// file's health targets.
-    #[arg(id = "health.url", long = "health.url")]
+    #[arg(id = "health.url", long = "health.url", value_name = "URL")]
     pub urls: Vec<String>,
 
     /// How often to poll each health URL [default: 15s]; wins over the
     /// file's health.interval.
-    #[arg(id = "health.interval", long = "health.interval", value_parser = oxmon_core::parse_duration)]
+    #[arg(id = "health.interval", long = "health.interval", value_name = "DURATION", value_parser = oxmon_core::parse_duration)]
     pub interval: Option<Duration>,
 
     /// How long one check may take [default: 5s]; wins over the file's
     /// health.timeout.
-    #[arg(id = "health.timeout", long = "health.timeout", value_parser = oxmon_core::parse_duration)]
+    #[arg(id = "health.timeout", long = "health.timeout", value_name = "DURATION", value_parser = oxmon_core::parse_duration)]
     pub timeout: Option<Duration>,
 }
 

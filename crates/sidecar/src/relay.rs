@@ -92,7 +92,7 @@ const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 pub struct RelayArgs {
     /// A /metrics URL of the app whose families are served with the
     /// sidecar's (repeatable); adds to the config file's relay targets.
-    #[arg(id = "relay.url", long = "relay.url")]
+    #[arg(id = "relay.url", long = "relay.url", value_name = "URL")]
     pub urls: Vec<String>,
 }
 
