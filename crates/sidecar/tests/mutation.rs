@@ -1,13 +1,17 @@
 //! Seeded mutation tests: many thousands of mutated StatsD lines through the
-//! parser, the mapper and the store, and mutated mapping files through the
-//! loader. Nothing may panic, per-line buffers must stay bounded by the
-//! line, and whatever arrives, the scrape must stay valid exposition text.
+//! parser, the mapper and the store, mutated mapping files through the
+//! loader, mutated health bodies through the health-body reader and
+//! mutated config files through the config loader. Nothing may panic,
+//! per-line buffers must stay bounded by the line, and whatever arrives,
+//! the scrape must stay valid exposition text.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use oxmon_core::encode::{encode, Format};
 use oxmon_core::metrics::normalize;
+use oxmon_sidecar::config::{Config, Flags};
+use oxmon_sidecar::health::BodyReader;
 use oxmon_sidecar::statsd::handler::Handler;
 use oxmon_sidecar::statsd::line::{Line, ParseCounts, Parser, TagStyles};
 use oxmon_sidecar::statsd::mapper::{CacheType, Mapper, MetricType};
@@ -227,6 +231,122 @@ fn mutated_mapping_files_load_or_fail_cleanly() {
                 let _ = m.lookup("model.inference.x", MetricType::Observer);
             }
             Err(e) => assert!(e.to_string().contains("mutated.yml"), "{e}"),
+        }
+    }
+    assert!(loaded > 0);
+}
+
+const HEALTH_BODIES: &[&str] = &[
+    r#"{"status":"UP","checks":{"database":"UP","cache":{"status":"DOWN"}}}"#,
+    r#"{"status":"healthy","components":{"model":"ok"}}"#,
+    r#"{"status":"Healthy","entries":{"db":{"status":"Healthy","duration":"00:00:00.01"}}}"#,
+    r#"{"status":"DOWN","checks":[{"name":"db","status":"UP"},{"name":"disk","status":"DOWN"}]}"#,
+    r#"{"status":"pass","checks":{"db:rt":[{"status":"pass"},{"status":"warn"}]}}"#,
+    r#"{"status":true,"details":{"components":{"a":true,"b":[[["x"]]]}}}"#,
+    "OK",
+];
+
+#[test]
+fn mutated_health_bodies_read_or_fail_cleanly() {
+    let mut rng = Rng(0x4ea1_7b0d_1e5f_0042);
+    let readers = [
+        BodyReader::default(),
+        BodyReader::new(
+            Some("details.components"),
+            Some("status"),
+            Some(&["pass".into(), "UP".into()]),
+        )
+        .unwrap(),
+    ];
+    let (mut read, mut failed) = (0, 0);
+    for round in 0..30_000 {
+        let seed = HEALTH_BODIES[rng.below(HEALTH_BODIES.len())].as_bytes();
+        let mut body = mutate(&mut rng, seed);
+        if round % 500 == 0 {
+            // Deep nesting: serde_json's depth limit answers, not the stack.
+            body = [b"[".repeat(100_000), body].concat();
+        }
+        match readers[round % 2].read(&body) {
+            Ok(h) => {
+                read += 1;
+                // Components come from the body's own text.
+                assert!(h.components.len() <= body.len() / 4, "{body:?}");
+                for (name, _) in &h.components {
+                    assert!(name.len() <= body.len(), "{body:?}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    assert!(
+        read > 1_000 && failed > 1_000,
+        "read {read}, failed {failed}"
+    );
+}
+
+const CONFIG: &str = r#"health:
+  interval: 15s
+  timeout: 2s
+  targets:
+  - url: http://127.0.0.1:8080/health
+    name: api
+    components_path: checks
+    up_values: [UP, ok]
+    headers: {Accept: application/json}
+  - {url: 'https://[::1]:8443/ready', tls: {insecure_skip_verify: true}}
+relay:
+  targets:
+  - url: http://127.0.0.1:8080/metrics
+    prefix: app_
+    labels: {source: app}
+    max_series: 500
+statsd:
+  mapping:
+    defaults: {observer_type: histogram}
+    mappings:
+    - match: "model.inference.*"
+      name: model_inference_duration_seconds
+      labels: {model: "$1"}
+    - match: 'queue\.(.*)'
+      match_type: regex
+      name: queue_$1
+limits:
+  max_series_per_metric: 1000
+  series_ttl: 10m
+"#;
+
+#[test]
+fn mutated_config_files_load_or_fail_cleanly() {
+    let mut rng = Rng(0xc0f1_6000_dead_beef);
+    let flags = Flags {
+        health: Default::default(),
+        relay: Default::default(),
+        statsd_mapping: None,
+        store: Default::default(),
+    };
+    assert!(Config::from_yaml(CONFIG, "mutated.yml", &flags).is_ok());
+    let mut loaded = 0;
+    for _ in 0..3_000 {
+        let text = mutate(&mut rng, CONFIG.as_bytes());
+        let text = String::from_utf8_lossy(&text);
+        match Config::from_yaml(&text, "mutated.yml", &flags) {
+            Ok(_) => loaded += 1,
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains("mutated.yml"), "{e}");
+                // A line, when given, is a line of the file.
+                if let Some(n) = e
+                    .split(" line ")
+                    .nth(1)
+                    .and_then(|r| r.split([':', ' ']).next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    assert!(n >= 1 && n <= text.lines().count() + 1, "{e}\n{text}");
+                }
+            }
         }
     }
     assert!(loaded > 0);

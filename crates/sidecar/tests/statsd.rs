@@ -73,12 +73,15 @@ impl Sidecar {
         stream.write_all(text.as_bytes()).unwrap();
     }
 
-    /// Scrapes until `statsd_exporter_lines_total` reaches `lines`.
+    /// Scrapes until `statsd_exporter_lines_total` reaches `lines`, then
+    /// once more: one scrape copies the store before it reads the line
+    /// count, so the worker may count a line whose update that copy missed.
     fn scrape_after(&self, lines: f64) -> Exposition {
         wait_until(Duration::from_secs(10), || {
             let m = self.process.scrape();
-            (m.value("statsd_exporter_lines_total", &[]) >= Some(lines)).then_some(m)
+            (m.value("statsd_exporter_lines_total", &[]) >= Some(lines)).then_some(())
         })
+        .map(|()| self.process.scrape())
         .unwrap_or_else(|| {
             panic!(
                 "lines_total never reached {lines}:\n{:?}",

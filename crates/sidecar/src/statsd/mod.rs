@@ -9,7 +9,7 @@
 //! | `--statsd.listen-tcp` | `:9125` | empty turns it off |
 //! | `--statsd.listen-unixgram` | empty | a socket path; must not exist |
 //! | `--statsd.unixsocket-mode` | `755` | octal mode of that socket |
-//! | `--statsd.mapping-config` | none | mapping file; re-read on SIGHUP |
+//! | `--statsd.mapping-config` | none | mapping file; re-read with the config (SIGHUP, `POST /-/reload`) |
 //! | `--statsd.read-buffer` | system | `SO_RCVBUF` of the UDP socket |
 //! | `--statsd.cache-size`, `--statsd.cache-type` | `1000`, `lru` | mapping cache (`lru`, `random`) |
 //! | `--statsd.udp-packet-queue-size` | `10000` | packets waiting for the worker |
@@ -20,6 +20,10 @@
 //! (samples into the store), [`listener`] (sockets and the worker),
 //! [`stats`] (self-metrics); [`escape`] and [`gosyntax`] hold the Go
 //! conventions statsd_exporter inherits.
+//!
+//! The mapping is part of the sidecar's config ([`crate::config`]: this flag
+//! or the file's `statsd` section) and is reloaded with it;
+//! `statsd_exporter_config_reloads_total{outcome}` counts those reloads.
 
 pub mod escape;
 pub mod gosyntax;
@@ -41,7 +45,7 @@ use clap::ArgAction;
 use self::handler::Handler;
 use self::line::{Parser, TagStyles};
 use self::listener::{Packet, Worker};
-use self::mapper::{CacheType, ConfigError, Mapper};
+use self::mapper::{CacheType, Mapper};
 use self::stats::Stats;
 use crate::store::Store;
 
@@ -152,6 +156,14 @@ pub struct StatsdArgs {
 }
 
 impl StatsdArgs {
+    /// Whether any listener is on; with none the sidecar runs without
+    /// StatsD.
+    pub fn enabled(&self) -> bool {
+        !(self.listen_udp.is_empty()
+            && self.listen_tcp.is_empty()
+            && self.listen_unixgram.is_empty())
+    }
+
     /// The tag styles the flags enable.
     pub fn tag_styles(&self) -> TagStyles {
         TagStyles {
@@ -161,22 +173,11 @@ impl StatsdArgs {
             signalfx: self.signalfx && !self.no_signalfx,
         }
     }
-
-    /// Loads the mapping file (or none).
-    pub fn load_mapper(&self) -> Result<Mapper, ConfigError> {
-        match &self.mapping_config {
-            Some(path) => Mapper::load(path),
-            None => Ok(Mapper::empty()),
-        }
-    }
 }
 
 /// Why the StatsD source could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The mapping file is unusable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     /// All listeners are off.
     #[error("at least one of the StatsD UDP, TCP or unixgram listeners must be enabled")]
     NoListener,
@@ -230,13 +231,39 @@ fn bind_address<T>(
     ))
 }
 
-/// Starts the listeners and the worker feeding `store`; must run inside the
-/// Tokio runtime. Returns the self-metrics.
-pub fn start(args: &StatsdArgs, store: Arc<Store>) -> Result<Arc<Stats>, StartError> {
-    if args.listen_udp.is_empty() && args.listen_tcp.is_empty() && args.listen_unixgram.is_empty() {
+/// The running StatsD source: its self-metrics, and the way in for a new
+/// mapping.
+pub struct Handle {
+    stats: Arc<Stats>,
+    reload: Sender<Mapper>,
+}
+
+impl Handle {
+    /// The self-metrics.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Hands a new mapping to the worker (applied before its next packet)
+    /// and counts a successful reload.
+    pub fn reconfigure(&self, mapper: Mapper) {
+        // The worker only stops with the process.
+        let _ = self.reload.send(mapper);
+        self.stats.reloads_ok.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a reload whose config was rejected (the mapping stays).
+    pub fn reload_failed(&self) {
+        self.stats.reloads_failed.fetch_add(1, Relaxed);
+    }
+}
+
+/// Starts the listeners and the worker feeding `store` with `mapper`; must
+/// run inside the Tokio runtime.
+pub fn start(args: &StatsdArgs, mapper: Mapper, store: Arc<Store>) -> Result<Handle, StartError> {
+    if !args.enabled() {
         return Err(StartError::NoListener);
     }
-    let mapper = args.load_mapper()?;
     let stats = Arc::new(Stats::default());
     let (queue, packets) = sync_channel::<Packet>(args.udp_packet_queue_size.max(1));
     let (recycle, recycled) = sync_channel::<Vec<u8>>(256);
@@ -300,7 +327,6 @@ pub fn start(args: &StatsdArgs, store: Arc<Store>) -> Result<Arc<Stats>, StartEr
     }
     drop(queue);
 
-    spawn_reloader(args.mapping_config.clone(), reload, stats.clone());
     let worker = Worker {
         packets,
         recycle,
@@ -316,41 +342,7 @@ pub fn start(args: &StatsdArgs, store: Arc<Store>) -> Result<Arc<Stats>, StartEr
         .name("statsd-worker".into())
         .spawn(move || worker.run())
         .map_err(|e| listen_error("worker", "-", e))?;
-    Ok(stats)
-}
-
-/// Re-reads the mapping file on SIGHUP, as statsd_exporter does; a broken
-/// file keeps the old mapping.
-fn spawn_reloader(path: Option<PathBuf>, reload: Sender<Mapper>, stats: Arc<Stats>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(err = %e, "cannot watch SIGHUP; the mapping file will not be reloaded");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            let Some(path) = &path else {
-                tracing::warn!("received SIGHUP but there is no mapping config to reload");
-                continue;
-            };
-            match Mapper::load(path) {
-                Ok(mapper) => {
-                    if reload.send(mapper).is_err() {
-                        return;
-                    }
-                    stats.reloads_ok.fetch_add(1, Relaxed);
-                    tracing::info!(file = %path.display(), "mapping config reloaded");
-                }
-                Err(e) => {
-                    stats.reloads_failed.fetch_add(1, Relaxed);
-                    tracing::error!(err = %e, "reloading the mapping config failed; keeping the old one");
-                }
-            }
-        }
-    });
+    Ok(Handle { stats, reload })
 }
 
 #[cfg(test)]

@@ -73,28 +73,19 @@ impl Default for Limits {
     }
 }
 
-/// The store's flags.
-#[derive(clap::Args, Debug, Clone)]
+/// The store's flags; each wins over the config file's `limits` section.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct StoreArgs {
     /// Most series per metric name; updates that would create more are
-    /// dropped and counted in app_series_dropped_total{metric}.
-    #[arg(long = "store.max-series-per-metric", default_value_t = 10_000)]
-    pub max_series_per_metric: usize,
+    /// dropped and counted in app_series_dropped_total{metric} [default:
+    /// 10000].
+    #[arg(long = "store.max-series-per-metric")]
+    pub max_series_per_metric: Option<usize>,
 
-    /// Remove a series not updated for this long (0: keep). A StatsD
-    /// mapping's ttl takes precedence.
-    #[arg(long = "store.series-ttl", default_value = "0s", value_parser = oxmon_core::parse_duration)]
-    pub series_ttl: Duration,
-}
-
-impl StoreArgs {
-    /// The limits these flags set.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_series_per_metric: self.max_series_per_metric,
-            default_ttl: (!self.series_ttl.is_zero()).then_some(self.series_ttl),
-        }
-    }
+    /// Remove a series not updated for this long (0: keep) [default: 0s]. A
+    /// StatsD mapping's ttl takes precedence.
+    #[arg(long = "store.series-ttl", value_parser = oxmon_core::parse_duration)]
+    pub series_ttl: Option<Duration>,
 }
 
 /// The collector exposing the store at each scrape.
@@ -403,6 +394,7 @@ impl Family {
 
 #[derive(Debug, Default)]
 struct Inner {
+    limits: Limits,
     families: Vec<Family>,
     by_name: HashMap<Box<str>, usize>,
     /// Scratch: label indexes sorted by name, reused by every update.
@@ -436,7 +428,6 @@ impl Inner {
 #[derive(Debug)]
 pub struct Store {
     inner: Mutex<Inner>,
-    limits: Limits,
     hasher: RandomState,
 }
 
@@ -444,10 +435,39 @@ impl Store {
     /// An empty store.
     pub fn new(limits: Limits) -> Self {
         Store {
-            inner: Mutex::new(Inner::default()),
-            limits,
+            inner: Mutex::new(Inner {
+                limits,
+                ..Inner::default()
+            }),
             hasher: RandomState::new(),
         }
+    }
+
+    /// Replaces the limits (a config reload). The series cap applies to
+    /// series created from now on (a name already above a lowered cap keeps
+    /// its series until they expire); the default TTL applies to series
+    /// created from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.lock().limits = limits;
+    }
+
+    /// Whether `name` is registered (has had a series, even if they all
+    /// expired since).
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.lock().by_name.contains_key(name)
+    }
+
+    /// The hash of a label set whose indexes sorted by name are `order`.
+    fn label_hash(&self, labels: &[(&str, &str)], order: &[usize]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for &i in order {
+            let (k, v) = labels[i];
+            h.write(k.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
     }
 
     /// Locks the store for a batch of updates stamped `now`.
@@ -550,17 +570,7 @@ impl Writer<'_> {
 
         let mut order = std::mem::take(&mut inner.order);
         sort_labels(id.labels, &mut order);
-        let hash = {
-            let mut h = self.store.hasher.build_hasher();
-            for &i in &order {
-                let (k, v) = id.labels[i];
-                h.write(k.as_bytes());
-                h.write_u8(0xff);
-                h.write(v.as_bytes());
-                h.write_u8(0xff);
-            }
-            h.finish()
-        };
+        let hash = self.store.label_hash(id.labels, &order);
 
         let result = 'apply: {
             if let Some(fi) = family {
@@ -598,7 +608,7 @@ impl Writer<'_> {
                 }
             };
             let f = &mut inner.families[fi];
-            if f.live >= self.store.limits.max_series_per_metric {
+            if f.live >= inner.limits.max_series_per_metric {
                 f.dropped += 1;
                 break 'apply Err(Rejected::OverLimit);
             }
@@ -646,12 +656,31 @@ impl Writer<'_> {
                     .collect(),
                 value,
                 last_update: self.now,
-                ttl: id.ttl.or(self.store.limits.default_ttl),
+                ttl: id.ttl.or(inner.limits.default_ttl),
             });
             Ok(Applied::Created { new_label_names })
         };
         inner.order = order;
         result
+    }
+
+    /// Removes one series (a health component that is no longer reported);
+    /// the name stays registered. Returns whether it existed.
+    pub fn remove(&mut self, name: &str, labels: &[(&str, &str)]) -> bool {
+        let inner = &mut *self.inner;
+        let Some(&fi) = inner.by_name.get(name) else {
+            return false;
+        };
+        let mut order = std::mem::take(&mut inner.order);
+        sort_labels(labels, &mut order);
+        let hash = self.store.label_hash(labels, &order);
+        let family = &mut inner.families[fi];
+        let found = family.find(hash, labels, &order);
+        if let Some(slot) = found {
+            family.remove(slot);
+        }
+        inner.order = order;
+        found.is_some()
     }
 }
 
@@ -717,6 +746,42 @@ mod tests {
                         .all(|(k, v)| m.labels.iter().any(|(mk, mv)| mk == k && mv == v))
             })
             .map(|m| m.value.clone())
+    }
+
+    #[test]
+    fn removal_registration_and_new_limits() {
+        let store = Store::new(Limits::default());
+        let now = Instant::now();
+        let mut w = store.writer(now);
+        let (a, b) = ([("component", "db")], [("component", "cache")]);
+        w.update(&id("up", &a), Op::GaugeSet(1.0)).unwrap();
+        w.update(&id("up", &b), Op::GaugeSet(0.0)).unwrap();
+        assert!(w.remove("up", &a));
+        assert!(!w.remove("up", &a));
+        assert!(!w.remove("nope", &a));
+        drop(w);
+        let fams = collect(&store, now);
+        assert_eq!(value(&fams, "up", &a), None);
+        assert_eq!(value(&fams, "up", &b), Some(Value::Single(0.0)));
+        assert!(store.is_registered("up") && !store.is_registered("down"));
+
+        // New limits apply to series created from now on.
+        store.set_limits(Limits {
+            max_series_per_metric: 1,
+            default_ttl: Some(Duration::from_secs(1)),
+        });
+        let mut w = store.writer(now);
+        assert_eq!(
+            w.update(&id("up", &a), Op::GaugeSet(1.0)),
+            Err(Rejected::OverLimit)
+        );
+        w.update(&id("fresh", &[]), Op::GaugeSet(1.0)).unwrap();
+        drop(w);
+        let later = collect(&store, now + Duration::from_secs(2));
+        assert_eq!(value(&later, "fresh", &[]), None);
+        assert_eq!(value(&later, "up", &b), Some(Value::Single(0.0)));
+        // Removed and expired names stay registered.
+        assert!(store.is_registered("fresh"));
     }
 
     #[test]
