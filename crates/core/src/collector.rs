@@ -27,12 +27,14 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use crate::logging::{FailureLog, FailureSubject};
 use crate::metrics::{normalize, MetricFamily};
 
 /// A boxed, sendable future, as collectors return it.
@@ -47,19 +49,38 @@ pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
 pub type CollectResult = Result<(), CollectError>;
 
 /// Facts about the scrape in progress.
+///
+/// Collectors that share work within one scrape (one netlink dump for
+/// several collectors, one query for several metrics) key it by [`id`]:
+/// two scrapes may well have the same deadline.
+///
+/// [`id`]: ScrapeContext::id
 #[derive(Debug, Clone)]
 pub struct ScrapeContext {
     /// When the scrape must be answered; collectors still running then are
     /// cut off and reported as failed.
     pub deadline: Instant,
+    /// Unique within the process for each context built with
+    /// [`ScrapeContext::new`] or [`ScrapeContext::with_timeout`] (clones
+    /// share it).
+    pub id: u64,
 }
 
+/// The id of the next scrape; starts at 1 so 0 can mean "none yet".
+static NEXT_SCRAPE_ID: AtomicU64 = AtomicU64::new(1);
+
 impl ScrapeContext {
-    /// A context whose deadline is `timeout` from now.
-    pub fn with_timeout(timeout: Duration) -> Self {
+    /// A context for a new scrape that must be answered by `deadline`.
+    pub fn new(deadline: Instant) -> Self {
         ScrapeContext {
-            deadline: Instant::now() + timeout,
+            deadline,
+            id: NEXT_SCRAPE_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// A context for a new scrape whose deadline is `timeout` from now.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self::new(Instant::now() + timeout)
     }
 
     /// Time left until the deadline (zero when past it).
@@ -141,14 +162,22 @@ impl Selection {
     }
 }
 
+/// Why [`Registry::gather`] refused a request (answered with HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatherError {
+    /// `collect[]` named a collector that is not registered.
+    #[error("unknown collector {0:?}")]
+    UnknownCollector(String),
+}
+
 /// The collectors of one exporter.
 pub struct Registry {
     namespace: String,
     collectors: Vec<Arc<dyn Collector>>,
-    /// The last error of each failing collector: a failure is logged at
-    /// error level when it starts or changes, then at debug level, so a
-    /// target that is down does not flood the log every scrape.
-    last_errors: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// A failing collector is logged at error level when the failure starts
+    /// or changes, then at debug level, so a target that is down does not
+    /// flood the log every scrape.
+    failures: FailureLog,
 }
 
 impl Registry {
@@ -157,7 +186,7 @@ impl Registry {
         Registry {
             namespace: namespace.into(),
             collectors: Vec::new(),
-            last_errors: Default::default(),
+            failures: FailureLog::new(FailureSubject::Collector),
         }
     }
 
@@ -186,13 +215,13 @@ impl Registry {
         &self,
         ctx: &ScrapeContext,
         selection: Option<&Selection>,
-    ) -> Result<Vec<MetricFamily>, String> {
+    ) -> Result<Vec<MetricFamily>, GatherError> {
         let chosen: Vec<&Arc<dyn Collector>> = match selection {
             None => self.collectors.iter().collect(),
             Some(sel) => {
                 for want in &sel.include {
                     if !self.collectors.iter().any(|c| c.name() == want) {
-                        return Err(format!("unknown collector {want:?}"));
+                        return Err(GatherError::UnknownCollector(want.clone()));
                     }
                 }
                 self.collectors
@@ -217,7 +246,8 @@ impl Registry {
         );
         let mut all = Vec::new();
         for run in results {
-            self.log_outcome(run.name, run.error.as_deref());
+            self.failures
+                .record(run.name, run.error.as_deref().map_or(Ok(()), Err));
             duration.add(&[("collector", run.name)], run.seconds);
             success.add(
                 &[("collector", run.name)],
@@ -232,26 +262,6 @@ impl Registry {
             tracing::debug!(dropped, "dropped duplicate or conflicting series");
         }
         Ok(all)
-    }
-}
-
-impl Registry {
-    fn log_outcome(&self, name: &str, error: Option<&str>) {
-        let mut last = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
-        match (error, last.get(name)) {
-            (Some(err), Some(prev)) if prev == err => {
-                tracing::debug!(collector = name, err, "collector still failing");
-            }
-            (Some(err), _) => {
-                tracing::error!(collector = name, err, "collector failed");
-                last.insert(name.to_string(), err.to_string());
-            }
-            (None, Some(_)) => {
-                tracing::info!(collector = name, "collector recovered");
-                last.remove(name);
-            }
-            (None, None) => {}
-        }
     }
 }
 
@@ -371,20 +381,66 @@ mod tests {
         assert!(fams.iter().any(|f| f.name == "t_b"));
     }
 
-    #[test]
-    fn repeated_failures_are_remembered_once() {
+    #[tokio::test]
+    async fn failing_collectors_are_remembered_until_they_recover() {
         let r = registry();
-        r.log_outcome("failing", Some("no such file"));
-        r.log_outcome("failing", Some("no such file"));
-        r.log_outcome("slow", Some("timed out"));
-        assert_eq!(r.last_errors.lock().unwrap().len(), 2);
-        r.log_outcome("failing", Some("permission denied"));
+        let ctx = ScrapeContext::with_timeout(Duration::from_millis(100));
+        r.gather(&ctx, None).await.unwrap();
+        // slow, failing, panicking.
+        assert_eq!(r.failures.failing(), 3);
         assert_eq!(
-            r.last_errors.lock().unwrap()["failing"],
-            "permission denied"
+            r.failures.last_error("failing").as_deref(),
+            Some("no such file")
         );
-        r.log_outcome("failing", None);
-        assert!(!r.last_errors.lock().unwrap().contains_key("failing"));
+        let sel = Selection::from_query(&[("collect[]".into(), "a".into())]);
+        r.gather(&ctx, Some(&sel)).await.unwrap();
+        assert_eq!(r.failures.failing(), 3);
+    }
+
+    /// Panics in its first scrape while holding its state's lock; the lock
+    /// is poisoned from then on.
+    struct PanicsOnce {
+        scrapes: std::sync::Mutex<u32>,
+    }
+    impl SyncCollector for PanicsOnce {
+        fn name(&self) -> &'static str {
+            "panics_once"
+        }
+        fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+            use crate::sync::LockExt;
+            let mut scrapes = self.scrapes.lock_unpoisoned();
+            *scrapes += 1;
+            if *scrapes == 1 {
+                panic!("bug in the first scrape");
+            }
+            out.push(gauge("t_scrapes", "x", f64::from(*scrapes)));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_holding_a_lock_does_not_break_later_scrapes() {
+        let mut r = Registry::new("t");
+        r.register(sync_collector(PanicsOnce {
+            scrapes: std::sync::Mutex::new(0),
+        }));
+        let ctx = || ScrapeContext::with_timeout(Duration::from_secs(1));
+        let first = r.gather(&ctx(), None).await.unwrap();
+        assert_eq!(success_of(&first, "panics_once"), Some(0.0));
+        let second = r.gather(&ctx(), None).await.unwrap();
+        assert_eq!(success_of(&second, "panics_once"), Some(1.0));
+        assert!(second.iter().any(|f| f.name == "t_scrapes"));
+        assert_eq!(r.failures.failing(), 0);
+    }
+
+    #[test]
+    fn every_context_has_its_own_id() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let a = ScrapeContext::new(deadline);
+        let b = ScrapeContext::new(deadline);
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.clone().id, a.id);
+        assert_ne!(ScrapeContext::with_timeout(Duration::ZERO).id, b.id);
     }
 
     #[tokio::test]
@@ -406,6 +462,9 @@ mod tests {
         assert!(fams.iter().any(|f| f.name == "t_b"));
 
         let sel = Selection::from_query(&[("collect[]".into(), "nope".into())]);
-        assert!(r.gather(&ctx, Some(&sel)).await.is_err());
+        assert_eq!(
+            r.gather(&ctx, Some(&sel)).await.unwrap_err(),
+            GatherError::UnknownCollector("nope".into())
+        );
     }
 }

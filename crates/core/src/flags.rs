@@ -105,12 +105,37 @@ pub struct CommonArgs {
     pub worker_threads: u16,
 }
 
+/// A duration flag or field that could not be parsed; names the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was given.
+    #[error("empty duration")]
+    Empty,
+    /// A number without a unit (`10s5`).
+    #[error("duration {0:?} lacks a unit")]
+    MissingUnit(String),
+    /// A number that does not parse.
+    #[error("invalid number in duration {0:?}")]
+    InvalidNumber(String),
+    /// A unit other than ns, us, µs, ms, s, m, h, d.
+    #[error("unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole input.
+        input: String,
+    },
+    /// Negative, or too large.
+    #[error("invalid duration {0:?}")]
+    OutOfRange(String),
+}
+
 /// Parses a Go-style duration: `250ms`, `10s`, `1m30s`, `2h`, or a bare
 /// number of seconds (`1.5`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     if let Ok(secs) = s.parse::<f64>() {
         return secs_to_duration(secs, s);
@@ -120,11 +145,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration {s:?} lacks a unit"))?;
+            .ok_or_else(|| DurationError::MissingUnit(s.to_string()))?;
         let (num, tail) = rest.split_at(num_end);
         let value: f64 = num
             .parse()
-            .map_err(|_| format!("invalid number in duration {s:?}"))?;
+            .map_err(|_| DurationError::InvalidNumber(s.to_string()))?;
         let unit_end = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
@@ -137,7 +162,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    unit: unit.to_string(),
+                    input: s.to_string(),
+                })
+            }
         };
         total += value * scale;
         rest = next;
@@ -145,8 +175,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(total, s)
 }
 
-fn secs_to_duration(secs: f64, original: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {original:?}"))
+fn secs_to_duration(secs: f64, original: &str) -> Result<Duration, DurationError> {
+    Duration::try_from_secs_f64(secs).map_err(|_| DurationError::OutOfRange(original.to_string()))
 }
 
 #[cfg(test)]
@@ -161,8 +191,11 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("10").is_ok());
         assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5y").is_err());
+        assert_eq!(
+            parse_duration("5y").unwrap_err().to_string(),
+            "unknown unit \"y\" in duration \"5y\""
+        );
         assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
     }
 }

@@ -45,18 +45,33 @@
 //! ## Modules
 //! - [`metrics`]: owned metric families.
 //! - [`collector`]: the `Collector` trait and the registry that runs a scrape.
+//! - [`blocking`]: reads that can block, run off-thread under the deadline
+//!   without piling up threads (`Lane`, `BlockingCollector`).
+//! - [`collector_flags`]: `--collector.<name>`, `--no-collector.<name>`,
+//!   `--collector.disable-defaults`.
 //! - [`encode`]: 0.0.4 and OpenMetrics text, content negotiation.
+//! - [`expo`]: the exposition-format parser (0.0.4 and OpenMetrics) and its
+//!   conversion to metric families.
+//! - [`target_guard`]: the allow-list and per-target cache behind
+//!   multi-target endpoints.
 //! - [`server`]: HTTP serving, routes, limits, shutdown.
 //! - [`web_config`]: TLS and basic auth from `--web.config.file`.
-//! - [`flags`], [`logging`], [`process`]: flags, logs, self-metrics.
+//! - [`flags`], [`logging`], [`process`]: flags, logs (and `FailureLog`),
+//!   self-metrics.
+//! - [`sync`]: locks that survive a panicking holder.
 
+pub mod blocking;
 pub mod collector;
+pub mod collector_flags;
 pub mod encode;
+pub mod expo;
 pub mod flags;
 pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod server;
+pub mod sync;
+pub mod target_guard;
 pub mod web_config;
 
 pub use collector::{Collector, Registry, ScrapeContext};
@@ -69,10 +84,16 @@ use std::process::ExitCode;
 /// The error type of an exporter's build step.
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long the runtime waits at exit for blocking threads still running
+/// (a read stuck in the kernel never returns; the process exits anyway).
+const BLOCKING_EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs an exporter: installs logging and the rustls crypto provider, starts
 /// the runtime (one thread unless `--runtime.worker-threads` says more), calls `build` inside it, binds the listen
 /// addresses (default `:default_port`) and serves until SIGTERM/SIGINT.
-/// Start-up errors are logged and give exit status 1.
+/// Start-up errors are logged and give exit status 1. At exit, blocking
+/// threads still running (a hung read, see [`blocking`]) are waited for
+/// one second at most.
 pub fn run(
     common: &CommonArgs,
     default_port: u16,
@@ -98,7 +119,7 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
+    let status = rt.block_on(async {
         let exporter = match build() {
             Ok(e) => e,
             Err(e) => {
@@ -129,5 +150,7 @@ pub fn run(
         );
         server::serve(svc, listeners, server::shutdown_signal()).await;
         ExitCode::SUCCESS
-    })
+    });
+    rt.shutdown_timeout(BLOCKING_EXIT_GRACE);
+    status
 }

@@ -6,8 +6,25 @@
 //! ```
 //!
 //! Never log a secret: log targets through the exporters' redaction helpers.
+//!
+//! [`FailureLog`] keeps a failure that repeats every scrape from flooding
+//! the log: it logs when a failure starts or changes, then only at debug
+//! level, and logs the recovery.
+//!
+//! ```
+//! use oxmon_core::logging::{FailureLog, FailureSubject};
+//!
+//! let log = FailureLog::new(FailureSubject::Target);
+//! log.record("redis://cache:6379", Err("connection refused")); // warn
+//! log.record("redis://cache:6379", Err("connection refused")); // debug
+//! assert_eq!(log.failing(), 1);
+//! log.record("redis://cache:6379", Ok(())); // info: recovered
+//! assert_eq!(log.failing(), 0);
+//! ```
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -16,6 +33,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::flags::LogArgs;
+use crate::sync::LockExt;
 
 /// Installs the global subscriber. Safe to call more than once (later calls
 /// do nothing).
@@ -34,6 +52,100 @@ pub fn init(args: &LogArgs) {
         .with_writer(std::io::stderr)
         .event_format(format)
         .try_init();
+}
+
+/// What a [`FailureLog`] tracks; sets the field that names it in each log
+/// line and how loud a failure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureSubject {
+    /// A collector of the registry (`collector=<name>`). A failure starts
+    /// at error level: the exporter could not produce some of its metrics.
+    Collector,
+    /// A multi-target endpoint's target (`target=<address>`, which must
+    /// already be redacted). A failure starts at warn level: the monitored
+    /// service is down or refuses us, which its `up` metric reports.
+    Target,
+}
+
+/// Failures remembered at most; beyond this a new failure is logged every
+/// time instead of remembered (a multi-target exporter may see many).
+const MAX_REMEMBERED: usize = 1024;
+
+/// Logs failures keyed by name without repeating them every scrape.
+///
+/// A failure is logged (error for collectors, warn for targets) when it
+/// starts or its message changes, then at debug while it repeats; the
+/// first success after it is logged at info.
+#[derive(Debug)]
+pub struct FailureLog {
+    subject: FailureSubject,
+    last: Mutex<HashMap<String, String>>,
+}
+
+impl FailureLog {
+    /// An empty log for one kind of subject.
+    pub fn new(subject: FailureSubject) -> Self {
+        FailureLog {
+            subject,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records the outcome of one attempt for `key`.
+    pub fn record(&self, key: &str, outcome: Result<(), &str>) {
+        match outcome {
+            Ok(()) => self.succeeded(key),
+            Err(err) => self.failed(key, err),
+        }
+    }
+
+    /// Records a failure of `key`.
+    pub fn failed(&self, key: &str, err: &str) {
+        let mut last = self.last.lock_unpoisoned();
+        if last.get(key).is_some_and(|prev| prev == err) {
+            match self.subject {
+                FailureSubject::Collector => {
+                    tracing::debug!(collector = key, err, "collector still failing")
+                }
+                FailureSubject::Target => {
+                    tracing::debug!(target = key, err, "target still failing")
+                }
+            }
+            return;
+        }
+        match self.subject {
+            FailureSubject::Collector => tracing::error!(collector = key, err, "collector failed"),
+            FailureSubject::Target => tracing::warn!(target = key, err, "target failed"),
+        }
+        if last.len() < MAX_REMEMBERED || last.contains_key(key) {
+            last.insert(key.to_string(), err.to_string());
+        }
+    }
+
+    /// Records a success of `key`.
+    pub fn succeeded(&self, key: &str) {
+        if self.last.lock_unpoisoned().remove(key).is_some() {
+            match self.subject {
+                FailureSubject::Collector => tracing::info!(collector = key, "collector recovered"),
+                FailureSubject::Target => tracing::info!(target = key, "target recovered"),
+            }
+        }
+    }
+
+    /// Forgets `key` without logging (a target dropped from a cache).
+    pub fn forget(&self, key: &str) {
+        self.last.lock_unpoisoned().remove(key);
+    }
+
+    /// How many keys are failing now.
+    pub fn failing(&self) -> usize {
+        self.last.lock_unpoisoned().len()
+    }
+
+    /// The last error remembered for `key`, if it is failing.
+    pub fn last_error(&self, key: &str) -> Option<String> {
+        self.last.lock_unpoisoned().get(key).cloned()
+    }
 }
 
 struct LineFormat {
@@ -181,6 +293,36 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_305_600, 5), "2026-11-22T00:00:00.005Z");
         assert_eq!(rfc3339(951_782_400 + 3661, 0), "2000-02-29T01:01:01.000Z");
+    }
+
+    #[test]
+    fn failure_log_remembers_changes_and_recoveries() {
+        let log = FailureLog::new(FailureSubject::Collector);
+        log.failed("a", "no such file");
+        log.failed("a", "no such file");
+        log.failed("b", "timed out");
+        assert_eq!(log.failing(), 2);
+        log.failed("a", "permission denied");
+        assert_eq!(log.last_error("a").as_deref(), Some("permission denied"));
+        log.record("a", Ok(()));
+        assert_eq!(log.last_error("a"), None);
+        log.forget("b");
+        assert_eq!(log.failing(), 0);
+    }
+
+    #[test]
+    fn failure_log_is_bounded() {
+        let log = FailureLog::new(FailureSubject::Target);
+        for i in 0..MAX_REMEMBERED + 10 {
+            log.failed(&format!("redis://h{i}:6379"), "refused");
+        }
+        assert_eq!(log.failing(), MAX_REMEMBERED);
+        // A remembered key still updates when the map is full.
+        log.failed("redis://h0:6379", "timeout");
+        assert_eq!(
+            log.last_error("redis://h0:6379").as_deref(),
+            Some("timeout")
+        );
     }
 
     #[test]

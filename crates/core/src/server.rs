@@ -290,7 +290,7 @@ async fn metrics<B>(state: &State, req: &Request<B>, route: Option<&dyn Route>) 
             let sel = (!sel.include.is_empty() || !sel.exclude.is_empty()).then_some(sel);
             match state.exporter.registry.gather(&ctx, sel.as_ref()).await {
                 Ok(f) => f,
-                Err(msg) => return text_response(StatusCode::BAD_REQUEST, format!("{msg}\n")),
+                Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("{e}\n")),
             }
         }
         Some(r) => {
@@ -370,9 +370,33 @@ fn accepts_gzip(header: &str) -> bool {
     })
 }
 
+/// A listen address that cannot be used; names the address.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address does not parse or resolve.
+    #[error("invalid listen address {address:?}: {source}")]
+    Invalid {
+        /// The address as given.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The address resolves to no socket address.
+    #[error("listen address {0:?} resolves to nothing")]
+    Unresolved(String),
+    /// Binding failed (address in use, permission denied).
+    #[error("listening on {address}: {source}")]
+    Bind {
+        /// The address as given.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
 /// Parses a listen address: `:9100`, `0.0.0.0:9100`, `[::1]:9100`,
 /// `localhost:9100`.
-pub fn parse_listen_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
+pub fn parse_listen_address(addr: &str) -> Result<Vec<SocketAddr>, ListenError> {
     use std::net::ToSocketAddrs;
     let full = if addr.starts_with(':') {
         format!("[::]{addr}")
@@ -381,17 +405,20 @@ pub fn parse_listen_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
     };
     let resolved: Vec<SocketAddr> = full
         .to_socket_addrs()
-        .map_err(|e| format!("invalid listen address {addr:?}: {e}"))?
+        .map_err(|source| ListenError::Invalid {
+            address: addr.to_string(),
+            source,
+        })?
         .collect();
     if resolved.is_empty() {
-        return Err(format!("listen address {addr:?} resolves to nothing"));
+        return Err(ListenError::Unresolved(addr.to_string()));
     }
     Ok(resolved)
 }
 
 /// Binds every listen address (a `:port` address binds all IPv6 and IPv4
 /// addresses, falling back to IPv4 only when IPv6 is unavailable).
-pub async fn bind(web: &WebArgs, default_port: u16) -> Result<Vec<TcpListener>, String> {
+pub async fn bind(web: &WebArgs, default_port: u16) -> Result<Vec<TcpListener>, ListenError> {
     let addrs = if web.listen_address.is_empty() {
         vec![format!(":{default_port}")]
     } else {
@@ -423,10 +450,10 @@ pub async fn bind(web: &WebArgs, default_port: u16) -> Result<Vec<TcpListener>, 
             }
         }
         if !bound {
-            return Err(format!(
-                "listening on {a}: {}",
-                last_err.map(|e| e.to_string()).unwrap_or_default()
-            ));
+            return Err(ListenError::Bind {
+                address: a.clone(),
+                source: last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")),
+            });
         }
     }
     Ok(listeners)

@@ -25,6 +25,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::sync::{LockExt, RwLockExt};
+
 /// An error loading the web configuration; names the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
@@ -240,14 +242,14 @@ impl WebConfig {
         key.update([0]);
         key.update(hash.as_bytes());
         let key: [u8; 32] = key.finalize().into();
-        if known && self.cache.lock().unwrap().contains_key(&key) {
+        if known && self.cache.lock_unpoisoned().contains_key(&key) {
             return true;
         }
         // Unknown users still pay for a bcrypt check so timing does not
         // reveal which users exist.
         let ok = bcrypt::verify(pass.as_bytes(), hash).unwrap_or(false) && known;
         if ok {
-            let mut cache = self.cache.lock().unwrap();
+            let mut cache = self.cache.lock_unpoisoned();
             if cache.len() > 1024 {
                 cache.clear();
             }
@@ -524,7 +526,7 @@ impl WebConfigWatcher {
 
     /// The configuration in force.
     pub fn current(&self) -> Arc<WebConfig> {
-        self.current.read().unwrap().clone()
+        self.current.read_unpoisoned().clone()
     }
 
     /// Re-reads the file if its contents changed; a broken file keeps the
@@ -541,16 +543,16 @@ impl WebConfigWatcher {
             }
         };
         {
-            let last = self.last_text.lock().unwrap();
+            let last = self.last_text.lock_unpoisoned();
             if last.as_deref() == Some(text.as_str()) {
                 return false;
             }
         }
         let parsed = WebConfig::parse(&text, path);
-        *self.last_text.lock().unwrap() = Some(text);
+        *self.last_text.lock_unpoisoned() = Some(text);
         match parsed {
             Ok(cfg) => {
-                *self.current.write().unwrap() = Arc::new(cfg);
+                *self.current.write_unpoisoned() = Arc::new(cfg);
                 tracing::info!(file = %path.display(), "web config reloaded");
                 true
             }

@@ -7,7 +7,6 @@
 
 mod collector;
 mod metrics;
-mod pool;
 mod read;
 mod state;
 mod xid;
@@ -83,7 +82,7 @@ fn main() -> ExitCode {
             dcgm_compat: cli.dcgm_compat.then(hostname),
         };
         let mut registry = Registry::new("nvidia_gpu");
-        registry.register(Arc::new(NvmlCollector::new(state, xid, opts)?));
+        registry.register(Arc::new(NvmlCollector::new(state, xid, opts)));
         Ok(Exporter {
             name: "oxmon-gpu",
             description: "Prometheus exporter for NVIDIA GPUs (NVML).",

@@ -17,6 +17,7 @@ use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
+use oxmon_core::sync::LockExt;
 
 use crate::metrics::*;
 
@@ -44,7 +45,7 @@ pub struct Logged(Mutex<HashSet<(String, &'static str)>>);
 
 impl Logged {
     fn first(&self, uuid: &str, field: &'static str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.0.lock_unpoisoned();
         seen.insert((uuid.to_string(), field))
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
+use oxmon_core::blocking::{Lane, LaneError};
+use oxmon_core::sync::LockExt;
 use tokio::time::Instant;
 
 use crate::metrics::System;
@@ -41,7 +43,6 @@ struct Inner {
     logged: Option<String>,
     backoff: Duration,
     next_retry: Instant,
-    initialising: bool,
 }
 
 /// Owns the NVML handle across scrapes.
@@ -49,6 +50,8 @@ pub struct NvmlState {
     lib_path: Option<PathBuf>,
     xid: Arc<XidCounters>,
     inner: Mutex<Inner>,
+    /// Initialisations run here: one at a time, even when one hangs.
+    init_lane: Lane,
 }
 
 impl NvmlState {
@@ -64,19 +67,18 @@ impl NvmlState {
                 logged: None,
                 backoff: BACKOFF_MIN,
                 next_retry: Instant::now(),
-                initialising: false,
             }),
+            init_lane: Lane::new("NVML initialisation"),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock_unpoisoned()
     }
 
-    /// Initialises synchronously (at start-up, so the log says at once
-    /// whether GPUs were found).
+    /// Initialises synchronously (at start-up, before any scrape, so the
+    /// log says at once whether GPUs were found).
     pub fn init_now(self: &Arc<Self>) {
-        self.lock().initialising = true;
         let result = self.init();
         self.finish(result);
     }
@@ -85,23 +87,22 @@ impl NvmlState {
     /// down and the back-off has passed. Waits for an initialisation at
     /// most until `deadline` (it goes on in the background).
     pub async fn get(self: &Arc<Self>, deadline: Instant) -> (Option<Arc<Up>>, Option<String>) {
-        let start = {
-            let mut inner = self.lock();
-            let due =
-                inner.down.is_some() && Instant::now() >= inner.next_retry && !inner.initialising;
-            if due {
-                inner.initialising = true;
-            }
-            due
+        let due = {
+            let inner = self.lock();
+            inner.down.is_some() && Instant::now() >= inner.next_retry
         };
-        if start {
+        if due {
             let me = self.clone();
-            let task = tokio::task::spawn_blocking(move || {
+            let init = move || {
                 let result = me.init();
                 me.finish(result);
-            });
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                tracing::debug!("NVML initialisation still running at the scrape deadline");
+            };
+            match self.init_lane.run(deadline, init).await {
+                Ok(()) => {}
+                Err(LaneError::Busy { .. } | LaneError::TimedOut { .. }) => {
+                    tracing::debug!("NVML initialisation still running at the scrape deadline");
+                }
+                Err(e) => tracing::warn!(err = %e, "NVML initialisation failed"),
             }
         }
         let inner = self.lock();
@@ -150,7 +151,6 @@ impl NvmlState {
 
     fn finish(&self, result: Result<Up, String>) {
         let mut inner = self.lock();
-        inner.initialising = false;
         match result {
             Ok(up) => {
                 inner.current = Some(Arc::new(up));

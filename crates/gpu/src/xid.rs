@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{EventSet, Nvml};
+use oxmon_core::sync::LockExt;
 
 use crate::metrics::XidReading;
 
@@ -27,7 +28,7 @@ impl XidCounters {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.0.lock_unpoisoned();
         let entry = all.entry(uuid.to_string()).or_insert_with(|| XidReading {
             uuid: uuid.to_string(),
             ..Default::default()
@@ -46,7 +47,7 @@ impl XidCounters {
 
     /// A copy of the counts.
     pub fn snapshot(&self) -> Vec<XidReading> {
-        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let all = self.0.lock_unpoisoned();
         all.values().cloned().collect()
     }
 }

@@ -918,6 +918,69 @@ fn slow_gpu_does_not_hold_back_the_others() {
 }
 
 #[test]
+fn hung_gpu_leaves_health_checks_and_other_gpus_alone() {
+    let mut hung = t4();
+    // Every call on this GPU takes a minute: a driver call that hangs.
+    hung["delay_ms"] = json!(60_000);
+    let fake = Fake::new(&config(vec![a100(), hung]));
+    let mut p = fake.start(&[]);
+    let scrape = || {
+        let started = Instant::now();
+        // Prometheus' 2 s timeout minus the default 0.5 s offset: 1.5 s.
+        let r = p.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+        (r, started.elapsed())
+    };
+    let (first, probes) = std::thread::scope(|s| {
+        let scraping = s.spawn(scrape);
+        std::thread::sleep(Duration::from_millis(300));
+        let probes: Vec<Duration> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(p.get("/-/healthy").status, 200);
+                let took = t.elapsed();
+                std::thread::sleep(Duration::from_millis(100));
+                took
+            })
+            .collect();
+        (scraping.join().unwrap(), probes)
+    });
+    let slowest = probes.iter().max().unwrap();
+    assert!(
+        *slowest < Duration::from_millis(100),
+        "/-/healthy during a scrape: {probes:?}"
+    );
+    let (r, took) = first;
+    assert_eq!(r.status, 200);
+    assert!(took < Duration::from_secs(4), "scrape took {took:?}");
+    let m = parse(&r.body);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "0")]),
+        64.0
+    );
+    assert!(m
+        .value("nvidia_gpu_temperature_celsius", &[("gpu", "1")])
+        .is_none());
+
+    // The hung read still holds GPU 1's lane: the next scrape skips that
+    // GPU at once instead of starting another read behind it.
+    let (r, took) = scrape();
+    assert!(took < Duration::from_secs(1), "second scrape took {took:?}");
+    let m = parse(&r.body);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "0")]),
+        64.0
+    );
+    assert!(p
+        .log()
+        .contains("the previous read of this GPU has not returned"));
+    // The stuck thread does not keep the exporter from exiting.
+    let stopping = Instant::now();
+    let status = p.stop();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn promtool_accepts_the_output() {
     let promtool = require_program("promtool", "prometheus");
     let mut cfg = two_gpus();

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oxmon_core::logging::{FailureLog, FailureSubject};
+use oxmon_core::sync::LockExt;
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
 
@@ -42,6 +44,8 @@ pub struct DbConn {
     tls: Option<RustlsMakeTls>,
     session_sql: String,
     state: tokio::sync::Mutex<State>,
+    /// Logs a failure once, not every scrape while it repeats.
+    failures: FailureLog,
 }
 
 impl DbConn {
@@ -107,6 +111,7 @@ impl DbConn {
             tls,
             session_sql,
             state: tokio::sync::Mutex::new(State::Idle),
+            failures: FailureLog::new(FailureSubject::Target),
         }
     }
 
@@ -129,15 +134,14 @@ impl DbConn {
         };
         match result {
             Ok(live) => {
+                self.failures.succeeded(&self.label);
                 let live = Arc::new(live);
                 *state = State::Live(live.clone());
                 Ok(live)
             }
             Err(e) => {
                 let msg = e.to_string();
-                if !matches!(&*state, State::Failed { err, .. } if *err == msg) {
-                    tracing::warn!(target_db = %self.label, err = %msg, "connecting to PostgreSQL failed");
-                }
+                self.failures.failed(&self.label, &msg);
                 *state = State::Failed {
                     at: Instant::now(),
                     err: msg,
@@ -231,12 +235,12 @@ impl Live {
     pub async fn query(&self, sql: &'static str, deadline: Instant) -> Result<Vec<Row>, Error> {
         let guard = CancelGuard::new(self);
         let run = async {
-            let cached = self.statements.lock().unwrap().get(sql).cloned();
+            let cached = self.statements.lock_unpoisoned().get(sql).cloned();
             let stmt = match cached {
                 Some(s) => s,
                 None => {
                     let s = self.client.prepare(sql).await?;
-                    self.statements.lock().unwrap().insert(sql, s.clone());
+                    self.statements.lock_unpoisoned().insert(sql, s.clone());
                     s
                 }
             };
@@ -249,7 +253,7 @@ impl Live {
             }
             Ok(Err(e)) => {
                 guard.disarm();
-                self.statements.lock().unwrap().remove(sql);
+                self.statements.lock_unpoisoned().remove(sql);
                 Err(format!("{}: {}", self.label, describe(&e)).into())
             }
             Err(_) => Err(format!(
@@ -373,16 +377,8 @@ impl Drop for CancelGuard {
     }
 }
 
-/// A float8 column (NaN for NULL).
-pub fn f(row: &Row, idx: usize) -> f64 {
-    row.try_get::<_, Option<f64>>(idx)
-        .ok()
-        .flatten()
-        .unwrap_or(f64::NAN)
-}
-
 /// A text column ("" for NULL).
-pub fn s(row: &Row, idx: usize) -> String {
+pub fn text_col(row: &Row, idx: usize) -> String {
     row.try_get::<_, Option<String>>(idx)
         .ok()
         .flatten()

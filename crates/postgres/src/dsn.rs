@@ -494,6 +494,115 @@ impl Sources {
     }
 }
 
+/// The `DATA_SOURCE_*` flags and environment variables (no `Debug`: they
+/// hold secrets).
+#[derive(clap::Args)]
+pub struct SourceArgs {
+    /// Connection string(s): postgresql:// URIs or key=value, comma separated.
+    #[arg(
+        long = "data-source-name",
+        env = "DATA_SOURCE_NAME",
+        hide_env_values = true
+    )]
+    data_source_name: Option<String>,
+    /// File holding DATA_SOURCE_NAME.
+    #[arg(
+        long = "data-source-name-file",
+        env = "DATA_SOURCE_NAME_FILE",
+        hide_env_values = true
+    )]
+    data_source_name_file: Option<PathBuf>,
+    /// host:port/db?params (comma separated), used with the user and password below.
+    #[arg(
+        long = "data-source-uri",
+        env = "DATA_SOURCE_URI",
+        hide_env_values = true
+    )]
+    data_source_uri: Option<String>,
+    /// File holding DATA_SOURCE_URI.
+    #[arg(
+        long = "data-source-uri-file",
+        env = "DATA_SOURCE_URI_FILE",
+        hide_env_values = true
+    )]
+    data_source_uri_file: Option<PathBuf>,
+    /// User for DATA_SOURCE_URI.
+    #[arg(
+        long = "data-source-user",
+        env = "DATA_SOURCE_USER",
+        hide_env_values = true
+    )]
+    data_source_user: Option<String>,
+    /// File holding DATA_SOURCE_USER.
+    #[arg(
+        long = "data-source-user-file",
+        env = "DATA_SOURCE_USER_FILE",
+        hide_env_values = true
+    )]
+    data_source_user_file: Option<PathBuf>,
+    /// Password for DATA_SOURCE_URI (prefer the file or the environment: flags show in ps).
+    #[arg(
+        long = "data-source-pass",
+        env = "DATA_SOURCE_PASS",
+        hide_env_values = true
+    )]
+    data_source_pass: Option<String>,
+    /// File holding DATA_SOURCE_PASS.
+    #[arg(
+        long = "data-source-pass-file",
+        env = "DATA_SOURCE_PASS_FILE",
+        hide_env_values = true
+    )]
+    data_source_pass_file: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The DSNs to monitor (see [`Sources::dsns`]); each `*_FILE` is read
+    /// when its value is not given.
+    pub fn dsns(self) -> Result<Vec<Dsn>, String> {
+        let sources = Sources {
+            name: pick(
+                self.data_source_name,
+                self.data_source_name_file,
+                "DATA_SOURCE_NAME_FILE",
+            )?
+            .map(Secret::new),
+            uri: pick(
+                self.data_source_uri,
+                self.data_source_uri_file,
+                "DATA_SOURCE_URI_FILE",
+            )?,
+            user: pick(
+                self.data_source_user,
+                self.data_source_user_file,
+                "DATA_SOURCE_USER_FILE",
+            )?,
+            pass: pick(
+                self.data_source_pass,
+                self.data_source_pass_file,
+                "DATA_SOURCE_PASS_FILE",
+            )?
+            .map(Secret::new),
+        };
+        sources.dsns().map_err(|e| e.to_string())
+    }
+}
+
+/// A value, else the content of its file.
+fn pick(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    what: &str,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(v), _) if !v.is_empty() => Ok(Some(v)),
+        (_, Some(f)) => read_secret_file(&f)
+            .map(Some)
+            .map_err(|e| format!("{what}: {e}")),
+        _ => Ok(None),
+    }
+}
+
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty())
 }

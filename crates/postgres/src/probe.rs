@@ -22,22 +22,26 @@
 //!
 //! Without an allow-list every target is refused (403): `/probe` would
 //! otherwise let anyone who reaches the exporter make it connect anywhere
-//! and hand it stored credentials. Host patterns match the name as given;
-//! CIDRs match every address the name resolves to, and the connection is
-//! then pinned to the checked address, so a DNS answer that changes between
-//! check and connect cannot redirect it.
+//! and hand it stored credentials. The list is checked by core's
+//! multi-target guard (`oxmon_core::target_guard`): host globs match the
+//! name as given (`*` and `?` never cross a `.`); CIDRs match every address
+//! the name resolves to (within 5 s), and the connection is then pinned to
+//! the checked address, so a DNS answer that changes between check and
+//! connect cannot redirect it. Each target's registry (its connections and
+//! collector state) is kept in the guard's bounded cache.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use oxmon_core::collector::BoxFuture;
+use oxmon_core::target_guard::{AllowList, Allowed, Refused, Target as GuardTarget, TargetCache};
 use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest};
 use serde::Deserialize;
 
-use crate::collectors::{self, Kind};
+use crate::collectors::{self, Monitored};
 use crate::dsn::{Dsn, Secret};
 use crate::target::{Options, Target};
 
@@ -83,25 +87,11 @@ pub struct AuthModule {
     options: Vec<(String, String)>,
 }
 
-/// One allow-list entry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Allowed {
-    /// A host glob (`*` and `?`), with an optional port.
-    Host {
-        /// Lower-case glob.
-        pattern: String,
-        /// Port, if restricted.
-        port: Option<u16>,
-    },
-    /// A network the resolved address must be in.
-    Net(ipnet::IpNet),
-}
-
 /// The parsed config file.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeConfig {
     modules: HashMap<String, AuthModule>,
-    allowed: Vec<Allowed>,
+    allowed: AllowList,
 }
 
 impl ProbeConfig {
@@ -159,21 +149,34 @@ impl ProbeConfig {
                 .map_err(|e| format!("config file {path}: auth module {name:?}: {e}"))?;
             modules.insert(name, module);
         }
-        let allowed = raw
-            .probe
-            .allowed_targets
-            .iter()
-            .map(|s| {
-                parse_allowed(s)
-                    .map_err(|e| format!("config file {path}: probe.allowed_targets {s:?}: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
+        let allowed = AllowList::parse(raw.probe.allowed_targets.iter().map(String::as_str))
+            .map_err(|e| format!("config file {path}: probe.allowed_targets: {e}"))?;
         Ok(ProbeConfig { modules, allowed })
     }
 
     /// Whether the allow-list has entries.
     pub fn has_allow_list(&self) -> bool {
         !self.allowed.is_empty()
+    }
+
+    /// Checks a target against the allow-list (resolving its name within
+    /// `dns_timeout` where a CIDR entry needs it); returns the address to
+    /// pin the connection to, or why it is refused.
+    pub async fn check(
+        &self,
+        t: &ProbeTarget,
+        dns_timeout: Duration,
+    ) -> Result<Option<IpAddr>, String> {
+        match self
+            .allowed
+            .check(&GuardTarget::tcp(&t.host, t.port), dns_timeout)
+            .await
+        {
+            Ok(Allowed::ByName) => Ok(None),
+            Ok(Allowed::ByAddress(addr)) => Ok(Some(addr.ip())),
+            Err(Refused::NoAllowList) => Err("no probe targets are allowed: add probe.allowed_targets (host patterns or CIDRs) to the --config.file".into()),
+            Err(refused) => Err(refused.to_string()),
+        }
     }
 }
 
@@ -202,78 +205,6 @@ impl AuthModule {
         }
         Ok(dsn)
     }
-}
-
-fn parse_allowed(s: &str) -> Result<Allowed, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty entry".into());
-    }
-    if let Ok(net) = s.parse::<ipnet::IpNet>() {
-        return Ok(Allowed::Net(net));
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(Allowed::Net(ipnet::IpNet::from(ip)));
-    }
-    let (host, port) = split_host_port(s)?;
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.*?_:".contains(c))
-    {
-        return Err(
-            "expected a host pattern like db-*.internal[:5432] or a CIDR like 10.0.0.0/8".into(),
-        );
-    }
-    Ok(Allowed::Host {
-        pattern: host.to_ascii_lowercase(),
-        port,
-    })
-}
-
-/// Splits `host[:port]` / `[v6][:port]`.
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or("unterminated [")?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().map_err(|_| "bad port")?),
-            None if after.is_empty() => None,
-            None => return Err("unexpected text after ]".into()),
-        };
-        return Ok((h.to_owned(), port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((
-            h.to_owned(),
-            Some(p.parse().map_err(|_| "bad port".to_string())?),
-        )),
-        _ => Ok((s.to_owned(), None)),
-    }
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 /// A parsed probe target.
@@ -327,54 +258,6 @@ pub fn parse_target(s: &str) -> Result<ProbeTarget, String> {
     })
 }
 
-/// Checks a target against the allow-list; returns the address to pin
-/// the connection to (for CIDR matches), or why it is refused.
-pub async fn check_allowed(allowed: &[Allowed], t: &ProbeTarget) -> Result<Option<IpAddr>, String> {
-    if allowed.is_empty() {
-        return Err("no probe targets are allowed: add probe.allowed_targets (host patterns or CIDRs) to the --config.file".into());
-    }
-    let host = t.host.to_ascii_lowercase();
-    for a in allowed {
-        if let Allowed::Host { pattern, port } = a {
-            if glob(pattern, &host) && port.is_none_or(|p| p == t.port) {
-                return Ok(None);
-            }
-        }
-    }
-    let nets: Vec<&ipnet::IpNet> = allowed
-        .iter()
-        .filter_map(|a| match a {
-            Allowed::Net(n) => Some(n),
-            _ => None,
-        })
-        .collect();
-    if nets.is_empty() {
-        return Err(format!(
-            "target {}:{} is not in probe.allowed_targets",
-            t.host, t.port
-        ));
-    }
-    let addrs: Vec<IpAddr> = match t.host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((t.host.as_str(), t.port))
-            .await
-            .map_err(|e| format!("resolving {}: {e}", t.host))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    if addrs.is_empty() {
-        return Err(format!("{} resolves to no address", t.host));
-    }
-    if addrs.iter().all(|ip| nets.iter().any(|n| n.contains(ip))) {
-        Ok(Some(addrs[0]))
-    } else {
-        Err(format!(
-            "target {}:{} resolves outside probe.allowed_targets",
-            t.host, t.port
-        ))
-    }
-}
-
 fn strength(mode: crate::dsn::SslMode) -> u8 {
     use crate::dsn::SslMode::*;
     match mode {
@@ -386,32 +269,33 @@ fn strength(mode: crate::dsn::SslMode) -> u8 {
     }
 }
 
-struct Cached {
-    registry: Arc<Registry>,
-    used: Instant,
-}
-
 /// The `/probe` route.
 pub struct ProbeRoute {
     config: ProbeConfig,
     opts: Arc<Options>,
-    kinds: Vec<Kind>,
-    cache: Mutex<HashMap<String, Cached>>,
+    collectors: collectors::Config,
+    cache: TargetCache<Arc<Registry>>,
 }
 
 /// Idle probe targets are forgotten (and their connections closed) after this.
 const IDLE: Duration = Duration::from_secs(300);
 /// At most this many probe targets keep connections.
 const MAX_CACHED: usize = 256;
+/// Longest wait for a target name to resolve (when a CIDR entry needs it).
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ProbeRoute {
     /// Builds the route.
-    pub fn new(config: ProbeConfig, opts: Arc<Options>, kinds: Vec<Kind>) -> ProbeRoute {
+    pub fn new(
+        config: ProbeConfig,
+        opts: Arc<Options>,
+        collectors: collectors::Config,
+    ) -> ProbeRoute {
         ProbeRoute {
             config,
             opts,
-            kinds,
-            cache: Mutex::new(HashMap::new()),
+            collectors,
+            cache: TargetCache::new(MAX_CACHED, IDLE),
         }
     }
 
@@ -429,20 +313,17 @@ impl ProbeRoute {
                 HttpError::bad_request(format!("unknown auth_module {module_name:?}"))
             })?)
         };
-        let pin = check_allowed(&self.config.allowed, &target)
+        let pin = self
+            .config
+            .check(&target, req.ctx.remaining().min(DNS_TIMEOUT))
             .await
             .map_err(HttpError::forbidden)?;
         let key = format!(
             "{}|{}|{}|{}|{:?}|{:?}",
             target.host, target.port, target.dbname, module_name, target.params, pin
         );
-        {
-            let mut cache = self.cache.lock().unwrap();
-            cache.retain(|_, c| c.used.elapsed() < IDLE);
-            if let Some(c) = cache.get_mut(&key) {
-                c.used = Instant::now();
-                return Ok(c.registry.clone());
-            }
+        if let Some(registry) = self.cache.get(&key) {
+            return Ok(registry);
         }
         let mut dsn = Dsn {
             host: target.host.clone(),
@@ -480,27 +361,10 @@ impl ProbeRoute {
             message: e,
         })?;
         let registry = Arc::new(collectors::registry(
-            &self.kinds,
-            Arc::new(vec![Arc::new(t)]),
+            &self.collectors,
+            &[Arc::new(Monitored::new(t))],
         ));
-        let mut cache = self.cache.lock().unwrap();
-        if cache.len() >= MAX_CACHED {
-            if let Some(oldest) = cache
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(
-            key,
-            Cached {
-                registry: registry.clone(),
-                used: Instant::now(),
-            },
-        );
-        Ok(registry)
+        Ok(self.cache.insert(key, registry))
     }
 }
 
@@ -514,7 +378,7 @@ impl Route for ProbeRoute {
             registry
                 .gather(&req.ctx, None)
                 .await
-                .map_err(HttpError::bad_request)
+                .map_err(|e| HttpError::bad_request(e.to_string()))
         })
     }
 }
@@ -530,7 +394,7 @@ mod tests {
             "auth_modules:\n  m:\n    type: userpass\n    userpass: {username: u, password: p}\n    options: {sslmode: require}\nprobe:\n  allowed_targets: ['db-*.internal:5432', '10.0.0.0/8', '::1']\n",
         )
         .unwrap();
-        assert_eq!(c.allowed.len(), 3);
+        assert!(c.has_allow_list());
         let d = c.modules["m"].apply(Dsn::default()).unwrap();
         assert_eq!(d.sslmode, crate::dsn::SslMode::Require);
         assert_eq!(d.password.unwrap().expose(), "p");
@@ -569,37 +433,33 @@ mod tests {
 
     #[tokio::test]
     async fn allow_list_checks_names_ports_and_addresses() {
-        let allowed: Vec<Allowed> = ["db-*.internal:5432", "10.0.0.0/8", "127.0.0.1"]
-            .iter()
-            .map(|s| parse_allowed(s).unwrap())
-            .collect();
-        let t = |s: &str| parse_target(s).unwrap();
+        let config = ProbeConfig::parse(
+            "pg.yml",
+            "probe:\n  allowed_targets: ['db-*.internal:5432', '10.0.0.0/8', '127.0.0.1']\n",
+        )
+        .unwrap();
+        let check = |s: &str| {
+            let t = parse_target(s).unwrap();
+            let config = &config;
+            async move { config.check(&t, Duration::from_secs(2)).await }
+        };
+        assert_eq!(check("DB-7.internal:5432").await, Ok(None));
+        assert!(check("db-7.internal:5433").await.is_err());
+        assert!(check("db.internal").await.is_err());
+        // A glob's * stays within one name label.
+        assert!(check("db-7.eu.internal:5432").await.is_err());
         assert_eq!(
-            check_allowed(&allowed, &t("DB-7.internal:5432")).await,
-            Ok(None)
-        );
-        assert!(check_allowed(&allowed, &t("db-7.internal:5433"))
-            .await
-            .is_err());
-        assert!(check_allowed(&allowed, &t("db.internal")).await.is_err());
-        assert_eq!(
-            check_allowed(&allowed, &t("10.2.3.4:6000")).await,
+            check("10.2.3.4:6000").await,
             Ok(Some("10.2.3.4".parse().unwrap()))
         );
-        assert!(check_allowed(&allowed, &t("192.168.1.1")).await.is_err());
-        assert_eq!(
-            check_allowed(&allowed, &t("localhost:5432"))
-                .await
-                .map(|p| p.is_some()),
-            // localhost may also resolve to ::1, which is not allowed: refused.
-            check_allowed(&allowed, &t("localhost:5432"))
-                .await
-                .map(|_| true)
-        );
-        assert!(check_allowed(&[], &t("db-1.internal"))
+        assert!(check("192.168.1.1").await.is_err());
+        let e = ProbeConfig::default()
+            .check(
+                &parse_target("db-1.internal").unwrap(),
+                Duration::from_secs(1),
+            )
             .await
-            .unwrap_err()
-            .contains("allowed_targets"));
-        assert!(glob("a*b?c", "axxbyc") && !glob("a*b", "ab-") && glob("*", ""));
+            .unwrap_err();
+        assert!(e.contains("probe.allowed_targets"), "{e}");
     }
 }

@@ -16,23 +16,17 @@
 //! (text mapped through `metric_mapping`), DURATION (an interval, as
 //! `<prefix>_<column>_milliseconds`), LABEL or DISCARD; a numeric column the
 //! file does not describe is exposed untyped, as postgres_exporter does.
-//! Every series has the `server` label. With `--auto-discover-databases`,
-//! queries without `master: true` run in every database.
-//!
-//! Queries run over their own connection per database, so a slow query
-//! never holds up the built-in collectors, and are cut (and cancelled on
-//! the server) at the scrape deadline.
+//! Every series has the `server` label. This module reads the file and
+//! maps result rows; `collectors::custom_queries` runs the queries.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oxmon_core::metrics::LabelName;
-use oxmon_core::{MetricFamily, MetricType, ScrapeContext};
+use oxmon_core::{MetricFamily, MetricType};
 use serde::Deserialize;
 use sha2::Digest;
-
-use crate::target::Target;
 
 /// How a column is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -281,75 +275,6 @@ impl VersionRange {
                 Op::Ne => v != *want,
             })
         })
-    }
-}
-
-/// Runs the user queries for one target.
-pub async fn collect(
-    t: &Target,
-    ctx: &ScrapeContext,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let Some(uq) = t.opts.queries.clone() else {
-        return Ok(());
-    };
-    let main_db = t.dsn.database().to_owned();
-    let mut other_dbs = Vec::new();
-    if t.opts.auto_discover_databases && uq.queries.iter().any(|q| !q.master) {
-        other_dbs = t
-            .databases(ctx)
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .filter(|d| *d != main_db)
-            .collect();
-    }
-    let deadline = Target::query_deadline(ctx);
-    let mut jobs = Vec::new();
-    for q in &uq.queries {
-        jobs.push((main_db.clone(), q));
-        if !q.master {
-            jobs.extend(other_dbs.iter().map(|d| (d.clone(), q)));
-        }
-    }
-    let runs = jobs.into_iter().map(|(db, q)| async move {
-        let key = (db.clone(), q.name.clone());
-        if !q.cache.is_zero() {
-            if let Some((at, fams)) = t.query_cache.lock().unwrap().get(&key) {
-                if at.elapsed() < q.cache {
-                    return Ok(fams.clone());
-                }
-            }
-        }
-        let live = t.user_query_conn(&db).get(deadline).await?;
-        if !q.runonserver.matches(live.version_num) {
-            return Ok(Vec::new());
-        }
-        let (columns, rows) = live
-            .simple_query(&q.query, deadline)
-            .await
-            .map_err(|e| format!("query {:?}: {e}", q.name))?;
-        let fams = to_families(q, &t.server, &columns, &rows);
-        if !q.cache.is_zero() {
-            t.query_cache
-                .lock()
-                .unwrap()
-                .insert(key, (Instant::now(), fams.clone()));
-        }
-        Ok::<_, crate::conn::Error>(fams)
-    });
-    let results = futures_util::future::join_all(runs).await;
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(f) => out.extend(f),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; ").into())
     }
 }
 

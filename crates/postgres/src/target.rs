@@ -1,23 +1,23 @@
 //! A monitored server: its main connection (the DSN's database), one
 //! connection per other database for the per-database collectors, a
 //! separate connection for user queries (so a slow custom query never
-//! blocks the built-in ones), and the caches that make scrapes cheap.
+//! blocks the built-in ones), and the list of databases the per-database
+//! collectors visit. What collectors remember lives with the collectors.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use oxmon_core::{MetricFamily, ScrapeContext};
+use oxmon_core::sync::LockExt;
+use oxmon_core::{parse_duration, ScrapeContext};
 use tokio::time::Instant;
 
-use crate::conn::{DbConn, Error, Live, SessionSettings};
+use crate::conn::{text_col, DbConn, Error, Live, SessionSettings};
 use crate::dsn::Dsn;
-use crate::queries::UserQueries;
 use crate::tls::RustlsMakeTls;
 
-/// Settings shared by all targets.
+/// How every target connects, and which databases it visits.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Session timeouts.
@@ -26,42 +26,47 @@ pub struct Options {
     pub include_databases: Vec<String>,
     /// Per-database collectors never visit these.
     pub exclude_databases: Vec<String>,
-    /// Run non-`master` user queries in every database too.
-    pub auto_discover_databases: bool,
-    /// Longest time a cached pg_settings result is reused.
-    pub settings_max_age: Duration,
-    /// pg_stat_statements: the top-N queries built from the flags.
-    pub stat_statements: crate::collectors::stat_statements::Queries,
-    /// pg_stat_statements: add the query text mapping.
-    pub stat_statements_include_query: bool,
-    /// Whether `pg_up` and the exporter metrics carry a `server` label
-    /// (several targets, or `/probe`).
-    pub label_up: bool,
-    /// Parsed user queries, if a file was given.
-    pub queries: Option<Arc<UserQueries>>,
 }
 
-impl Options {
-    /// Whether a per-database collector visits `db`.
-    pub fn database_allowed(&self, db: &str) -> bool {
-        (self.include_databases.is_empty() || self.include_databases.iter().any(|d| d == db))
-            && !self.exclude_databases.iter().any(|d| d == db)
+/// The connection and database-selection flags.
+#[derive(clap::Args)]
+pub struct ConnectionArgs {
+    /// Databases the per-database collectors skip (comma separated).
+    #[arg(
+        long = "exclude-databases",
+        env = "PG_EXPORTER_EXCLUDE_DATABASES",
+        value_delimiter = ','
+    )]
+    exclude_databases: Vec<String>,
+    /// Only these databases for the per-database collectors (comma separated; empty: all).
+    #[arg(
+        long = "include-databases",
+        env = "PG_EXPORTER_INCLUDE_DATABASES",
+        value_delimiter = ','
+    )]
+    include_databases: Vec<String>,
+    /// statement_timeout for the exporter's sessions (a safety net; queries are also cancelled at the scrape deadline).
+    #[arg(long = "pg.statement-timeout", default_value = "15s", value_parser = parse_duration)]
+    statement_timeout: Duration,
+    /// lock_timeout for the exporter's sessions, so a catalog lock never stalls a scrape.
+    #[arg(long = "pg.lock-timeout", default_value = "1s", value_parser = parse_duration)]
+    lock_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    /// The options every target is built with.
+    pub fn options(self) -> Options {
+        let named = |list: Vec<String>| list.into_iter().filter(|d| !d.is_empty()).collect();
+        Options {
+            session: SessionSettings {
+                statement_timeout: self.statement_timeout,
+                lock_timeout: self.lock_timeout,
+            },
+            include_databases: named(self.include_databases),
+            exclude_databases: named(self.exclude_databases),
+        }
     }
 }
-
-/// Cached pg_settings families, valid while the configuration load time
-/// and recovery state are unchanged.
-pub struct SettingsCache {
-    /// `(pg_conf_load_time epoch, in recovery)`.
-    pub key: (f64, bool),
-    /// When it was filled.
-    pub at: std::time::Instant,
-    /// `(family name, help, value)` of every numeric setting.
-    pub values: Vec<(&'static str, &'static str, f64)>,
-}
-
-/// A cached user query result and when it was read.
-pub type CachedResult = (std::time::Instant, Vec<MetricFamily>);
 
 /// One monitored PostgreSQL server.
 pub struct Target {
@@ -69,26 +74,13 @@ pub struct Target {
     pub server: String,
     /// Connection settings (the password stays inside).
     pub dsn: Dsn,
-    /// Shared options.
-    pub opts: Arc<Options>,
+    opts: Arc<Options>,
     hostaddr: Option<IpAddr>,
     tls: Option<RustlsMakeTls>,
     main: Arc<DbConn>,
     custom: OnceLock<Arc<DbConn>>,
     per_db: Mutex<HashMap<String, Arc<DbConn>>>,
     db_list: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
-    /// The instance row of the scrape in progress, by deadline.
-    pub instance: Mutex<Option<(Instant, crate::collectors::instance::Shared)>>,
-    /// pg_settings cache.
-    pub settings: Mutex<Option<SettingsCache>>,
-    /// User query result cache: `(database, query name)` → families.
-    pub query_cache: Mutex<HashMap<(String, String), CachedResult>>,
-    /// Collector failures since the last `up` collection.
-    pub failures: AtomicU64,
-    /// Scrapes seen.
-    pub scrapes: AtomicU64,
-    /// `(start, end)` of the last scrape, in ms since `epoch`.
-    pub last_scrape: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 const DB_LIST_TTL: Duration = Duration::from_secs(60);
@@ -117,12 +109,6 @@ impl Target {
             custom: OnceLock::new(),
             per_db: Mutex::new(HashMap::new()),
             db_list: tokio::sync::Mutex::new(None),
-            instance: Mutex::new(None),
-            settings: Mutex::new(None),
-            query_cache: Mutex::new(HashMap::new()),
-            failures: AtomicU64::new(0),
-            scrapes: AtomicU64::new(0),
-            last_scrape: Mutex::new((None, None)),
         })
     }
 
@@ -131,6 +117,14 @@ impl Target {
     pub fn query_deadline(ctx: &ScrapeContext) -> Instant {
         let margin = (ctx.remaining() / 20).min(Duration::from_millis(100));
         ctx.deadline - margin
+    }
+
+    /// Whether `--include-databases` / `--exclude-databases` let the
+    /// per-database collectors visit `db`.
+    pub fn includes_database(&self, db: &str) -> bool {
+        (self.opts.include_databases.is_empty()
+            || self.opts.include_databases.iter().any(|d| d == db))
+            && !self.opts.exclude_databases.iter().any(|d| d == db)
     }
 
     /// The main connection.
@@ -163,7 +157,7 @@ impl Target {
         if db == self.dsn.database() {
             return self.main.clone();
         }
-        let mut map = self.per_db.lock().unwrap();
+        let mut map = self.per_db.lock_unpoisoned();
         map.entry(db.to_owned())
             .or_insert_with(|| {
                 Arc::new(DbConn::new(
@@ -200,12 +194,11 @@ impl Target {
                 .await?;
             let names: Vec<String> = rows
                 .iter()
-                .map(|r| crate::conn::s(r, 0))
-                .filter(|d| self.opts.database_allowed(d))
+                .map(|r| text_col(r, 0))
+                .filter(|d| self.includes_database(d))
                 .collect();
             self.per_db
-                .lock()
-                .unwrap()
+                .lock_unpoisoned()
                 .retain(|db, _| names.iter().any(|n| n == db));
             *cached = Some((Instant::now(), names));
         }
@@ -218,14 +211,5 @@ impl Target {
                 (db, c)
             })
             .collect())
-    }
-
-    /// Counts a failed collector for `pg_exporter_last_scrape_error`.
-    pub fn record(&self, ok: bool) {
-        if !ok {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut last = self.last_scrape.lock().unwrap();
-        last.1 = Some(Instant::now());
     }
 }

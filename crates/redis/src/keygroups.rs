@@ -19,12 +19,11 @@
 use std::collections::HashMap;
 
 use oxmon_core::MetricFamily;
-use redis::aio::MultiplexedConnection;
 use redis::Value;
-use tokio::time::Instant;
 
-use crate::keys::{as_int, as_text, is_fatal, over, query, select, KeyError};
+use crate::keyspace::{is_fatal, KeyError, Keyspace};
 use crate::names::Names;
+use crate::reply::{as_int, as_text};
 
 /// Groups one SCAN batch server-side. ARGV: cursor, count, patterns...
 /// Returns `{next_cursor, {{group, keys, bytes}, ...}}`.
@@ -63,8 +62,6 @@ pub struct KeyGroups {
     pub patterns: Vec<String>,
     /// Groups shown per database before the rest go to `overflow`.
     pub max_distinct: usize,
-    /// Keys per SCAN batch (`--check-keys-batch-size`).
-    pub batch: u64,
 }
 
 /// Parses `--check-key-groups`: comma-separated, blanks dropped.
@@ -79,28 +76,21 @@ pub fn parse_patterns(s: &str) -> Vec<String> {
 /// `(group, keys, bytes)` totals of one database.
 type Totals = HashMap<String, (i64, i64)>;
 
-async fn scan_db(
-    conn: &mut MultiplexedConnection,
-    db: i64,
-    groups: &KeyGroups,
-    cluster: bool,
-    deadline: Instant,
-) -> Result<Totals, KeyError> {
+async fn scan_db(ks: &mut Keyspace<'_>, db: i64, groups: &KeyGroups) -> Result<Totals, KeyError> {
     let mut totals = Totals::new();
     let mut cursor = "0".to_string();
     loop {
-        over(deadline)?;
-        let mut pipe = redis::pipe();
-        select(&mut pipe, db, cluster);
+        ks.check_time()?;
+        let mut pipe = ks.pipeline(db);
         pipe.cmd("EVAL")
             .arg(SCRIPT)
             .arg(0)
             .arg(&cursor)
-            .arg(groups.batch);
+            .arg(ks.batch_size());
         for p in &groups.patterns {
             pipe.arg(p);
         }
-        let mut reply = query(conn, &pipe, cluster, deadline).await?;
+        let mut reply = ks.query(&pipe).await?;
         let Some(Value::Array(parts)) = reply.pop() else {
             return Err(KeyError::Redis(redis::RedisError::from((
                 redis::ErrorKind::Parse,
@@ -151,12 +141,10 @@ fn limit(totals: Totals, max: usize) -> Vec<(String, i64, i64)> {
 /// Runs the key group scans over `db_count` databases. Returns whether the
 /// budget ran out; connection errors are returned.
 pub async fn collect(
-    conn: &mut MultiplexedConnection,
+    ks: &mut Keyspace<'_>,
     groups: &KeyGroups,
     db_count: usize,
     names: &Names,
-    cluster: bool,
-    deadline: Instant,
     out: &mut Vec<MetricFamily>,
 ) -> Result<bool, redis::RedisError> {
     let started = std::time::Instant::now();
@@ -164,9 +152,9 @@ pub async fn collect(
     let mut memory = names.gauge("key_group_memory_usage_bytes");
     let mut distinct = names.gauge("number_of_distinct_key_groups");
     let mut exhausted = false;
-    let dbs = if cluster { 1 } else { db_count as i64 };
+    let dbs = if ks.cluster() { 1 } else { db_count as i64 };
     for db in 0..dbs {
-        match scan_db(conn, db, groups, cluster, deadline).await {
+        match scan_db(ks, db, groups).await {
             Ok(totals) => {
                 let db_label = format!("db{db}");
                 let n_groups = totals.len();

@@ -15,33 +15,26 @@
 //! Keys that are missing or not streams give no series.
 
 use oxmon_core::MetricFamily;
-use redis::aio::MultiplexedConnection;
 use redis::Value;
-use tokio::time::Instant;
 
-use crate::keys::{as_int, as_text, is_fatal, over, query, select, KeyChecks, KeyError};
+use crate::keyspace::{is_fatal, KeyError, KeyPattern, Keyspace};
 use crate::names::Names;
+use crate::reply::{as_int, as_text, field, pairs};
 
-/// Field/value pairs of an `XINFO` reply (RESP2 flat array or RESP3 map).
-fn pairs(v: &Value) -> Vec<(&str, &Value)> {
-    match v {
-        Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|c| match c {
-                [k, v] => Some((as_text(k)?, v)),
-                _ => None,
-            })
-            .collect(),
-        Value::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((as_text(k)?, v)))
-            .collect(),
-        _ => Vec::new(),
-    }
+/// The configured stream checks.
+#[derive(Debug, Clone, Default)]
+pub struct StreamChecks {
+    /// `--check-streams` (globs are scanned).
+    pub patterns: Vec<KeyPattern>,
+    /// `--check-single-streams`.
+    pub single: Vec<KeyPattern>,
 }
 
-fn field<'a>(p: &[(&str, &'a Value)], name: &str) -> Option<&'a Value> {
-    p.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+impl StreamChecks {
+    /// True when nothing is configured.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty() && self.single.is_empty()
+    }
 }
 
 /// The millisecond part of a stream id (`1700000000000-3`).
@@ -96,24 +89,21 @@ impl StreamFamilies {
 
 /// Reads the streams of one database into `f`.
 async fn stream_infos(
-    conn: &mut MultiplexedConnection,
+    ks: &mut Keyspace<'_>,
     db: i64,
     keys: &[Vec<u8>],
-    cluster: bool,
-    deadline: Instant,
     f: &mut StreamFamilies,
 ) -> Result<(), KeyError> {
     let db_label = format!("db{db}");
     for chunk in keys.chunks(100) {
-        over(deadline)?;
-        let mut pipe = redis::pipe();
+        ks.check_time()?;
+        let mut pipe = ks.pipeline(db);
         pipe.ignore_errors();
-        select(&mut pipe, db, cluster);
         for k in chunk {
             pipe.cmd("XINFO").arg("STREAM").arg(k);
             pipe.cmd("XINFO").arg("GROUPS").arg(k);
         }
-        let replies = query(conn, &pipe, cluster, deadline).await?;
+        let replies = ks.query(&pipe).await?;
         let mut group_list: Vec<(String, &Vec<u8>, String)> = Vec::new();
         for (k, r) in chunk.iter().zip(replies.chunks(2)) {
             let [stream, groups] = r else { continue };
@@ -165,14 +155,13 @@ async fn stream_infos(
         if group_list.is_empty() {
             continue;
         }
-        over(deadline)?;
-        let mut pipe = redis::pipe();
+        ks.check_time()?;
+        let mut pipe = ks.pipeline(db);
         pipe.ignore_errors();
-        select(&mut pipe, db, cluster);
         for (_, k, g) in &group_list {
             pipe.cmd("XINFO").arg("CONSUMERS").arg(*k).arg(g);
         }
-        let replies = query(conn, &pipe, cluster, deadline).await?;
+        let replies = ks.query(&pipe).await?;
         for ((stream, _, group), r) in group_list.iter().zip(replies.iter()) {
             let Value::Array(cs) = r else { continue };
             for c in cs {
@@ -200,24 +189,12 @@ async fn stream_infos(
 
 /// Runs the stream checks; returns whether the budget ran out.
 pub async fn collect(
-    conn: &mut MultiplexedConnection,
-    checks: &KeyChecks,
+    ks: &mut Keyspace<'_>,
+    checks: &StreamChecks,
     names: &Names,
-    cluster: bool,
-    deadline: Instant,
     out: &mut Vec<MetricFamily>,
 ) -> Result<bool, redis::RedisError> {
-    let per_db = match crate::keys::resolve(
-        conn,
-        &checks.streams,
-        &checks.single_streams,
-        checks,
-        cluster,
-        deadline,
-        "stream",
-    )
-    .await
-    {
+    let per_db = match ks.resolve(&checks.patterns, &checks.single, "stream").await {
         Ok(per_db) => per_db,
         Err(KeyError::Budget) => return Ok(true),
         Err(KeyError::Redis(e)) => return Err(e),
@@ -225,7 +202,7 @@ pub async fn collect(
     let mut fams = StreamFamilies::new(names);
     for (db, keys) in &per_db {
         let mut one = StreamFamilies::new(names);
-        match stream_infos(conn, *db, keys, cluster, deadline, &mut one).await {
+        match stream_infos(ks, *db, keys, &mut one).await {
             Ok(()) => {
                 for (all, part) in [
                     (&mut fams.length, &mut one.length),

@@ -1,544 +1,587 @@
-//! Redis target addresses: parsing, normalising, redacting, the password
-//! file and the `/scrape` allow-list.
+//! One Redis target: its kept connection and its scrape.
 //!
-//! A target is written like redis_exporter's: `redis://[user:pass@]host[:port][/db]`,
-//! `rediss://...` (TLS), `unix:///path/to/redis.sock` (or
-//! `redis+unix://`), or a bare `host:port` (taken as `redis://host:port`).
-//! Its *key* is the normalised form without credentials
-//! (`redis://host:6379`); the key is what logs, metrics and errors show and
-//! what the password file and the allow-list are matched against.
+//! Each target keeps a single multiplexed connection across scrapes
+//! (concurrent scrapes share it; it is re-established after a failure).
+//! One scrape is one pipelined round trip of `INFO ALL`,
+//! `CONFIG GET maxmemory maxclients databases io-threads` (one `CONFIG GET`
+//! per parameter before Redis 7), `SLOWLOG LEN`, `SLOWLOG GET 1` and
+//! `LATENCY LATEST`, plus `CLUSTER INFO` in cluster mode and the keyspace
+//! checks (keys, streams, key groups) when configured.
+//!
+//! Always emits `redis_up`, `redis_exporter_last_scrape_error{err}`,
+//! `redis_exporter_last_scrape_duration_seconds`,
+//! `redis_exporter_last_scrape_connect_time_seconds`,
+//! `redis_exporter_scrapes_total`, `redis_exporter_scrape_duration_seconds`
+//! and `redis_target_scrape_request_errors_total`; `redis_up` is 0 (and the
+//! HTTP answer still 200) when Redis is down, rejects the credentials or
+//! does not answer in time.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use ipnet::IpNet;
+use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::logging::FailureLog;
+use oxmon_core::sync::LockExt;
+use oxmon_core::{Collector, MetricFamily, ScrapeContext};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, Value};
+use tokio::time::Instant;
 
-/// The transport of a target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// Plain TCP.
-    Tcp,
-    /// TCP with TLS (`rediss://`).
-    Tls,
-    /// A unix socket path.
-    Unix(String),
-}
+use crate::address::{redact, Address, Transport};
+use crate::credentials::Credentials;
+use crate::info::{parse_cluster_info, parse_info};
+use crate::keygroups::{self, KeyGroups};
+use crate::keys::{self, KeyChecks};
+use crate::keyspace::{is_fatal, Keyspace, ScanLimits};
+use crate::names::Names;
+use crate::reply::{as_int, as_text, as_text_lossy, pairs};
+use crate::streams::{self, StreamChecks};
 
-/// A parsed target.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TargetSpec {
-    /// Transport.
-    pub transport: Transport,
-    /// Host name or IP (empty for unix sockets).
-    pub host: String,
-    /// TCP port (6379 when not given).
-    pub port: u16,
-    /// Database selected by the URI path (`/2`), 0 by default.
-    pub db: i64,
-    /// User name from the URI.
-    pub user: Option<String>,
-    /// Password from the URI.
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for TargetSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.write_str(&self.key())
+/// `redis_config_key_value{key,value}` (1) for every setting of a
+/// `CONFIG GET *` reply and `redis_config_value{key}` for the numeric ones;
+/// settings that hold secrets (`requirepass`, `masterauth`, `*pass*`) are
+/// left out.
+fn config_families(reply: &Value, names: &Names) -> [MetricFamily; 2] {
+    let mut kv = names.gauge("config_key_value");
+    let mut num = names.gauge("config_value");
+    for (k, v) in pairs(reply) {
+        let Some(v) = as_text_lossy(v) else { continue };
+        let lower = k.to_ascii_lowercase();
+        if lower.contains("pass") || (lower.contains("auth") && !lower.starts_with("tls-auth")) {
+            continue;
+        }
+        kv.add(&[("key", k), ("value", v.as_ref())], 1.0);
+        if let Ok(n) = v.parse::<f64>() {
+            num.add(&[("key", k)], n);
+        }
     }
+    [kv, num]
 }
 
-/// A target that cannot be parsed. The message never contains the
-/// credentials of the input.
+/// `(id, duration seconds)` of the newest entry of a `SLOWLOG GET 1`
+/// reply, zeros when empty.
+fn last_slowlog(v: &Value) -> (f64, f64) {
+    if let Value::Array(entries) = v {
+        if let Some(Value::Array(e)) = entries.first() {
+            let id = e.first().and_then(as_int).unwrap_or(0);
+            let usec = e.get(2).and_then(as_int).unwrap_or(0);
+            return (id as f64, usec as f64 / 1e6);
+        }
+    }
+    (0.0, 0.0)
+}
+
+/// TLS client settings for `rediss://` targets.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// PEM client certificate.
+    pub client_cert: Option<Vec<u8>>,
+    /// PEM client key.
+    pub client_key: Option<Vec<u8>>,
+    /// PEM CA bundle (else the system roots).
+    pub ca_cert: Option<Vec<u8>>,
+    /// Accept any server certificate.
+    pub skip_verify: bool,
+}
+
+/// Settings shared by every target.
+pub struct Options {
+    /// Metric names.
+    pub names: &'static Names,
+    /// Connect and per-command timeout.
+    pub connection_timeout: Duration,
+    /// TLS settings.
+    pub tls: TlsFiles,
+    /// Key checks.
+    pub keys: KeyChecks,
+    /// Stream checks.
+    pub streams: StreamChecks,
+    /// Key groups.
+    pub key_groups: KeyGroups,
+    /// Batch size and time budget of the keyspace checks.
+    pub scan: ScanLimits,
+    /// Name of the CONFIG command (renamed on some hosted Redis).
+    pub config_command: String,
+    /// Send `CLIENT SETNAME oxmon-redis` after connecting.
+    pub set_client_name: bool,
+    /// Export every setting (`--include-config-metrics`).
+    pub all_config: bool,
+    /// Export `CLIENT LIST` (`--export-client-list`).
+    pub client_list: bool,
+    /// With the client's port (`--export-client-port`).
+    pub client_port: bool,
+    /// Bad `/scrape` requests so far.
+    pub request_errors: AtomicU64,
+    /// Failing targets by key, shared by `/metrics` and `/scrape` so that
+    /// a target that stays down is logged once, however often it is
+    /// scraped or re-created.
+    pub failures: FailureLog,
+}
+
+/// A target's Redis client that cannot be set up (bad TLS material, an
+/// address the client refuses). The message has credentials redacted.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid Redis target {target}: {reason}")]
-pub struct TargetError {
-    /// The input with credentials redacted.
-    pub target: String,
-    /// What is wrong.
-    pub reason: String,
+#[error("target {target}: {reason}")]
+pub struct ClientError {
+    /// The target's key.
+    target: String,
+    /// What the client said, redacted.
+    reason: String,
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// One scraped Redis: its address, credentials and kept connection.
+pub struct Target {
+    key: String,
+    password: Option<String>,
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    scrapes: AtomicU64,
+    duration_sum: Mutex<f64>,
+    major_version: AtomicU32,
+    budget_hits: AtomicU64,
 }
 
-/// Replaces the password (and user) of every `scheme://user:pass@` in `s`
-/// with `<redacted>`; used on anything that could echo a URI.
-pub fn redact(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("<redacted>@");
-                out.push_str(&authority[at + 1..]);
-            }
-            None => out.push_str(authority),
+impl Target {
+    /// Prepares a target (no connection yet). `pin` replaces the host of
+    /// a plain TCP target by the address the allow-list approved (a TLS
+    /// target keeps its name, which its certificate is checked against).
+    pub fn new(
+        addr: &Address,
+        creds: Credentials,
+        tls: &TlsFiles,
+        pin: Option<std::net::SocketAddr>,
+    ) -> Result<Target, ClientError> {
+        let client_error = |e: redis::RedisError| ClientError {
+            target: addr.key(),
+            reason: redact(&e.to_string()),
+        };
+        let connect_to = match &addr.transport {
+            Transport::Tcp => match pin {
+                Some(sa) => ConnectionAddr::Tcp(sa.ip().to_string(), sa.port()),
+                None => ConnectionAddr::Tcp(addr.host.clone(), addr.port),
+            },
+            Transport::Tls => ConnectionAddr::TcpTls {
+                host: addr.host.clone(),
+                port: addr.port,
+                insecure: tls.skip_verify,
+                tls_params: None,
+            },
+            Transport::Unix(p) => ConnectionAddr::Unix(p.into()),
+        };
+        let info = connect_to.into_connection_info().map_err(client_error)?;
+        // No CLIENT SETINFO on connect: servers before 7.2 count it as an
+        // error in their errorstats.
+        let mut settings = info
+            .redis_settings()
+            .clone()
+            .set_db(addr.db)
+            .set_skip_set_lib_name();
+        if let Some(u) = &creds.user {
+            settings = settings.set_username(u);
         }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-impl TargetSpec {
-    /// Parses a target address.
-    pub fn parse(input: &str) -> Result<TargetSpec, TargetError> {
-        let err = |reason: &str| TargetError {
-            target: redact(input),
-            reason: reason.to_string(),
-        };
-        let input = input.trim();
-        if input.is_empty() {
-            return Err(err("empty address"));
+        if let Some(p) = &creds.password {
+            settings = settings.set_password(p);
         }
-        let full = if input.contains("://") {
-            input.to_string()
-        } else {
-            format!("redis://{input}")
-        };
-        let (scheme, rest) = full.split_once("://").ok_or_else(|| err("no scheme"))?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme == "unix" || scheme == "redis+unix" {
-            // unix:///path or unix://user:pass@/path (rare); db as ?db=N.
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => return Err(err("unix socket address needs a path")),
-            };
-            let (path, query) = path.split_once('?').unwrap_or((path, ""));
-            let (user, password) = split_userinfo(authority.rsplit_once('@').map(|(u, _)| u));
-            let db = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("db="))
-                .map(|d| d.parse::<i64>().map_err(|_| err("invalid db")))
-                .transpose()?
-                .unwrap_or(0);
-            if path.is_empty() || path == "/" {
-                return Err(err("unix socket address needs a path"));
-            }
-            return Ok(TargetSpec {
-                transport: Transport::Unix(percent_decode(path)),
-                host: String::new(),
-                port: 0,
-                db,
-                user,
-                password,
-            });
-        }
-        let transport = match scheme.as_str() {
-            "redis" | "valkey" => Transport::Tcp,
-            "rediss" | "valkeys" => Transport::Tls,
-            _ => return Err(err("scheme must be redis, rediss or unix")),
-        };
-        let rest = rest.split('#').next().unwrap_or("");
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let (user, password) = split_userinfo(userinfo);
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, tail) = v6
-                .split_once(']')
-                .ok_or_else(|| err("unclosed [ in host"))?;
-            (h.to_string(), tail.strip_prefix(':').unwrap_or(""))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p),
-                None => (hostport.to_string(), ""),
-            }
-        };
-        if host.is_empty() {
-            return Err(err("missing host"));
-        }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        let info = info.set_redis_settings(settings);
+        let client = if addr.transport == Transport::Tls
+            && (tls.ca_cert.is_some() || tls.client_cert.is_some())
         {
-            return Err(err("invalid host"));
-        }
-        let port = if port.is_empty() {
-            6379
+            let client_tls = match (&tls.client_cert, &tls.client_key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+                _ => None,
+            };
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls,
+                    root_cert: tls.ca_cert.clone(),
+                },
+            )
         } else {
-            port.parse::<u16>().map_err(|_| err("invalid port"))?
-        };
-        let path = path.split('?').next().unwrap_or("");
-        let db = match path.trim_matches('/') {
-            "" => 0,
-            d => d
-                .parse::<i64>()
-                .map_err(|_| err("invalid database in path"))?,
-        };
-        Ok(TargetSpec {
-            transport,
-            host: host.to_ascii_lowercase(),
-            port,
-            db,
-            user,
-            password,
+            redis::Client::open(info)
+        }
+        .map_err(client_error)?;
+        Ok(Target {
+            key: addr.key(),
+            password: creds.password,
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            scrapes: AtomicU64::new(0),
+            duration_sum: Mutex::new(0.0),
+            major_version: AtomicU32::new(0),
+            budget_hits: AtomicU64::new(0),
         })
     }
 
-    /// The normalised address without credentials, e.g.
-    /// `redis://10.0.0.1:6379`, `rediss://cache:6380/2`, `unix:///run/redis.sock`.
-    pub fn key(&self) -> String {
-        let db = if self.db != 0 {
-            format!("/{}", self.db)
-        } else {
-            String::new()
+    /// The normalised address without credentials.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Makes an error message safe to show: URIs redacted and the
+    /// target's own password removed wherever it appears.
+    fn scrub(&self, msg: &str) -> String {
+        let mut m = redact(msg);
+        if let Some(p) = self.password.as_deref().filter(|p| p.len() >= 3) {
+            m = m.replace(p, "<redacted>");
+        }
+        m
+    }
+
+    async fn connection(
+        &self,
+        opts: &Options,
+        deadline: Instant,
+    ) -> Result<(MultiplexedConnection, f64), String> {
+        let mut guard = match tokio::time::timeout_at(deadline, self.conn.lock()).await {
+            Ok(g) => g,
+            Err(_) => return Err("timed out waiting for the connection".into()),
         };
-        match &self.transport {
-            Transport::Unix(p) => {
-                if self.db != 0 {
-                    format!("unix://{p}?db={}", self.db)
-                } else {
-                    format!("unix://{p}")
-                }
+        if let Some(c) = guard.as_ref() {
+            return Ok((c.clone(), 0.0));
+        }
+        let started = Instant::now();
+        let left = deadline.saturating_duration_since(started);
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(opts.connection_timeout.min(left)))
+            .set_response_timeout(Some(opts.connection_timeout));
+        let connect = async {
+            let mut c = self
+                .client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await?;
+            if opts.set_client_name {
+                let _: redis::RedisResult<Value> = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg("oxmon-redis")
+                    .query_async(&mut c)
+                    .await;
             }
-            t => {
-                let scheme = if *t == Transport::Tls {
-                    "rediss"
-                } else {
-                    "redis"
-                };
-                if self.host.contains(':') {
-                    format!("{scheme}://[{}]:{}{db}", self.host, self.port)
-                } else {
-                    format!("{scheme}://{}:{}{db}", self.host, self.port)
-                }
+            Ok::<_, redis::RedisError>(c)
+        };
+        let c = match tokio::time::timeout_at(deadline, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.scrub(&e.to_string())),
+            Err(_) => return Err("timed out connecting".into()),
+        };
+        *guard = Some(c.clone());
+        Ok((c, started.elapsed().as_secs_f64()))
+    }
+
+    async fn drop_connection(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Scrapes the target; never fails (failures give `redis_up 0`).
+    pub async fn scrape(&self, opts: &Options, ctx: &ScrapeContext) -> Vec<MetricFamily> {
+        let names = opts.names;
+        let started = Instant::now();
+        // Leave a little time to answer before the scrape deadline.
+        let margin = Duration::from_millis(20).min(ctx.remaining() / 10);
+        let deadline = ctx.deadline - margin;
+        let mut out = Vec::with_capacity(200);
+        let mut connect_secs = 0.0;
+        let result = self
+            .scrape_inner(opts, deadline, &mut out, &mut connect_secs)
+            .await;
+        opts.failures.record(
+            &self.key,
+            result.as_ref().map(|_| ()).map_err(String::as_str),
+        );
+        let (up, err) = match result {
+            Ok(()) => (1.0, String::new()),
+            Err(e) => {
+                // No half-collected Redis metrics beside `redis_up 0`.
+                out.clear();
+                (0.0, e)
             }
-        }
-    }
-}
-
-fn split_userinfo(userinfo: Option<&str>) -> (Option<String>, Option<String>) {
-    match userinfo {
-        None => (None, None),
-        Some(u) => {
-            let (user, pass) = match u.split_once(':') {
-                Some((a, b)) => (a, Some(b)),
-                None => (u, None),
-            };
-            let user = (!user.is_empty()).then(|| percent_decode(user));
-            let pass = pass.filter(|p| !p.is_empty()).map(percent_decode);
-            (user, pass)
-        }
-    }
-}
-
-/// Credentials for one target.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
-    /// ACL user.
-    pub user: Option<String>,
-    /// Password.
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Credentials {{ user: {:?}, password: {} }}",
-            self.user,
-            if self.password.is_some() {
-                "<redacted>"
-            } else {
-                "none"
-            }
-        )
-    }
-}
-
-/// The password file: a JSON object mapping target URIs to passwords, as
-/// redis_exporter's `--redis.password-file`. A URI key may carry a user
-/// (`redis://alice@host:6379`), which is used with the password.
-#[derive(Default)]
-pub struct PasswordMap {
-    entries: HashMap<String, Credentials>,
-}
-
-impl PasswordMap {
-    /// Loads and validates the file. Errors name the file and, for JSON
-    /// errors, the line; they never contain a password.
-    pub fn load(path: &Path) -> Result<PasswordMap, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading password file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("password file {}: {e}", path.display()))
+        };
+        let took = started.elapsed().as_secs_f64();
+        let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+        let sum = {
+            let mut s = self.duration_sum.lock_unpoisoned();
+            *s += took;
+            *s
+        };
+        out.push(names.gauge1("up", up));
+        let mut e = names.gauge("exporter_last_scrape_error");
+        e.add(&[("err", err.as_str())], if up == 1.0 { 0.0 } else { 1.0 });
+        out.push(e);
+        out.push(names.gauge1("exporter_last_scrape_duration_seconds", took));
+        out.push(names.gauge1("exporter_last_scrape_connect_time_seconds", connect_secs));
+        let mut c = names.counter("exporter_scrapes_total");
+        c.add(&[], scrapes as f64);
+        out.push(c);
+        let (n, h) = names.get("exporter_scrape_duration_seconds");
+        let mut s = MetricFamily::summary(n, h);
+        s.add_summary(&[], Vec::new(), sum, scrapes);
+        out.push(s);
+        let mut r = names.counter("target_scrape_request_errors_total");
+        r.add(&[], opts.request_errors.load(Ordering::Relaxed) as f64);
+        out.push(r);
+        out
     }
 
-    /// Parses the JSON text.
-    pub fn parse(text: &str) -> Result<PasswordMap, String> {
-        let raw: HashMap<String, String> = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "line {} column {}: expected a JSON object of \"uri\": \"password\" strings",
-                e.line(),
-                e.column()
-            )
-        })?;
-        let mut entries = HashMap::with_capacity(raw.len());
-        for (uri, password) in raw {
-            let spec = TargetSpec::parse(&uri).map_err(|e| e.to_string())?;
-            entries.insert(
-                spec.key(),
-                Credentials {
-                    user: spec.user.clone(),
-                    password: Some(password),
-                },
-            );
-        }
-        Ok(PasswordMap { entries })
-    }
-
-    /// The credentials stored for this exact target (by its key).
-    pub fn get(&self, spec: &TargetSpec) -> Option<&Credentials> {
-        self.entries.get(&spec.key())
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-/// One allow-list entry.
-#[derive(Debug, Clone)]
-enum Allowed {
-    /// An IP network; the target's resolved addresses must all be inside.
-    Net(IpNet),
-    /// A host glob (`*` and `?` never cross a `.`), optional port.
-    Host(Glob, Option<u16>),
-    /// A unix socket path glob.
-    Unix(Glob),
-}
-
-/// How a target was allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Allowed by name: connect using the name.
-    ByName,
-    /// Allowed by address: connect to this resolved address (so a later DNS
-    /// change cannot redirect the connection).
-    ByAddress(SocketAddr),
-    /// Refused, with a reason safe to show.
-    Refused(String),
-}
-
-/// The `/scrape` target allow-list (`--scrape.allowed-targets`,
-/// `--scrape.allowed-targets-file`).
-#[derive(Debug, Clone, Default)]
-pub struct AllowList {
-    entries: Vec<Allowed>,
-}
-
-/// A glob: `*` matches any run of characters and `?` one character,
-/// neither crossing `sep` when one is given; case-insensitive.
-#[derive(Debug, Clone)]
-struct Glob {
-    pattern: Vec<u8>,
-    sep: Option<u8>,
-}
-
-impl Glob {
-    fn new(pattern: &str, sep: Option<u8>) -> Glob {
-        Glob {
-            pattern: pattern.to_ascii_lowercase().into_bytes(),
-            sep,
-        }
-    }
-
-    fn is_match(&self, text: &str) -> bool {
-        let text = text.to_ascii_lowercase();
-        self.matches(&self.pattern, text.as_bytes())
-    }
-
-    fn matches(&self, p: &[u8], t: &[u8]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some((b'*', rest)) => {
-                // Try every split point, never swallowing a separator.
-                let mut i = 0;
-                loop {
-                    if self.matches(rest, &t[i..]) {
-                        return true;
-                    }
-                    if i == t.len() || Some(t[i]) == self.sep {
-                        return false;
-                    }
-                    i += 1;
-                }
-            }
-            Some((b'?', rest)) => match t.split_first() {
-                Some((c, tail)) if Some(*c) != self.sep => self.matches(rest, tail),
-                _ => false,
-            },
-            Some((c, rest)) => match t.split_first() {
-                Some((d, tail)) if c == d => self.matches(rest, tail),
-                _ => false,
-            },
-        }
-    }
-}
-
-impl AllowList {
-    /// Parses entries: CIDRs or IPs (`10.0.0.0/8`, `127.0.0.1`), host globs
-    /// with an optional port (`*.cache.internal`, `redis-?.prod:6380`), and
-    /// unix socket path globs (`unix:///run/redis/*.sock`).
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<AllowList, String> {
-        let mut out = Vec::new();
-        for raw in entries {
-            let e = raw.trim();
-            if e.is_empty() || e.starts_with('#') {
-                continue;
-            }
-            if let Ok(net) = e.parse::<IpNet>() {
-                out.push(Allowed::Net(net));
-            } else if let Ok(ip) = e.parse::<IpAddr>() {
-                out.push(Allowed::Net(IpNet::from(ip)));
-            } else if let Some(path) = e
-                .strip_prefix("unix://")
-                .or_else(|| e.strip_prefix("redis+unix://"))
-            {
-                out.push(Allowed::Unix(Glob::new(path, None)));
-            } else {
-                let e = e
-                    .strip_prefix("redis://")
-                    .or_else(|| e.strip_prefix("rediss://"))
-                    .unwrap_or(e);
-                let (host, port) = match e.rsplit_once(':') {
-                    Some((h, p)) => (
-                        h,
-                        Some(
-                            p.parse::<u16>()
-                                .map_err(|_| format!("invalid port in allowed target {e:?}"))?,
-                        ),
-                    ),
-                    None => (e, None),
-                };
-                if host.is_empty()
-                    || !host
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-._*?".contains(c))
-                {
-                    return Err(format!("invalid allowed target {e:?}"));
-                }
-                out.push(Allowed::Host(Glob::new(host, Some(b'.')), port));
-            }
-        }
-        Ok(AllowList { entries: out })
-    }
-
-    /// Reads entries from a file, one per line (`#` comments); errors name
-    /// the file and line.
-    pub fn load(path: &Path) -> Result<AllowList, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading allowed targets file {}: {e}", path.display()))?;
-        let mut all = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let one = AllowList::parse([line])
-                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-            all.extend(one.entries);
-        }
-        Ok(AllowList { entries: all })
-    }
-
-    /// Adds the entries of another list.
-    pub fn extend(&mut self, other: AllowList) {
-        self.entries.extend(other.entries);
-    }
-
-    /// True when no entry is configured.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Decides whether `spec` may be scraped. Names are resolved (bounded
-    /// by `timeout`) only when no host glob matched; then every resolved
-    /// address must lie in an allowed network.
-    pub async fn check(&self, spec: &TargetSpec, timeout: std::time::Duration) -> Decision {
-        if let Transport::Unix(path) = &spec.transport {
-            return if self
-                .entries
-                .iter()
-                .any(|e| matches!(e, Allowed::Unix(re) if re.is_match(path)))
-            {
-                Decision::ByName
-            } else {
-                Decision::Refused("target not in the allow-list".into())
-            };
-        }
-        let by_name = self.entries.iter().any(|e| match e {
-            Allowed::Host(re, port) => {
-                re.is_match(&spec.host) && port.is_none_or(|p| p == spec.port)
-            }
-            _ => false,
-        });
-        if by_name {
-            return Decision::ByName;
-        }
-        let nets: Vec<&IpNet> = self
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                Allowed::Net(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        if nets.is_empty() {
-            return Decision::Refused("target not in the allow-list".into());
-        }
-        let addrs: Vec<SocketAddr> = if let Ok(ip) = spec.host.parse::<IpAddr>() {
-            vec![SocketAddr::new(ip, spec.port)]
+    async fn scrape_inner(
+        &self,
+        opts: &Options,
+        deadline: Instant,
+        out: &mut Vec<MetricFamily>,
+        connect_secs: &mut f64,
+    ) -> Result<(), String> {
+        let names = opts.names;
+        let major = self.major_version.load(Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        let config_params = ["maxmemory", "maxclients", "databases", "io-threads"];
+        let config_replies = if major >= 7 {
+            pipe.cmd(&opts.config_command)
+                .arg("GET")
+                .arg(&config_params[..]);
+            1
         } else {
-            match tokio::time::timeout(
-                timeout,
-                tokio::net::lookup_host((spec.host.as_str(), spec.port)),
+            for p in config_params {
+                pipe.cmd(&opts.config_command).arg("GET").arg(p);
+            }
+            config_params.len()
+        };
+        pipe.cmd("SLOWLOG").arg("LEN");
+        pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        pipe.cmd("LATENCY").arg("LATEST");
+        if opts.client_list {
+            pipe.cmd("CLIENT").arg("LIST");
+        }
+        if opts.all_config {
+            pipe.cmd(&opts.config_command).arg("GET").arg("*");
+        }
+
+        // A kept connection may have died since the last scrape (Redis
+        // restarted): then reconnect once right away instead of reporting
+        // a spurious `up 0`.
+        let mut retried = false;
+        let (mut conn, replies) = loop {
+            let (mut conn, secs) = self.connection(opts, deadline).await?;
+            *connect_secs = secs;
+            let reused = secs == 0.0;
+            match tokio::time::timeout_at(
+                deadline,
+                pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
             )
             .await
             {
-                Ok(Ok(it)) => it.collect(),
-                Ok(Err(_)) | Err(_) => {
-                    return Decision::Refused("target host does not resolve".into())
+                Ok(Ok(r)) => break (conn, r),
+                Ok(Err(e)) => {
+                    if is_fatal(&e) {
+                        self.drop_connection().await;
+                        if reused && !retried {
+                            retried = true;
+                            continue;
+                        }
+                    }
+                    return Err(self.scrub(&e.to_string()));
+                }
+                Err(_) => {
+                    // The connection may hold a late reply; start afresh.
+                    self.drop_connection().await;
+                    return Err("timed out waiting for Redis".into());
                 }
             }
         };
-        if addrs.is_empty() {
-            return Decision::Refused("target host does not resolve".into());
+        let mut it = replies.into_iter();
+        let info = match it.next() {
+            Some(Ok(v)) => as_text_lossy(&v).unwrap_or_default().into_owned(),
+            Some(Err(e)) => return Err(format!("INFO failed: {}", self.scrub(&e.to_string()))),
+            None => return Err("empty reply to INFO".into()),
+        };
+
+        let mut db_count = 0usize;
+        for _ in 0..config_replies {
+            if let Some(Ok(v)) = it.next() {
+                for (k, val) in pairs(&v) {
+                    let Some(num) = as_text(val).and_then(|t| t.parse::<f64>().ok()) else {
+                        continue;
+                    };
+                    match k {
+                        "maxmemory" => out.push(names.gauge1("config_maxmemory", num)),
+                        "maxclients" => out.push(names.gauge1("config_maxclients", num)),
+                        "io-threads" => out.push(names.gauge1("config_io_threads", num)),
+                        "databases" => db_count = num as usize,
+                        _ => {}
+                    }
+                }
+            }
         }
-        let all_inside = addrs
-            .iter()
-            .all(|a| nets.iter().any(|n| n.contains(&a.ip())));
-        if all_inside {
-            Decision::ByAddress(addrs[0])
-        } else {
-            Decision::Refused("target not in the allow-list".into())
+
+        let slowlog_len = it.next();
+        let slowlog_get = it.next();
+        let latency = it.next();
+        let client_list = if opts.client_list { it.next() } else { None };
+        let all_config = if opts.all_config { it.next() } else { None };
+        if let Some(Ok(v)) = slowlog_len {
+            if let Some(n) = as_int(&v) {
+                out.push(names.gauge1("slowlog_length", n as f64));
+            }
         }
+        if let Some(Ok(v)) = slowlog_get {
+            let (id, dur) = last_slowlog(&v);
+            out.push(names.gauge1("slowlog_last_id", id));
+            out.push(names.gauge1("last_slow_execution_duration_seconds", dur));
+        }
+        if let Some(Ok(Value::Array(events))) = latency {
+            let mut last = names.gauge("latency_spike_last");
+            let mut dur = names.gauge("latency_spike_duration_seconds");
+            for ev in &events {
+                if let Value::Array(f) = ev {
+                    if let (Some(name), Some(ts), Some(ms)) = (
+                        f.first().and_then(as_text_lossy),
+                        f.get(1).and_then(as_int),
+                        f.get(2).and_then(as_int),
+                    ) {
+                        last.add(&[("event_name", name.as_ref())], ts as f64);
+                        dur.add(&[("event_name", name.as_ref())], ms as f64 / 1000.0);
+                    }
+                }
+            }
+            out.push(last);
+            out.push(dur);
+        }
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if let Some(Ok(v)) = all_config {
+            out.extend(config_families(&v, names));
+        }
+        if let Some(Ok(v)) = client_list {
+            if let Some(text) = as_text_lossy(&v) {
+                out.push(crate::info::parse_client_list(
+                    &text,
+                    names,
+                    now,
+                    opts.client_port,
+                ));
+            }
+        }
+        let cluster = info.contains("cluster_enabled:1");
+        if cluster {
+            db_count = 1;
+        } else if db_count == 0 {
+            db_count = 16;
+        }
+        let facts = parse_info(&info, names, db_count, now, out);
+        if facts.fields == 0 {
+            return Err("INFO returned no fields".into());
+        }
+        if let Some(m) = facts.major_version {
+            self.major_version.store(m, Ordering::Relaxed);
+        }
+        if facts.cluster_enabled {
+            let r: Result<redis::RedisResult<String>, _> = tokio::time::timeout_at(
+                deadline,
+                redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn),
+            )
+            .await;
+            match r {
+                Ok(Ok(text)) => parse_cluster_info(&text, names, out),
+                Ok(Err(e)) => {
+                    tracing::warn!(target = %self.key, err = %self.scrub(&e.to_string()), "CLUSTER INFO failed")
+                }
+                Err(_) => return Err("timed out waiting for CLUSTER INFO".into()),
+            }
+        }
+
+        self.keyspace_checks(
+            &mut conn,
+            opts,
+            facts.cluster_enabled,
+            db_count,
+            deadline,
+            out,
+        )
+        .await
+    }
+
+    /// The key, stream and key group checks, under one time budget per
+    /// scrape. A connection error drops the kept connection and fails the
+    /// scrape; other errors only cost their own series.
+    async fn keyspace_checks(
+        &self,
+        conn: &mut MultiplexedConnection,
+        opts: &Options,
+        cluster: bool,
+        db_count: usize,
+        deadline: Instant,
+        out: &mut Vec<MetricFamily>,
+    ) -> Result<(), String> {
+        let names = opts.names;
+        let budget = deadline.min(Instant::now() + opts.scan.budget);
+        let configured = !opts.keys.is_empty()
+            || !opts.streams.is_empty()
+            || !opts.key_groups.patterns.is_empty();
+        let mut exhausted = false;
+        let mut ks = Keyspace::new(conn, cluster, opts.scan, budget);
+        let walked = async {
+            if !opts.keys.is_empty() {
+                exhausted = keys::collect(&mut ks, &opts.keys, names, out).await?;
+            }
+            if !exhausted && !opts.streams.is_empty() {
+                exhausted = streams::collect(&mut ks, &opts.streams, names, out).await?;
+            }
+            if opts.key_groups.patterns.is_empty() || exhausted {
+                // As redis_exporter: no key group scan, no time spent on it.
+                out.push(names.gauge1("last_key_groups_scrape_duration_milliseconds", 0.0));
+            } else {
+                exhausted =
+                    keygroups::collect(&mut ks, &opts.key_groups, db_count, names, out).await?;
+            }
+            Ok::<_, redis::RedisError>(())
+        }
+        .await;
+        if let Err(e) = walked {
+            self.drop_connection().await;
+            return Err(self.scrub(&e.to_string()));
+        }
+        if exhausted {
+            self.budget_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target = %self.key, budget = ?opts.scan.budget, "key checks stopped at their time budget");
+        }
+        if configured {
+            let mut hits = names.counter("exporter_key_check_budget_exhausted_total");
+            hits.add(&[], self.budget_hits.load(Ordering::Relaxed) as f64);
+            out.push(hits);
+        }
+        Ok(())
+    }
+}
+
+/// `/metrics`: the scrape of `--redis.addr`.
+pub struct TargetCollector {
+    /// The target.
+    pub target: Arc<Target>,
+    /// Settings shared by every target.
+    pub opts: Arc<Options>,
+}
+
+impl Collector for TargetCollector {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            out.extend(self.target.scrape(&self.opts, ctx).await);
+            Ok(())
+        })
     }
 }
 
@@ -546,125 +589,47 @@ impl AllowList {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parse_and_normalise() {
-        let s = TargetSpec::parse("redis://alice:s%40cret@Cache.Local:6380/3").unwrap();
-        assert_eq!(s.key(), "redis://cache.local:6380/3");
-        assert_eq!(s.user.as_deref(), Some("alice"));
-        assert_eq!(s.password.as_deref(), Some("s@cret"));
-        assert_eq!(format!("{s:?}"), "redis://cache.local:6380/3");
-        assert_eq!(
-            TargetSpec::parse("localhost").unwrap().key(),
-            "redis://localhost:6379"
-        );
-        assert_eq!(
-            TargetSpec::parse("10.1.2.3:7000").unwrap().key(),
-            "redis://10.1.2.3:7000"
-        );
-        assert_eq!(
-            TargetSpec::parse("rediss://h").unwrap().transport,
-            Transport::Tls
-        );
-        assert_eq!(
-            TargetSpec::parse("redis://:pw@h")
-                .unwrap()
-                .password
-                .as_deref(),
-            Some("pw")
-        );
-        assert_eq!(
-            TargetSpec::parse("redis://[::1]:6379").unwrap().key(),
-            "redis://[::1]:6379"
-        );
-        let u = TargetSpec::parse("unix:///run/redis.sock").unwrap();
-        assert_eq!(u.transport, Transport::Unix("/run/redis.sock".into()));
-        assert_eq!(u.key(), "unix:///run/redis.sock");
-        for bad in [
-            "",
-            "http://x",
-            "redis://",
-            "redis://h:99999",
-            "redis://h/x",
-            "unix://",
-            "redis://a b",
-        ] {
-            assert!(TargetSpec::parse(bad).is_err(), "{bad}");
-        }
-        let e = TargetSpec::parse("redis://u:topsecret@h:notaport").unwrap_err();
-        assert!(!e.to_string().contains("topsecret"), "{e}");
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
     }
 
     #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("dial redis://u:p4ss@h:1/0 failed"),
-            "dial redis://<redacted>@h:1/0 failed"
+    fn slowlog_and_config_replies() {
+        let slow = Value::Array(vec![Value::Array(vec![
+            Value::Int(22),
+            Value::Int(1_700_000_000),
+            Value::Int(1500),
+        ])]);
+        assert_eq!(last_slowlog(&slow), (22.0, 0.0015));
+        assert_eq!(last_slowlog(&Value::Array(vec![])), (0.0, 0.0));
+        assert_eq!(last_slowlog(&Value::Nil), (0.0, 0.0));
+        let names = Names::new("redis", false);
+        let settings = Value::Array(
+            [
+                "maxmemory",
+                "0",
+                "requirepass",
+                "secret",
+                "masterauth",
+                "secret",
+                "tls-key-file-pass",
+                "secret",
+                "appendonly",
+                "no",
+                "tls-auth-clients",
+                "yes",
+                "dangling",
+            ]
+            .into_iter()
+            .map(bulk)
+            .collect(),
         );
-        assert_eq!(redact("rediss://:x@h"), "rediss://<redacted>@h");
-        assert_eq!(redact("redis://h:1"), "redis://h:1");
-        assert_eq!(redact("no uri"), "no uri");
-    }
-
-    #[test]
-    fn password_map() {
-        let m = PasswordMap::parse(r#"{"redis://h1:6379": "one", "redis://bob@H2:7000": "two"}"#)
-            .unwrap();
-        let h1 = TargetSpec::parse("h1").unwrap();
-        assert_eq!(m.get(&h1).unwrap().password.as_deref(), Some("one"));
-        let h2 = TargetSpec::parse("redis://h2:7000").unwrap();
-        assert_eq!(m.get(&h2).unwrap().user.as_deref(), Some("bob"));
-        assert!(m.get(&TargetSpec::parse("h3").unwrap()).is_none());
-        let err = PasswordMap::parse("{\n\"redis://h\": 1}").err().unwrap();
-        assert!(err.contains("line 2"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn allow_list() {
-        let t = std::time::Duration::from_secs(2);
-        let a = AllowList::parse([
-            "10.0.0.0/8",
-            "*.cache.internal",
-            "redis-?:6380",
-            "127.0.0.1",
-            "unix:///run/*.sock",
-        ])
-        .unwrap();
-        let d = |s: &str| TargetSpec::parse(s).unwrap();
-        assert_eq!(a.check(&d("a.cache.internal"), t).await, Decision::ByName);
-        assert!(matches!(
-            a.check(&d("a.b.cache.internal"), t).await,
-            Decision::Refused(_)
-        ));
-        assert_eq!(a.check(&d("redis-1:6380"), t).await, Decision::ByName);
-        assert!(matches!(
-            a.check(&d("redis-1:6379"), t).await,
-            Decision::Refused(_)
-        ));
-        assert_eq!(
-            a.check(&d("10.2.3.4:7000"), t).await,
-            Decision::ByAddress("10.2.3.4:7000".parse().unwrap())
-        );
-        assert!(matches!(
-            a.check(&d("192.168.1.1"), t).await,
-            Decision::Refused(_)
-        ));
-        assert!(matches!(
-            a.check(&d("127.0.0.1"), t).await,
-            Decision::ByAddress(_)
-        ));
-        assert_eq!(a.check(&d("unix:///run/r.sock"), t).await, Decision::ByName);
-        assert!(matches!(
-            a.check(&d("unix:///tmp/r.sock"), t).await,
-            Decision::Refused(_)
-        ));
-        assert!(AllowList::parse(["bad host!"]).is_err());
-        let g = Glob::new("*.Cache-?.internal", Some(b'.'));
-        assert!(g.is_match("a.cache-1.internal"));
-        assert!(!g.is_match("a.b.cache-1.internal"));
-        assert!(!g.is_match(".cache-12.internal"));
-        assert!(g.is_match(".cache-x.INTERNAL"));
-        assert!(Glob::new("/run/*", None).is_match("/run/a/b.sock"));
-        assert!(Glob::new("**", Some(b'.')).is_match(""));
-        assert!(AllowList::parse(["h:notaport"]).is_err());
+        let [kv, num] = config_families(&settings, names);
+        assert_eq!(kv.metrics.len(), 3);
+        assert!(kv
+            .metrics
+            .iter()
+            .all(|m| m.labels.iter().all(|(_, v)| v != "secret")));
+        assert_eq!(num.metrics.len(), 1);
     }
 }

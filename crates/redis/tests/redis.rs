@@ -928,3 +928,60 @@ fn hung_redis_is_cut_at_the_deadline_and_recovers() {
     assert_eq!(up(&e), Some(1.0), "{}", exp.log());
     assert!(e.value("redis_memory_used_bytes", &[]).is_some());
 }
+
+/// Log lines of `exp` with message `msg` about `target` (logfmt fields).
+fn log_lines_about(exp: &ExporterProcess, msg: &str, target: &str) -> usize {
+    let field = format!("target={target}");
+    exp.log()
+        .lines()
+        .filter(|l| l.contains(msg) && l.split(' ').any(|f| f == field))
+        .count()
+}
+
+#[test]
+fn a_target_that_stays_down_is_logged_once_then_its_recovery() {
+    let mut main = Redis::start(&[]);
+    let mut other = Redis::start(&[]);
+    let exp = start(
+        &[
+            &format!("--redis.addr={}", main.url()),
+            "--scrape.allowed-targets=127.0.0.1",
+        ],
+        &[],
+    );
+    assert_eq!(up(&exp.scrape()), Some(1.0));
+    main.stop();
+    other.stop();
+    let other_path = format!("/scrape?target={}", url_encode(&other.url()));
+    for _ in 0..5 {
+        assert_eq!(up(&exp.scrape()), Some(0.0));
+        // A failed /scrape target is dropped from the cache and re-created
+        // by the next request; it is still logged only once.
+        assert_eq!(up(&parse(&exp.get(&other_path).body)), Some(0.0));
+    }
+    assert_eq!(
+        log_lines_about(&exp, "target failed", &main.url()),
+        1,
+        "{}",
+        exp.log()
+    );
+    assert_eq!(
+        log_lines_about(&exp, "target failed", &other.url()),
+        1,
+        "{}",
+        exp.log()
+    );
+
+    main.restart();
+    assert_eq!(up(&exp.scrape()), Some(1.0), "{}", exp.log());
+    let recovered = wait_until(Duration::from_secs(5), || {
+        (log_lines_about(&exp, "target recovered", &main.url()) == 1).then_some(())
+    });
+    assert!(recovered.is_some(), "{}", exp.log());
+    assert_eq!(
+        log_lines_about(&exp, "target recovered", &other.url()),
+        0,
+        "{}",
+        exp.log()
+    );
+}

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::expo::{parse, Exposition};
 use crate::http::{http_get, http_try_get, HttpResponse};
 use crate::util::{free_port, log_stdio, log_tail, send_signal, tail, terminate, wait_until};
+use oxmon_core::expo::{parse, Exposition};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 

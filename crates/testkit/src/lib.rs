@@ -43,7 +43,6 @@
 
 mod certs;
 mod check;
-mod expo;
 mod exporter;
 mod http;
 mod postgres;
@@ -54,12 +53,15 @@ mod util;
 
 pub use certs::TestCerts;
 pub use check::{assert_golden, line_diff, promtool, promtool_check_metrics};
-pub use expo::{parse, parse_float, try_parse, Exposition, Family, ParseError, Sample};
+pub use oxmon_core::expo::{parse, parse_float, try_parse, Exposition, Family, ParseError, Sample};
+
 pub use exporter::{ExporterProcess, Readiness, StartOptions};
 pub use http::{
     basic_auth, http_get, http_get_tls, http_post, http_request, http_try_get, https_request,
     url_encode, HttpResponse, TlsOptions,
 };
+/// The exposition parser, which lives in oxmon-core (exporters use it too).
+pub use oxmon_core::expo;
 pub use postgres::{find_bin_dir as postgres_bin_dir, Postgres, POSTGRES_PASSWORD};
 pub use prom::{Alertmanager, Prometheus, WebhookReceiver};
 pub use redis::{Redis, Reply};

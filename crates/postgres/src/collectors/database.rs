@@ -5,40 +5,60 @@
 //! Metrics: `pg_database_size_bytes{datname}`, `pg_database_connection_limit{datname}`.
 //! Databases are filtered by `--include-databases`/`--exclude-databases`.
 
-use oxmon_core::MetricFamily;
-use tokio::time::Instant;
+use super::table::{gauge, Nulls, Query, Source, Sql, Table};
 
-use super::{label_set, GAUGE};
-use crate::conn::{f, s, Live};
-use crate::target::Target;
+const DATABASES: Query = Query {
+    sql: &[Sql {
+        since: 120000,
+        text: "SELECT datname::text, datconnlimit::float8, \
+               CASE WHEN has_database_privilege(oid, 'CONNECT') \
+                    THEN pg_database_size(oid)::float8 END AS size \
+               FROM pg_database",
+    }],
+    table: Table {
+        labels: &["datname"],
+        columns: &[
+            gauge(
+                "size",
+                "pg_database_size_bytes",
+                "Disk space used by the database",
+            )
+            .nulls(Nulls::Skip),
+            gauge(
+                "datconnlimit",
+                "pg_database_connection_limit",
+                "Connection limit set for the database",
+            ),
+        ],
+    },
+    filter_databases: true,
+};
 
-const QUERY: &str = "SELECT datname::text, datconnlimit::float8, \
-     CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid)::float8 END \
-     FROM pg_database";
+/// The collector.
+pub const SOURCE: Source = Source::Main(&[DATABASES]);
 
-/// Collects the database families.
-pub async fn collect(
-    t: &Target,
-    live: &Live,
-    deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let rows = live.query(QUERY, deadline).await?;
-    let mut size = MetricFamily::gauge("pg_database_size_bytes", "Disk space used by the database");
-    let mut limit = MetricFamily::new(
-        "pg_database_connection_limit",
-        "Connection limit set for the database",
-        GAUGE,
-    );
-    for row in rows.iter().filter(|r| t.opts.database_allowed(&s(r, 0))) {
-        let labels = label_set(&t.server, &["datname"], row);
-        limit.add_owned(labels.clone(), f(row, 1));
-        let bytes = f(row, 2);
-        if !bytes.is_nan() {
-            size.add_owned(labels, bytes);
-        }
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::{n, render, result, t};
+    use super::super::table::Datum;
+    use super::*;
+
+    #[test]
+    fn a_database_the_login_cannot_enter_has_no_size() {
+        let r = result(
+            &["datname", "datconnlimit", "size"],
+            vec![
+                vec![t("app"), n(-1.0), n(8000000.0)],
+                vec![t("locked"), n(10.0), Datum::Null],
+            ],
+        );
+        assert_eq!(
+            render(&DATABASES.table, &r),
+            [
+                "pg_database_size_bytes Gauge {datname=app,server=h:5432} 8000000",
+                "pg_database_connection_limit Gauge {datname=app,server=h:5432} -1",
+                "pg_database_connection_limit Gauge {datname=locked,server=h:5432} 10",
+            ]
+        );
     }
-    out.push(size);
-    out.push(limit);
-    Ok(())
 }

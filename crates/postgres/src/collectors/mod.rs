@@ -1,20 +1,27 @@
 //! The collectors, named like postgres_exporter's (`--collector.<name>` /
-//! `--no-collector.<name>`), and the glue that runs each for every target.
+//! `--no-collector.<name>`), and the runner that runs each for every target.
 //!
+//! Most collectors are a query and a metric table (see [`table`]); the
+//! rest are code: `up` (always on), `settings` (cached), `stat_statements`
+//! (SQL built from flags) and the custom queries of `--extend.query-path`.
 //! Every family a target produces carries a `server="host:port"` label,
 //! as postgres_exporter 0.11 does for all of its default metrics.
+//!
+//! A collector keeps what it remembers between scrapes per target (its
+//! `State`, handed to it by the runner); what the collectors of one target
+//! share lives in [`Monitored`].
 
-use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector};
-use oxmon_core::metrics::LabelName;
-use oxmon_core::{MetricFamily, MetricType, Registry, ScrapeContext};
-use tokio_postgres::Row;
+use oxmon_core::collector_flags::{CollectorFlags, Selection};
+use oxmon_core::{parse_duration, MetricFamily, Registry, ScrapeContext};
 
-use crate::conn::{f, s};
+use crate::queries::UserQueries;
 use crate::target::Target;
 
+pub mod custom_queries;
 pub mod database;
 pub mod instance;
 pub mod locks;
@@ -30,217 +37,360 @@ pub mod stat_database;
 pub mod stat_progress_vacuum;
 pub mod stat_replication;
 pub mod stat_statements;
+pub mod table;
 pub mod up;
 pub mod user_tables;
 pub mod wal;
 
-/// A switchable collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// pg_database: size and connection limit.
-    Database,
-    /// pg_locks by database and mode.
-    Locks,
-    /// Replica state and lag.
-    Replication,
-    /// pg_replication_slots.
-    ReplicationSlot,
-    /// pg_roles connection limits.
-    Roles,
-    /// pg_settings.
-    Settings,
-    /// pg_stat_activity by database and state.
-    StatActivity,
-    /// pg_stat_archiver.
-    StatArchiver,
-    /// pg_stat_bgwriter.
-    StatBgwriter,
-    /// pg_stat_checkpointer (PostgreSQL 17+).
-    StatCheckpointer,
-    /// pg_stat_database and pg_stat_database_conflicts.
-    StatDatabase,
-    /// pg_stat_progress_vacuum.
-    StatProgressVacuum,
-    /// pg_stat_replication.
-    StatReplication,
-    /// pg_stat_user_tables in every database.
-    StatUserTables,
-    /// pg_statio_user_tables in every database.
-    StatioUserTables,
-    /// WAL segments and position.
-    Wal,
-    /// Postmaster start time.
-    Postmaster,
-    /// pg_stat_statements top N.
-    StatStatements,
-    /// User queries from `--extend.query-path`.
-    Queries,
-    /// pg_up, pg_static and the exporter's scrape metrics (always on).
-    Up,
+use table::{QueryTable, Source};
+
+/// A switchable collector: its flag name, default and help, and what it is.
+pub struct Entry {
+    /// `--collector.<name>`, and the `collector` label.
+    pub name: &'static str,
+    /// Whether it runs without a flag.
+    pub enabled_by_default: bool,
+    /// One line for `--help`.
+    pub help: &'static str,
+    how: How,
 }
 
-/// `(kind, name, enabled by default, help)` of every switchable collector.
-pub const ALL: &[(Kind, &str, bool, &str)] = &[
-    (
-        Kind::Database,
+enum How {
+    Table(&'static Source),
+    Settings,
+    StatStatements,
+}
+
+const fn table(
+    name: &'static str,
+    enabled_by_default: bool,
+    help: &'static str,
+    source: &'static Source,
+) -> Entry {
+    Entry {
+        name,
+        enabled_by_default,
+        help,
+        how: How::Table(source),
+    }
+}
+
+/// Every switchable collector.
+pub const ALL: &[Entry] = &[
+    table(
         "database",
         true,
         "database sizes and connection limits (pg_database)",
+        &database::SOURCE,
     ),
-    (
-        Kind::Locks,
+    table(
         "locks",
         true,
         "locks by database and mode (pg_locks)",
+        &locks::SOURCE,
     ),
-    (
-        Kind::Replication,
+    table(
         "replication",
         true,
         "replica state and replay lag",
+        &replication::SOURCE,
     ),
-    (
-        Kind::ReplicationSlot,
+    table(
         "replication_slot",
         true,
         "replication slots (pg_replication_slots)",
+        &replication_slot::SOURCE,
     ),
-    (
-        Kind::Roles,
+    table(
         "roles",
         true,
         "role connection limits (pg_roles)",
+        &roles::SOURCE,
     ),
-    (
-        Kind::Settings,
-        "settings",
-        true,
-        "server settings (pg_settings)",
-    ),
-    (
-        Kind::StatActivity,
+    Entry {
+        name: "settings",
+        enabled_by_default: true,
+        help: "server settings (pg_settings)",
+        how: How::Settings,
+    },
+    table(
         "stat_activity",
         true,
         "connections by database and state (pg_stat_activity)",
+        &stat_activity::SOURCE,
     ),
-    (
-        Kind::StatArchiver,
+    table(
         "stat_archiver",
         true,
         "WAL archiving (pg_stat_archiver)",
+        &stat_archiver::SOURCE,
     ),
-    (
-        Kind::StatBgwriter,
+    table(
         "stat_bgwriter",
         true,
         "background writer (pg_stat_bgwriter)",
+        &stat_bgwriter::BGWRITER,
     ),
-    (
-        Kind::StatCheckpointer,
+    table(
         "stat_checkpointer",
         true,
         "checkpointer, PostgreSQL 17+ (pg_stat_checkpointer)",
+        &stat_bgwriter::CHECKPOINTER,
     ),
-    (
-        Kind::StatDatabase,
+    table(
         "stat_database",
         true,
         "per-database statistics (pg_stat_database, pg_stat_database_conflicts)",
+        &stat_database::SOURCE,
     ),
-    (
-        Kind::StatProgressVacuum,
+    table(
         "stat_progress_vacuum",
         true,
         "running vacuums (pg_stat_progress_vacuum)",
+        &stat_progress_vacuum::SOURCE,
     ),
-    (
-        Kind::StatReplication,
+    table(
         "stat_replication",
         true,
         "WAL senders (pg_stat_replication)",
+        &stat_replication::SOURCE,
     ),
-    (
-        Kind::StatUserTables,
+    table(
         "stat_user_tables",
         true,
         "table statistics in every database (pg_stat_user_tables)",
+        &user_tables::STAT,
     ),
-    (
-        Kind::StatioUserTables,
+    table(
         "statio_user_tables",
         true,
         "table I/O in every database (pg_statio_user_tables)",
+        &user_tables::STATIO,
     ),
-    (
-        Kind::Wal,
+    table(
         "wal",
         true,
         "WAL segments and position (pg_ls_waldir)",
+        &wal::SOURCE,
     ),
-    (
-        Kind::Postmaster,
+    table(
         "postmaster",
         true,
         "postmaster start time",
+        &postmaster::SOURCE,
     ),
-    (
-        Kind::StatStatements,
-        "stat_statements",
-        false,
-        "top statements by total time (pg_stat_statements; needs the extension)",
-    ),
+    Entry {
+        name: "stat_statements",
+        enabled_by_default: false,
+        help: "top statements by total time (pg_stat_statements; needs the extension)",
+        how: How::StatStatements,
+    },
 ];
 
-impl Kind {
-    /// The collector's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Queries => "queries",
-            Kind::Up => "up",
-            k => ALL
-                .iter()
-                .find(|(x, ..)| *x == k)
-                .map(|(_, n, ..)| *n)
-                .unwrap_or("?"),
+/// The collector selection flags: `--collector.<name>`,
+/// `--no-collector.<name>` and `--collector.disable-defaults`, with
+/// node_exporter's precedence (see `oxmon_core::collector_flags`).
+pub fn flags() -> CollectorFlags {
+    ALL.iter().fold(
+        CollectorFlags::new(ALL.iter().map(|e| (e.name, e.enabled_by_default))),
+        |flags, e| flags.describe(e.name, e.help),
+    )
+}
+
+/// The collectors' own flags.
+#[derive(clap::Args)]
+pub struct CollectorArgs {
+    /// Only pg_up, the exporter metrics and custom queries.
+    #[arg(
+        long = "disable-default-metrics",
+        env = "PG_EXPORTER_DISABLE_DEFAULT_METRICS"
+    )]
+    disable_default_metrics: bool,
+    /// Do not collect pg_settings.
+    #[arg(
+        long = "disable-settings-metrics",
+        env = "PG_EXPORTER_DISABLE_SETTINGS_METRICS"
+    )]
+    disable_settings_metrics: bool,
+    /// Run custom queries without `master: true` in every database too.
+    #[arg(
+        long = "auto-discover-databases",
+        env = "PG_EXPORTER_AUTO_DISCOVER_DATABASES"
+    )]
+    auto_discover_databases: bool,
+    /// stat_statements: number of statements exposed (the top by total time).
+    #[arg(long = "collector.stat_statements.limit", default_value_t = 100)]
+    stat_statements_limit: u32,
+    /// stat_statements: also expose the query text (pg_stat_statements_query_id).
+    #[arg(long = "collector.stat_statements.include_query")]
+    stat_statements_include_query: bool,
+    /// stat_statements: longest query text exposed.
+    #[arg(long = "collector.stat_statements.query_length", default_value_t = 120)]
+    stat_statements_query_length: u32,
+    /// Longest reuse of the pg_settings result (it is re-read at once after a reload or restart).
+    #[arg(long = "collector.settings.max-age", default_value = "5m", value_parser = parse_duration)]
+    settings_max_age: Duration,
+}
+
+impl CollectorArgs {
+    /// The registry configuration: the selected collectors (none with
+    /// `--disable-default-metrics`, no `settings` with
+    /// `--disable-settings-metrics`), custom queries when a file was
+    /// loaded, and a `server` label on `pg_up` for several targets.
+    pub fn config(
+        self,
+        selection: &Selection,
+        queries_file: Option<Arc<UserQueries>>,
+        several_targets: bool,
+    ) -> Config {
+        let enabled = if self.disable_default_metrics {
+            Vec::new()
+        } else {
+            ALL.iter()
+                .filter(|e| selection.is_enabled(e.name))
+                .filter(|e| !(self.disable_settings_metrics && matches!(e.how, How::Settings)))
+                .collect()
+        };
+        Config {
+            enabled,
+            up: up::Up {
+                server_label: several_targets,
+                queries_file: queries_file.clone(),
+            },
+            settings: settings::Settings {
+                max_age: self.settings_max_age,
+            },
+            stat_statements: stat_statements::StatStatements::new(
+                self.stat_statements_limit,
+                self.stat_statements_query_length,
+                self.stat_statements_include_query,
+            ),
+            custom_queries: queries_file.map(|queries| custom_queries::CustomQueries {
+                queries,
+                auto_discover_databases: self.auto_discover_databases,
+            }),
         }
     }
 }
 
-/// Runs one kind of collector for every target of a registry.
-pub struct PgCollector {
-    kind: Kind,
-    targets: Arc<Vec<Arc<Target>>>,
+/// What the registries are built from: the collectors that are on and
+/// the options of those that have any.
+#[derive(Clone)]
+pub struct Config {
+    /// The switchable collectors that run.
+    pub enabled: Vec<&'static Entry>,
+    /// The `up` collector's options.
+    pub up: up::Up,
+    /// The `settings` collector's options.
+    pub settings: settings::Settings,
+    /// The `stat_statements` collector's options.
+    pub stat_statements: stat_statements::StatStatements,
+    /// Custom queries, when a file was given.
+    pub custom_queries: Option<custom_queries::CustomQueries>,
 }
 
-/// Builds the registry for a set of targets (the DSNs of `/metrics`, or one
-/// `/probe` target).
-pub fn registry(kinds: &[Kind], targets: Arc<Vec<Arc<Target>>>) -> Registry {
+/// Builds the registry for a set of targets (the DSNs of `/metrics`, or
+/// one `/probe` target); without targets it has no collectors.
+pub fn registry(config: &Config, targets: &[Arc<Monitored>]) -> Registry {
     let mut r = Registry::new("pg");
-    for &kind in kinds {
-        r.register(Arc::new(PgCollector {
-            kind,
-            targets: targets.clone(),
-        }));
+    if targets.is_empty() {
+        return r;
+    }
+    r.register(every_target("up", config.up.clone(), targets));
+    for entry in &config.enabled {
+        r.register(match entry.how {
+            How::Table(source) => every_target(entry.name, QueryTable(source), targets),
+            How::Settings => every_target(entry.name, config.settings.clone(), targets),
+            How::StatStatements => {
+                every_target(entry.name, config.stat_statements.clone(), targets)
+            }
+        });
+    }
+    if let Some(q) = &config.custom_queries {
+        r.register(every_target("queries", q.clone(), targets));
     }
     r
 }
 
-impl Collector for PgCollector {
+/// A target and what its collectors share: the instance row of the
+/// scrape in progress and the scrape bookkeeping `up` reports.
+pub struct Monitored {
+    /// Connections and the database list.
+    pub target: Target,
+    instance: instance::PerScrape,
+    log: up::ScrapeLog,
+}
+
+impl Monitored {
+    /// Wraps a target.
+    pub fn new(target: Target) -> Monitored {
+        Monitored {
+            target,
+            instance: instance::PerScrape::default(),
+            log: up::ScrapeLog::default(),
+        }
+    }
+}
+
+/// A collector run for each target of a registry.
+pub trait TargetCollector: Send + Sync + 'static {
+    /// What it keeps per target between scrapes.
+    type State: Default + Send + Sync + 'static;
+
+    /// Collects one target.
+    fn collect<'a>(
+        &'a self,
+        m: &'a Monitored,
+        state: &'a Self::State,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult>;
+
+    /// Whether its failures count in `pg_exporter_last_scrape_error`.
+    fn counts_in_scrape_error(&self) -> bool {
+        true
+    }
+}
+
+struct EveryTarget<C: TargetCollector> {
+    name: &'static str,
+    collector: C,
+    targets: Vec<(Arc<Monitored>, C::State)>,
+}
+
+fn every_target<C: TargetCollector>(
+    name: &'static str,
+    collector: C,
+    targets: &[Arc<Monitored>],
+) -> Arc<dyn Collector> {
+    Arc::new(EveryTarget {
+        name,
+        collector,
+        targets: targets
+            .iter()
+            .map(|m| (m.clone(), C::State::default()))
+            .collect(),
+    })
+}
+
+impl<C: TargetCollector> Collector for EveryTarget<C> {
     fn name(&self) -> &str {
-        self.kind.name()
+        self.name
     }
 
+    /// Runs every target concurrently; one failing target fails the
+    /// collector without hiding the others' families.
     fn collect<'a>(
         &'a self,
         ctx: &'a ScrapeContext,
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
-            let runs = self.targets.iter().map(|t| async move {
+            let runs = self.targets.iter().map(|(m, state)| async move {
                 let mut fams = Vec::new();
-                let r = run(self.kind, t, ctx, &mut fams).await;
-                if self.kind != Kind::Up {
-                    t.record(r.is_ok());
+                let r = self.collector.collect(m, state, ctx, &mut fams).await;
+                if self.collector.counts_in_scrape_error() {
+                    m.log.record(r.is_ok());
                 }
                 (fams, r)
             });
@@ -260,133 +410,90 @@ impl Collector for PgCollector {
     }
 }
 
-/// Runs one collector for one target. Collectors fed by the shared
-/// instance row, per-database collectors, user queries and `up` have their
-/// own paths; the rest run one query on the main connection.
-async fn run(
-    kind: Kind,
-    t: &Target,
-    ctx: &ScrapeContext,
-    out: &mut Vec<MetricFamily>,
-) -> CollectResult {
-    let server = t.server.as_str();
-    match kind {
-        Kind::Up => up::collect(t, ctx, out).await,
-        Kind::Queries => crate::queries::collect(t, ctx, out).await,
-        Kind::StatUserTables | Kind::StatioUserTables => {
-            user_tables::collect(kind, t, ctx, out).await
-        }
-        Kind::Replication => replication::collect(server, &instance::row(t, ctx).await?, out),
-        Kind::StatArchiver => stat_archiver::collect(server, &instance::row(t, ctx).await?, out),
-        Kind::Postmaster => postmaster::collect(server, &instance::row(t, ctx).await?, out),
-        Kind::StatBgwriter => {
-            let live = t.main(ctx).await?;
-            let rows = instance::row(t, ctx).await?;
-            stat_bgwriter::collect_bgwriter(server, live.version_num, &rows, out)
-        }
-        Kind::Database
-        | Kind::Locks
-        | Kind::ReplicationSlot
-        | Kind::Roles
-        | Kind::Settings
-        | Kind::StatActivity
-        | Kind::StatCheckpointer
-        | Kind::StatDatabase
-        | Kind::StatProgressVacuum
-        | Kind::StatReplication
-        | Kind::Wal
-        | Kind::StatStatements => {
-            let live = t.main(ctx).await?;
-            let deadline = Target::query_deadline(ctx);
-            match kind {
-                Kind::Database => database::collect(t, &live, deadline, out).await,
-                Kind::Locks => locks::collect(server, &live, deadline, out).await,
-                Kind::ReplicationSlot => {
-                    replication_slot::collect(server, &live, deadline, out).await
+/// One error for the failures of a collector's parts (databases, queries).
+fn joined(errors: Vec<String>) -> CollectResult {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; ").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::FromArgMatches;
+
+    use super::table::testing::mismatches;
+    use super::table::{Source, Table};
+    use super::{flags, instance, CollectorArgs, How, ALL};
+
+    /// The collectors a command line enables.
+    fn enabled(args: &[&str]) -> Vec<&'static str> {
+        let flags = flags();
+        let cmd = <CollectorArgs as clap::Args>::augment_args(clap::Command::new("oxmon-postgres"));
+        let matches = flags
+            .augment(cmd)
+            .try_get_matches_from(std::iter::once("oxmon-postgres").chain(args.iter().copied()))
+            .unwrap();
+        let config = CollectorArgs::from_arg_matches(&matches).unwrap().config(
+            &flags.resolve(&matches),
+            None,
+            false,
+        );
+        config.enabled.iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn selection_follows_node_exporter_precedence_and_postgres_exporter_switches() {
+        let defaults = enabled(&[]);
+        assert_eq!(defaults.len(), ALL.len() - 1);
+        assert!(!defaults.contains(&"stat_statements"));
+        // The later of --collector.X and --no-collector.X wins.
+        assert!(
+            enabled(&["--no-collector.settings", "--collector.settings"]).contains(&"settings")
+        );
+        assert!(
+            !enabled(&["--collector.settings", "--no-collector.settings"]).contains(&"settings")
+        );
+        assert_eq!(
+            enabled(&[
+                "--collector.disable-defaults",
+                "--collector.locks",
+                "--collector.stat_statements"
+            ]),
+            ["locks", "stat_statements"]
+        );
+        // postgres_exporter's switches still turn collectors off, named or not.
+        assert!(enabled(&["--disable-default-metrics", "--collector.locks"]).is_empty());
+        assert!(
+            !enabled(&["--disable-settings-metrics", "--collector.settings"]).contains(&"settings")
+        );
+    }
+
+    /// Every query-table collector reads exactly what each version of its
+    /// SQL returns (checked without a server, so also for the versions the
+    /// integration tests do not run).
+    #[test]
+    fn every_table_reads_what_its_sql_returns() {
+        let mut problems = Vec::new();
+        let mut instance_tables: Vec<Table> = Vec::new();
+        for entry in ALL {
+            match entry.how {
+                How::Table(Source::Main(queries) | Source::EveryDatabase(queries)) => {
+                    for q in *queries {
+                        let variants: Vec<&str> = q.sql.iter().map(|s| s.text).collect();
+                        problems.extend(mismatches(&[q.table], &[], &variants));
+                    }
                 }
-                Kind::Roles => roles::collect(server, &live, deadline, out).await,
-                Kind::Settings => settings::collect(t, ctx, &live, deadline, out).await,
-                Kind::StatActivity => stat_activity::collect(server, &live, deadline, out).await,
-                Kind::StatCheckpointer => {
-                    stat_bgwriter::collect_checkpointer(server, &live, deadline, out).await
-                }
-                Kind::StatDatabase => stat_database::collect(server, &live, deadline, out).await,
-                Kind::StatProgressVacuum => {
-                    stat_progress_vacuum::collect(server, &live, deadline, out).await
-                }
-                Kind::StatReplication => {
-                    stat_replication::collect(server, &live, deadline, out).await
-                }
-                Kind::Wal => wal::collect(server, &live, deadline, out).await,
-                _ => stat_statements::collect(t, &live, deadline, out).await,
+                How::Table(Source::Instance(table)) => instance_tables.push(*table),
+                How::Settings | How::StatStatements => {}
             }
         }
+        problems.extend(mismatches(
+            &instance_tables,
+            &[instance::CONF_LOAD_TIME, instance::IN_RECOVERY],
+            instance::VARIANTS,
+        ));
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }
-
-/// One value column of a table-driven query: family name, type, help.
-pub type ValueSpec = (&'static str, MetricType, &'static str);
-
-/// Turns rows into families: the first `labels.len()` columns are text
-/// labels, the rest float8 values in `values` order; `server` is added to
-/// every series. NULL values become NaN unless `skip_null`.
-pub fn emit(
-    server: &str,
-    labels: &[&'static str],
-    values: &[ValueSpec],
-    rows: &[Row],
-    skip_null: bool,
-    out: &mut Vec<MetricFamily>,
-) {
-    let n = labels.len();
-    for (i, (name, kind, help)) in values.iter().enumerate() {
-        let mut fam = MetricFamily::new(*name, *help, *kind);
-        for row in rows {
-            let v = f(row, n + i);
-            if skip_null && v.is_nan() {
-                continue;
-            }
-            fam.add_owned(label_set(server, labels, row), v);
-        }
-        if !fam.metrics.is_empty() {
-            out.push(fam);
-        }
-    }
-}
-
-/// Emits the unlabelled values of one row starting at column `first`.
-pub fn emit_at(
-    server: &str,
-    row: &Row,
-    first: usize,
-    values: &[ValueSpec],
-    skip_null: bool,
-    out: &mut Vec<MetricFamily>,
-) {
-    for (i, (name, kind, help)) in values.iter().enumerate() {
-        let v = f(row, first + i);
-        if skip_null && v.is_nan() {
-            continue;
-        }
-        let mut fam = MetricFamily::new(*name, *help, *kind);
-        fam.add(&[("server", server)], v);
-        out.push(fam);
-    }
-}
-
-/// The label pairs of a row: its label columns plus `server`.
-pub fn label_set(server: &str, labels: &[&'static str], row: &Row) -> Vec<(LabelName, String)> {
-    let mut set: Vec<(LabelName, String)> = Vec::with_capacity(labels.len() + 1);
-    for (i, l) in labels.iter().enumerate() {
-        set.push((Cow::Borrowed(*l), s(row, i)));
-    }
-    set.push((Cow::Borrowed("server"), server.to_owned()));
-    set
-}
-
-/// Shorthand for the value specs.
-pub const GAUGE: MetricType = MetricType::Gauge;
-/// Shorthand for the value specs.
-pub const COUNTER: MetricType = MetricType::Counter;
-/// Shorthand for the value specs.
-pub const UNTYPED: MetricType = MetricType::Untyped;

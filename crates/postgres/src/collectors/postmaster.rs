@@ -3,28 +3,35 @@
 //!
 //! Metrics: `pg_postmaster_start_time_seconds{process_name="postmaster"}`.
 
-use oxmon_core::MetricFamily;
-use tokio_postgres::Row;
+use super::table::{gauge, Source, Table};
 
-use super::instance::POSTMASTER_START;
-use crate::conn::f;
-
-/// Collects the start time.
-pub fn collect(
-    server: &str,
-    rows: &[Row],
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let mut fam = MetricFamily::gauge(
+/// The collector.
+pub const SOURCE: Source = Source::Instance(Table {
+    labels: &["process_name"],
+    columns: &[gauge(
+        "postmaster_start_time",
         "pg_postmaster_start_time_seconds",
         "Time at which postmaster started",
-    );
-    if let Some(row) = rows.first() {
-        fam.add(
-            &[("process_name", "postmaster"), ("server", server)],
-            f(row, POSTMASTER_START),
+    )],
+});
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::{n, render, result, t};
+    use super::*;
+
+    #[test]
+    fn start_time_with_the_process_name() {
+        let Source::Instance(table) = SOURCE else {
+            panic!("postmaster reads the instance row")
+        };
+        let r = result(
+            &["process_name", "postmaster_start_time"],
+            vec![vec![t("postmaster"), n(1700000000.25)]],
+        );
+        assert_eq!(
+            render(&table, &r),
+            ["pg_postmaster_start_time_seconds Gauge {process_name=postmaster,server=h:5432} 1700000000.25"]
         );
     }
-    out.push(fam);
-    Ok(())
 }

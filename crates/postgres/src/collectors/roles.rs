@@ -2,33 +2,45 @@
 //!
 //! Metrics: `pg_roles_connection_limit{rolname}`.
 
-use oxmon_core::MetricFamily;
-use tokio::time::Instant;
+use super::table::{gauge, Nulls, Query, Source, Sql, Table};
 
-use super::{emit, GAUGE};
-use crate::conn::Live;
-
-const QUERY: &str = "SELECT rolname::text, rolconnlimit::float8 FROM pg_roles";
-
-/// Collects the role limits.
-pub async fn collect(
-    server: &str,
-    live: &Live,
-    deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let rows = live.query(QUERY, deadline).await?;
-    emit(
-        server,
-        &["rolname"],
-        &[(
+const ROLES: Query = Query {
+    sql: &[Sql {
+        since: 120000,
+        text: "SELECT rolname::text, rolconnlimit::float8 FROM pg_roles",
+    }],
+    table: Table {
+        labels: &["rolname"],
+        columns: &[gauge(
+            "rolconnlimit",
             "pg_roles_connection_limit",
-            GAUGE,
             "Connection limit set for the role",
-        )],
-        &rows,
-        true,
-        out,
-    );
-    Ok(())
+        )
+        .nulls(Nulls::Skip)],
+    },
+    filter_databases: false,
+};
+
+/// The collector.
+pub const SOURCE: Source = Source::Main(&[ROLES]);
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::{n, render, result, t};
+    use super::*;
+
+    #[test]
+    fn one_series_per_role() {
+        let r = result(
+            &["rolname", "rolconnlimit"],
+            vec![vec![t("monitor"), n(3.0)], vec![t("postgres"), n(-1.0)]],
+        );
+        assert_eq!(
+            render(&ROLES.table, &r),
+            [
+                "pg_roles_connection_limit Gauge {rolname=monitor,server=h:5432} 3",
+                "pg_roles_connection_limit Gauge {rolname=postgres,server=h:5432} -1",
+            ]
+        );
+    }
 }

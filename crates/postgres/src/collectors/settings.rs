@@ -10,66 +10,114 @@
 //! own session overrides (its statement and lock timeouts) are reported as
 //! the server's defaults (`reset_val`), not the exporter's.
 
-use oxmon_core::{MetricFamily, ScrapeContext};
-use tokio::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::conn::{s, Live};
-use crate::target::{SettingsCache, Target};
+use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::sync::LockExt;
+use oxmon_core::{MetricFamily, ScrapeContext};
+
+use super::instance::{self, CONF_LOAD_TIME, IN_RECOVERY};
+use super::{Monitored, TargetCollector};
+use crate::conn::text_col;
+use crate::target::Target;
 
 const QUERY: &str = "SELECT name::text, \
      (CASE WHEN source = 'session' THEN reset_val ELSE setting END)::text, \
      COALESCE(unit, '')::text, short_desc::text, vartype::text \
      FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real')";
 
-/// Collects the settings, from the cache when it is still valid.
-pub async fn collect(
-    t: &Target,
-    ctx: &ScrapeContext,
-    live: &Live,
-    deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let key_rows = super::instance::row(t, ctx).await?;
-    let key = key_rows
-        .first()
-        .map(|r| {
-            (
-                crate::conn::f(r, super::instance::CONF_LOAD_TIME),
-                r.try_get::<_, bool>(super::instance::IN_RECOVERY)
-                    .unwrap_or(false),
-            )
-        })
-        .ok_or("pg_conf_load_time returned no row")?;
-    {
-        let cache = t.settings.lock().unwrap();
-        if let Some(c) = cache.as_ref() {
-            if c.key == key && c.at.elapsed() < t.opts.settings_max_age {
-                emit(&c.values, &t.server, out);
-                return Ok(());
-            }
-        }
-    }
-    let rows = live.query(QUERY, deadline).await?;
-    let mut values = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (name, setting, unit, desc, vartype) =
-            (s(row, 0), s(row, 1), s(row, 2), s(row, 3), s(row, 4));
-        match convert(&name, &setting, &unit, &desc, &vartype) {
-            Ok(Some((fname, help, value))) => values.push((intern(fname), intern(help), value)),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
-        }
-    }
-    emit(&values, &t.server, out);
-    *t.settings.lock().unwrap() = Some(SettingsCache {
-        key,
-        at: std::time::Instant::now(),
-        values,
-    });
-    Ok(())
+/// The collector's options.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Longest time a cached result is reused.
+    pub max_age: Duration,
 }
 
-fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Vec<MetricFamily>) {
+/// The last result of one target, valid while the configuration load time
+/// and recovery state are unchanged.
+#[derive(Default)]
+pub struct Cache(Mutex<Option<Cached>>);
+
+struct Cached {
+    key: Key,
+    at: Instant,
+    values: Arc<[Setting]>,
+}
+
+/// `(pg_conf_load_time epoch, in recovery)`.
+type Key = (Option<f64>, Option<f64>);
+
+/// `(family name, help, value)` of a numeric setting.
+type Setting = (&'static str, &'static str, f64);
+
+impl Cache {
+    /// The settings read under `key` less than `max_age` ago.
+    fn fresh(&self, key: Key, max_age: Duration) -> Option<Arc<[Setting]>> {
+        let cached = self.0.lock_unpoisoned();
+        let c = cached.as_ref()?;
+        (c.key == key && c.at.elapsed() < max_age).then(|| c.values.clone())
+    }
+
+    fn store(&self, key: Key, values: Arc<[Setting]>) {
+        *self.0.lock_unpoisoned() = Some(Cached {
+            key,
+            at: Instant::now(),
+            values,
+        });
+    }
+}
+
+impl TargetCollector for Settings {
+    type State = Cache;
+
+    /// Collects the settings, from the cache when it is still valid.
+    fn collect<'a>(
+        &'a self,
+        m: &'a Monitored,
+        cache: &'a Cache,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let t = &m.target;
+            let row = instance::row(m, ctx).await?;
+            let key = (
+                row.first_number(CONF_LOAD_TIME),
+                row.first_number(IN_RECOVERY),
+            );
+            if let Some(values) = cache.fresh(key, self.max_age) {
+                emit(&values, &t.server, out);
+                return Ok(());
+            }
+            let live = t.main(ctx).await?;
+            let rows = live.query(QUERY, Target::query_deadline(ctx)).await?;
+            let mut values = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (name, setting, unit, desc, vartype) = (
+                    text_col(row, 0),
+                    text_col(row, 1),
+                    text_col(row, 2),
+                    text_col(row, 3),
+                    text_col(row, 4),
+                );
+                match convert(&name, &setting, &unit, &desc, &vartype) {
+                    Ok(Some((fname, help, value))) => {
+                        values.push((intern(fname), intern(help), value))
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(setting = %name, err = %e, "skipping setting"),
+                }
+            }
+            let values: Arc<[Setting]> = values.into();
+            emit(&values, &t.server, out);
+            cache.store(key, values);
+            Ok(())
+        })
+    }
+}
+
+fn emit(values: &[Setting], server: &str, out: &mut Vec<MetricFamily>) {
     out.reserve(values.len());
     for (name, help, value) in values {
         let mut fam = MetricFamily::gauge(*name, *help);
@@ -84,7 +132,7 @@ fn emit(values: &[(&'static str, &'static str, f64)], server: &str, out: &mut Ve
 fn intern(s: String) -> &'static str {
     static SEEN: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
         std::sync::Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap();
+    let mut seen = SEEN.lock_unpoisoned();
     let set = seen.get_or_insert_with(Default::default);
     if let Some(existing) = set.get(s.as_str()) {
         return existing;
@@ -175,7 +223,38 @@ fn sanitize(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::convert;
+    use super::*;
+
+    #[test]
+    fn the_cache_serves_its_key_and_survives_a_panic_while_locked() {
+        let cache = Cache::default();
+        let values: Arc<[Setting]> = vec![("pg_settings_fsync", "Fsync.", 1.0)].into();
+        cache.store((Some(10.0), Some(0.0)), values);
+        let _ = std::panic::catch_unwind(|| {
+            let _held = cache.0.lock();
+            panic!("a collector bug while holding the lock");
+        });
+        assert!(cache.0.is_poisoned());
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            cache.fresh((Some(10.0), Some(0.0)), minute).unwrap().len(),
+            1
+        );
+        assert!(
+            cache.fresh((Some(11.0), Some(0.0)), minute).is_none(),
+            "reloaded"
+        );
+        assert!(
+            cache.fresh((Some(10.0), Some(1.0)), minute).is_none(),
+            "promoted"
+        );
+        assert!(
+            cache
+                .fresh((Some(10.0), Some(0.0)), Duration::ZERO)
+                .is_none(),
+            "too old"
+        );
+    }
 
     fn v(name: &str, setting: &str, unit: &str, vartype: &str) -> (String, f64) {
         let (n, _, v) = convert(name, setting, unit, "desc", vartype)

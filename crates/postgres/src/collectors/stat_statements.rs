@@ -12,66 +12,80 @@
 //! `--collector.stat_statements.query_length`).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
-use oxmon_core::MetricFamily;
-use tokio::time::Instant;
+use oxmon_core::collector::{BoxFuture, CollectResult};
+use oxmon_core::{MetricFamily, MetricType, ScrapeContext};
 
-use super::{ValueSpec, COUNTER};
-use crate::conn::{f, s, Live};
+use super::table::{counter, Datum, Nulls, ResultSet, Table};
+use super::{Monitored, TargetCollector};
 use crate::target::Target;
 
-const VALUES: &[ValueSpec] = &[
-    (
-        "pg_stat_statements_calls_total",
-        COUNTER,
-        "Number of times executed",
-    ),
-    (
-        "pg_stat_statements_seconds_total",
-        COUNTER,
-        "Total time spent in the statement, in seconds",
-    ),
-    (
-        "pg_stat_statements_rows_total",
-        COUNTER,
-        "Total number of rows retrieved or affected by the statement",
-    ),
-    (
-        "pg_stat_statements_block_read_seconds_total",
-        COUNTER,
-        "Total time the statement spent reading blocks, in seconds",
-    ),
-    (
-        "pg_stat_statements_block_write_seconds_total",
-        COUNTER,
-        "Total time the statement spent writing blocks, in seconds",
-    ),
-];
+const STATEMENTS: Table = Table {
+    labels: &["user", "datname", "queryid"],
+    columns: &[
+        counter(
+            "calls",
+            "pg_stat_statements_calls_total",
+            "Number of times executed",
+        )
+        .nulls(Nulls::Zero),
+        counter(
+            "seconds",
+            "pg_stat_statements_seconds_total",
+            "Total time spent in the statement, in seconds",
+        )
+        .nulls(Nulls::Zero),
+        counter(
+            "rows",
+            "pg_stat_statements_rows_total",
+            "Total number of rows retrieved or affected by the statement",
+        )
+        .nulls(Nulls::Zero),
+        counter(
+            "block_read_seconds",
+            "pg_stat_statements_block_read_seconds_total",
+            "Total time the statement spent reading blocks, in seconds",
+        )
+        .nulls(Nulls::Zero),
+        counter(
+            "block_write_seconds",
+            "pg_stat_statements_block_write_seconds_total",
+            "Total time the statement spent writing blocks, in seconds",
+        )
+        .nulls(Nulls::Zero),
+    ],
+};
 
-/// The three version variants of the query, built once from the flags.
+/// The collector's options: the query, per server version, built once
+/// from the flags.
 #[derive(Debug, Clone)]
-pub struct Queries {
+pub struct StatStatements {
     pg12: &'static str,
     pg13: &'static str,
     pg17: &'static str,
+    include_query: bool,
 }
 
-impl Queries {
-    /// Builds the queries for a limit and query-text length.
-    pub fn new(limit: u32, query_length: u32) -> Queries {
+impl StatStatements {
+    /// Builds the queries for a limit and query-text length; with
+    /// `include_query` the query text mapping is emitted too.
+    pub fn new(limit: u32, query_length: u32, include_query: bool) -> StatStatements {
         let build = |total: &str, read: &str, write: &str| -> &'static str {
             Box::leak(
                 format!(
-                    "SELECT pg_get_userbyid(s.userid)::text, d.datname::text, s.queryid::text, \
-                     left(s.query, {query_length})::text, s.calls::float8, ({total} / 1000.0)::float8, \
-                     s.rows::float8, ({read} / 1000.0)::float8, ({write} / 1000.0)::float8 \
+                    "SELECT pg_get_userbyid(s.userid)::text AS \"user\", d.datname::text, \
+                     s.queryid::text, left(s.query, {query_length})::text AS query, \
+                     s.calls::float8, ({total} / 1000.0)::float8 AS seconds, s.rows::float8, \
+                     ({read} / 1000.0)::float8 AS block_read_seconds, \
+                     ({write} / 1000.0)::float8 AS block_write_seconds \
                      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
                      ORDER BY {total} DESC LIMIT {limit}"
                 )
                 .into_boxed_str(),
             )
         };
-        Queries {
+        StatStatements {
             pg12: build("s.total_time", "s.blk_read_time", "s.blk_write_time"),
             pg13: build("s.total_exec_time", "s.blk_read_time", "s.blk_write_time"),
             pg17: build(
@@ -79,61 +93,149 @@ impl Queries {
                 "s.shared_blk_read_time",
                 "s.shared_blk_write_time",
             ),
+            include_query,
         }
     }
 }
 
-/// Collects the top statements.
-pub async fn collect(
-    t: &Target,
-    live: &Live,
-    deadline: Instant,
-    out: &mut Vec<MetricFamily>,
-) -> oxmon_core::collector::CollectResult {
-    let q = &t.opts.stat_statements;
-    let query = match live.version_num {
-        v if v >= 170000 => q.pg17,
-        v if v >= 130000 => q.pg13,
-        _ => q.pg12,
-    };
-    let rows = live.query(query, deadline).await.map_err(|e| {
-        format!("{e} (is the pg_stat_statements extension created in this database and preloaded?)")
-    })?;
-    let mut fams: Vec<MetricFamily> = VALUES
-        .iter()
-        .map(|(n, k, h)| MetricFamily::new(*n, *h, *k))
-        .collect();
-    let mut texts = MetricFamily::new(
+impl TargetCollector for StatStatements {
+    type State = ();
+
+    fn collect<'a>(
+        &'a self,
+        m: &'a Monitored,
+        _: &'a (),
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let t = &m.target;
+            let live = t.main(ctx).await?;
+            let query = match live.version_num {
+                v if v >= 170000 => self.pg17,
+                v if v >= 130000 => self.pg13,
+                _ => self.pg12,
+            };
+            let rows = live
+                .query(query, Target::query_deadline(ctx))
+                .await
+                .map_err(|e| {
+                    format!("{e} (is the pg_stat_statements extension created in this database and preloaded?)")
+                })?;
+            let result = ResultSet::from_rows(&rows)?;
+            STATEMENTS.families(&t.server, &result, out)?;
+            if self.include_query {
+                out.extend(query_texts(&t.server, &result));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `pg_stat_statements_query_id{queryid,query}`: one series per query id
+/// (the same statement run by several users or in several databases has
+/// one text).
+fn query_texts(server: &str, result: &ResultSet) -> Option<MetricFamily> {
+    let (id, text) = (result.index("queryid")?, result.index("query")?);
+    let mut family = MetricFamily::new(
         "pg_stat_statements_query_id",
         "SQL Query to queryid mapping",
-        COUNTER,
+        MetricType::Counter,
     );
-    let mut seen = std::collections::HashSet::new();
-    for row in &rows {
-        let labels = vec![
-            (Cow::Borrowed("user"), s(row, 0)),
-            (Cow::Borrowed("datname"), s(row, 1)),
-            (Cow::Borrowed("queryid"), s(row, 2)),
-            (Cow::Borrowed("server"), t.server.clone()),
-        ];
-        for (i, fam) in fams.iter_mut().enumerate() {
-            let v = f(row, 4 + i);
-            fam.add_owned(labels.clone(), if v.is_nan() { 0.0 } else { v });
-        }
-        if t.opts.stat_statements_include_query && seen.insert(s(row, 2)) {
-            texts.add_owned(
+    let mut seen = HashSet::new();
+    let text_of = |d: &Datum| match d {
+        Datum::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    for row in &result.rows {
+        let id = text_of(&row[id]);
+        if !seen.contains(&id) {
+            seen.insert(id.clone());
+            family.add_owned(
                 vec![
-                    (Cow::Borrowed("queryid"), s(row, 2)),
-                    (Cow::Borrowed("query"), s(row, 3)),
-                    (Cow::Borrowed("server"), t.server.clone()),
+                    (Cow::Borrowed("queryid"), id),
+                    (Cow::Borrowed("query"), text_of(&row[text])),
+                    (Cow::Borrowed("server"), server.to_owned()),
                 ],
                 1.0,
             );
         }
     }
-    out.extend(fams);
-    if !texts.metrics.is_empty() {
-        out.push(texts);
+    Some(family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::{lines, n, render, result, t};
+    use super::*;
+
+    fn two_users_one_statement() -> ResultSet {
+        result(
+            &[
+                "user",
+                "datname",
+                "queryid",
+                "query",
+                "calls",
+                "seconds",
+                "rows",
+                "block_read_seconds",
+                "block_write_seconds",
+            ],
+            vec![
+                vec![
+                    t("app"),
+                    t("shop"),
+                    t("-42"),
+                    t("SELECT 1"),
+                    n(10.0),
+                    n(0.5),
+                    n(10.0),
+                    n(0.0),
+                    Datum::Null,
+                ],
+                vec![
+                    t("report"),
+                    t("shop"),
+                    t("-42"),
+                    t("SELECT 1"),
+                    n(1.0),
+                    n(0.25),
+                    n(1.0),
+                    n(0.0),
+                    n(0.0),
+                ],
+            ],
+        )
     }
-    Ok(())
+
+    #[test]
+    fn counters_per_user_database_and_query_id() {
+        let lines = render(&STATEMENTS, &two_users_one_statement());
+        let app = "datname=shop,queryid=-42,server=h:5432,user=app";
+        assert!(lines.contains(&format!(
+            "pg_stat_statements_calls_total Counter {{{app}}} 10"
+        )));
+        assert!(lines.contains(&format!(
+            "pg_stat_statements_block_write_seconds_total Counter {{{app}}} 0"
+        )));
+        assert_eq!(lines.len(), 10, "{lines:?}");
+    }
+
+    #[test]
+    fn one_query_text_per_query_id() {
+        let family = query_texts("h:5432", &two_users_one_statement()).unwrap();
+        assert_eq!(
+            lines(&[family]),
+            ["pg_stat_statements_query_id Counter {query=SELECT 1,queryid=-42,server=h:5432} 1"]
+        );
+    }
+
+    #[test]
+    fn version_variants_name_the_renamed_columns() {
+        let s = StatStatements::new(5, 20, false);
+        assert!(s.pg12.contains("s.total_time") && s.pg12.contains("LIMIT 5"));
+        assert!(s.pg13.contains("s.total_exec_time") && s.pg13.contains("left(s.query, 20)"));
+        assert!(s.pg17.contains("s.shared_blk_read_time"));
+    }
 }

@@ -1,5 +1,7 @@
-//! A parser for exposition text: the classic text format 0.0.4 and
-//! OpenMetrics 1.0, for assertions in tests.
+//! A parser for exposition text, the classic text format 0.0.4 and
+//! OpenMetrics 1.0: what other programs hand an exporter (textfile
+//! collector `*.prom` files, an application's own `/metrics` for a relay)
+//! and what tests read back from the exporters.
 //!
 //! Samples are grouped into families by the `# TYPE` lines: a sample belongs
 //! to the family whose name it matches exactly, else to the declared family it
@@ -7,11 +9,41 @@
 //! `_bucket`, `_sum`, `_count`, `_gcount`, `_gsum`, `_info`). A sample with
 //! no declared family gets an `untyped` family of its own name.
 //!
-//! [`try_parse`] reports the first syntax error with its line number; it
-//! never panics. [`parse`] panics with that error (for tests).
+//! [`try_parse`] reports the first error with its line number: bad syntax,
+//! an escape other than `\\`, `\"` and `\n` in a label value, a second
+//! TYPE or HELP line, a TYPE line after the family's samples, a histogram
+//! sample without its suffix or a bucket without `le`, a summary quantile
+//! without `quantile`. It never panics, and its memory use is linear in the
+//! input. [`parse`] panics with the error (for tests). Client-side
+//! timestamps are kept per sample ([`Exposition::has_timestamps`]).
+//!
+//! [`Family::to_metric_family`] turns a parsed family into a core
+//! [`MetricFamily`], assembling histograms and summaries from their
+//! `_bucket`/`_sum`/`_count` and quantile samples:
+//!
+//! ```
+//! use oxmon_core::expo::try_parse;
+//! use oxmon_core::metrics::Value;
+//!
+//! let text = concat!(
+//!     "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total{queue=\"a\"} 3\n",
+//!     "# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 0.7\nlat_count 2\n",
+//! );
+//! let parsed = try_parse(text).unwrap();
+//! assert_eq!(parsed.value("jobs_total", &[("queue", "a")]), Some(3.0));
+//! let families = parsed.to_metric_families().unwrap();
+//! assert_eq!(families[0].name, "jobs_total");
+//! assert_eq!(
+//!     families[1].metrics[0].value,
+//!     Value::Histogram { buckets: vec![(0.5, 1), (f64::INFINITY, 2)], sum: 0.7, count: 2 }
+//! );
+//! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::metrics::{LabelName, Metric, MetricFamily, MetricType, Value};
 
 /// A parsed exposition: every family by its name (as written on its `# TYPE`
 /// line, or the sample name for samples without one).
@@ -133,6 +165,228 @@ impl Exposition {
     }
 }
 
+/// A parsed family that has no core [`MetricFamily`] form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A type core families cannot carry (`gaugehistogram`).
+    #[error("metric family {family}: type {kind} is not supported")]
+    UnsupportedType {
+        /// The family.
+        family: String,
+        /// Its type.
+        kind: String,
+    },
+    /// A sample that does not fit the family's type.
+    #[error("metric family {family}: unexpected sample {sample}")]
+    UnexpectedSample {
+        /// The family.
+        family: String,
+        /// The sample name.
+        sample: String,
+    },
+    /// A bucket or quantile sample whose bound is missing or not a number.
+    #[error("metric family {family}: sample {sample} has no valid {label} label")]
+    BadBound {
+        /// The family.
+        family: String,
+        /// The sample name.
+        sample: String,
+        /// `le` or `quantile`.
+        label: &'static str,
+    },
+}
+
+impl Exposition {
+    /// Whether any sample carries a client-side timestamp.
+    pub fn has_timestamps(&self) -> bool {
+        self.all_samples().any(|s| s.timestamp.is_some())
+    }
+
+    /// Every family with samples as a core [`MetricFamily`], in name order
+    /// (see [`Family::to_metric_family`]).
+    pub fn to_metric_families(&self) -> Result<Vec<MetricFamily>, ConvertError> {
+        self.families
+            .values()
+            .filter(|f| !f.samples.is_empty())
+            .map(Family::to_metric_family)
+            .collect()
+    }
+}
+
+impl Family {
+    /// The core type of this family: `unknown` is untyped and a stateset
+    /// is a gauge (as Prometheus stores them); `None` for `gaugehistogram`.
+    pub fn metric_type(&self) -> Option<MetricType> {
+        Some(match self.kind.as_str() {
+            "counter" => MetricType::Counter,
+            "gauge" | "stateset" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "info" => MetricType::Info,
+            "untyped" | "unknown" => MetricType::Untyped,
+            _ => return None,
+        })
+    }
+
+    /// Gives every series the same label names, adding missing ones with an
+    /// empty value (as node_exporter's textfile collector does); `le` of
+    /// histograms and `quantile` of summaries are left alone.
+    pub fn fill_missing_labels(&mut self) {
+        let bound = self.bound_label();
+        let names: std::collections::BTreeSet<String> = self
+            .samples
+            .iter()
+            .flat_map(|s| s.labels.keys())
+            .filter(|k| Some(k.as_str()) != bound)
+            .cloned()
+            .collect();
+        for s in &mut self.samples {
+            for n in &names {
+                if !s.labels.contains_key(n) {
+                    s.labels.insert(n.clone(), String::new());
+                }
+            }
+        }
+    }
+
+    fn bound_label(&self) -> Option<&'static str> {
+        match self.kind.as_str() {
+            "histogram" => Some("le"),
+            "summary" => Some("quantile"),
+            _ => None,
+        }
+    }
+
+    /// Converts to a core [`MetricFamily`] named the way the 0.0.4 format
+    /// names it: an OpenMetrics counter `x` becomes `x_total` and an info
+    /// family `x` becomes `x_info`. Histogram and summary series are
+    /// assembled per label set (first appearance order) from their
+    /// `_bucket`/quantile, `_sum` and `_count` samples; counts are rounded
+    /// down to integers; a missing `_sum`/`_count` is 0. `_created`
+    /// samples and timestamps are dropped.
+    pub fn to_metric_family(&self) -> Result<MetricFamily, ConvertError> {
+        let kind = self
+            .metric_type()
+            .ok_or_else(|| ConvertError::UnsupportedType {
+                family: self.name.clone(),
+                kind: self.kind.clone(),
+            })?;
+        let unexpected = |s: &Sample| ConvertError::UnexpectedSample {
+            family: self.name.clone(),
+            sample: s.name.clone(),
+        };
+        let samples = self
+            .samples
+            .iter()
+            .filter(|s| !(s.name.len() > self.name.len() && s.name.ends_with("_created")));
+        match kind {
+            MetricType::Histogram | MetricType::Summary => {
+                let mut family = MetricFamily::new(self.name.clone(), self.help.clone(), kind);
+                let bound = self.bound_label().unwrap_or("le");
+                let mut series: Vec<(Vec<(LabelName, String)>, Assembled)> = Vec::new();
+                for s in samples {
+                    let key = labels_without(&s.labels, bound);
+                    let at = match series.iter().position(|(k, _)| *k == key) {
+                        Some(at) => at,
+                        None => {
+                            series.push((key, Assembled::default()));
+                            series.len() - 1
+                        }
+                    };
+                    let part = &mut series[at].1;
+                    match s.name.strip_prefix(self.name.as_str()) {
+                        Some("_sum") => part.sum = s.value,
+                        Some("_count") => part.count = to_count(s.value),
+                        Some("_bucket") if kind == MetricType::Histogram => {
+                            part.points.push((self.bound(s, bound)?, s.value))
+                        }
+                        Some("") if kind == MetricType::Summary => {
+                            part.points.push((self.bound(s, bound)?, s.value))
+                        }
+                        _ => return Err(unexpected(s)),
+                    }
+                }
+                for (labels, mut part) in series {
+                    part.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let value = if kind == MetricType::Histogram {
+                        Value::Histogram {
+                            buckets: part
+                                .points
+                                .into_iter()
+                                .map(|(le, n)| (le, to_count(n)))
+                                .collect(),
+                            sum: part.sum,
+                            count: part.count,
+                        }
+                    } else {
+                        Value::Summary {
+                            quantiles: part.points,
+                            sum: part.sum,
+                            count: part.count,
+                        }
+                    };
+                    family.push(Metric { labels, value });
+                }
+                Ok(family)
+            }
+            _ => {
+                let suffix = match kind {
+                    MetricType::Counter => "_total",
+                    MetricType::Info => "_info",
+                    _ => "",
+                };
+                let samples: Vec<&Sample> = samples.collect();
+                let bare = samples.iter().all(|s| s.name == self.name);
+                let name = if self.name.ends_with(suffix) || bare {
+                    self.name.clone()
+                } else {
+                    format!("{}{suffix}", self.name)
+                };
+                let mut family = MetricFamily::new(name.clone(), self.help.clone(), kind);
+                for s in samples {
+                    if s.name != name {
+                        return Err(unexpected(s));
+                    }
+                    family.add_owned(labels_without(&s.labels, ""), s.value);
+                }
+                Ok(family)
+            }
+        }
+    }
+
+    fn bound(&self, s: &Sample, label: &'static str) -> Result<f64, ConvertError> {
+        s.label(label)
+            .and_then(parse_float)
+            .filter(|b| !b.is_nan())
+            .ok_or_else(|| ConvertError::BadBound {
+                family: self.name.clone(),
+                sample: s.name.clone(),
+                label,
+            })
+    }
+}
+
+/// The parts of one histogram or summary series.
+#[derive(Default)]
+struct Assembled {
+    points: Vec<(f64, f64)>,
+    sum: f64,
+    count: u64,
+}
+
+fn labels_without(labels: &BTreeMap<String, String>, skip: &str) -> Vec<(LabelName, String)> {
+    labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != skip)
+        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .collect()
+}
+
+/// A count written as a float; negative and NaN become 0, as `as` does.
+fn to_count(v: f64) -> u64 {
+    v as u64
+}
+
 /// Parses exposition text, panicking with the line number on a syntax error.
 pub fn parse(text: &str) -> Exposition {
     match try_parse(text) {
@@ -244,7 +498,7 @@ impl Parser {
                 if !fam.kind.is_empty() {
                     return Err(format!("second TYPE line for {name}"));
                 }
-                if !fam.samples.is_empty() {
+                if !fam.samples.is_empty() || self.undeclared.contains_key(name) {
                     return Err(format!("TYPE line for {name} after its samples"));
                 }
                 fam.kind = kind.to_string();
@@ -346,6 +600,7 @@ impl Parser {
             timestamp,
         };
         let family = self.family_of(name);
+        check_shape(family, &sample)?;
         family.samples.push(sample);
         Ok(())
     }
@@ -400,6 +655,29 @@ impl Parser {
             families,
             eof: self.eof,
         }
+    }
+}
+
+/// Rejects samples that cannot belong to their family's type: a histogram
+/// sample without a histogram suffix, a bucket without `le`, a summary
+/// sample of the family's own name without `quantile`.
+fn check_shape(family: &Family, sample: &Sample) -> Result<(), String> {
+    let name = &sample.name;
+    let own_name = *name == family.name;
+    match family.kind.as_str() {
+        "histogram" | "gaugehistogram" if own_name => Err(format!(
+            "{} sample {name} lacks _bucket, _sum or _count",
+            family.kind
+        )),
+        "histogram" | "gaugehistogram"
+            if name.ends_with("_bucket") && !sample.labels.contains_key("le") =>
+        {
+            Err(format!("histogram bucket {name} has no le label"))
+        }
+        "summary" if own_name && !sample.labels.contains_key("quantile") => {
+            Err(format!("summary sample {name} has no quantile label"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -581,6 +859,9 @@ impl<'a> Cursor<'a> {
         let mut escaped = false;
         for (i, c) in rest.char_indices() {
             if escaped {
+                if !matches!(c, '\\' | '"' | 'n') {
+                    return Err(format!("invalid escape sequence \\{c} in label value"));
+                }
                 escaped = false;
             } else if c == '\\' {
                 escaped = true;
@@ -737,6 +1018,11 @@ a_count 5
             ("x{a=\"1\" b=\"2\"} 1\n", 1),
             ("x 1 abc\n", 1),
             ("x{0a=\"1\"} 1\n", 1),
+            ("x 1\n# TYPE x gauge\n", 2),
+            ("ok 1\nx{a=\"\\q\"} 1\n", 2),
+            ("# TYPE h histogram\nh_bucket{x=\"1\"} 1\n", 2),
+            ("# TYPE h histogram\nh 1\n", 2),
+            ("# TYPE s summary\ns{x=\"1\"} 1\n", 2),
         ];
         for (text, line) in cases {
             let err = try_parse(text).expect_err(text);
@@ -795,5 +1081,212 @@ a_count 5
         assert_eq!(e.value("x", &[]), Some(1.0));
         assert_eq!(e.value("y", &[("a", "b")]), Some(2.0));
         assert_eq!(e.value("z", &[("a", "c")]), Some(3.0));
+    }
+
+    #[test]
+    fn converts_classic_families() {
+        let fams = parse(CLASSIC).to_metric_families().unwrap();
+        let names: Vec<&str> = fams.iter().map(|f| f.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "go_gc_duration_seconds",
+                "http_duration",
+                "no_type_metric",
+                "node_cpu_seconds_total",
+                "pg_up",
+                "weird"
+            ]
+        );
+        let gc = &fams[0];
+        assert_eq!(gc.kind, MetricType::Summary);
+        match &gc.metrics[0].value {
+            Value::Summary {
+                quantiles,
+                sum,
+                count,
+            } => {
+                assert_eq!(quantiles.len(), 2);
+                assert_eq!(quantiles[0], (0.0, 1.2e-05));
+                assert!(quantiles[1].1.is_nan());
+                assert_eq!((*sum, *count), (0.5, 7));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fams[2].kind, MetricType::Untyped);
+        let cpu = &fams[3];
+        assert_eq!(cpu.kind, MetricType::Counter);
+        assert_eq!(cpu.help, "Seconds the CPUs spent in each mode.");
+        assert_eq!(
+            cpu.metrics[1].labels,
+            [
+                (Cow::Borrowed("cpu"), "0".to_string()),
+                (Cow::Borrowed("mode"), "user".to_string())
+            ]
+        );
+        assert_eq!(cpu.metrics[1].value, Value::Single(12.25));
+        assert!(parse(CLASSIC).has_timestamps());
+        assert!(!parse("x 1\n").has_timestamps());
+    }
+
+    #[test]
+    fn converts_openmetrics_names_to_classic_ones() {
+        let fams = parse(OPENMETRICS).to_metric_families().unwrap();
+        let by = |n: &str| fams.iter().find(|f| f.name == n).unwrap();
+        // The counter's _created sample is dropped.
+        assert_eq!(by("node_cpu_seconds_total").metrics.len(), 1);
+        assert_eq!(by("node_exporter_build_info").kind, MetricType::Info);
+        assert_eq!(by("thing").kind, MetricType::Untyped);
+        assert_eq!(by("a_count").kind, MetricType::Gauge);
+        assert_eq!(
+            by("foo").metrics[0].value,
+            Value::Histogram {
+                buckets: vec![(1.0, 0), (f64::INFINITY, 2)],
+                sum: 3.5,
+                count: 2
+            }
+        );
+    }
+
+    #[test]
+    fn histograms_group_by_labels_and_reject_bad_bounds() {
+        let text = "# TYPE lat histogram\nlat_bucket{op=\"w\",le=\"+Inf\"} 4\nlat_bucket{op=\"r\",le=\"+Inf\"} 5\nlat_bucket{op=\"r\",le=\"0.1\"} 2\nlat_sum{op=\"r\"} 1.25\nlat_count{op=\"r\"} 5\n";
+        let f = parse(text)
+            .family("lat")
+            .unwrap()
+            .to_metric_family()
+            .unwrap();
+        assert_eq!(f.metrics.len(), 2);
+        assert_eq!(
+            f.metrics[0].labels,
+            [(Cow::Borrowed("op"), "w".to_string())]
+        );
+        assert_eq!(
+            f.metrics[1].value,
+            Value::Histogram {
+                buckets: vec![(0.1, 2), (f64::INFINITY, 5)],
+                sum: 1.25,
+                count: 5
+            }
+        );
+        let bad = parse("# TYPE lat histogram\nlat_bucket{le=\"soon\"} 1\n");
+        assert_eq!(
+            bad.to_metric_families().unwrap_err(),
+            ConvertError::BadBound {
+                family: "lat".into(),
+                sample: "lat_bucket".into(),
+                label: "le"
+            }
+        );
+        let gh = parse("# TYPE g gaugehistogram\ng_bucket{le=\"1\"} 1\ng_gcount 1\n# EOF\n");
+        assert!(matches!(
+            gh.to_metric_families(),
+            Err(ConvertError::UnsupportedType { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_labels_are_filled_with_empty_values() {
+        let mut f = parse("y{a=\"1\"} 1\ny{b=\"2\"} 2\n")
+            .family("y")
+            .unwrap()
+            .clone();
+        f.fill_missing_labels();
+        let m = f.to_metric_family().unwrap();
+        assert_eq!(
+            m.metrics[0].labels,
+            [
+                (Cow::Borrowed("a"), "1".to_string()),
+                (Cow::Borrowed("b"), String::new())
+            ]
+        );
+        assert_eq!(m.metrics[1].labels[0], (Cow::Borrowed("a"), String::new()));
+    }
+
+    /// A tiny deterministic PRNG (xorshift64*): no dependency, and every
+    /// failure is reproducible from its seed.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Bytes that matter to the grammar, plus a multi-byte character and
+    /// an invalid UTF-8 byte (made lossy before parsing).
+    const ALPHABET: &[u8] = b"{}\",=# \t\n\\_:.+-eE019aIfNnlqTYPEHELPUNITOF\xc3\xa9\xff";
+
+    fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+        let mut v = base.to_vec();
+        for _ in 0..1 + rng.below(30) {
+            if v.is_empty() {
+                v.push(b'#');
+            }
+            let at = rng.below(v.len());
+            match rng.below(6) {
+                0 => v[at] = ALPHABET[rng.below(ALPHABET.len())],
+                1 => {
+                    v.remove(at);
+                }
+                2 => v.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+                3 => {
+                    let len = rng.below(120).min(v.len() - at);
+                    let chunk = v[at..at + len].to_vec();
+                    let to = rng.below(v.len());
+                    v.splice(to..to, chunk);
+                }
+                4 => {
+                    let end = (at + rng.below(200)).min(v.len());
+                    v.drain(at..end);
+                }
+                _ => v.truncate(at),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn randomized_mutations_never_panic() {
+        let bases = [CLASSIC.as_bytes(), OPENMETRICS.as_bytes()];
+        let (mut parsed, mut rejected) = (0, 0);
+        for seed in 1..=4000u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let base = bases[rng.below(bases.len())];
+            let bytes = mutate(&mut rng, base);
+            let text = String::from_utf8_lossy(&bytes);
+            let outcome = std::panic::catch_unwind(|| {
+                let e = try_parse(&text)?;
+                // Conversion must not panic either; it may refuse.
+                let _ = e.to_metric_families();
+                Ok::<_, ParseError>(e)
+            });
+            match outcome {
+                Err(_) => panic!("seed {seed} panicked on {text:?}"),
+                Ok(Err(e)) => {
+                    rejected += 1;
+                    let lines = text.lines().count().max(1);
+                    assert!(e.line >= 1 && e.line <= lines, "seed {seed}: {e}");
+                }
+                Ok(Ok(e)) => {
+                    parsed += 1;
+                    // Nothing is invented: every sample came from a line.
+                    assert!(e.sample_count() <= text.lines().count(), "seed {seed}");
+                    for name in e.sample_names() {
+                        assert!(valid_name(name), "seed {seed}: {name:?}");
+                    }
+                }
+            }
+        }
+        // The mutations exercise both outcomes.
+        assert!(
+            parsed > 100 && rejected > 100,
+            "{parsed} parsed, {rejected} rejected"
+        );
     }
 }
