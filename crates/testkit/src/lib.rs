@@ -13,8 +13,9 @@
 //! - [`ExporterProcess`]: runs an exporter binary on a free port and waits
 //!   for `/-/ready`.
 //! - [`Postgres`] (`initdb` + `pg_ctl`, as the `postgres` user when run as
-//!   root), [`Redis`], [`Prometheus`], [`Alertmanager`], and a
-//!   [`WebhookReceiver`] for Alertmanager notifications.
+//!   root), [`Redis`], [`Prometheus`], [`Alertmanager`],
+//!   [`VictoriaMetrics`], and a [`WebhookReceiver`] for Alertmanager
+//!   notifications.
 //! - [`TestCerts`]: a CA with server and client certificates (via `openssl`).
 //! - [`assert_golden`] (`UPDATE_GOLDEN=1` rewrites), [`line_diff`],
 //!   [`promtool`], [`promtool_check_metrics`].
@@ -63,7 +64,7 @@ pub use http::{
 /// The exposition parser, which lives in oxmon-core (exporters use it too).
 pub use oxmon_core::expo;
 pub use postgres::{find_bin_dir as postgres_bin_dir, Postgres, POSTGRES_PASSWORD};
-pub use prom::{Alertmanager, Prometheus, WebhookReceiver};
+pub use prom::{Alertmanager, Prometheus, VictoriaMetrics, WebhookReceiver};
 pub use redis::{Redis, Reply};
 pub use util::{
     find_program, free_port, is_root, log_tail, require_program, send_signal, tail, wait_until,
