@@ -138,8 +138,8 @@ struct Stack {
     _redis_exporter: ExporterProcess,
     _wal_receiver: ExporterProcess,
     redis: Redis,
-    _redis_replica: Redis,
-    _pg: Postgres,
+    redis_replica: Redis,
+    pg: Postgres,
     /// The extra scrape targets beside the shipped ones: (job, address).
     extra_targets: Vec<(&'static str, String)>,
     nvml_config: PathBuf,
@@ -309,8 +309,8 @@ impl Stack {
             _redis_exporter: redis_exporter,
             _wal_receiver: wal_receiver,
             redis,
-            _redis_replica: redis_replica,
-            _pg: pg,
+            redis_replica,
+            pg,
             extra_targets,
             nvml_config,
             bins,
@@ -334,22 +334,36 @@ impl Stack {
         if self.app.is_some() {
             jobs.insert("app");
         }
-        let up = self.prom.wait_for("up", WAIT, |data| {
+        // One series per job and one per extra target, all 1 (wait_for
+        // panics with the last answer otherwise).
+        let targets = jobs.len() + self.extra_targets.len();
+        self.prom.wait_for("up", WAIT, |data| {
             let result = data["result"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             let seen: BTreeSet<&str> = result
                 .iter()
                 .filter_map(|s| s["metric"]["job"].as_str())
                 .collect();
-            seen == jobs && result.iter().all(|s| s["value"][1] == "1")
+            seen == jobs && result.len() == targets && result.iter().all(|s| s["value"][1] == "1")
         });
-        assert_eq!(
-            up["result"].as_array().unwrap().len(),
-            jobs.len() + self.extra_targets.len(),
-            "one target per job and the extra ones: {up}"
-        );
         for t in self.prom.active_targets() {
             assert_eq!(t["health"], "up", "target {t}");
         }
+        // The shipped relabelling makes the watched server the instance.
+        let instances = |job: &str| -> BTreeSet<String> {
+            self.prom
+                .query_result(&format!("up{{job=\"{job}\"}}"))
+                .iter()
+                .filter_map(|s| s["metric"]["instance"].as_str().map(String::from))
+                .collect()
+        };
+        assert_eq!(
+            instances("postgres"),
+            BTreeSet::from([format!("127.0.0.1:{}", self.pg.port)])
+        );
+        assert_eq!(
+            instances("redis"),
+            BTreeSet::from([self.redis.addr(), self.redis_replica.addr()])
+        );
     }
 
     /// What the alerts and panels need to happen after Prometheus has seen
