@@ -13,8 +13,9 @@
 //! - [`ExporterProcess`]: runs an exporter binary on a free port and waits
 //!   for `/-/ready`.
 //! - [`Postgres`] (`initdb` + `pg_ctl`, as the `postgres` user when run as
-//!   root), [`Redis`], [`Prometheus`], [`Alertmanager`], and a
-//!   [`WebhookReceiver`] for Alertmanager notifications.
+//!   root), [`Redis`], [`Prometheus`], [`Alertmanager`],
+//!   [`VictoriaMetrics`], and a [`WebhookReceiver`] for Alertmanager
+//!   notifications.
 //! - [`versions`]: the PostgreSQL 12–18 and Redis 6.0/7.0/7.4 builds of the
 //!   version matrix ([`ServerBuild`], from Debian or the cache that
 //!   `scripts/fetch-servers` fills), for [`Postgres::start_build`] and
@@ -68,7 +69,7 @@ pub use http::{
 /// The exposition parser, which lives in oxmon-core (exporters use it too).
 pub use oxmon_core::expo;
 pub use postgres::{find_bin_dir as postgres_bin_dir, Postgres, POSTGRES_PASSWORD};
-pub use prom::{Alertmanager, Prometheus, WebhookReceiver};
+pub use prom::{Alertmanager, Prometheus, VictoriaMetrics, WebhookReceiver};
 pub use redis::{Redis, Reply};
 pub use util::{
     find_program, free_port, is_root, log_tail, require_program, send_signal, tail, wait_until,

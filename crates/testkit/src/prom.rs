@@ -1,4 +1,5 @@
-//! Throwaway Prometheus and Alertmanager servers, and a webhook receiver.
+//! Throwaway Prometheus, Alertmanager and VictoriaMetrics servers, and a
+//! webhook receiver.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,7 +16,8 @@ use crate::util::{free_port, log_stdio, log_tail, require_program, terminate, wa
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A server process in a temp dir, ready when `/-/ready` says 200.
+/// A server process in a temp dir (its config written as `config.yml`
+/// unless empty), ready when `/-/ready` says 200.
 #[derive(Debug)]
 struct Server {
     port: u16,
@@ -46,7 +48,9 @@ impl Server {
             std::fs::write(&path, content)
                 .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         };
-        write("config.yml", config_yaml);
+        if !config_yaml.is_empty() {
+            write("config.yml", config_yaml);
+        }
         for (name, content) in extra_files {
             write(name, content);
         }
@@ -111,6 +115,25 @@ impl Server {
         assert_eq!(resp.status, 200, "GET {url}: {} {}", resp.status, resp.body);
         serde_json::from_str(&resp.body)
             .unwrap_or_else(|e| panic!("GET {url}: invalid JSON ({e}): {}", resp.body))
+    }
+
+    /// An instant query through the Prometheus query API; returns `data`.
+    fn query(&self, promql: &str) -> Value {
+        let path = format!("/api/v1/query?query={}", url_encode(promql));
+        let url = format!("{}{path}", self.url());
+        let resp = http_get(&url, &[]);
+        let v: Value = serde_json::from_str(&resp.body).unwrap_or_else(|e| {
+            panic!(
+                "{} query {promql:?}: invalid JSON ({e}): {}",
+                self.what, resp.body
+            )
+        });
+        assert_eq!(
+            v["status"], "success",
+            "{} query {promql:?} failed: {}",
+            self.what, resp.body
+        );
+        v["data"].clone()
     }
 }
 
@@ -183,17 +206,7 @@ impl Prometheus {
     /// An instant query; returns `data` (`{"resultType":…, "result":[…]}`).
     /// Panics unless the status is `success`.
     pub fn query(&self, promql: &str) -> Value {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let url = format!("{}{path}", self.url());
-        let resp = http_get(&url, &[]);
-        let v: Value = serde_json::from_str(&resp.body)
-            .unwrap_or_else(|e| panic!("query {promql:?}: invalid JSON ({e}): {}", resp.body));
-        assert_eq!(
-            v["status"], "success",
-            "query {promql:?} failed: {}",
-            resp.body
-        );
-        v["data"].clone()
+        self.server.query(promql)
     }
 
     /// The `result` array of an instant query.
@@ -344,6 +357,59 @@ impl Alertmanager {
         )
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));
         assert_eq!(resp.status, 200, "POST {url}: {}", resp.body);
+    }
+}
+
+/// A single-node VictoriaMetrics (`victoria-metrics`) with its storage in
+/// a temp dir, accepting Prometheus remote write on
+/// [`VictoriaMetrics::write_url`]. Data becomes visible to queries a second
+/// after it arrives (`-search.latencyOffset=1s`; the default 30 s suits
+/// production, not tests).
+#[derive(Debug)]
+pub struct VictoriaMetrics {
+    /// The port.
+    pub port: u16,
+    server: Server,
+}
+
+impl VictoriaMetrics {
+    /// Starts `victoria-metrics` and waits for `/-/ready`; panics with the
+    /// log otherwise ("victoria-metrics not found: apt-get install
+    /// victoria-metrics").
+    pub fn start() -> VictoriaMetrics {
+        let bin = require_program("victoria-metrics", "victoria-metrics");
+        let server = Server::start("victoriametrics", &bin, "", &[], |dir, port| {
+            vec![
+                format!("-httpListenAddr=127.0.0.1:{port}"),
+                format!("-storageDataPath={}", dir.join("data").display()),
+                "-search.latencyOffset=1s".into(),
+            ]
+        });
+        VictoriaMetrics {
+            port: server.port,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The Prometheus remote-write endpoint, `http://127.0.0.1:PORT/api/v1/write`.
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.url())
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// An instant query (MetricsQL, a superset of PromQL); returns `data`.
+    /// Panics unless the status is `success`.
+    pub fn query(&self, promql: &str) -> Value {
+        self.server.query(promql)
     }
 }
 
