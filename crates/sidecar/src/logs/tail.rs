@@ -1,0 +1,426 @@
+//! Following files through rotation and truncation, line by line.
+//!
+//! Each file is known by device and inode ([`FileId`]) and read through
+//! the descriptor opened when it was found, at the offset of the next
+//! unread byte, so no line is read twice and none is skipped:
+//! - rotation by rename (or delete and re-create): the old file keeps its
+//!   descriptor; it is read to its end before the file now at its path is
+//!   opened, and kept for `rotate_wait` after it left its path so lines the
+//!   application writes to it before reopening its log are counted too;
+//!   then whatever is left without a newline is taken as its last line.
+//!   A renamed file that still matches a glob (`app.log.1` under
+//!   `app.log*`) is the same file, not a new one;
+//! - truncation (copytruncate): when the file is shorter than the offset,
+//!   reading starts again at 0; a held partial line is dropped and counted
+//!   as a parse error. Lines written between the last read and the
+//!   truncation are lost (copytruncate's own race), and so is a truncation
+//!   followed by more writing than was read before, within one read pass:
+//!   the file is then never seen shorter. Globs must not match the copies
+//!   copytruncate makes, or the copies are read as new files;
+//! - files present when the source starts are read from their end (a
+//!   partly written last line is skipped) unless `from_beginning`; files
+//!   that appear later, including the new file after a rotation, from 0.
+//!
+//! A line ends at `\n` (a `\r` before it is dropped). A partial last line is
+//! held until its newline arrives. A line longer than `max_line_bytes` is
+//! counted as a parse error once and skipped up to its newline without
+//! being held. Empty lines are ignored. Bytes that are not UTF-8 are
+//! replaced (U+FFFD) rather than rejected. At most [`READ_PER_PASS`] bytes
+//! are read from one file before the others get their turn.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memchr::memchr;
+
+use super::glob::Glob;
+use super::json::Values;
+use super::line::Joiner;
+use super::pipeline::{count_parse_error, Fields, Pipeline};
+use super::watch::{FileId, Watcher};
+use crate::store::{Store, Writer};
+
+/// Bytes read at once.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes read from one file in one pass before the other files' turn.
+pub const READ_PER_PASS: u64 = 8 * 1024 * 1024;
+
+/// One followed file.
+#[derive(Debug)]
+struct Tracked {
+    file: File,
+    /// Where it was last seen (for log messages).
+    path: PathBuf,
+    /// The path it was found at: its `file` label.
+    label: Box<str>,
+    offset: u64,
+    /// A line whose newline has not arrived.
+    partial: Vec<u8>,
+    /// Discarding the rest of a line that was too long.
+    skipping: bool,
+    joiner: Joiner,
+    /// When it was first missing from every glob.
+    gone_since: Option<Instant>,
+    watch: Option<i32>,
+}
+
+/// One configured glob.
+#[derive(Debug)]
+pub struct Pattern {
+    /// As configured.
+    pub text: String,
+    /// Compiled.
+    pub glob: Glob,
+    /// Its files found so far were there from the start.
+    scanned: bool,
+}
+
+impl Pattern {
+    /// A glob not expanded yet.
+    pub fn new(text: String, glob: Glob) -> Pattern {
+        Pattern {
+            text,
+            glob,
+            scanned: false,
+        }
+    }
+}
+
+/// Follows the files of a set of globs into the store.
+pub struct Tailer {
+    patterns: Vec<Pattern>,
+    files: HashMap<FileId, Tracked>,
+    /// Parses lines and writes their metrics.
+    pub pipeline: Pipeline,
+    store: Arc<Store>,
+    buf: Vec<u8>,
+    values: Values,
+    /// Start files present at start at 0.
+    pub from_beginning: bool,
+    /// How long a file that left its path is still read.
+    pub rotate_wait: Duration,
+}
+
+impl Tailer {
+    /// A tailer with no file open yet.
+    pub fn new(
+        patterns: Vec<Pattern>,
+        pipeline: Pipeline,
+        store: Arc<Store>,
+        from_beginning: bool,
+        rotate_wait: Duration,
+    ) -> Tailer {
+        Tailer {
+            patterns,
+            files: HashMap::new(),
+            pipeline,
+            store,
+            buf: vec![0; READ_CHUNK],
+            values: Values::default(),
+            from_beginning,
+            rotate_wait,
+        }
+    }
+
+    /// Replaces the globs; those already known keep their state, so files
+    /// they found are not treated as present from the start again.
+    pub fn set_patterns(&mut self, patterns: Vec<Pattern>) {
+        let old = std::mem::take(&mut self.patterns);
+        self.patterns = patterns
+            .into_iter()
+            .map(|mut p| {
+                p.scanned = old.iter().any(|o| o.text == p.text && o.scanned);
+                p
+            })
+            .collect();
+    }
+
+    /// Replaces the parser and metrics; held partial messages are dropped
+    /// when the format changes.
+    pub fn set_pipeline(&mut self, pipeline: Pipeline, format_changed: bool) {
+        self.pipeline = pipeline;
+        if format_changed {
+            for t in self.files.values_mut() {
+                t.joiner.clear();
+            }
+        }
+    }
+
+    /// Files followed now.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Reads the given files (all of them with `None`) up to their end or
+    /// their per-pass budget; returns whether any has more to read.
+    pub fn read(&mut self, which: Option<&[FileId]>) -> bool {
+        let ids: Vec<FileId> = match which {
+            Some(ids) => ids.to_vec(),
+            None => self.files.keys().copied().collect(),
+        };
+        let mut more = false;
+        for id in ids {
+            more |= self.read_file(id);
+        }
+        more
+    }
+
+    fn read_file(&mut self, id: FileId) -> bool {
+        let Tailer {
+            files,
+            pipeline,
+            store,
+            buf,
+            values,
+            ..
+        } = self;
+        let Some(t) = files.get_mut(&id) else {
+            return false;
+        };
+        match read_available(t, pipeline, store, buf, values) {
+            Ok(more) => more,
+            Err(e) => {
+                tracing::warn!(file = %t.path.display(), err = %e, "reading log file failed");
+                false
+            }
+        }
+    }
+
+    /// Expands the globs: files that left every glob are marked gone (read
+    /// for `rotate_wait` more), new files are opened after the files they
+    /// replace were read to their end, and gone files past their wait are
+    /// closed. Returns the directories to watch.
+    pub fn rescan(&mut self, watcher: &mut Watcher) -> Vec<PathBuf> {
+        let now = Instant::now();
+        let mut dirs = Vec::new();
+        let mut seen = HashSet::new();
+        let mut found: Vec<(PathBuf, bool)> = Vec::new();
+        for p in &mut self.patterns {
+            let e = p.glob.expand();
+            dirs.extend(e.dirs);
+            for path in e.files {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let id = FileId::of(&meta);
+                match self.files.get_mut(&id) {
+                    Some(t) => {
+                        seen.insert(id);
+                        t.gone_since = None;
+                        t.path = path;
+                    }
+                    None => found.push((path, !p.scanned)),
+                }
+            }
+            p.scanned = true;
+        }
+        let mut left = Vec::new();
+        for (id, t) in &mut self.files {
+            if !seen.contains(id) {
+                left.push(*id);
+                t.gone_since.get_or_insert(now);
+            }
+        }
+        // Finish the files that left their paths before their successors.
+        for &id in &left {
+            while self.read_file(id) {}
+        }
+        for (path, present_at_start) in found {
+            self.open(path, present_at_start, watcher);
+        }
+        for id in left {
+            let expired = self
+                .files
+                .get(&id)
+                .and_then(|t| t.gone_since)
+                .is_some_and(|since| now.duration_since(since) >= self.rotate_wait);
+            if expired {
+                self.close(id, watcher);
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    fn open(&mut self, path: PathBuf, present_at_start: bool, watcher: &mut Watcher) {
+        let (file, meta) = match File::open(&path).and_then(|f| {
+            let m = f.metadata()?;
+            Ok((f, m))
+        }) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(file = %path.display(), err = %e, "cannot open log file");
+                return;
+            }
+        };
+        let id = FileId::of(&meta);
+        if self.files.contains_key(&id) {
+            return;
+        }
+        let mut t = Tracked {
+            file,
+            label: path.to_string_lossy().into(),
+            path,
+            offset: 0,
+            partial: Vec::new(),
+            skipping: false,
+            joiner: Joiner::default(),
+            gone_since: None,
+            watch: None,
+        };
+        if present_at_start && !self.from_beginning {
+            t.offset = meta.len();
+            let mut last = [0u8];
+            if t.offset > 0 && t.file.read_at(&mut last, t.offset - 1).ok() == Some(1) {
+                t.skipping = last[0] != b'\n';
+            }
+        }
+        tracing::info!(file = %t.path.display(), offset = t.offset, "following log file");
+        t.watch = watcher.watch_file(&t.path, id);
+        self.files.insert(id, t);
+        while self.read_file(id) {}
+    }
+
+    fn close(&mut self, id: FileId, watcher: &mut Watcher) {
+        while self.read_file(id) {}
+        let Some(mut t) = self.files.remove(&id) else {
+            return;
+        };
+        if let Some(wd) = t.watch {
+            watcher.unwatch_file(wd);
+        }
+        if !t.partial.is_empty() && !t.skipping {
+            let line = std::mem::take(&mut t.partial);
+            let mut w = self.store.writer(Instant::now());
+            handle_line(&line, &mut t, &mut self.pipeline, &mut self.values, &mut w);
+        }
+        tracing::info!(file = %t.path.display(), "stopped following rotated log file");
+    }
+
+    /// Closes every file (the source stops).
+    pub fn close_all(&mut self, watcher: &mut Watcher) {
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            if let Some(t) = self.files.remove(&id) {
+                if let Some(wd) = t.watch {
+                    watcher.unwatch_file(wd);
+                }
+            }
+        }
+    }
+}
+
+/// Reads `t` from its offset to its end (or [`READ_PER_PASS`]); returns
+/// whether there is more.
+fn read_available(
+    t: &mut Tracked,
+    pipeline: &mut Pipeline,
+    store: &Store,
+    buf: &mut [u8],
+    values: &mut Values,
+) -> io::Result<bool> {
+    let mut budget = READ_PER_PASS;
+    loop {
+        let n = t.file.read_at(buf, t.offset)?;
+        if n == 0 {
+            let size = t.file.metadata()?.len();
+            if size >= t.offset {
+                return Ok(false);
+            }
+            tracing::info!(file = %t.path.display(), size, offset = t.offset, "log file truncated; reading it from the start");
+            t.offset = 0;
+            t.skipping = false;
+            t.joiner.clear();
+            if !std::mem::take(&mut t.partial).is_empty() {
+                count_parse_error(&mut store.writer(Instant::now()), &t.label);
+            }
+            continue;
+        }
+        t.offset += n as u64;
+        let mut w = store.writer(Instant::now());
+        consume(t, &buf[..n], pipeline, values, &mut w);
+        budget = budget.saturating_sub(n as u64);
+        if budget == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Splits `data` into lines, joining a held partial line.
+fn consume(
+    t: &mut Tracked,
+    mut data: &[u8],
+    pipeline: &mut Pipeline,
+    values: &mut Values,
+    w: &mut Writer<'_>,
+) {
+    let max = pipeline.parser.max_line;
+    while !data.is_empty() {
+        let Some(k) = memchr(b'\n', data) else {
+            if !t.skipping {
+                if t.partial.len() + data.len() > max {
+                    count_parse_error(w, &t.label);
+                    t.partial = Vec::new();
+                    t.skipping = true;
+                } else {
+                    t.partial.extend_from_slice(data);
+                }
+            }
+            return;
+        };
+        let line = &data[..k];
+        data = &data[k + 1..];
+        if std::mem::take(&mut t.skipping) {
+            continue;
+        }
+        if t.partial.is_empty() {
+            if line.len() > max {
+                count_parse_error(w, &t.label);
+            } else {
+                handle_line(line, t, pipeline, values, w);
+            }
+        } else if t.partial.len() + line.len() > max {
+            count_parse_error(w, &t.label);
+            t.partial.clear();
+        } else {
+            let mut joined = std::mem::take(&mut t.partial);
+            joined.extend_from_slice(line);
+            handle_line(&joined, t, pipeline, values, w);
+            joined.clear();
+            t.partial = joined;
+        }
+    }
+}
+
+fn handle_line(
+    line: &[u8],
+    t: &mut Tracked,
+    pipeline: &mut Pipeline,
+    values: &mut Values,
+    w: &mut Writer<'_>,
+) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(line);
+    let Pipeline { parser, metrics } = pipeline;
+    match parser.parse(&text, &mut t.joiner, values) {
+        Ok(Some(message)) => metrics.record(
+            Fields {
+                message,
+                values: &*values,
+            },
+            w,
+        ),
+        Ok(None) => {}
+        Err(_) => count_parse_error(w, &t.label),
+    }
+}
