@@ -11,6 +11,7 @@ use std::sync::Arc;
 use clap::Parser;
 use oxmon_core::collector::sync_collector;
 use oxmon_core::{Exporter, Registry};
+use oxmon_sidecar::logs::{self, LogsArgs};
 use oxmon_sidecar::statsd::{self, stats::StatsCollector, StatsdArgs};
 use oxmon_sidecar::store::{Store, StoreArgs, StoreCollector};
 
@@ -28,6 +29,9 @@ struct Cli {
     statsd: StatsdArgs,
 
     #[command(flatten)]
+    logs: LogsArgs,
+
+    #[command(flatten)]
     store: StoreArgs,
 
     /// Check configuration and exit.
@@ -38,6 +42,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.check_config {
+        if let Some(Err(e)) = cli.logs.section().map(|s| logs::validate(&s)) {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
         return match cli.statsd.load_mapper() {
             Ok(m) => {
                 println!("configuration OK: {} StatsD mappings", m.len());
@@ -52,6 +60,10 @@ fn main() -> ExitCode {
     oxmon_core::run(&cli.common, DEFAULT_PORT, move || {
         let store = Arc::new(Store::new(cli.store.limits()));
         let stats = statsd::start(&cli.statsd, store.clone())?;
+        // The tailer thread runs for the life of the process.
+        if let Some(section) = cli.logs.section() {
+            logs::start(&section, store.clone())?;
+        }
         let mut registry = Registry::new("app");
         registry.register(sync_collector(StoreCollector(store)));
         registry.register(sync_collector(StatsCollector(stats)));

@@ -299,28 +299,28 @@ impl LogsConfig {
 pub struct LogsArgs {
     /// A glob of log files to follow (repeatable); files that appear later
     /// are picked up. Log tailing is off without one.
-    #[arg(long = "logs.path")]
+    #[arg(id = "logs.path", long = "logs.path")]
     pub paths: Vec<String>,
 
     /// How log lines are written: json, regex, cri (Kubernetes) or docker
     /// (json-file); cri and docker lines are unwrapped and their messages
     /// read as JSON, or with --logs.regex when given.
-    #[arg(long = "logs.format", value_enum, default_value = "json")]
+    #[arg(id = "logs.format", long = "logs.format", value_enum, default_value = "json")]
     pub format: Format,
 
     /// A regex whose named groups (method, path, status, duration_ms,
     /// level, ...) are the fields of a line (Go/RE2 syntax).
-    #[arg(long = "logs.regex")]
+    #[arg(id = "logs.regex", long = "logs.regex")]
     pub regex: Option<String>,
 
     /// Read log files present at start from their beginning instead of
     /// their end.
-    #[arg(long = "logs.from-beginning")]
+    #[arg(id = "logs.from-beginning", long = "logs.from-beginning")]
     pub from_beginning: bool,
 
     /// A route pattern for the route label, such as /users/{id}
     /// (repeatable, tried in order); paths matching none are "other".
-    #[arg(long = "logs.route")]
+    #[arg(id = "logs.route", long = "logs.route")]
     pub routes: Vec<String>,
 }
 
@@ -441,6 +441,11 @@ impl Handle {
         let _ = self.commands.send(Command::Stop);
         self.waker.wake();
     }
+}
+
+/// Checks `section` as [`start`] would, without starting anything.
+pub fn validate(section: &LogsConfig) -> Result<(), Error> {
+    compile(section).map(|_| ())
 }
 
 /// Starts following `section`'s files into `store` on a thread of its own.
