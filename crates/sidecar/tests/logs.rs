@@ -576,3 +576,57 @@ fn reconfiguration_keeps_positions_and_refuses_bad_sections() {
         Some(1.0)
     );
 }
+
+/// Lines written in random pieces (a piece may end anywhere in a line),
+/// with pauses so the tailer sees partial lines, across renames: every
+/// line is counted exactly once.
+#[test]
+fn random_write_splits_across_rotations_count_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("split.log");
+    let source = Source::start(&format!("paths: [\"{}\"]\n", path.display()));
+    let mut state: u64 = 0x5eed_1234;
+    let mut random = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let (mut good, mut bad) = (0.0, 0.0);
+    let mut text = String::new();
+    for i in 0..3000 {
+        if random(10) == 0 {
+            text.push_str("{\"broken\":\n");
+            bad += 1.0;
+        } else {
+            text.push_str(&access("GET", &format!("/users/{i}"), 200, 1.0));
+            text.push('\n');
+            good += 1.0;
+        }
+    }
+    let mut w = append(&path);
+    let mut rest = text.as_str();
+    let mut rotations = 0;
+    while !rest.is_empty() {
+        let n = (1 + random(400)).min(rest.len());
+        // Split on a character boundary (the text is ASCII anyway).
+        write(&mut w, &rest[..n]);
+        rest = &rest[n..];
+        if random(20) == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Rotate only between lines, as a logger reopening its file does.
+        if rest.len() > 1000 && rotations < 3 && random(200) == 0 {
+            if let Some(k) = rest.find('\n') {
+                write(&mut w, &rest[..=k]);
+                rest = &rest[k + 1..];
+                rotations += 1;
+                std::fs::rename(&path, dir.path().join(format!("split.log.{rotations}"))).unwrap();
+                w = append(&path);
+            }
+        }
+    }
+    assert_eq!(rotations, 3);
+    let m = settle(|| source.scrape(), good, bad);
+    assert_eq!(requests(&m, "GET", "other", "200"), Some(good));
+}

@@ -92,6 +92,20 @@ impl Glob {
         Ok(Glob { base, parts })
     }
 
+    /// Whether `path`, written as [`Glob::expand`] writes paths, matches.
+    pub fn matches(&self, path: &Path) -> bool {
+        let Ok(rest) = path.strip_prefix(&self.base) else {
+            return false;
+        };
+        let mut components = rest.components();
+        self.parts.iter().all(|part| {
+            components.next().is_some_and(|c| match part {
+                Part::Literal(name) => c.as_os_str() == name.as_os_str(),
+                Part::Pattern(p) => component_matches(p, c.as_os_str().as_bytes()),
+            })
+        }) && components.next().is_none()
+    }
+
     /// The matching files now, and the directories to watch.
     pub fn expand(&self) -> Expansion {
         let mut out = Expansion::default();
@@ -375,6 +389,11 @@ mod tests {
         for d in ["", "ns_a", "ns_b", "ns_a/c1", "ns_b/c2"] {
             assert!(e.dirs.contains(&root.join(d)), "{d}");
         }
+
+        assert!(g.matches(&root.join("ns_x/c/9.log")));
+        assert!(!g.matches(&root.join("ns_x/c/9.log.1")));
+        assert!(!g.matches(&root.join("ns_x/9.log")));
+        assert!(!g.matches(Path::new("/elsewhere/a/b/c.log")));
 
         let literal = Glob::new(&format!("{}/ns_a/c1/0.log", root.display())).unwrap();
         let e = literal.expand();

@@ -305,7 +305,12 @@ pub struct LogsArgs {
     /// How log lines are written: json, regex, cri (Kubernetes) or docker
     /// (json-file); cri and docker lines are unwrapped and their messages
     /// read as JSON, or with --logs.regex when given.
-    #[arg(id = "logs.format", long = "logs.format", value_enum, default_value = "json")]
+    #[arg(
+        id = "logs.format",
+        long = "logs.format",
+        value_enum,
+        default_value = "json"
+    )]
     pub format: Format,
 
     /// A regex whose named groups (method, path, status, duration_ms,
@@ -499,9 +504,7 @@ impl Thread {
         let mut next_full = Instant::now() + poll;
         let mut more = false;
         loop {
-            wake.dirty.clear();
-            wake.rescan = false;
-            wake.everything = false;
+            wake.clear();
             let timeout = if more {
                 Duration::ZERO
             } else {
@@ -537,6 +540,7 @@ impl Thread {
             } else {
                 self.tailer.read(Some(&wake.dirty))
             };
+            self.tailer.follow_renames(&wake.renames, &mut self.watcher);
             if full || wake.rescan {
                 let dirs = self.tailer.rescan(&mut self.watcher);
                 self.watcher.set_dirs(&dirs);

@@ -9,7 +9,11 @@
 //!   application writes to it before reopening its log are counted too;
 //!   then whatever is left without a newline is taken as its last line.
 //!   A renamed file that still matches a glob (`app.log.1` under
-//!   `app.log*`) is the same file, not a new one;
+//!   `app.log*`) is the same file, not a new one. A file renamed away
+//!   before any scan found it at its path (rotations faster than a scan)
+//!   is found through the rename event inotify reports for its directory
+//!   and read from its start; one deleted or moved to another directory
+//!   that fast is lost;
 //! - truncation (copytruncate): when the file is shorter than the offset,
 //!   reading starts again at 0; a held partial line is dropped and counted
 //!   as a parse error. Lines written between the last read and the
@@ -232,7 +236,9 @@ impl Tailer {
             while self.read_file(id) {}
         }
         for (path, present_at_start) in found {
-            self.open(path, present_at_start, watcher);
+            let label = path.to_string_lossy().into();
+            let from_end = present_at_start && !self.from_beginning;
+            self.open(path, label, from_end, None, watcher);
         }
         for id in left {
             let expired = self
@@ -249,7 +255,31 @@ impl Tailer {
         dirs
     }
 
-    fn open(&mut self, path: PathBuf, present_at_start: bool, watcher: &mut Watcher) {
+    /// Follows files renamed from a followed path to one no glob matches
+    /// (`app.log` to `app.log.1`): normally such a file is followed
+    /// already, but one that lived at its path too briefly to be found by
+    /// a scan is read from its start here instead of being lost.
+    pub fn follow_renames(&mut self, renames: &[(PathBuf, PathBuf)], watcher: &mut Watcher) {
+        let now = Instant::now();
+        for (from, to) in renames {
+            let matched = |p: &PathBuf| self.patterns.iter().any(|g| g.glob.matches(p));
+            if matched(from) && !matched(to) {
+                let label = from.to_string_lossy().into();
+                self.open(to.clone(), label, false, Some(now), watcher);
+            }
+        }
+    }
+
+    /// Opens `path` unless its file is followed already, and reads what it
+    /// holds (from its end when `from_end`).
+    fn open(
+        &mut self,
+        path: PathBuf,
+        label: Box<str>,
+        from_end: bool,
+        gone_since: Option<Instant>,
+        watcher: &mut Watcher,
+    ) {
         let (file, meta) = match File::open(&path).and_then(|f| {
             let m = f.metadata()?;
             Ok((f, m))
@@ -266,16 +296,16 @@ impl Tailer {
         }
         let mut t = Tracked {
             file,
-            label: path.to_string_lossy().into(),
+            label,
             path,
             offset: 0,
             partial: Vec::new(),
             skipping: false,
             joiner: Joiner::default(),
-            gone_since: None,
+            gone_since,
             watch: None,
         };
-        if present_at_start && !self.from_beginning {
+        if from_end {
             t.offset = meta.len();
             let mut last = [0u8];
             if t.offset > 0 && t.file.read_at(&mut last, t.offset - 1).ok() == Some(1) {

@@ -12,8 +12,10 @@
 //! An eventfd wakes the wait for reconfiguration and stop.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,11 +66,23 @@ pub struct Wake {
     pub rescan: bool,
     /// Events were lost: read everything.
     pub everything: bool,
+    /// Files renamed within watched directories: (from, to).
+    pub renames: Vec<(PathBuf, PathBuf)>,
 }
 
-#[derive(Debug, Clone, Copy)]
+impl Wake {
+    /// Empties it for the next wait.
+    pub fn clear(&mut self) {
+        self.dirty.clear();
+        self.rescan = false;
+        self.everything = false;
+        self.renames.clear();
+    }
+}
+
+#[derive(Debug, Clone)]
 enum Target {
-    Dir,
+    Dir(PathBuf),
     File(FileId),
 }
 
@@ -167,7 +181,7 @@ impl Watcher {
                     }
                 },
             };
-            self.targets.insert(wd, Target::Dir);
+            self.targets.insert(wd, Target::Dir(dir.clone()));
             self.dirs.insert(dir.clone(), wd);
         }
         for (dir, wd) in old {
@@ -204,9 +218,12 @@ impl Watcher {
         };
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
         let mut reader = inotify::Reader::new(fd, &mut buf);
+        // A rename is a MOVED_FROM and a MOVED_TO with one cookie, next to
+        // each other in the queue.
+        let mut moved_from: Vec<(u32, PathBuf)> = Vec::new();
         loop {
             let Ok(event) = reader.next() else {
-                return;
+                break;
             };
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
@@ -220,7 +237,27 @@ impl Watcher {
                         out.dirty.push(*id);
                     }
                 }
-                Some(_) | None => out.rescan = true,
+                Some(Target::Dir(dir)) => {
+                    out.rescan = true;
+                    let name = event
+                        .file_name()
+                        .map(|n| dir.join(OsStr::from_bytes(n.to_bytes())));
+                    match name {
+                        Some(path) if flags.contains(ReadFlags::MOVED_FROM) => {
+                            moved_from.push((event.cookie(), path));
+                        }
+                        Some(path) if flags.contains(ReadFlags::MOVED_TO) => {
+                            if let Some(i) =
+                                moved_from.iter().position(|(c, _)| *c == event.cookie())
+                            {
+                                let (_, from) = moved_from.swap_remove(i);
+                                out.renames.push((from, path));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Target::File(_)) | None => out.rescan = true,
             }
             if flags.contains(ReadFlags::IGNORED) {
                 self.targets.remove(&event.wd());
