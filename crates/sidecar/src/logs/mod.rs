@@ -473,15 +473,22 @@ pub fn start(section: &LogsConfig, store: Arc<Store>) -> Result<Handle, Error> {
         format: compiled.format,
         poll_interval: compiled.poll_interval,
     };
-    // The first expansion happens here, so files present now start at
-    // their end before the caller writes more.
-    let state = state.first_scan();
+    // The thread finds the files and positions them (at their end, unless
+    // from_beginning) before this returns, so lines written after start
+    // are counted; reading happens on the thread.
+    let (positioned, wait) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("logs-tailer".into())
-        .spawn(move || state.run())
+        .spawn(move || state.run(positioned))
         .map_err(Error::Start)?;
+    if wait.recv_timeout(FIRST_SCAN_WAIT).is_err() {
+        tracing::warn!("finding the log files takes long; continuing without waiting");
+    }
     Ok(Handle { commands, waker })
 }
+
+/// How long [`start`] waits for the first expansion of the globs.
+const FIRST_SCAN_WAIT: Duration = Duration::from_secs(10);
 
 struct Thread {
     tailer: Tailer,
@@ -492,17 +499,15 @@ struct Thread {
 }
 
 impl Thread {
-    fn first_scan(mut self) -> Thread {
-        let dirs = self.tailer.rescan(&mut self.watcher);
+    fn run(mut self, positioned: std::sync::mpsc::SyncSender<()>) {
+        let dirs = self.tailer.rescan(&mut self.watcher, true);
         self.watcher.set_dirs(&dirs);
-        self
-    }
-
-    fn run(mut self) {
+        let _ = positioned.send(());
         let mut wake = Wake::default();
         let mut poll = self.watcher.poll_interval(self.poll_interval);
         let mut next_full = Instant::now() + poll;
-        let mut more = false;
+        // Read what the first scan found (from_beginning) at once.
+        let mut more = true;
         loop {
             wake.clear();
             let timeout = if more {
@@ -542,7 +547,7 @@ impl Thread {
             };
             self.tailer.follow_renames(&wake.renames, &mut self.watcher);
             if full || wake.rescan {
-                let dirs = self.tailer.rescan(&mut self.watcher);
+                let dirs = self.tailer.rescan(&mut self.watcher, false);
                 self.watcher.set_dirs(&dirs);
             }
             if full {

@@ -199,8 +199,9 @@ impl Tailer {
     /// Expands the globs: files that left every glob are marked gone (read
     /// for `rotate_wait` more), new files are opened after the files they
     /// replace were read to their end, and gone files past their wait are
-    /// closed. Returns the directories to watch.
-    pub fn rescan(&mut self, watcher: &mut Watcher) -> Vec<PathBuf> {
+    /// closed. New files are read at once unless `initial` (the first
+    /// scan only positions them). Returns the directories to watch.
+    pub fn rescan(&mut self, watcher: &mut Watcher, initial: bool) -> Vec<PathBuf> {
         let now = Instant::now();
         let mut dirs = Vec::new();
         let mut seen = HashSet::new();
@@ -238,7 +239,10 @@ impl Tailer {
         for (path, present_at_start) in found {
             let label = path.to_string_lossy().into();
             let from_end = present_at_start && !self.from_beginning;
-            self.open(path, label, from_end, None, watcher);
+            let opened = self.open(path, label, from_end, None, watcher);
+            if let (Some(id), false) = (opened, initial) {
+                while self.read_file(id) {}
+            }
         }
         for id in left {
             let expired = self
@@ -265,13 +269,15 @@ impl Tailer {
             let matched = |p: &PathBuf| self.patterns.iter().any(|g| g.glob.matches(p));
             if matched(from) && !matched(to) {
                 let label = from.to_string_lossy().into();
-                self.open(to.clone(), label, false, Some(now), watcher);
+                if let Some(id) = self.open(to.clone(), label, false, Some(now), watcher) {
+                    while self.read_file(id) {}
+                }
             }
         }
     }
 
-    /// Opens `path` unless its file is followed already, and reads what it
-    /// holds (from its end when `from_end`).
+    /// Opens `path` unless its file is followed already, positioned at its
+    /// start (its end with `from_end`).
     fn open(
         &mut self,
         path: PathBuf,
@@ -279,7 +285,7 @@ impl Tailer {
         from_end: bool,
         gone_since: Option<Instant>,
         watcher: &mut Watcher,
-    ) {
+    ) -> Option<FileId> {
         let (file, meta) = match File::open(&path).and_then(|f| {
             let m = f.metadata()?;
             Ok((f, m))
@@ -287,12 +293,12 @@ impl Tailer {
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!(file = %path.display(), err = %e, "cannot open log file");
-                return;
+                return None;
             }
         };
         let id = FileId::of(&meta);
         if self.files.contains_key(&id) {
-            return;
+            return None;
         }
         let mut t = Tracked {
             file,
@@ -315,7 +321,7 @@ impl Tailer {
         tracing::info!(file = %t.path.display(), offset = t.offset, "following log file");
         t.watch = watcher.watch_file(&t.path, id);
         self.files.insert(id, t);
-        while self.read_file(id) {}
+        Some(id)
     }
 
     fn close(&mut self, id: FileId, watcher: &mut Watcher) {

@@ -221,10 +221,7 @@ impl Watcher {
         // A rename is a MOVED_FROM and a MOVED_TO with one cookie, next to
         // each other in the queue.
         let mut moved_from: Vec<(u32, PathBuf)> = Vec::new();
-        loop {
-            let Ok(event) = reader.next() else {
-                break;
-            };
+        while let Ok(event) = reader.next() {
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
                 out.everything = true;
