@@ -299,7 +299,7 @@ metrics:
 fn mutated_log_lines_never_panic_and_stay_bounded() {
     use logs::json::Values;
     use logs::line::Joiner;
-    use logs::pipeline::{count_parse_error, Fields, Pipeline};
+    use logs::pipeline::{count_parse_error, Batch, Fields, Pipeline};
 
     let mut rng = Rng(0x10c5_feed_cafe_d00d);
     let store = Store::new(Limits {
@@ -318,6 +318,7 @@ fn mutated_log_lines_never_panic_and_stay_bounded() {
         .collect();
     let mut joiners: Vec<Joiner> = formats.iter().map(|_| Joiner::default()).collect();
     let mut values = Values::default();
+    let mut batch = Batch::default();
     let (mut parsed, mut failed) = (0u64, 0u64);
     let mut longest = 0;
     for round in 0..40_000 {
@@ -338,8 +339,10 @@ fn mutated_log_lines_never_panic_and_stay_bounded() {
                         message,
                         values: &values,
                     },
+                    &mut batch,
                     &mut w,
                 );
+                metrics.flush(&mut batch, &mut w);
             }
             Ok(None) => {}
             Err(_) => {

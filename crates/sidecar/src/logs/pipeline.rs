@@ -4,6 +4,15 @@
 //! allocates nothing (labels are borrowed from the line and assembled in
 //! fixed arrays on the stack).
 //!
+//! The built-in metrics of one read (up to 64 KiB of lines) are summed in a
+//! [`Batch`] keyed by small integers and written to the store once per
+//! series and read, which is most of what makes a line cheap. Durations are
+//! summed per histogram bucket and written as one weighted observation of
+//! their mean (kept within the bucket's smallest and largest value), so
+//! bucket counts and `_count` are exact and `_sum` differs from adding one
+//! by one only by rounding. Configured metrics go to the store line by
+//! line.
+//!
 //! | metric | from |
 //! |---|---|
 //! | `http_requests_total{method,route,status}` | a line with method, path and status fields |
@@ -19,6 +28,7 @@
 //! (10 to 60) become their names.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use regex::Regex;
@@ -176,6 +186,12 @@ impl Pipeline {
             buckets: buckets("logs.http.buckets", &config.http.buckets)?,
             custom: Vec::new(),
         };
+        if config.http.routes.len() > MAX_ROUTES {
+            return Err(invalid(
+                "logs.http.routes",
+                format!("at most {MAX_ROUTES} patterns"),
+            ));
+        }
         // Fields named only by the built-in metrics may be absent from a
         // regex; fields of configured metrics must be there.
         let builtin_slots = slots.names.len();
@@ -348,27 +364,137 @@ fn count_field_error(w: &mut Writer<'_>, metric: &str) {
     );
 }
 
+/// Most route patterns (route indexes are packed in 16 bits).
+pub const MAX_ROUTES: usize = 1000;
+
+/// Batched series beyond this many are forgotten after a flush, so a
+/// stream of distinct statuses or levels cannot grow the batch for good.
+const MAX_BATCH_KEYS: usize = 4096;
+
+/// The built-in metrics of a batch of lines, summed before they reach the
+/// store.
+#[derive(Debug, Default)]
+pub struct Batch {
+    messages: Vec<(Level, u64)>,
+    /// Packed (method, route, status) to count.
+    requests: HashMap<u32, u64, BuildHasherDefault<PackedHasher>>,
+    /// Packed (method, route) to per-bucket sums.
+    durations: HashMap<u32, Box<[BucketSum]>, BuildHasherDefault<PackedHasher>>,
+}
+
+/// A level label, copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Level {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Level {
+    fn new(s: &str) -> Level {
+        let mut bytes = [0; 16];
+        let len = s.len().min(16);
+        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+        Level {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or(OTHER)
+    }
+}
+
+/// Observations of one histogram bucket in a batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct BucketSum {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    trace_id: TraceId,
+}
+
+/// The last valid trace id seen, copied (at most 64 bytes).
+#[derive(Debug, Clone, Copy)]
+struct TraceId {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl Default for TraceId {
+    fn default() -> Self {
+        TraceId {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl TraceId {
+    fn set(&mut self, id: &str) {
+        self.bytes[..id.len()].copy_from_slice(id.as_bytes());
+        self.len = id.len() as u8;
+    }
+
+    fn get(&self) -> Option<&str> {
+        (self.len > 0)
+            .then(|| std::str::from_utf8(&self.bytes[..usize::from(self.len)]).ok())
+            .flatten()
+    }
+}
+
+/// A `Hasher` for packed integer keys: one multiply, high bits folded in.
+#[derive(Default)]
+pub struct PackedHasher(u64);
+
+impl Hasher for PackedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u32(u32::from(*b) ^ (self.0 as u32));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        let x = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+/// Method index (9: other) | route index + 1 (0: other) << 4 | status
+/// (0: other) << 20.
+fn pack(method: usize, route: Option<usize>, status: u16) -> u32 {
+    method as u32 | (route.map_or(0, |r| r as u32 + 1) << 4) | (u32::from(status) << 20)
+}
+
+fn unpack(key: u32) -> (usize, Option<usize>, u16) {
+    let route = (key >> 4) & 0xffff;
+    (
+        (key & 0xf) as usize,
+        route.checked_sub(1).map(|r| r as usize),
+        (key >> 20) as u16,
+    )
+}
+
 impl Metrics {
-    /// Writes what one parsed message means.
-    pub fn record(&self, fields: Fields<'_>, w: &mut Writer<'_>) {
+    /// Adds what one parsed message means: the built-in metrics to
+    /// `batch`, configured metrics to `w`.
+    pub fn record(&self, fields: Fields<'_>, batch: &mut Batch, w: &mut Writer<'_>) {
         let mut level_buf = [0u8; 16];
-        let level = level_label(fields.get(self.level), &mut level_buf);
-        let _ = w.update(
-            &SeriesId {
-                name: MESSAGES,
-                help: "Log messages read, by level.",
-                labels: &[("level", level)],
-                ttl: None,
-            },
-            Op::CounterAdd(1.0),
-        );
-        self.record_request(fields, w);
+        let level = Level::new(level_label(fields.get(self.level), &mut level_buf));
+        match batch.messages.iter_mut().find(|(l, _)| *l == level) {
+            Some((_, n)) => *n += 1,
+            None => batch.messages.push((level, 1)),
+        }
+        self.record_request(fields, batch, w);
         for m in &self.custom {
             m.record(fields, w);
         }
     }
 
-    fn record_request(&self, fields: Fields<'_>, w: &mut Writer<'_>) {
+    fn record_request(&self, fields: Fields<'_>, batch: &mut Batch, w: &mut Writer<'_>) {
         let (Some(method), Some(path), Some(status)) = (
             fields.get(self.method),
             fields.first(&self.path),
@@ -376,18 +502,12 @@ impl Metrics {
         ) else {
             return;
         };
-        let method = method_label(method);
-        let route = self.routes.route(path);
-        let status = status_label(status);
-        let _ = w.update(
-            &SeriesId {
-                name: HTTP_REQUESTS,
-                help: "HTTP requests, from the application's log.",
-                labels: &[("method", method), ("route", route), ("status", status)],
-                ttl: None,
-            },
-            Op::CounterAdd(1.0),
-        );
+        let method = method_index(method);
+        let route = self.routes.index(path);
+        *batch
+            .requests
+            .entry(pack(method, route, status_code(status)))
+            .or_default() += 1;
         let seconds = match (
             fields.first(&self.duration_ms),
             fields.first(&self.duration_seconds),
@@ -400,24 +520,85 @@ impl Metrics {
             count_field_error(w, HTTP_DURATION);
             return;
         };
-        let trace_id = fields.get(self.trace_id).filter(|t| exemplar_trace_id(t));
-        observe_duration(
-            w,
-            &[("method", method), ("route", route)],
-            seconds,
-            &self.buckets,
-            trace_id,
-        );
+        let buckets = batch
+            .durations
+            .entry(pack(method, route, 0))
+            .or_insert_with(|| vec![BucketSum::default(); self.buckets.len() + 1].into());
+        let b = &mut buckets[self.buckets.partition_point(|x| *x < seconds)];
+        if b.count == 0 {
+            b.min = seconds;
+            b.max = seconds;
+        } else {
+            b.min = b.min.min(seconds);
+            b.max = b.max.max(seconds);
+        }
+        b.count += 1;
+        b.sum += seconds;
+        if let Some(id) = fields.get(self.trace_id).filter(|t| exemplar_trace_id(t)) {
+            b.trace_id.set(id);
+        }
+    }
+
+    /// Writes `batch` to the store and empties it.
+    pub fn flush(&self, batch: &mut Batch, w: &mut Writer<'_>) {
+        for (level, n) in batch.messages.iter_mut().filter(|(_, n)| *n > 0) {
+            let _ = w.update(
+                &SeriesId {
+                    name: MESSAGES,
+                    help: "Log messages read, by level.",
+                    labels: &[("level", level.as_str())],
+                    ttl: None,
+                },
+                Op::CounterAdd(std::mem::take(n) as f64),
+            );
+        }
+        if batch.messages.len() > 64 {
+            batch.messages.clear();
+        }
+        let mut status_buf = [0u8; 3];
+        for (key, n) in batch.requests.iter_mut().filter(|(_, n)| **n > 0) {
+            let (method, route, status) = unpack(*key);
+            let _ = w.update(
+                &SeriesId {
+                    name: HTTP_REQUESTS,
+                    help: "HTTP requests, from the application's log.",
+                    labels: &[
+                        ("method", method_name(method)),
+                        ("route", self.routes.label(route)),
+                        ("status", status_text(status, &mut status_buf)),
+                    ],
+                    ttl: None,
+                },
+                Op::CounterAdd(std::mem::take(n) as f64),
+            );
+        }
+        if batch.requests.len() > MAX_BATCH_KEYS {
+            batch.requests.clear();
+        }
+        for (key, buckets) in batch.durations.iter_mut() {
+            let (method, route, _) = unpack(*key);
+            let labels = [
+                ("method", method_name(method)),
+                ("route", self.routes.label(route)),
+            ];
+            for b in buckets.iter_mut().filter(|b| b.count > 0) {
+                let mean = (b.sum / b.count as f64).clamp(b.min, b.max);
+                observe_durations(w, &labels, mean, b.count, &self.buckets, b.trace_id.get());
+                *b = BucketSum::default();
+            }
+        }
     }
 }
 
-/// Records one request duration. `trace_id` is the exemplar
-/// (`{trace_id="…"}`) for the bucket the observation lands in; the store's
-/// histograms take no exemplar yet, so this is where it is to be passed on.
-fn observe_duration(
+/// Records `weight` request durations of mean `seconds`, all in one
+/// bucket. `trace_id` (the last one seen in that bucket) is the bucket's
+/// exemplar (`{trace_id="…"}`); the store's histograms take no exemplar
+/// yet, so this is where it is to be passed on.
+fn observe_durations(
     w: &mut Writer<'_>,
     labels: &[(&str, &str)],
     seconds: f64,
+    weight: u64,
     buckets: &Arc<[f64]>,
     trace_id: Option<&str>,
 ) {
@@ -431,7 +612,7 @@ fn observe_duration(
         },
         Op::Observe {
             value: seconds,
-            weight: 1,
+            weight,
             observer: Observer::Histogram(buckets),
         },
     );
@@ -507,19 +688,38 @@ fn number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-fn method_label(m: &str) -> &'static str {
+/// Index into [`METHODS`]; `METHODS.len()` for any other method.
+fn method_index(m: &str) -> usize {
     METHODS
         .iter()
-        .find(|k| k.eq_ignore_ascii_case(m))
-        .copied()
-        .unwrap_or(OTHER)
+        .position(|k| k.eq_ignore_ascii_case(m))
+        .unwrap_or(METHODS.len())
 }
 
-fn status_label(s: &str) -> &str {
+fn method_name(i: usize) -> &'static str {
+    METHODS.get(i).copied().unwrap_or(OTHER)
+}
+
+/// A status from 100 to 599, or 0 for anything else.
+fn status_code(s: &str) -> u16 {
     match s.as_bytes() {
-        [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9'] => s,
-        _ => OTHER,
+        [a @ b'1'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => 0,
     }
+}
+
+fn status_text(code: u16, buf: &mut [u8; 3]) -> &str {
+    if code == 0 {
+        return OTHER;
+    }
+    *buf = [
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ];
+    std::str::from_utf8(buf).unwrap_or(OTHER)
 }
 
 fn level_label<'b>(raw: Option<&str>, buf: &'b mut [u8; 16]) -> &'b str {
@@ -560,11 +760,16 @@ mod tests {
         assert_eq!(level_label(Some("a b"), &mut buf), "other");
         assert_eq!(level_label(Some("xxxxxxxxxxxxxxxxx"), &mut buf), "other");
         assert_eq!(level_label(None, &mut buf), "unknown");
-        assert_eq!(method_label("get"), "GET");
-        assert_eq!(method_label("BREW"), "other");
-        assert_eq!(status_label("404"), "404");
-        assert_eq!(status_label("600"), "other");
-        assert_eq!(status_label("20"), "other");
+        assert_eq!(method_name(method_index("get")), "GET");
+        assert_eq!(method_name(method_index("BREW")), "other");
+        let mut buf = [0u8; 3];
+        assert_eq!(status_text(status_code("404"), &mut buf), "404");
+        assert_eq!(status_text(status_code("600"), &mut buf), "other");
+        assert_eq!(status_text(status_code("20"), &mut buf), "other");
+        assert_eq!(status_text(status_code("2000"), &mut buf), "other");
+        for (m, r, s) in [(0, None, 0), (9, Some(999), 599), (3, Some(0), 100)] {
+            assert_eq!(unpack(pack(m, r, s)), (m, r, s));
+        }
         assert!(exemplar_trace_id("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert!(!exemplar_trace_id("a\"b"));
         assert!(!exemplar_trace_id(""));

@@ -68,24 +68,43 @@ impl Routes {
 
     /// The route label of `path`.
     pub fn route(&self, path: &str) -> &str {
-        let path = path.split_once(['?', '#']).map_or(path, |(p, _)| p);
-        let Some(body) = path.strip_prefix('/') else {
-            return OTHER;
-        };
+        self.label(self.index(path))
+    }
+
+    /// The index of the first pattern `path` matches.
+    pub fn index(&self, path: &str) -> Option<usize> {
+        let end = path.find(['?', '#']).unwrap_or(path.len());
+        let body = path[..end].strip_prefix('/')?;
         let body = body.strip_suffix('/').unwrap_or(body);
         self.patterns
             .iter()
-            .find(|(_, segments)| matches(segments, body))
+            .position(|(_, segments)| matches(segments, body))
+    }
+
+    /// The label of a pattern index ([`OTHER`] for none).
+    pub fn label(&self, index: Option<usize>) -> &str {
+        index
+            .and_then(|i| self.patterns.get(i))
             .map_or(OTHER, |(name, _)| name)
+    }
+
+    /// How many patterns there are.
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
     }
 }
 
 /// Whether `body` (the path without its leading and trailing `/`) matches.
 fn matches(segments: &[Segment], body: &str) -> bool {
-    let mut parts = (!body.is_empty())
-        .then(|| body.split('/'))
-        .into_iter()
-        .flatten();
+    if body.is_empty() {
+        return segments.first().is_none_or(|s| *s == Segment::Rest);
+    }
+    let mut parts = body.split('/');
     for seg in segments {
         let ok = match seg {
             Segment::Rest => return true,

@@ -32,6 +32,7 @@
 //! replaced (U+FFFD) rather than rejected. At most [`READ_PER_PASS`] bytes
 //! are read from one file before the others get their turn.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
@@ -45,7 +46,7 @@ use memchr::memchr;
 use super::glob::Glob;
 use super::json::Values;
 use super::line::Joiner;
-use super::pipeline::{count_parse_error, Fields, Pipeline};
+use super::pipeline::{count_parse_error, Batch, Fields, Pipeline};
 use super::watch::{FileId, Watcher};
 use crate::store::{Store, Writer};
 
@@ -105,6 +106,7 @@ pub struct Tailer {
     store: Arc<Store>,
     buf: Vec<u8>,
     values: Values,
+    batch: Batch,
     /// Start files present at start at 0.
     pub from_beginning: bool,
     /// How long a file that left its path is still read.
@@ -127,6 +129,7 @@ impl Tailer {
             store,
             buf: vec![0; READ_CHUNK],
             values: Values::default(),
+            batch: Batch::default(),
             from_beginning,
             rotate_wait,
         }
@@ -149,6 +152,8 @@ impl Tailer {
     /// when the format changes.
     pub fn set_pipeline(&mut self, pipeline: Pipeline, format_changed: bool) {
         self.pipeline = pipeline;
+        // Batched keys index the old routes.
+        self.batch = Batch::default();
         if format_changed {
             for t in self.files.values_mut() {
                 t.joiner.clear();
@@ -182,12 +187,14 @@ impl Tailer {
             store,
             buf,
             values,
+            batch,
             ..
         } = self;
         let Some(t) = files.get_mut(&id) else {
             return false;
         };
-        match read_available(t, pipeline, store, buf, values) {
+        let mut scratch = Scratch { buf, values, batch };
+        match read_available(t, pipeline, store, &mut scratch) {
             Ok(more) => more,
             Err(e) => {
                 tracing::warn!(file = %t.path.display(), err = %e, "reading log file failed");
@@ -335,7 +342,13 @@ impl Tailer {
         if !t.partial.is_empty() && !t.skipping {
             let line = std::mem::take(&mut t.partial);
             let mut w = self.store.writer(Instant::now());
-            handle_line(&line, &mut t, &mut self.pipeline, &mut self.values, &mut w);
+            let mut scratch = Scratch {
+                buf: &mut self.buf,
+                values: &mut self.values,
+                batch: &mut self.batch,
+            };
+            handle_line(&line, &mut t, &mut self.pipeline, &mut scratch, &mut w);
+            self.pipeline.metrics.flush(&mut self.batch, &mut w);
         }
         tracing::info!(file = %t.path.display(), "stopped following rotated log file");
     }
@@ -353,18 +366,24 @@ impl Tailer {
     }
 }
 
+/// The tailer's buffers, reused for every read and line.
+struct Scratch<'a> {
+    buf: &'a mut [u8],
+    values: &'a mut Values,
+    batch: &'a mut Batch,
+}
+
 /// Reads `t` from its offset to its end (or [`READ_PER_PASS`]); returns
 /// whether there is more.
 fn read_available(
     t: &mut Tracked,
     pipeline: &mut Pipeline,
     store: &Store,
-    buf: &mut [u8],
-    values: &mut Values,
+    scratch: &mut Scratch<'_>,
 ) -> io::Result<bool> {
     let mut budget = READ_PER_PASS;
     loop {
-        let n = t.file.read_at(buf, t.offset)?;
+        let n = t.file.read_at(scratch.buf, t.offset)?;
         if n == 0 {
             let size = t.file.metadata()?.len();
             if size >= t.offset {
@@ -381,7 +400,12 @@ fn read_available(
         }
         t.offset += n as u64;
         let mut w = store.writer(Instant::now());
-        consume(t, &buf[..n], pipeline, values, &mut w);
+        // The chunk leaves the buffer for the time of the split, so the
+        // lines can borrow it while the scratch values are written.
+        let chunk = std::mem::take(&mut scratch.buf);
+        consume(t, &chunk[..n], pipeline, scratch, &mut w);
+        scratch.buf = chunk;
+        pipeline.metrics.flush(scratch.batch, &mut w);
         budget = budget.saturating_sub(n as u64);
         if budget == 0 {
             return Ok(true);
@@ -394,7 +418,7 @@ fn consume(
     t: &mut Tracked,
     mut data: &[u8],
     pipeline: &mut Pipeline,
-    values: &mut Values,
+    scratch: &mut Scratch<'_>,
     w: &mut Writer<'_>,
 ) {
     let max = pipeline.parser.max_line;
@@ -420,7 +444,7 @@ fn consume(
             if line.len() > max {
                 count_parse_error(w, &t.label);
             } else {
-                handle_line(line, t, pipeline, values, w);
+                handle_line(line, t, pipeline, scratch, w);
             }
         } else if t.partial.len() + line.len() > max {
             count_parse_error(w, &t.label);
@@ -428,7 +452,7 @@ fn consume(
         } else {
             let mut joined = std::mem::take(&mut t.partial);
             joined.extend_from_slice(line);
-            handle_line(&joined, t, pipeline, values, w);
+            handle_line(&joined, t, pipeline, scratch, w);
             joined.clear();
             t.partial = joined;
         }
@@ -439,21 +463,25 @@ fn handle_line(
     line: &[u8],
     t: &mut Tracked,
     pipeline: &mut Pipeline,
-    values: &mut Values,
+    scratch: &mut Scratch<'_>,
     w: &mut Writer<'_>,
 ) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
         return;
     }
-    let text = String::from_utf8_lossy(line);
+    let text = match std::str::from_utf8(line) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(line),
+    };
     let Pipeline { parser, metrics } = pipeline;
-    match parser.parse(&text, &mut t.joiner, values) {
+    match parser.parse(&text, &mut t.joiner, scratch.values) {
         Ok(Some(message)) => metrics.record(
             Fields {
                 message,
-                values: &*values,
+                values: &*scratch.values,
             },
+            scratch.batch,
             w,
         ),
         Ok(None) => {}
