@@ -6,7 +6,7 @@
 //! below; Debian package `mtail`).
 //!
 //! Run: `nice cargo bench -p oxmon-sidecar --bench logs` (optionally
-//! `-- --lines 2000000 --runs 3`). For the sidecar it times from `start`
+//! `-- --lines 2000000 --runs 3`, `--no-mtail` for the sidecar alone). For the sidecar it times from `start`
 //! until every line is counted and reads the tailer thread's CPU time from
 //! /proc; for mtail it times the process and reads its CPU time from the
 //! shell's `times`. Both read the file from the page cache. Both outputs
@@ -64,12 +64,18 @@ histogram http_request_duration_seconds by method, route buckets 0.005, 0.01, 0.
 struct Args {
     lines: usize,
     runs: usize,
+    mtail: bool,
+}
+
+fn argv_has(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag)
 }
 
 fn args() -> Args {
     let mut a = Args {
         lines: 1_000_000,
         runs: 3,
+        mtail: !argv_has("--no-mtail"),
     };
     let argv: Vec<String> = std::env::args().collect();
     for w in argv.windows(2) {
@@ -254,6 +260,9 @@ fn main() {
             n / cpu.max(0.01)
         );
         ours.push(n / wall);
+        if !a.mtail {
+            continue;
+        }
         match run_mtail(dir.path(), &path, a.lines) {
             Some((wall, cpu)) => {
                 println!(

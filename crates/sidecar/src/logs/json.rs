@@ -199,18 +199,18 @@ impl Scanner<'_> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            match memchr2(b'"', b'\\', &self.b[i..]) {
-                Some(k) if self.b[i + k] == b'"' => {
-                    self.i = i + k + 1;
+            match quote_or_escape(self.b, i) {
+                Some(k) if self.b[k] == b'"' => {
+                    self.i = k + 1;
                     return Ok(RawString {
                         start,
-                        end: i + k,
+                        end: k,
                         escaped,
                     });
                 }
                 Some(k) => {
                     escaped = true;
-                    i += k + 2;
+                    i = k + 2;
                     if i > self.b.len() {
                         return Err(Malformed("unterminated string"));
                     }
@@ -289,10 +289,25 @@ impl Scanner<'_> {
     }
 }
 
+/// The index of the first `"` or `\\` in `b` from `from`. Keys and most
+/// values are short: a plain loop finds their end before a vectorised
+/// search would have set up.
+fn quote_or_escape(b: &[u8], from: usize) -> Option<usize> {
+    let short = b.len().min(from + 24);
+    for (i, c) in b.iter().enumerate().take(short).skip(from) {
+        if *c == b'"' || *c == b'\\' {
+            return Some(i);
+        }
+    }
+    memchr2(b'"', b'\\', b.get(short..)?).map(|k| short + k)
+}
+
 fn find<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
+    // The first byte rules out most children without a call to memcmp.
+    let first = *key.first()?;
     node.children
         .iter()
-        .find(|(k, _)| **k == *key)
+        .find(|(k, _)| k.first() == Some(&first) && **k == *key)
         .map(|(_, n)| n)
 }
 

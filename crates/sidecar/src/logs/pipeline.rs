@@ -415,7 +415,8 @@ struct BucketSum {
     trace_id: TraceId,
 }
 
-/// The last valid trace id seen, copied (at most 64 bytes).
+/// The last trace id seen, copied when it fits in 64 bytes (a longer one
+/// is no valid exemplar and clears it).
 #[derive(Debug, Clone, Copy)]
 struct TraceId {
     bytes: [u8; 64],
@@ -433,14 +434,20 @@ impl Default for TraceId {
 
 impl TraceId {
     fn set(&mut self, id: &str) {
-        self.bytes[..id.len()].copy_from_slice(id.as_bytes());
-        self.len = id.len() as u8;
+        match self.bytes.get_mut(..id.len()) {
+            Some(to) => {
+                to.copy_from_slice(id.as_bytes());
+                self.len = id.len() as u8;
+            }
+            None => self.len = 0,
+        }
     }
 
-    fn get(&self) -> Option<&str> {
-        (self.len > 0)
-            .then(|| std::str::from_utf8(&self.bytes[..usize::from(self.len)]).ok())
-            .flatten()
+    /// The trace id, if it can be an exemplar.
+    fn exemplar(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)])
+            .ok()
+            .filter(|t| exemplar_trace_id(t))
     }
 }
 
@@ -534,7 +541,8 @@ impl Metrics {
         }
         b.count += 1;
         b.sum += seconds;
-        if let Some(id) = fields.get(self.trace_id).filter(|t| exemplar_trace_id(t)) {
+        // Copied as is; checked once per bucket when the batch is written.
+        if let Some(id) = fields.get(self.trace_id) {
             b.trace_id.set(id);
         }
     }
@@ -583,7 +591,14 @@ impl Metrics {
             ];
             for b in buckets.iter_mut().filter(|b| b.count > 0) {
                 let mean = (b.sum / b.count as f64).clamp(b.min, b.max);
-                observe_durations(w, &labels, mean, b.count, &self.buckets, b.trace_id.get());
+                observe_durations(
+                    w,
+                    &labels,
+                    mean,
+                    b.count,
+                    &self.buckets,
+                    b.trace_id.exemplar(),
+                );
                 *b = BucketSum::default();
             }
         }

@@ -76,9 +76,24 @@ impl Routes {
         let end = path.find(['?', '#']).unwrap_or(path.len());
         let body = path[..end].strip_prefix('/')?;
         let body = body.strip_suffix('/').unwrap_or(body);
+        // Split once for every pattern (no allocation: a fixed array).
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut n = 0;
+        if !body.is_empty() {
+            for part in body.split('/') {
+                if n == MAX_SEGMENTS {
+                    return self
+                        .patterns
+                        .iter()
+                        .position(|(_, segments)| matches(segments, body));
+                }
+                parts[n] = part;
+                n += 1;
+            }
+        }
         self.patterns
             .iter()
-            .position(|(_, segments)| matches(segments, body))
+            .position(|(_, segments)| matches_parts(segments, &parts[..n]))
     }
 
     /// The label of a pattern index ([`OTHER`] for none).
@@ -99,6 +114,9 @@ impl Routes {
     }
 }
 
+/// Most path segments split up front; longer paths are split per pattern.
+const MAX_SEGMENTS: usize = 32;
+
 /// Whether `body` (the path without its leading and trailing `/`) matches.
 fn matches(segments: &[Segment], body: &str) -> bool {
     if body.is_empty() {
@@ -116,6 +134,21 @@ fn matches(segments: &[Segment], body: &str) -> bool {
         }
     }
     parts.next().is_none()
+}
+
+/// [`matches`] on a path split once into `parts`.
+fn matches_parts(segments: &[Segment], parts: &[&str]) -> bool {
+    for (i, seg) in segments.iter().enumerate() {
+        let ok = match seg {
+            Segment::Rest => return true,
+            Segment::Literal(l) => parts.get(i) == Some(&&**l),
+            Segment::Param => parts.get(i).is_some_and(|p| !p.is_empty()),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    parts.len() == segments.len()
 }
 
 #[cfg(test)]
@@ -152,6 +185,8 @@ mod tests {
             ("/nope", OTHER),
             ("users/7", OTHER),
             ("", OTHER),
+            (&"/x".repeat(40), OTHER),
+            (&format!("/static{}", "/x".repeat(40)), "/static/*"),
         ] {
             assert_eq!(r.route(path), route, "{path}");
         }
