@@ -290,16 +290,37 @@ impl Scanner<'_> {
 }
 
 /// The index of the first `"` or `\\` in `b` from `from`. Keys and most
-/// values are short: a plain loop finds their end before a vectorised
-/// search would have set up.
+/// values are short: eight bytes at a time in a plain word find their end
+/// before a vectorised search would have set up; long strings go to
+/// `memchr2`.
 fn quote_or_escape(b: &[u8], from: usize) -> Option<usize> {
-    let short = b.len().min(from + 24);
-    for (i, c) in b.iter().enumerate().take(short).skip(from) {
-        if *c == b'"' || *c == b'\\' {
-            return Some(i);
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Bytes of `w` equal to `c` get their high bit set; the lowest set bit
+    // is exact (higher ones may be false after a true match).
+    let has = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let short = b.len().min(from.saturating_add(64));
+    let mut i = from;
+    while i + 8 <= short {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let hits = has(w, b'"') | has(w, b'\\');
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
+        i += 8;
     }
-    memchr2(b'"', b'\\', b.get(short..)?).map(|k| short + k)
+    if short < b.len() {
+        return memchr2(b'"', b'\\', &b[i..]).map(|k| i + k);
+    }
+    b[i.min(b.len())..]
+        .iter()
+        .position(|c| *c == b'"' || *c == b'\\')
+        .map(|k| i + k)
 }
 
 fn find<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
@@ -450,6 +471,32 @@ mod tests {
         assert_eq!(extract(&["a"], "{}"), Ok(some(&[""])));
         // The last of a repeated key wins.
         assert_eq!(extract(&["a"], r#"{"a":1,"a":2}"#), Ok(some(&["2"])));
+    }
+
+    #[test]
+    fn quote_search_finds_the_first_at_every_offset() {
+        for len in 0..80 {
+            for at in 0..=len {
+                let mut b = vec![b'a'; len];
+                let want = (at < len).then_some(at);
+                if let Some(at) = want {
+                    b[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                    // A later match must not win.
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                }
+                for from in 0..=at.min(len) {
+                    assert_eq!(
+                        quote_or_escape(&b, from),
+                        want,
+                        "len {len} at {at} from {from}"
+                    );
+                }
+            }
+        }
+        // A byte 0x80 + c must not look like c.
+        assert_eq!(quote_or_escape(b"\xa2\xdc\x22", 0), Some(2));
     }
 
     #[test]

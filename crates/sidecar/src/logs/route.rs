@@ -80,15 +80,20 @@ impl Routes {
         let mut parts = [""; MAX_SEGMENTS];
         let mut n = 0;
         if !body.is_empty() {
-            for part in body.split('/') {
+            let mut start = 0;
+            for (i, c) in body.bytes().enumerate().chain([(body.len(), b'/')]) {
+                if c != b'/' {
+                    continue;
+                }
                 if n == MAX_SEGMENTS {
                     return self
                         .patterns
                         .iter()
                         .position(|(_, segments)| matches(segments, body));
                 }
-                parts[n] = part;
+                parts[n] = &body[start..i];
                 n += 1;
+                start = i + 1;
             }
         }
         self.patterns
