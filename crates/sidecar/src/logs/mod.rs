@@ -8,7 +8,7 @@
 //!
 //! One thread per source reads the files (never the runtime's threads):
 //! it waits on inotify (see [`watch`]) and reads what was written, so a
-//! line is counted within milliseconds; every `poll_interval` it also reads
+//! line is counted within about [`COALESCE`]; every `poll_interval` it also reads
 //! every file and expands the globs again. How files are followed, and
 //! what happens on rotation and truncation, is in [`tail`]; line formats in
 //! [`line`] and [`json`]; what a line becomes in [`pipeline`]; route
@@ -487,6 +487,11 @@ pub fn start(section: &LogsConfig, store: Arc<Store>) -> Result<Handle, Error> {
     Ok(Handle { commands, waker })
 }
 
+/// The pause after each read pass, so an application writing line by line
+/// wakes the reader at most 100 times a second, each time for everything
+/// written meanwhile: the latency of a line, traded for CPU.
+pub const COALESCE: Duration = Duration::from_millis(10);
+
 /// How long [`start`] waits for the first expansion of the globs.
 const FIRST_SCAN_WAIT: Duration = Duration::from_secs(10);
 
@@ -552,6 +557,9 @@ impl Thread {
             }
             if full {
                 next_full = now + poll;
+            }
+            if !more {
+                std::thread::sleep(COALESCE);
             }
         }
     }

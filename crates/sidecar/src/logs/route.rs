@@ -107,16 +107,6 @@ impl Routes {
             .and_then(|i| self.patterns.get(i))
             .map_or(OTHER, |(name, _)| name)
     }
-
-    /// How many patterns there are.
-    pub fn len(&self) -> usize {
-        self.patterns.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
 }
 
 /// Most path segments split up front; longer paths are split per pattern.

@@ -161,11 +161,6 @@ impl Tailer {
         }
     }
 
-    /// Files followed now.
-    pub fn file_count(&self) -> usize {
-        self.files.len()
-    }
-
     /// Reads the given files (all of them with `None`) up to their end or
     /// their per-pass budget; returns whether any has more to read.
     pub fn read(&mut self, which: Option<&[FileId]>) -> bool {

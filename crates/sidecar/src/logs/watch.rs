@@ -4,7 +4,7 @@
 //! With inotify, each followed file is watched for writes (the watch
 //! follows the file through a rename) and each directory a glob lists is
 //! watched for files and directories appearing, moving or going; a line is
-//! read within milliseconds of being written. The tailer still reads every
+//! read within about [`super::COALESCE`] of being written. The tailer still reads every
 //! file and re-expands the globs every poll interval, which covers what
 //! inotify cannot see (a lost event queue, network file systems). Without
 //! inotify (no kernel support, or the per-user watch limit reached) the
