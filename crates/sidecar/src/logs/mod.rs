@@ -30,7 +30,7 @@
 //! logs:
 //!   paths: ["/var/log/app/*.log"]      # globs; at least one
 //!   format: json                       # json | regex | cri | docker
-//!   regex: '^(?P<method>\S+) (?P<path>\S+) (?P<status>\d+) (?P<duration_seconds>[\d.]+)$'
+//!   regex: '^(?P<method>\S+) (?P<path>\S+) (?P<status>\d+) (?P<duration_ms>[\d.]+)$'
 //!   from_beginning: false
 //!   max_line_bytes: 65536              # longer lines: a parse error, skipped
 //!   poll_interval: 1s                  # full re-read and glob expansion (250ms at most without inotify)
