@@ -602,6 +602,11 @@ impl Metrics {
                 *b = BucketSum::default();
             }
         }
+        // Each entry holds a bucket array; keep only what typical route
+        // sets need.
+        if batch.durations.len() > MAX_BATCH_KEYS / 16 {
+            batch.durations.clear();
+        }
     }
 }
 
