@@ -114,7 +114,9 @@ fn every_alert_has_severity_annotations_and_a_runbook() {
         if let Some(url) = str_of(&annotations, "runbook_url") {
             let want = format!("/docs/runbooks/{name}.md");
             if !url.ends_with(&want) {
-                problems.push(format!("{file}: {name}: runbook_url {url} does not end in {want}"));
+                problems.push(format!(
+                    "{file}: {name}: runbook_url {url} does not end in {want}"
+                ));
             } else if !root().join(&want[1..]).is_file() {
                 problems.push(format!("{file}: {name}: {want} does not exist"));
             }
@@ -142,7 +144,9 @@ fn users_alert_names_exist_as_they_wrote_them() {
         .filter_map(|(_, r)| str_of(&r, "alert").map(|n| (n.to_string(), r.clone())))
         .collect();
     for (name, severity, r#for) in want {
-        let rule = all.get(name).unwrap_or_else(|| panic!("alert {name} missing"));
+        let rule = all
+            .get(name)
+            .unwrap_or_else(|| panic!("alert {name} missing"));
         assert_eq!(
             rule.get("labels").and_then(|l| str_of(l, "severity")),
             Some(severity),
@@ -189,7 +193,9 @@ fn every_rule_is_unit_tested() {
                     .any(|word| word == name)
             });
             if !checked {
-                problems.push(format!("{file}: recording rule {name} has no promql_expr_test"));
+                problems.push(format!(
+                    "{file}: recording rule {name} has no promql_expr_test"
+                ));
             }
         }
     }
@@ -223,14 +229,25 @@ fn rule_job_selectors_name_scrape_jobs() {
         .iter()
         .filter_map(|c| str_of(c, "job_name"))
         .collect();
-    for want in ["node", "gpu", "postgres", "redis", "app", "prometheus", "alertmanager"] {
+    for want in [
+        "node",
+        "gpu",
+        "postgres",
+        "redis",
+        "app",
+        "prometheus",
+        "alertmanager",
+    ] {
         assert!(jobs.contains(want), "prometheus.yml has no job {want}");
     }
     for (file, rule) in rules() {
         let expr = str_of(&rule, "expr").unwrap_or_default();
         for part in expr.split("job=\"").skip(1) {
             let job = part.split('"').next().unwrap_or_default();
-            assert!(jobs.contains(job), "{file}: selector job=\"{job}\" is not a scrape job");
+            assert!(
+                jobs.contains(job),
+                "{file}: selector job=\"{job}\" is not a scrape job"
+            );
         }
     }
 }
@@ -293,7 +310,10 @@ fn alertmanager_secrets_come_from_files() {
         "password",
         "bearer_token",
     ] {
-        assert!(!found.iter().any(|k| k == key), "alertmanager.yml sets {key} inline");
+        assert!(
+            !found.iter().any(|k| k == key),
+            "alertmanager.yml sets {key} inline"
+        );
     }
     for key in [
         "smtp_auth_password_file",
@@ -301,7 +321,10 @@ fn alertmanager_secrets_come_from_files() {
         "routing_key_file",
         "credentials_file",
     ] {
-        assert!(found.iter().any(|k| k == key), "alertmanager.yml lacks {key}");
+        assert!(
+            found.iter().any(|k| k == key),
+            "alertmanager.yml lacks {key}"
+        );
     }
 }
 

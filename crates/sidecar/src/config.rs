@@ -64,6 +64,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use crate::health::{HealthArgs, HealthConfig, HealthSettings};
+use crate::logs::{LogsArgs, LogsConfig};
 use crate::relay::{RelayArgs, RelayConfig, RelaySettings};
 use crate::statsd::mapper::{ConfigError as MappingError, Mapper};
 use crate::store::{Limits, StoreArgs};
@@ -194,6 +195,8 @@ pub struct FileConfig {
     pub statsd: Option<StatsdConfig>,
     /// The store's limits.
     pub limits: Option<LimitsConfig>,
+    /// Log tailing.
+    pub logs: Option<LogsConfig>,
 }
 
 /// The `statsd` section: the mapping, from a file or inline.
@@ -227,6 +230,8 @@ pub struct Flags {
     pub statsd_mapping: Option<PathBuf>,
     /// `--store.*`.
     pub store: StoreArgs,
+    /// `--logs.*`.
+    pub logs: LogsArgs,
 }
 
 /// A validated config: what every source runs with.
@@ -240,6 +245,8 @@ pub struct Config {
     pub statsd: Mapper,
     /// The store's limits.
     pub limits: Limits,
+    /// Log tailing, if any file is to be followed.
+    pub logs: Option<LogsConfig>,
 }
 
 impl Config {
@@ -275,12 +282,29 @@ impl Config {
         )?;
         let limits = resolve_limits(file.limits.as_ref(), &flags.store)
             .map_err(|p| source.problem("limits", p))?;
+        // The file's section, when there is one, replaces the --logs.* flags.
+        let logs = file.logs.or_else(|| flags.logs.section());
+        if let Some(section) = &logs {
+            crate::logs::validate(section).map_err(|e| source.problem("logs", logs_problem(e)))?;
+        }
         Ok(Config {
             health,
             relay,
             statsd,
             limits,
+            logs,
         })
+    }
+}
+
+/// A log section's error as a problem at its key (`logs.regex` → `regex`).
+fn logs_problem(e: crate::logs::Error) -> Problem {
+    match e {
+        crate::logs::Error::Invalid { what, message } => {
+            let key = what.strip_prefix("logs.").unwrap_or(&what).to_string();
+            Problem::File(FieldError::new(key, message))
+        }
+        other => Problem::File(FieldError::new("", other)),
     }
 }
 
@@ -826,6 +850,7 @@ relay: {x: 1}
             relay: RelayArgs::default(),
             statsd_mapping: None,
             store: StoreArgs::default(),
+            logs: LogsArgs::default(),
         }
     }
 

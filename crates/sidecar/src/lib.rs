@@ -9,6 +9,8 @@
 //! - [`relay`]: the app's own `/metrics`, served in the same scrape.
 //! - [`statsd`]: statsd_exporter's line protocol, mapping file and flags
 //!   over UDP, TCP and unixgram (default `:9125`).
+//! - [`logs`]: log files followed through rotation and truncation (JSON,
+//!   regex, Kubernetes CRI, Docker json-file) into `http_*` and log metrics.
 //!
 //! [`config`] reads the one config file (`--config.file`) and merges the
 //! flags; [`reload`] holds the running sources and reloads them all on
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod fetch;
 pub mod health;
+pub mod logs;
 pub mod relay;
 pub mod reload;
 pub mod statsd;

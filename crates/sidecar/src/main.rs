@@ -14,6 +14,7 @@ use oxmon_core::collector::sync_collector;
 use oxmon_core::{Exporter, Registry};
 use oxmon_sidecar::config::{Config, ConfigArgs, Flags};
 use oxmon_sidecar::health::HealthArgs;
+use oxmon_sidecar::logs::LogsArgs;
 use oxmon_sidecar::relay::RelayArgs;
 use oxmon_sidecar::reload::{Reloader, Sources};
 use oxmon_sidecar::statsd::{stats::StatsCollector, StatsdArgs};
@@ -43,6 +44,9 @@ struct Cli {
     statsd: StatsdArgs,
 
     #[command(flatten)]
+    logs: LogsArgs,
+
+    #[command(flatten)]
     store: StoreArgs,
 
     /// Check configuration and exit.
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         relay: cli.relay,
         statsd_mapping: cli.statsd.mapping_config.clone(),
         store: cli.store,
+        logs: cli.logs,
     };
     let file = cli.config.file;
     if cli.check_config {

@@ -31,7 +31,7 @@ use oxmon_core::MetricFamily;
 use crate::config::{Config, ConfigError, Flags};
 use crate::statsd::{self, StatsdArgs};
 use crate::store::Store;
-use crate::{health, relay};
+use crate::{health, logs, relay};
 
 /// Every running source, reconfigurable from a new [`Config`].
 pub struct Sources {
@@ -43,6 +43,8 @@ pub struct Sources {
     pub relay: relay::Handle,
     /// StatsD, unless every listener is off.
     pub statsd: Option<statsd::Handle>,
+    /// Log tailing, while the config has a `logs` section (or `--logs.path`).
+    logs: Mutex<Option<logs::Handle>>,
 }
 
 impl Sources {
@@ -50,17 +52,22 @@ impl Sources {
     /// runtime. StatsD listeners come from the flags only; with every one
     /// turned off (`--statsd.listen-udp= --statsd.listen-tcp=`) StatsD is
     /// off.
-    pub fn start(config: Config, statsd_args: &StatsdArgs) -> Result<Sources, statsd::StartError> {
+    pub fn start(config: Config, statsd_args: &StatsdArgs) -> Result<Sources, StartError> {
         let store = Arc::new(Store::new(config.limits));
         let statsd = if statsd_args.enabled() {
             Some(statsd::start(statsd_args, config.statsd, store.clone())?)
         } else {
             None
         };
+        let logs = match &config.logs {
+            Some(section) => Some(logs::start(section, store.clone())?),
+            None => None,
+        };
         Ok(Sources {
             health: health::start(&config.health, store.clone()),
             relay: relay::start(&config.relay, store.clone()),
             statsd,
+            logs: Mutex::new(logs),
             store,
         })
     }
@@ -73,7 +80,35 @@ impl Sources {
         if let Some(statsd) = &self.statsd {
             statsd.reconfigure(config.statsd);
         }
+        // The section was validated with the rest of the config; what can
+        // still fail here is setting up a new tailer thread.
+        let mut logs = self.logs.lock_unpoisoned();
+        match (logs.take(), &config.logs) {
+            (Some(running), Some(section)) => {
+                if let Err(e) = running.reconfigure(section) {
+                    tracing::error!(err = %e, "logs: keeping the running section");
+                }
+                *logs = Some(running);
+            }
+            (Some(running), None) => running.stop(),
+            (None, Some(section)) => match logs::start(section, self.store.clone()) {
+                Ok(started) => *logs = Some(started),
+                Err(e) => tracing::error!(err = %e, "logs: cannot start"),
+            },
+            (None, None) => {}
+        }
     }
+}
+
+/// Why the sources could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// StatsD's listeners.
+    #[error(transparent)]
+    Statsd(#[from] statsd::StartError),
+    /// The log tailer.
+    #[error(transparent)]
+    Logs(#[from] logs::Error),
 }
 
 /// Reloads the config into the sources and counts the outcomes.

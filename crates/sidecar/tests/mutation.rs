@@ -1,9 +1,10 @@
 //! Seeded mutation tests: many thousands of mutated StatsD lines through the
 //! parser, the mapper and the store, mutated mapping files through the
-//! loader, mutated health bodies through the health-body reader and
-//! mutated config files through the config loader. Nothing may panic,
-//! per-line buffers must stay bounded by the line, and whatever arrives,
-//! the scrape must stay valid exposition text.
+//! loader, mutated health bodies through the health-body reader, mutated
+//! config files through the config loader, and mutated log lines (JSON,
+//! regex, CRI, Docker) through the log line parsers and their metrics.
+//! Nothing may panic, per-line buffers must stay bounded by the line, and
+//! whatever arrives, the scrape must stay valid exposition text.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use oxmon_core::encode::{encode, Format};
 use oxmon_core::metrics::normalize;
 use oxmon_sidecar::config::{Config, Flags};
 use oxmon_sidecar::health::BodyReader;
+use oxmon_sidecar::logs;
 use oxmon_sidecar::statsd::handler::Handler;
 use oxmon_sidecar::statsd::line::{Line, ParseCounts, Parser, TagStyles};
 use oxmon_sidecar::statsd::mapper::{CacheType, Mapper, MetricType};
@@ -57,13 +59,19 @@ const CORPUS: &[&str] = &[
 const ALPHABET: &[u8] = b":|#@,=[].-+*${}_cgmshdT0123456789eE\xc3\xa9\xff\x00 \r";
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    mutate_with(rng, input, CORPUS, ALPHABET)
+}
+
+/// Applies 1 to 4 random edits: inserted, deleted, duplicated or replaced
+/// bytes from `alphabet`, a piece of `corpus` spliced in, a long run.
+fn mutate_with(rng: &mut Rng, input: &[u8], corpus: &[&str], alphabet: &[u8]) -> Vec<u8> {
     let mut v = input.to_vec();
     for _ in 0..1 + rng.below(4) {
         let len = v.len();
         match rng.below(7) {
             0 => {
                 let at = rng.below(len + 1);
-                v.insert(at, ALPHABET[rng.below(ALPHABET.len())]);
+                v.insert(at, alphabet[rng.below(alphabet.len())]);
             }
             1 if len > 0 => {
                 let at = rng.below(len);
@@ -79,10 +87,10 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
             }
             3 if len > 0 => {
                 let at = rng.below(len);
-                v[at] = ALPHABET[rng.below(ALPHABET.len())];
+                v[at] = alphabet[rng.below(alphabet.len())];
             }
             4 => {
-                let other = CORPUS[rng.below(CORPUS.len())].as_bytes();
+                let other = corpus[rng.below(corpus.len())].as_bytes();
                 let at = rng.below(len + 1);
                 v.splice(at..at, other.iter().copied());
             }
@@ -236,6 +244,220 @@ fn mutated_mapping_files_load_or_fail_cleanly() {
     assert!(loaded > 0);
 }
 
+/// JSON lines, then a regex line, CRI lines, Docker lines.
+const LOG_CORPUS: &[&str] = &[
+    r#"{"time":"2024-05-01T10:00:00Z","level":"info","method":"GET","path":"/users/7","status":200,"duration_ms":12.5,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}"#,
+    r#"{"level":"ERROR","msg":"a\"b\\c\n\u00e9\ud83d\ude00","metadata":{"duration_ms":"8","model":"resnet"},"event":"login_failed"}"#,
+    r#"{"endpoint":"/v1/models/x/predict","method":"post","status":"503","nested":{"a":[1,{"b":[]}],"c":null},"ok":true}"#,
+    r#"{"level":30,"status":1e400,"duration_ms":-5,"path":"","method":""}"#,
+    "GET /users/1 200 0.010 WARN",
+    "2024-05-01T10:00:00.123456789Z stdout F {\"status\":200,\"method\":\"GET\",\"path\":\"/a\"}",
+    "2024-05-01T10:00:00.123456789Z stderr P {\"level\":",
+    "2024-05-01T10:00:00.123456789Z stdout F:x ",
+    r#"{"log":"{\"status\":200,\"method\":\"GET\",\"path\":\"/a\"}\n","stream":"stdout","time":"t"}"#,
+    r#"{"log":"{\"level\":","stream":"stderr","time":"t"}"#,
+];
+
+const LOG_ALPHABET: &[u8] = b"{}[]\":,\\/u0123456789abcdefPF .-eE\n\t\xc3\xa9\xff\x00 \r";
+
+fn log_section(format: logs::Format) -> logs::LogsConfig {
+    let mut c: logs::LogsConfig = serde_yaml::from_str(
+        r#"
+paths: [/nonexistent/*.log]
+max_line_bytes: 512
+fields:
+  duration_ms: [duration_ms, metadata.duration_ms]
+http:
+  routes: ["/users/{id}", "/v1/models/{model}/predict"]
+metrics:
+  - name: app_auth_failures_total
+    type: counter
+    match: {event: login_failed}
+    labels: {level: level, path: path}
+  - name: model_duration_seconds
+    type: histogram
+    value: metadata.duration_ms
+    scale: 0.001
+    labels: {model: metadata.model}
+  - name: app_status
+    type: gauge
+    value: status
+    match_regex: {method: "(?i)get|post"}
+"#,
+    )
+    .unwrap();
+    c.format = format;
+    // CRI messages are read as JSON, Docker ones with the regex.
+    if matches!(format, logs::Format::Regex | logs::Format::Docker) {
+        c.regex = Some(
+            r"(?P<method>[A-Za-z]+) (?P<path>\S+) (?P<status>\d+)(?: (?P<duration_ms>[\d.]+))?(?: (?P<level>\w+))?"
+                .into(),
+        );
+        c.metrics.clear();
+    }
+    c
+}
+
+#[test]
+fn mutated_log_lines_never_panic_and_stay_bounded() {
+    use logs::json::Values;
+    use logs::line::Joiner;
+    use logs::pipeline::{count_parse_error, Batch, Fields, Pipeline};
+
+    let mut rng = Rng(0x10c5_feed_cafe_d00d);
+    let store = Store::new(Limits {
+        max_series_per_metric: 50,
+        default_ttl: None,
+    });
+    let formats = [
+        logs::Format::Json,
+        logs::Format::Regex,
+        logs::Format::Cri,
+        logs::Format::Docker,
+    ];
+    let mut pipelines: Vec<Pipeline> = formats
+        .iter()
+        .map(|f| Pipeline::compile(&log_section(*f)).unwrap())
+        .collect();
+    let mut joiners: Vec<Joiner> = formats.iter().map(|_| Joiner::default()).collect();
+    let mut values = Values::default();
+    let mut batch = Batch::default();
+    let (mut parsed, mut failed) = (0u64, 0u64);
+    let mut longest = 0;
+    for round in 0..40_000 {
+        let i = round % formats.len();
+        // Each format starts from its own lines (see LOG_CORPUS).
+        let own = [0..4, 4..5, 5..8, 8..10][i].clone();
+        let seed = LOG_CORPUS[own.start + rng.below(own.len())].as_bytes();
+        let input = mutate_with(&mut rng, seed, LOG_CORPUS, LOG_ALPHABET);
+        let text = String::from_utf8_lossy(&input);
+        longest = longest.max(text.len());
+        let Pipeline { parser, metrics } = &mut pipelines[i];
+        let mut w = store.writer(Instant::now());
+        match parser.parse(&text, &mut joiners[i], &mut values) {
+            Ok(Some(message)) => {
+                parsed += 1;
+                metrics.record(
+                    Fields {
+                        message,
+                        values: &values,
+                    },
+                    &mut batch,
+                    &mut w,
+                );
+                metrics.flush(&mut batch, &mut w);
+            }
+            Ok(None) => {}
+            Err(_) => {
+                failed += 1;
+                count_parse_error(&mut w, "mutated.log");
+            }
+        }
+        // Decoded strings never need more than the line; joined messages
+        // never more than the maximum line length (per stream).
+        assert!(values.scratch_capacity() <= 2 * longest + 16);
+        assert!(
+            joiners[i].held() <= 2 * 2 * 512 + 64,
+            "{}",
+            joiners[i].held()
+        );
+    }
+    assert!(
+        parsed > 5_000 && failed > 5_000,
+        "{parsed} parsed, {failed} failed"
+    );
+
+    let mut families = Vec::new();
+    store.collect(Instant::now(), &mut families);
+    normalize(&mut families);
+    for name in [
+        "http_requests_total",
+        "app_log_messages_total",
+        "app_log_parse_errors_total",
+    ] {
+        assert!(families.iter().any(|f| f.name == name), "{name}");
+    }
+    for f in &families {
+        assert!(
+            f.metrics.len() <= 50,
+            "{} has {} series",
+            f.name,
+            f.metrics.len()
+        );
+    }
+    for format in [Format::Text, Format::OpenMetrics] {
+        let mut text = Vec::new();
+        encode(&families, format, &mut text);
+        let text = String::from_utf8(text).expect("exposition is UTF-8");
+        if let Err(e) = oxmon_testkit::try_parse(&text) {
+            let line = text.lines().nth(e.line - 1).unwrap_or("");
+            panic!("{format:?} exposition invalid: {e}: {line:?}");
+        }
+    }
+}
+
+/// The JSON extractor against serde_json on mutated lines: whatever
+/// serde_json reads as an object, the extractor reads too, with the same
+/// values.
+#[test]
+fn json_extractor_agrees_with_serde_json() {
+    use logs::json::{Paths, Values};
+    use oxmon_testkit::serde_json::Value;
+
+    let wanted = [
+        "level",
+        "method",
+        "status",
+        "msg",
+        "metadata.duration_ms",
+        "nested.a",
+    ];
+    let mut paths = Paths::default();
+    for (slot, p) in wanted.iter().enumerate() {
+        paths.add(p, slot);
+    }
+    let mut rng = Rng(0x0dd5_eed5_1234_5678);
+    let mut values = Values::default();
+    let mut agreed = 0;
+    for _ in 0..30_000 {
+        let seed = LOG_CORPUS[rng.below(4)].as_bytes();
+        let input = mutate_with(&mut rng, seed, LOG_CORPUS, LOG_ALPHABET);
+        let Ok(text) = std::str::from_utf8(&input) else {
+            continue;
+        };
+        values.reset(wanted.len());
+        let ours = paths.extract(text, &mut values);
+        let Ok(Value::Object(doc)) = oxmon_testkit::serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        assert!(ours.is_ok(), "{ours:?} for {text:?}");
+        for (slot, p) in wanted.iter().enumerate() {
+            let mut v = Some(&doc);
+            let mut expected = None;
+            for (depth, key) in p.split('.').enumerate() {
+                let found = v.and_then(|o| o.get(key));
+                if depth + 1 == p.split('.').count() {
+                    expected = found;
+                } else {
+                    v = found.and_then(Value::as_object);
+                }
+            }
+            let got = values.get(text, slot);
+            match expected {
+                None => assert_eq!(got, None, "{p} in {text:?}"),
+                Some(Value::String(s)) => assert_eq!(got, Some(s.as_str()), "{p} in {text:?}"),
+                Some(other) => {
+                    let got: Value = oxmon_testkit::serde_json::from_str(got.unwrap_or(""))
+                        .unwrap_or(Value::Null);
+                    assert_eq!(&got, other, "{p} in {text:?}");
+                }
+            }
+        }
+        agreed += 1;
+    }
+    assert!(agreed > 1_000, "only {agreed} lines were valid JSON");
+}
+
 const HEALTH_BODIES: &[&str] = &[
     r#"{"status":"UP","checks":{"database":"UP","cache":{"status":"DOWN"}}}"#,
     r#"{"status":"healthy","components":{"model":"ok"}}"#,
@@ -326,6 +548,7 @@ fn mutated_config_files_load_or_fail_cleanly() {
         relay: Default::default(),
         statsd_mapping: None,
         store: Default::default(),
+        logs: Default::default(),
     };
     assert!(Config::from_yaml(CONFIG, "mutated.yml", &flags).is_ok());
     let mut loaded = 0;
