@@ -445,7 +445,7 @@ fn to_family(name: &str, m: Merged) -> MetricFamily {
                         count: count as u64,
                     }
                 };
-                family.push(Metric { labels, value });
+                family.push(Metric::new(labels, value));
             }
         }
         _ => {

@@ -519,7 +519,7 @@ impl Store {
                         }
                     }
                 };
-                family.push(Metric { labels, value });
+                family.push(Metric::new(labels, value));
             }
             out.push(family);
         }
