@@ -13,6 +13,7 @@ use oxmon_core::collector::sync_collector;
 use oxmon_core::{Exporter, Registry};
 use oxmon_sidecar::statsd::{self, stats::StatsCollector, StatsdArgs};
 use oxmon_sidecar::store::{Store, StoreArgs, StoreCollector};
+use oxmon_sidecar::tap::{self, TapArgs};
 
 /// Default metrics port, statsd_exporter's.
 const DEFAULT_PORT: u16 = 9102;
@@ -29,6 +30,9 @@ struct Cli {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    #[command(flatten)]
+    tap: TapArgs,
 
     /// Check configuration and exit.
     #[arg(long = "check-config")]
@@ -52,6 +56,10 @@ fn main() -> ExitCode {
     oxmon_core::run(&cli.common, DEFAULT_PORT, move || {
         let store = Arc::new(Store::new(cli.store.limits()));
         let stats = statsd::start(&cli.statsd, store.clone())?;
+        if let Some(section) = cli.tap.config()? {
+            // The tap runs on after its handle is dropped.
+            tap::start(&section, store.clone())?;
+        }
         let mut registry = Registry::new("app");
         registry.register(sync_collector(StoreCollector(store)));
         registry.register(sync_collector(StatsCollector(stats)));
