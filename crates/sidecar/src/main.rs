@@ -71,3 +71,13 @@ fn main() -> ExitCode {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_of_all_sources_fit_together() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -101,24 +101,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TapArgs {
     /// Address of the HTTP tap, a reverse proxy in front of the application
     /// that records http_* metrics (":8080"). Empty: no tap.
-    #[arg(long = "tap.listen-address", default_value = "")]
+    #[arg(
+        id = "tap.listen-address",
+        long = "tap.listen-address",
+        default_value = ""
+    )]
     pub listen_address: String,
 
     /// The application the tap forwards to ("http://127.0.0.1:8000").
-    #[arg(long = "tap.upstream", default_value = "")]
+    #[arg(id = "tap.upstream", long = "tap.upstream", default_value = "")]
     pub upstream: String,
 
     /// A route pattern ("/users/{id}", "/static/*"); repeatable, first match
     /// wins, unmatched paths are route="other".
-    #[arg(long = "tap.route")]
+    #[arg(id = "tap.route", long = "tap.route")]
     pub routes: Vec<String>,
 
     /// Buckets of http_request_duration_seconds, in seconds.
-    #[arg(long = "tap.buckets", value_delimiter = ',', default_values_t = DEFAULT_BUCKETS)]
+    #[arg(id = "tap.buckets", long = "tap.buckets", value_delimiter = ',', default_values_t = DEFAULT_BUCKETS)]
     pub buckets: Vec<f64>,
 
     /// Buckets of http_request_size_bytes and http_response_size_bytes.
-    #[arg(long = "tap.size-buckets", value_delimiter = ',', default_values_t = DEFAULT_SIZE_BUCKETS)]
+    #[arg(id = "tap.size-buckets", long = "tap.size-buckets", value_delimiter = ',', default_values_t = DEFAULT_SIZE_BUCKETS)]
     pub size_buckets: Vec<f64>,
 }
 

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -49,10 +50,19 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// How much of a request body the upstream left unread the tap reads and
+/// discards so the client's connection stays usable (Go's net/http server
+/// does the same for its handlers); beyond it the connection is closed.
+const DRAIN_LIMIT: u64 = 256 * 1024;
+
+/// How long that draining may take.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// A client's request body on its way to the upstream, counting its bytes.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    /// Taken by `drop` when the upstream left some unread.
+    inner: Option<Incoming>,
     bytes: Arc<AtomicU64>,
 }
 
@@ -65,7 +75,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
                 this.bytes.fetch_add(data.len() as u64, Relaxed);
@@ -75,12 +88,49 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
+}
+
+impl Drop for RequestBody {
+    /// An upstream that answers without reading the whole body (and perhaps
+    /// closes its connection) drops it unread; hyper would then close the
+    /// client's connection, which did nothing wrong.
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if body.is_end_stream() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(body));
+        }
+    }
+}
+
+/// Reads and discards up to [`DRAIN_LIMIT`] bytes of `body` within
+/// [`DRAIN_TIME`].
+async fn drain(mut body: Incoming) {
+    let discard = async {
+        let mut left = DRAIN_LIMIT;
+        while let Some(Ok(frame)) =
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            match left.checked_sub(n) {
+                Some(l) => left = l,
+                None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 /// A response body on its way to the client. It owns the [`Exchange`], so
@@ -151,6 +201,7 @@ pub async fn handle(
         req.method(),
         req.uri().path(),
         req.headers(),
+        req.body().size_hint().exact(),
     );
     // CONNECT asks a forward proxy for a tunnel; the app behind a reverse
     // proxy has no use for it.
@@ -172,7 +223,7 @@ pub async fn handle(
     }
     add_forwarded(&mut headers, peer);
     let mut upstream_req = Request::new(RequestBody {
-        inner: body,
+        inner: Some(body),
         bytes: exchange.request_bytes(),
     });
     *upstream_req.method_mut() = parts.method;

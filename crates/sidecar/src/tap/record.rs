@@ -133,18 +133,23 @@ pub struct Exchange {
     start: Instant,
     /// `None` until the response headers are known.
     status: Option<StatusCode>,
+    /// The request's `Content-Length`, if it had one.
+    declared_request_bytes: Option<u64>,
+    /// Request body bytes forwarded so far.
     request_bytes: Arc<AtomicU64>,
     response_bytes: u64,
 }
 
 impl Exchange {
-    /// Starts tapping a request with these headers.
+    /// Starts tapping a request with these headers and a body of
+    /// `declared_request_bytes` (from `Content-Length`) if known.
     pub fn begin(
         meter: Arc<Meter>,
         settings: Arc<Settings>,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
+        declared_request_bytes: Option<u64>,
     ) -> Exchange {
         let start = Instant::now();
         meter.move_in_flight(&mut meter.store.writer(start), 1);
@@ -160,6 +165,7 @@ impl Exchange {
             trace_id,
             start,
             status: None,
+            declared_request_bytes,
             request_bytes: Arc::new(AtomicU64::new(0)),
             response_bytes: 0,
         }
@@ -242,12 +248,15 @@ impl Drop for Exchange {
             Some(e) => w.update_with_exemplar(&id(DURATION, DURATION_HELP), duration, e),
             None => w.update(&id(DURATION, DURATION_HELP), duration),
         };
+        // An application may answer before reading the whole body; the
+        // declared length still says what the client sent.
+        let request_bytes = self
+            .request_bytes
+            .load(Relaxed)
+            .max(self.declared_request_bytes.unwrap_or(0));
         let _ = w.update(
             &id(REQUEST_SIZE, REQUEST_SIZE_HELP),
-            observe(
-                self.request_bytes.load(Relaxed) as f64,
-                &self.settings.size_buckets,
-            ),
+            observe(request_bytes as f64, &self.settings.size_buckets),
         );
         let _ = w.update(
             &id(RESPONSE_SIZE, RESPONSE_SIZE_HELP),
