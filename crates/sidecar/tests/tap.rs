@@ -915,3 +915,93 @@ fn prometheus_stores_the_exemplars() {
     assert_eq!(series["seriesLabels"]["route"], "/users/{id}");
     assert_eq!(series["seriesLabels"]["method"], "GET");
 }
+
+#[test]
+fn reconfigure_switches_routes_upstream_and_listener() {
+    use oxmon_sidecar::store::{Limits, Store};
+    use oxmon_sidecar::tap::{self, TapConfig, DEFAULT_BUCKETS, DEFAULT_SIZE_BUCKETS};
+
+    let (first, second) = (App::start(), App::start());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _in_runtime = runtime.enter();
+    let store = Arc::new(Store::new(Limits::default()));
+    let section = |upstream: u16, routes: &[&str]| TapConfig {
+        listen: "127.0.0.1:0".into(),
+        upstream: format!("127.0.0.1:{upstream}"),
+        routes: routes.iter().map(|r| r.to_string()).collect(),
+        buckets: DEFAULT_BUCKETS.to_vec(),
+        size_buckets: DEFAULT_SIZE_BUCKETS.to_vec(),
+    };
+    let handle = tap::start(&section(first.port, &["/users/{id}"]), store.clone()).unwrap();
+    let get = |addr: SocketAddr, path: &str| {
+        let stream = TcpStream::connect(addr).unwrap();
+        let mut conn = Conn {
+            reader: BufReader::new(stream),
+        };
+        conn.request("GET", path, &[], b"").text()
+    };
+    let requests = |route: &str| {
+        let mut fams = Vec::new();
+        store.collect(std::time::Instant::now(), &mut fams);
+        let mut text = Vec::new();
+        oxmon_core::metrics::normalize(&mut fams);
+        oxmon_core::encode::encode(&fams, oxmon_core::encode::Format::Text, &mut text);
+        let m = oxmon_testkit::parse(&String::from_utf8(text).unwrap());
+        m.value("http_requests_total", &[("route", route)])
+    };
+
+    let old_addr = handle.local_addr();
+    assert_eq!(get(old_addr, "/users/1"), "user 1");
+    assert_eq!(first.state.peers.lock().unwrap().len(), 1);
+
+    // A broken section changes nothing.
+    let err = handle
+        .reconfigure(&section(second.port, &["users"]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tap: route pattern \"users\": must start with /"
+    );
+    assert_eq!(handle.local_addr(), old_addr);
+
+    // Same listen text: routes and upstream change in place.
+    handle
+        .reconfigure(&section(second.port, &["/users/{name}"]))
+        .unwrap();
+    assert_eq!(handle.local_addr(), old_addr);
+    assert_eq!(get(old_addr, "/users/2"), "user 2");
+    assert_eq!(second.state.peers.lock().unwrap().len(), 1);
+    wait_until(Duration::from_secs(5), || {
+        (requests("/users/{name}") == Some(1.0)).then_some(())
+    })
+    .expect("the new route names the request");
+    assert_eq!(requests("/users/{id}"), Some(1.0));
+
+    // A new listen address: bound first, the old one closes.
+    let mut moved = section(second.port, &[]);
+    let port = free_port();
+    moved.listen = format!("127.0.0.1:{port}");
+    handle.reconfigure(&moved).unwrap();
+    assert_eq!(handle.local_addr().port(), port);
+    assert_eq!(get(handle.local_addr(), "/users/3"), "user 3");
+    wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(old_addr).is_err().then_some(())
+    })
+    .expect("the old address stops accepting");
+    wait_until(Duration::from_secs(5), || {
+        (requests("other") == Some(1.0)).then_some(())
+    })
+    .expect("no routes: other");
+
+    handle.stop();
+    wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    })
+    .expect("a stopped tap stops accepting");
+}
