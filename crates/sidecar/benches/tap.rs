@@ -11,7 +11,8 @@
 //! both alike), `wrk -t1 -c<n> -d<s>s --latency`; the median of each figure
 //! is reported. With one connection requests go one after another, so the
 //! difference in latency is what the tap adds to each; with more, the
-//! throughput shows the cost under load. Afterwards the tap's
+//! throughput shows the cost under load. The sidecar's CPU time per
+//! tapped request is read from /proc. Afterwards the tap's
 //! `http_requests_total` must equal the requests `wrk` completed through
 //! it.
 
@@ -25,6 +26,10 @@ use hyper::service::service_fn;
 use hyper::Response;
 use hyper_util::rt::TokioIo;
 use oxmon_testkit::{free_port, ExporterProcess};
+
+mod support;
+
+use support::cpu_seconds;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oxmon-sidecar");
 
@@ -183,11 +188,15 @@ fn main() {
     );
     println!("connections | path    | p50       | p99       | requests/s | errors");
     let mut tapped_requests = 0.0;
+    let mut tap_cpu = 0.0;
+    let pid = sidecar.pid().to_string();
     for &c in &connections {
         let (mut direct, mut tapped) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             direct.push(wrk(app, c, seconds));
+            let cpu_before = cpu_seconds(&pid);
             let t = wrk(tap_port, c, seconds);
+            tap_cpu += cpu_seconds(&pid) - cpu_before;
             tapped_requests += t.requests;
             tapped.push(t);
         }
@@ -216,7 +225,8 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let counted = counted() - warmed;
     println!(
-        "requests through the tap: wrk completed {tapped_requests}, the tap counted {counted}"
+        "requests through the tap: wrk completed {tapped_requests}, the tap counted {counted}; sidecar CPU {:.1} us per request",
+        tap_cpu / tapped_requests * 1e6
     );
     // wrk stops mid-request at the end of a run; those are counted by the
     // tap (status 499 or 200) but not by wrk.
