@@ -57,10 +57,9 @@
 //!
 //! [`Handle::reconfigure`] applies a new section: routes and the upstream at
 //! once for new requests, a new listen address by binding it before the old
-//! one closes (connections already open finish on the old one). Buckets
-//! belong to a histogram's first series in the store, so changed buckets
-//! apply only to series created afterwards (after a restart, or once the
-//! old series expired).
+//! one closes (connections already open finish on the old one). The store
+//! fixes a histogram's buckets when its first series is created, so changed
+//! buckets take effect at the next restart.
 
 pub mod proxy;
 pub mod record;
