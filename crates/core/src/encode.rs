@@ -16,6 +16,12 @@
 //!   is a gauge;
 //! - untyped is `untyped` in 0.0.4 and `unknown` in OpenMetrics.
 //!
+//! Exemplars ([`crate::metrics::Exemplar`]) are written only in OpenMetrics,
+//! after the sample they belong to (`x_bucket{le="0.5"} 3 # {trace_id="…"}
+//! 0.42 1.7e+09`): on a histogram's buckets and on a `_total` counter's
+//! sample, the only places OpenMetrics allows them. The 0.0.4 parser of
+//! older Prometheus servers would reject them.
+//!
 //! Values use Go's shortest `%g` formatting (`1e+06`, `0.001`, `+Inf`), so
 //! output matches the Go exporters byte for byte.
 //!
@@ -37,7 +43,11 @@
 
 use std::io::Write;
 
-use crate::metrics::{Metric, MetricFamily, MetricType, Value};
+use crate::metrics::{Exemplar, LabelName, Metric, MetricFamily, MetricType, Value};
+
+/// OpenMetrics' limit on an exemplar's label names and values together, in
+/// characters.
+const EXEMPLAR_MAX_LABEL_CHARS: usize = 128;
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +140,7 @@ fn encode_text_family(f: &MetricFamily, out: &mut Vec<u8>) {
     };
     let _ = writeln!(out, "# TYPE {name} {ty}");
     for m in &f.metrics {
-        write_samples(name, m, out);
+        write_samples(name, m, ExemplarsOn::Nothing, out);
     }
 }
 
@@ -155,44 +165,79 @@ fn encode_om_family(f: &MetricFamily, out: &mut Vec<u8>) {
     out.push(b' ');
     escape_help(&f.help, true, out);
     out.push(b'\n');
+    let exemplars = match ty {
+        "counter" => ExemplarsOn::Sample,
+        "histogram" => ExemplarsOn::Buckets,
+        _ => ExemplarsOn::Nothing,
+    };
     let _ = writeln!(out, "# TYPE {family} {ty}");
     for m in &f.metrics {
-        write_samples(name, m, out);
+        write_samples(name, m, exemplars, out);
     }
 }
 
-fn write_samples(name: &str, m: &Metric, out: &mut Vec<u8>) {
+/// Which samples of a series show its exemplars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExemplarsOn {
+    /// None (the 0.0.4 format; types OpenMetrics gives no exemplars).
+    Nothing,
+    /// The single sample (an OpenMetrics counter).
+    Sample,
+    /// Each histogram bucket.
+    Buckets,
+}
+
+fn write_samples(name: &str, m: &Metric, exemplars: ExemplarsOn, out: &mut Vec<u8>) {
+    let writable = || m.exemplars.iter().rev().filter(|e| exemplar_fits(e));
     match &m.value {
-        Value::Single(v) => write_sample(name, "", &m.labels, None, *v, out),
+        Value::Single(v) => {
+            let exemplar = match exemplars {
+                ExemplarsOn::Sample => writable().next(),
+                _ => None,
+            };
+            write_sample(name, "", &m.labels, None, *v, exemplar, out)
+        }
         Value::Histogram {
             buckets,
             sum,
             count,
         } => {
             let mut saw_inf = false;
+            let mut below: Option<f64> = None;
+            let mut bucket_exemplar = |le: f64| {
+                let lower = below.replace(le);
+                if exemplars != ExemplarsOn::Buckets {
+                    return None;
+                }
+                writable().find(|e| e.value <= le && lower.is_none_or(|l| e.value > l))
+            };
             for (le, c) in buckets {
                 saw_inf |= le.is_infinite() && *le > 0.0;
+                let exemplar = bucket_exemplar(*le);
                 write_sample(
                     name,
                     "_bucket",
                     &m.labels,
                     Some(("le", *le)),
                     *c as f64,
+                    exemplar,
                     out,
                 );
             }
             if !saw_inf {
+                let exemplar = bucket_exemplar(f64::INFINITY);
                 write_sample(
                     name,
                     "_bucket",
                     &m.labels,
                     Some(("le", f64::INFINITY)),
                     *count as f64,
+                    exemplar,
                     out,
                 );
             }
-            write_sample(name, "_sum", &m.labels, None, *sum, out);
-            write_sample(name, "_count", &m.labels, None, *count as f64, out);
+            write_sample(name, "_sum", &m.labels, None, *sum, None, out);
+            write_sample(name, "_count", &m.labels, None, *count as f64, None, out);
         }
         Value::Summary {
             quantiles,
@@ -200,51 +245,77 @@ fn write_samples(name: &str, m: &Metric, out: &mut Vec<u8>) {
             count,
         } => {
             for (q, v) in quantiles {
-                write_sample(name, "", &m.labels, Some(("quantile", *q)), *v, out);
+                write_sample(name, "", &m.labels, Some(("quantile", *q)), *v, None, out);
             }
-            write_sample(name, "_sum", &m.labels, None, *sum, out);
-            write_sample(name, "_count", &m.labels, None, *count as f64, out);
+            write_sample(name, "_sum", &m.labels, None, *sum, None, out);
+            write_sample(name, "_count", &m.labels, None, *count as f64, None, out);
         }
     }
+}
+
+/// Whether OpenMetrics allows the exemplar's label set.
+fn exemplar_fits(e: &Exemplar) -> bool {
+    let chars: usize = e
+        .labels
+        .iter()
+        .map(|(k, v)| k.chars().count() + v.chars().count())
+        .sum();
+    chars <= EXEMPLAR_MAX_LABEL_CHARS
 }
 
 fn write_sample(
     name: &str,
     suffix: &str,
-    labels: &[(crate::metrics::LabelName, String)],
+    labels: &[(LabelName, String)],
     extra: Option<(&str, f64)>,
     value: f64,
+    exemplar: Option<&Exemplar>,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
     if !labels.is_empty() || extra.is_some() {
-        out.push(b'{');
-        let mut first = true;
-        for (k, v) in labels {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"=\"");
-            escape_label_value(v, out);
-            out.push(b'"');
-        }
-        if let Some((k, v)) = extra {
-            if !first {
-                out.push(b',');
-            }
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"=\"");
-            format_float(v, out);
-            out.push(b'"');
-        }
-        out.push(b'}');
+        write_labels(labels, extra, out);
     }
     out.push(b' ');
     format_float(value, out);
+    if let Some(e) = exemplar {
+        out.extend_from_slice(b" # ");
+        write_labels(&e.labels, None, out);
+        out.push(b' ');
+        format_float(e.value, out);
+        if let Some(ts) = e.timestamp {
+            out.push(b' ');
+            format_float(ts, out);
+        }
+    }
     out.push(b'\n');
+}
+
+/// Writes `{k="v",…}` with `extra` (a bound: `le`, `quantile`) last.
+fn write_labels(labels: &[(LabelName, String)], extra: Option<(&str, f64)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in labels {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(v, out);
+        out.push(b'"');
+    }
+    if let Some((k, v)) = extra {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        format_float(v, out);
+        out.push(b'"');
+    }
+    out.push(b'}');
 }
 
 fn escape_help(help: &str, quote: bool, out: &mut Vec<u8>) {
@@ -453,5 +524,118 @@ rpc_seconds_count 20
         assert!(om.contains("# TYPE node_uname info\nnode_uname_info{sysname=\"Linux\"} 1\n"));
         assert!(om.contains("# TYPE req_seconds histogram\n"));
         assert!(om.ends_with("rpc_seconds_count 20\n# EOF\n"));
+    }
+
+    fn exemplar(trace_id: &str, value: f64, timestamp: Option<f64>) -> Exemplar {
+        Exemplar {
+            labels: vec![("trace_id".into(), trace_id.to_string())],
+            value,
+            timestamp,
+        }
+    }
+
+    #[test]
+    fn exemplars_only_in_openmetrics_and_only_where_allowed() {
+        let mut h = MetricFamily::histogram("http_request_duration_seconds", "Latency.");
+        h.push(Metric {
+            exemplars: vec![
+                exemplar(
+                    "0af7651916cd43dd8448eb211c80319c",
+                    0.05,
+                    Some(1712345678.125),
+                ),
+                // Replaced by the later one in the same bucket.
+                exemplar("11111111111111111111111111111111", 0.3, None),
+                exemplar("4bf92f3577b34da6a3ce929d0e0e4736", 0.25, Some(1712345679.5)),
+                // Above every bound: the +Inf bucket the encoder adds.
+                exemplar("22222222222222222222222222222222", 7.0, None),
+                // Longer than OpenMetrics allows: left out.
+                exemplar(&"f".repeat(121), 0.01, None),
+            ],
+            ..Metric::new(
+                vec![("method".into(), "GET".into())],
+                Value::Histogram {
+                    buckets: vec![(0.1, 1), (0.5, 3), (1.0, 3)],
+                    sum: 7.6,
+                    count: 4,
+                },
+            )
+        });
+        let mut c = MetricFamily::counter("http_requests_total", "Requests.");
+        c.push(Metric {
+            exemplars: vec![exemplar("a\"b", 1.0, Some(2.0))],
+            ..Metric::new(vec![], Value::Single(5.0))
+        });
+        // OpenMetrics types that take no exemplars: unknown (a counter
+        // without _total) and gauge.
+        let mut unknown = MetricFamily::counter("pg_xact_commit", "Commits.");
+        unknown.push(Metric {
+            exemplars: vec![exemplar("abc", 1.0, None)],
+            ..Metric::new(vec![], Value::Single(3.0))
+        });
+        let mut g = MetricFamily::gauge("queue_length", "Queue.");
+        g.push(Metric {
+            exemplars: vec![exemplar("abc", 1.0, None)],
+            ..Metric::new(vec![], Value::Single(2.0))
+        });
+        let fams = vec![h, c, unknown, g];
+
+        let mut om = Vec::new();
+        encode(&fams, Format::OpenMetrics, &mut om);
+        assert_eq!(
+            String::from_utf8(om).unwrap(),
+            r#"# HELP http_request_duration_seconds Latency.
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{method="GET",le="0.1"} 1 # {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.05 1.712345678125e+09
+http_request_duration_seconds_bucket{method="GET",le="0.5"} 3 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.25 1.7123456795e+09
+http_request_duration_seconds_bucket{method="GET",le="1"} 3
+http_request_duration_seconds_bucket{method="GET",le="+Inf"} 4 # {trace_id="22222222222222222222222222222222"} 7
+http_request_duration_seconds_sum{method="GET"} 7.6
+http_request_duration_seconds_count{method="GET"} 4
+# HELP http_requests Requests.
+# TYPE http_requests counter
+http_requests_total 5 # {trace_id="a\"b"} 1 2
+# HELP pg_xact_commit Commits.
+# TYPE pg_xact_commit unknown
+pg_xact_commit 3
+# HELP queue_length Queue.
+# TYPE queue_length gauge
+queue_length 2
+# EOF
+"#
+        );
+
+        let mut text = Vec::new();
+        encode(&fams, Format::Text, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.lines().all(|l| !l.contains(" # ")), "{text}");
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{method=\"GET\",le=\"0.1\"} 1\nhttp_request_duration_seconds_bucket{method=\"GET\",le=\"0.5\"} 3\n"
+        ));
+        assert!(text.contains("\nhttp_requests_total 5\n"));
+    }
+
+    #[test]
+    fn exemplars_written_are_read_back_by_the_parser() {
+        let mut h = MetricFamily::histogram("lat_seconds", "Latency.");
+        h.push(Metric {
+            exemplars: vec![exemplar("abc", 0.2, Some(1.5))],
+            ..Metric::new(
+                vec![],
+                Value::Histogram {
+                    buckets: vec![(0.5, 1)],
+                    sum: 0.2,
+                    count: 1,
+                },
+            )
+        });
+        let mut om = Vec::new();
+        encode(&[h.clone()], Format::OpenMetrics, &mut om);
+        let parsed = crate::expo::try_parse(&String::from_utf8(om).unwrap()).unwrap();
+        assert_eq!(
+            parsed.value("lat_seconds_bucket", &[("le", "0.5")]),
+            Some(1.0)
+        );
+        assert_eq!(parsed.value("lat_seconds_count", &[]), Some(1.0));
     }
 }

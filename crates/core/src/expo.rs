@@ -325,7 +325,7 @@ impl Family {
                             count: part.count,
                         }
                     };
-                    family.push(Metric { labels, value });
+                    family.push(Metric::new(labels, value));
                 }
                 Ok(family)
             }

@@ -15,6 +15,9 @@
 //! assert_eq!(cpu.kind, MetricType::Counter);
 //! assert_eq!(cpu.metrics[0].labels[1].1, "idle");
 //! ```
+//!
+//! A series may carry OpenMetrics [`Exemplar`]s (a trace id for one
+//! observation); only the OpenMetrics encoder writes them.
 
 use std::borrow::Cow;
 
@@ -64,13 +67,44 @@ pub enum Value {
     },
 }
 
-/// One series of a family: its labels and its value.
+/// An OpenMetrics exemplar: one observation of a series with labels that
+/// point elsewhere, usually `trace_id`, so a latency bucket links to a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// Its labels (`trace_id`, `span_id`). OpenMetrics allows at most 128
+    /// characters of names and values together; the encoder leaves out an
+    /// exemplar with more.
+    pub labels: Vec<(LabelName, String)>,
+    /// The observed value (for a histogram it selects the bucket).
+    pub value: f64,
+    /// When it was observed, in seconds since the Unix epoch.
+    pub timestamp: Option<f64>,
+}
+
+/// One series of a family: its labels, its value and its exemplars.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     /// Label pairs. The encoder sorts them by name.
     pub labels: Vec<(LabelName, String)>,
     /// The value.
     pub value: Value,
+    /// Exemplars, written in OpenMetrics only and only where it allows them:
+    /// a counter whose name ends in `_total` shows the last one on its
+    /// sample; a histogram shows on each bucket the last one whose value
+    /// falls in it (above the previous bound, at most its own). Other types
+    /// show none.
+    pub exemplars: Vec<Exemplar>,
+}
+
+impl Metric {
+    /// A series without exemplars.
+    pub fn new(labels: Vec<(LabelName, String)>, value: Value) -> Self {
+        Metric {
+            labels,
+            value,
+            exemplars: Vec::new(),
+        }
+    }
 }
 
 /// A metric family: name, help, type and its series.
@@ -136,19 +170,14 @@ impl MetricFamily {
 
     /// Adds a series with static label names.
     pub fn add(&mut self, labels: &[(&'static str, &str)], value: f64) -> &mut Self {
-        self.metrics.push(Metric {
-            labels: static_labels(labels),
-            value: Value::Single(value),
-        });
+        self.metrics
+            .push(Metric::new(static_labels(labels), Value::Single(value)));
         self
     }
 
     /// Adds a series with owned (dynamic) label names.
     pub fn add_owned(&mut self, labels: Vec<(LabelName, String)>, value: f64) -> &mut Self {
-        self.metrics.push(Metric {
-            labels,
-            value: Value::Single(value),
-        });
+        self.metrics.push(Metric::new(labels, Value::Single(value)));
         self
     }
 
@@ -160,14 +189,14 @@ impl MetricFamily {
         sum: f64,
         count: u64,
     ) -> &mut Self {
-        self.metrics.push(Metric {
-            labels: static_labels(labels),
-            value: Value::Histogram {
+        self.metrics.push(Metric::new(
+            static_labels(labels),
+            Value::Histogram {
                 buckets,
                 sum,
                 count,
             },
-        });
+        ));
         self
     }
 
@@ -179,14 +208,14 @@ impl MetricFamily {
         sum: f64,
         count: u64,
     ) -> &mut Self {
-        self.metrics.push(Metric {
-            labels: static_labels(labels),
-            value: Value::Summary {
+        self.metrics.push(Metric::new(
+            static_labels(labels),
+            Value::Summary {
                 quantiles,
                 sum,
                 count,
             },
-        });
+        ));
         self
     }
 

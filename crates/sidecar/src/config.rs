@@ -68,6 +68,7 @@ use crate::logs::{LogsArgs, LogsConfig};
 use crate::relay::{RelayArgs, RelayConfig, RelaySettings};
 use crate::statsd::mapper::{ConfigError as MappingError, Mapper};
 use crate::store::{Limits, StoreArgs};
+use crate::tap::{TapArgs, TapConfig};
 
 /// The config file flag.
 #[derive(clap::Args, Debug, Clone)]
@@ -197,6 +198,8 @@ pub struct FileConfig {
     pub limits: Option<LimitsConfig>,
     /// Log tailing.
     pub logs: Option<LogsConfig>,
+    /// The HTTP tap.
+    pub tap: Option<TapConfig>,
 }
 
 /// The `statsd` section: the mapping, from a file or inline.
@@ -232,6 +235,8 @@ pub struct Flags {
     pub store: StoreArgs,
     /// `--logs.*`.
     pub logs: LogsArgs,
+    /// `--tap.*`.
+    pub tap: TapArgs,
 }
 
 /// A validated config: what every source runs with.
@@ -247,6 +252,8 @@ pub struct Config {
     pub limits: Limits,
     /// Log tailing, if any file is to be followed.
     pub logs: Option<LogsConfig>,
+    /// The HTTP tap, if on.
+    pub tap: Option<TapConfig>,
 }
 
 impl Config {
@@ -287,12 +294,25 @@ impl Config {
         if let Some(section) = &logs {
             crate::logs::validate(section).map_err(|e| source.problem("logs", logs_problem(e)))?;
         }
+        // Likewise the `tap` section replaces the --tap.* flags.
+        let tap = match file.tap {
+            Some(section) => Some(section),
+            None => flags.tap.config().map_err(|e| ConfigError::Flag {
+                flag: "--tap.listen-address",
+                message: e.to_string(),
+            })?,
+        };
+        if let Some(section) = &tap {
+            crate::tap::Settings::new(section)
+                .map_err(|e| source.problem("tap", Problem::File(FieldError::new("", e))))?;
+        }
         Ok(Config {
             health,
             relay,
             statsd,
             limits,
             logs,
+            tap,
         })
     }
 }
@@ -851,6 +871,7 @@ relay: {x: 1}
             statsd_mapping: None,
             store: StoreArgs::default(),
             logs: LogsArgs::default(),
+            tap: TapArgs::default(),
         }
     }
 

@@ -11,6 +11,9 @@
 //!   over UDP, TCP and unixgram (default `:9125`).
 //! - [`logs`]: log files followed through rotation and truncation (JSON,
 //!   regex, Kubernetes CRI, Docker json-file) into `http_*` and log metrics.
+//! - [`tap`]: a reverse proxy in front of the application recording
+//!   `http_requests_total`, latency and size histograms (with trace
+//!   exemplars) and requests in flight.
 //!
 //! [`config`] reads the one config file (`--config.file`) and merges the
 //! flags; [`reload`] holds the running sources and reloads them all on
@@ -25,8 +28,10 @@
 pub mod config;
 pub mod fetch;
 pub mod health;
+pub mod listen;
 pub mod logs;
 pub mod relay;
 pub mod reload;
 pub mod statsd;
 pub mod store;
+pub mod tap;

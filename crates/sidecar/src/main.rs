@@ -19,6 +19,7 @@ use oxmon_sidecar::relay::RelayArgs;
 use oxmon_sidecar::reload::{Reloader, Sources};
 use oxmon_sidecar::statsd::{stats::StatsCollector, StatsdArgs};
 use oxmon_sidecar::store::{StoreArgs, StoreCollector};
+use oxmon_sidecar::tap::TapArgs;
 
 /// Default metrics port, statsd_exporter's.
 const DEFAULT_PORT: u16 = 9102;
@@ -49,6 +50,9 @@ struct Cli {
     #[command(flatten)]
     store: StoreArgs,
 
+    #[command(flatten)]
+    tap: TapArgs,
+
     /// Check configuration and exit.
     #[arg(long = "check-config")]
     check_config: bool,
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         statsd_mapping: cli.statsd.mapping_config.clone(),
         store: cli.store,
         logs: cli.logs,
+        tap: cli.tap,
     };
     let file = cli.config.file;
     if cli.check_config {

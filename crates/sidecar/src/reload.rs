@@ -31,7 +31,7 @@ use oxmon_core::MetricFamily;
 use crate::config::{Config, ConfigError, Flags};
 use crate::statsd::{self, StatsdArgs};
 use crate::store::Store;
-use crate::{health, logs, relay};
+use crate::{health, logs, relay, tap};
 
 /// Every running source, reconfigurable from a new [`Config`].
 pub struct Sources {
@@ -45,6 +45,8 @@ pub struct Sources {
     pub statsd: Option<statsd::Handle>,
     /// Log tailing, while the config has a `logs` section (or `--logs.path`).
     logs: Mutex<Option<logs::Handle>>,
+    /// The HTTP tap, while the config has a `tap` section (or `--tap.*`).
+    tap: Mutex<Option<tap::Handle>>,
 }
 
 impl Sources {
@@ -63,11 +65,16 @@ impl Sources {
             Some(section) => Some(logs::start(section, store.clone())?),
             None => None,
         };
+        let tap = match &config.tap {
+            Some(section) => Some(tap::start(section, store.clone())?),
+            None => None,
+        };
         Ok(Sources {
             health: health::start(&config.health, store.clone()),
             relay: relay::start(&config.relay, store.clone()),
             statsd,
             logs: Mutex::new(logs),
+            tap: Mutex::new(tap),
             store,
         })
     }
@@ -97,6 +104,22 @@ impl Sources {
             },
             (None, None) => {}
         }
+        drop(logs);
+        let mut tap = self.tap.lock_unpoisoned();
+        match (tap.take(), &config.tap) {
+            (Some(running), Some(section)) => {
+                if let Err(e) = running.reconfigure(section) {
+                    tracing::error!(err = %e, "tap: keeping the running section");
+                }
+                *tap = Some(running);
+            }
+            (Some(running), None) => running.stop(),
+            (None, Some(section)) => match tap::start(section, self.store.clone()) {
+                Ok(started) => *tap = Some(started),
+                Err(e) => tracing::error!(err = %e, "tap: cannot start"),
+            },
+            (None, None) => {}
+        }
     }
 }
 
@@ -109,6 +132,9 @@ pub enum StartError {
     /// The log tailer.
     #[error(transparent)]
     Logs(#[from] logs::Error),
+    /// The HTTP tap.
+    #[error(transparent)]
+    Tap(#[from] tap::Error),
 }
 
 /// Reloads the config into the sources and counts the outcomes.

@@ -2,9 +2,10 @@
 //! parser, the mapper and the store, mutated mapping files through the
 //! loader, mutated health bodies through the health-body reader, mutated
 //! config files through the config loader, and mutated log lines (JSON,
-//! regex, CRI, Docker) through the log line parsers and their metrics.
-//! Nothing may panic, per-line buffers must stay bounded by the line, and
-//! whatever arrives, the scrape must stay valid exposition text.
+//! regex, CRI, Docker) through the log line parsers and their metrics, and
+//! mutated route patterns through the tap's route matcher. Nothing may
+//! panic, per-line buffers must stay bounded by the line, and whatever
+//! arrives, the scrape must stay valid exposition text.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use oxmon_sidecar::statsd::line::{Line, ParseCounts, Parser, TagStyles};
 use oxmon_sidecar::statsd::mapper::{CacheType, Mapper, MetricType};
 use oxmon_sidecar::statsd::stats::Stats;
 use oxmon_sidecar::store::{Limits, Store};
+use oxmon_sidecar::tap::route::{Routes, OTHER};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -549,6 +551,7 @@ fn mutated_config_files_load_or_fail_cleanly() {
         statsd_mapping: None,
         store: Default::default(),
         logs: Default::default(),
+        tap: Default::default(),
     };
     assert!(Config::from_yaml(CONFIG, "mutated.yml", &flags).is_ok());
     let mut loaded = 0;
@@ -573,4 +576,94 @@ fn mutated_config_files_load_or_fail_cleanly() {
         }
     }
     assert!(loaded > 0);
+}
+
+const ROUTE_CORPUS: &[&str] = &[
+    "/users/{id}",
+    "/v1/models/{model}:predict",
+    "/static/*",
+    "/a/{x}.{y}/b",
+    "/orders/{order_id}/items/{item}",
+    "/",
+];
+
+const ROUTE_ALPHABET: &[u8] = b"/{}*:._-aZ09%(+?$\\\xc3\xa9 ";
+
+/// A path the pattern must match: each parameter replaced by non-empty
+/// segment text, a final `*` by any rest.
+fn instance(rng: &mut Rng, pattern: &str) -> String {
+    const SEGMENT: &[u8] = b"ab09-_.:~%{}*";
+    let segment = |rng: &mut Rng, min: usize| -> String {
+        (0..min + rng.below(6))
+            .map(|_| SEGMENT[rng.below(SEGMENT.len())] as char)
+            .collect()
+    };
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '{' => {
+                let end = rest.find('}').unwrap();
+                out.push_str(&segment(rng, 1));
+                rest = &rest[end + 1..];
+                continue;
+            }
+            '*' => {
+                for i in 0..rng.below(3) {
+                    if i > 0 {
+                        out.push('/');
+                    }
+                    out.push_str(&segment(rng, 0));
+                }
+            }
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[test]
+fn mutated_route_patterns_compile_or_fail_cleanly_and_match_their_paths() {
+    let mut rng = Rng(0x70a7_e5ee_d000_0013);
+    let mut compiled = 0;
+    let mut rejected = 0;
+    for _ in 0..4_000 {
+        let patterns: Vec<String> = (0..1 + rng.below(4))
+            .map(|_| {
+                let seed = ROUTE_CORPUS[rng.below(ROUTE_CORPUS.len())].as_bytes();
+                let mutated = mutate_with(&mut rng, seed, ROUTE_CORPUS, ROUTE_ALPHABET);
+                String::from_utf8_lossy(&mutated).into_owned()
+            })
+            .collect();
+        let routes = match Routes::new(&patterns) {
+            Ok(r) => r,
+            Err(e) => {
+                rejected += 1;
+                assert!(patterns.contains(&e.pattern), "{e} for {patterns:?}");
+                continue;
+            }
+        };
+        compiled += 1;
+        for (i, pattern) in patterns.iter().enumerate() {
+            let path = instance(&mut rng, pattern);
+            let matched = routes
+                .route_index(&path)
+                .unwrap_or_else(|| panic!("{path:?} does not match {pattern:?}"));
+            // The first matching pattern wins, so it is this one or earlier.
+            assert!(matched <= i, "{path:?}: {patterns:?}");
+            assert_eq!(routes.route(&path), patterns[matched]);
+        }
+        // Any path at all gets a configured pattern or "other".
+        for _ in 0..4 {
+            let seed = ROUTE_CORPUS[rng.below(ROUTE_CORPUS.len())].as_bytes();
+            let path = String::from_utf8_lossy(&mutate(&mut rng, seed)).into_owned();
+            let route = routes.route(&path);
+            assert!(route == OTHER || patterns.iter().any(|p| p == route));
+        }
+    }
+    assert!(
+        compiled > 500 && rejected > 500,
+        "{compiled} compiled, {rejected} rejected"
+    );
 }

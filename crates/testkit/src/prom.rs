@@ -166,15 +166,27 @@ impl Prometheus {
     /// Starts `prometheus` and waits for `/-/ready` (60 s); panics with the
     /// log otherwise ("prometheus not found: apt-get install prometheus").
     pub fn start(config_yaml: &str, extra_files: &[(&str, &str)]) -> Prometheus {
+        Self::start_with_flags(config_yaml, extra_files, &[])
+    }
+
+    /// Like [`Prometheus::start`] with extra command-line flags
+    /// (`--enable-feature=exemplar-storage`).
+    pub fn start_with_flags(
+        config_yaml: &str,
+        extra_files: &[(&str, &str)],
+        flags: &[&str],
+    ) -> Prometheus {
         let bin = require_program("prometheus", "prometheus");
         let server = Server::start("prometheus", &bin, config_yaml, extra_files, |dir, port| {
-            vec![
+            let mut args = vec![
                 format!("--config.file={}", dir.join("config.yml").display()),
                 format!("--storage.tsdb.path={}", dir.join("data").display()),
                 format!("--web.listen-address=127.0.0.1:{port}"),
                 "--web.enable-lifecycle".into(),
                 "--log.level=info".into(),
-            ]
+            ];
+            args.extend(flags.iter().map(|f| f.to_string()));
+            args
         });
         Prometheus {
             port: server.port,

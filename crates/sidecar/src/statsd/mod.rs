@@ -201,34 +201,13 @@ fn listen_error(what: &'static str, address: &str, message: impl ToString) -> St
     }
 }
 
-/// Resolves a listen address (`:9125` is every address, IPv6 and IPv4,
-/// falling back to IPv4 only) and binds it with `bind`.
+/// Binds a listen address with `bind` (see [`crate::listen::bind`]).
 fn bind_address<T>(
     what: &'static str,
     address: &str,
     bind: impl Fn(SocketAddr) -> std::io::Result<T>,
 ) -> Result<T, StartError> {
-    let mut candidates = oxmon_core::server::parse_listen_address(address)
-        .map_err(|e| listen_error(what, address, e))?;
-    if address.starts_with(':') {
-        candidates.push(
-            format!("0.0.0.0{address}")
-                .parse()
-                .map_err(|e| listen_error(what, address, e))?,
-        );
-    }
-    let mut last = None;
-    for sa in candidates {
-        match bind(sa) {
-            Ok(t) => return Ok(t),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(listen_error(
-        what,
-        address,
-        last.map(|e| e.to_string()).unwrap_or_default(),
-    ))
+    crate::listen::bind(address, bind).map_err(|message| listen_error(what, address, message))
 }
 
 /// The running StatsD source: its self-metrics, and the way in for a new

@@ -33,8 +33,13 @@
 //! existing series hashes the label set once and allocates nothing. A scrape
 //! holds the lock while it copies the series out.
 //!
-//! Exemplars (from the HTTP tap) will sit beside each histogram bucket's
-//! count: [`Histogram`] is where an optional per-bucket exemplar belongs.
+//! ## Exemplars
+//! A histogram observation may carry an exemplar
+//! ([`Writer::update_with_exemplar`]: labels such as `trace_id` and a wall
+//! clock timestamp). Each bucket keeps the latest exemplar that fell in it;
+//! the scrape hands them to core, which writes them in OpenMetrics only.
+//! Storage for them is allocated on a series' first exemplar, and replacing
+//! one with the same label names reuses its strings.
 
 mod summary;
 
@@ -47,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::metrics::{Metric, MetricFamily, MetricType, Value};
+use oxmon_core::metrics::{Exemplar, Metric, MetricFamily, MetricType, Value};
 
 use self::summary::Summary;
 
@@ -200,6 +205,71 @@ pub enum Rejected {
     OverLimit,
 }
 
+/// An exemplar for one observation: labels pointing elsewhere (`trace_id`)
+/// and when it was observed.
+#[derive(Debug, Clone, Copy)]
+pub struct ExemplarRef<'a> {
+    /// Its labels; OpenMetrics allows 128 characters of names and values
+    /// together (longer ones are kept but not written).
+    pub labels: &'a [(&'a str, &'a str)],
+    /// Seconds since the Unix epoch.
+    pub timestamp: f64,
+}
+
+/// The latest exemplar of one histogram bucket.
+#[derive(Debug, Clone)]
+struct StoredExemplar {
+    labels: Vec<(String, String)>,
+    value: f64,
+    timestamp: f64,
+}
+
+impl StoredExemplar {
+    fn new(e: ExemplarRef<'_>, value: f64) -> Self {
+        StoredExemplar {
+            labels: e
+                .labels
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            value,
+            timestamp: e.timestamp,
+        }
+    }
+
+    /// Takes `e`'s place, reusing the strings when the label names match.
+    fn replace(&mut self, e: ExemplarRef<'_>, value: f64) {
+        let same_names = self.labels.len() == e.labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(e.labels)
+                .all(|((k, _), (n, _))| k == n);
+        if same_names {
+            for ((_, v), (_, new)) in self.labels.iter_mut().zip(e.labels) {
+                v.clear();
+                v.push_str(new);
+            }
+            self.value = value;
+            self.timestamp = e.timestamp;
+        } else {
+            *self = StoredExemplar::new(e, value);
+        }
+    }
+
+    fn to_core(&self) -> Exemplar {
+        Exemplar {
+            labels: self
+                .labels
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+                .collect(),
+            value: self.value,
+            timestamp: Some(self.timestamp),
+        }
+    }
+}
+
 /// Histogram counts of one series.
 #[derive(Debug, Clone)]
 pub struct Histogram {
@@ -208,6 +278,8 @@ pub struct Histogram {
     counts: Box<[u64]>,
     sum: f64,
     count: u64,
+    /// The latest exemplar per bucket, once there has been one.
+    exemplars: Option<Box<[Option<StoredExemplar>]>>,
 }
 
 impl Histogram {
@@ -218,10 +290,11 @@ impl Histogram {
             counts,
             sum: 0.0,
             count: 0,
+            exemplars: None,
         }
     }
 
-    fn observe(&mut self, value: f64, weight: u64) {
+    fn observe(&mut self, value: f64, weight: u64, exemplar: Option<ExemplarRef<'_>>) {
         // The first bucket whose bound is >= value; NaN lands in +Inf as in
         // the Go client.
         let i = if value.is_nan() {
@@ -229,6 +302,16 @@ impl Histogram {
         } else {
             self.bounds.partition_point(|b| *b < value)
         };
+        if let Some(e) = exemplar {
+            let buckets = self.counts.len();
+            let slot = &mut self
+                .exemplars
+                .get_or_insert_with(|| vec![None; buckets].into_boxed_slice())[i];
+            match slot {
+                Some(stored) => stored.replace(e, value),
+                None => *slot = Some(StoredExemplar::new(e, value)),
+            }
+        }
         self.counts[i] += weight;
         self.count += weight;
         // Repeated additions round like the Go client's repeated
@@ -523,13 +606,19 @@ impl Store {
                     .iter()
                     .map(|(k, v)| (Cow::Owned(k.to_string()), v.to_string()))
                     .collect();
+                let mut exemplars = Vec::new();
                 let value = match &mut s.value {
                     SeriesValue::Number(v) => Value::Single(*v),
-                    SeriesValue::Histogram(h) => Value::Histogram {
-                        buckets: h.cumulative(),
-                        sum: h.sum,
-                        count: h.count,
-                    },
+                    SeriesValue::Histogram(h) => {
+                        if let Some(stored) = &h.exemplars {
+                            exemplars.extend(stored.iter().flatten().map(StoredExemplar::to_core));
+                        }
+                        Value::Histogram {
+                            buckets: h.cumulative(),
+                            sum: h.sum,
+                            count: h.count,
+                        }
+                    }
                     SeriesValue::Summary(sm) => {
                         let (quantiles, sum, count) = sm.read(now);
                         Value::Summary {
@@ -539,7 +628,11 @@ impl Store {
                         }
                     }
                 };
-                family.push(Metric { labels, value });
+                family.push(Metric {
+                    labels,
+                    value,
+                    exemplars,
+                });
             }
             out.push(family);
         }
@@ -559,6 +652,26 @@ pub struct Writer<'a> {
 impl Writer<'_> {
     /// Applies one update.
     pub fn update(&mut self, id: &SeriesId<'_>, op: Op<'_>) -> Result<Applied, Rejected> {
+        self.apply(id, op, None)
+    }
+
+    /// Applies one update whose observation carries `exemplar`, kept as its
+    /// histogram bucket's latest; other kinds of update ignore it.
+    pub fn update_with_exemplar(
+        &mut self,
+        id: &SeriesId<'_>,
+        op: Op<'_>,
+        exemplar: ExemplarRef<'_>,
+    ) -> Result<Applied, Rejected> {
+        self.apply(id, op, Some(exemplar))
+    }
+
+    fn apply(
+        &mut self,
+        id: &SeriesId<'_>,
+        op: Op<'_>,
+        exemplar: Option<ExemplarRef<'_>>,
+    ) -> Result<Applied, Rejected> {
         let kind = op.kind();
         let inner = &mut *self.inner;
         let family = inner.by_name.get(id.name).copied();
@@ -580,7 +693,7 @@ impl Writer<'_> {
                         .as_mut()
                         .expect("indexed slot is live");
                     s.last_update = self.now;
-                    apply(&mut s.value, op, self.now);
+                    apply(&mut s.value, op, exemplar, self.now);
                     break 'apply Ok(Applied::Updated);
                 }
             }
@@ -646,7 +759,7 @@ impl Writer<'_> {
                 Shape::Histogram(b) => SeriesValue::Histogram(Histogram::new(b)),
                 Shape::Summary(c) => SeriesValue::Summary(Box::new(Summary::new(c, self.now))),
             };
-            apply(&mut value, op, self.now);
+            apply(&mut value, op, exemplar, self.now);
             f.insert(Series {
                 hash,
                 next: None,
@@ -684,11 +797,13 @@ impl Writer<'_> {
     }
 }
 
-fn apply(value: &mut SeriesValue, op: Op<'_>, now: Instant) {
+fn apply(value: &mut SeriesValue, op: Op<'_>, exemplar: Option<ExemplarRef<'_>>, now: Instant) {
     match (value, op) {
         (SeriesValue::Number(v), Op::CounterAdd(x) | Op::GaugeAdd(x)) => *v += x,
         (SeriesValue::Number(v), Op::GaugeSet(x)) => *v = x,
-        (SeriesValue::Histogram(h), Op::Observe { value, weight, .. }) => h.observe(value, weight),
+        (SeriesValue::Histogram(h), Op::Observe { value, weight, .. }) => {
+            h.observe(value, weight, exemplar)
+        }
         (SeriesValue::Summary(s), Op::Observe { value, weight, .. }) => {
             s.observe(value, weight, now)
         }
@@ -928,6 +1043,72 @@ mod tests {
         };
         assert_eq!(count, 8);
         assert_eq!(buckets, vec![(1.0, 2), (10.0, 4), (f64::INFINITY, 8)]);
+    }
+
+    #[test]
+    fn each_histogram_bucket_keeps_its_latest_exemplar() {
+        let store = Store::new(Limits::default());
+        let now = Instant::now();
+        let bounds: Arc<[f64]> = Arc::from(vec![0.1, 1.0]);
+        let observe = |v| Op::Observe {
+            value: v,
+            weight: 1,
+            observer: Observer::Histogram(&bounds),
+        };
+        let lat = id("lat", &[("route", "/users/{id}")]);
+        let mut w = store.writer(now);
+        w.update(&lat, observe(0.05)).unwrap();
+        for (value, trace, ts) in [(0.5, "aaa", 10.0), (0.7, "bbb", 11.0), (5.0, "ccc", 12.0)] {
+            w.update_with_exemplar(
+                &lat,
+                observe(value),
+                ExemplarRef {
+                    labels: &[("trace_id", trace)],
+                    timestamp: ts,
+                },
+            )
+            .unwrap();
+        }
+        // Other label names replace the stored ones.
+        w.update_with_exemplar(
+            &lat,
+            observe(2.0),
+            ExemplarRef {
+                labels: &[("span_id", "s1"), ("trace_id", "ddd")],
+                timestamp: 13.0,
+            },
+        )
+        .unwrap();
+        drop(w);
+        let fams = collect(&store, now);
+        let m = &fams.iter().find(|f| f.name == "lat").unwrap().metrics[0];
+        let shown: Vec<_> = m
+            .exemplars
+            .iter()
+            .map(|e| {
+                let labels: Vec<_> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                (labels.join(","), e.value, e.timestamp)
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("trace_id=bbb".to_string(), 0.7, Some(11.0)),
+                ("span_id=s1,trace_id=ddd".to_string(), 2.0, Some(13.0)),
+            ]
+        );
+        let mut om = Vec::new();
+        oxmon_core::encode::encode(&fams, oxmon_core::encode::Format::OpenMetrics, &mut om);
+        let om = String::from_utf8(om).unwrap();
+        assert!(
+            om.contains(
+                "lat_bucket{route=\"/users/{id}\",le=\"1\"} 3 # {trace_id=\"bbb\"} 0.7 11\n"
+            ),
+            "{om}"
+        );
+        assert!(om.contains(
+            "lat_bucket{route=\"/users/{id}\",le=\"+Inf\"} 5 # {span_id=\"s1\",trace_id=\"ddd\"} 2 13\n"
+        ), "{om}");
     }
 
     #[test]
