@@ -43,6 +43,8 @@ struct Cli {
     collectors: collectors::CollectorArgs,
     #[command(flatten)]
     targets: target::ConnectionArgs,
+    #[command(flatten)]
+    probe_connections: oxmon_core::target_guard::TargetCacheArgs,
 }
 
 fn main() -> ExitCode {
@@ -95,7 +97,12 @@ fn build(cli: Cli, selection: &Selection) -> Result<Exporter, BuildError> {
         registry,
         routes: vec![(
             "/probe".to_string(),
-            Arc::new(ProbeRoute::new(probe_config, target_opts, config)),
+            Arc::new(ProbeRoute::new(
+                probe_config,
+                target_opts,
+                config,
+                &cli.probe_connections,
+            )),
             "?target=HOST:PORT/DB&auth_module=NAME scrapes an allowed server with a named auth module".to_string(),
         )],
     })

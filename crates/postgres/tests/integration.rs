@@ -1019,3 +1019,91 @@ pg_never:
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(exp.scrape().value("pg_once_at", &[]), Some(at));
 }
+
+/// Backends the exporter holds open as role `mon`.
+fn backends_of_mon(pg: &Postgres) -> u32 {
+    pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'mon'",
+    )
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn probe_requests_varying_connection_parameters_stay_within_the_per_host_bound() {
+    let pg = Postgres::start();
+    // Twelve databases to name as targets; the per-database collectors
+    // visit only `postgres`, so each target adds one connection of its own.
+    let mut sql = String::from("CREATE ROLE mon LOGIN PASSWORD 'mon-pw' IN ROLE pg_monitor;\n");
+    for i in 1..12 {
+        sql.push_str(&format!("CREATE DATABASE d{i};\n"));
+    }
+    pg.psql("postgres", &sql);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(
+        &config,
+        "auth_modules:\n  mon:\n    type: userpass\n    userpass: {username: mon, password: mon-pw}\n    options: {sslmode: disable}\n\
+         probe:\n  allowed_targets: ['127.0.0.1']\n",
+    )
+    .unwrap();
+    // The default bounds: 8 connections per host, 500 in all.
+    let exp = ExporterProcess::start(
+        BIN,
+        &[
+            &format!("--config.file={}", config.display()),
+            "--include-databases=postgres",
+        ],
+        &[],
+    );
+    for i in 0..120 {
+        let db = match i % 12 {
+            0 => "postgres".to_string(),
+            n => format!("d{n}"),
+        };
+        let target = format!(
+            "postgresql://127.0.0.1:{}/{db}?application_name=probe-{i}&connect_timeout={}",
+            pg.port,
+            1 + i % 9
+        );
+        let r = exp.get(&format!(
+            "/probe?target={}&auth_module=mon",
+            oxmon_testkit::url_encode(&target)
+        ));
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+        assert_eq!(
+            oxmon_testkit::parse(&r.body).value("pg_up", &[]),
+            Some(1.0),
+            "request {i}:\n{}",
+            exp.log()
+        );
+    }
+    // Connections dropped from the cache close once their scrape is done.
+    let started = Instant::now();
+    let mut open = backends_of_mon(&pg);
+    while open > 8 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        open = backends_of_mon(&pg);
+    }
+    assert!(
+        (1..=8).contains(&open),
+        "{open} exporter connections are open"
+    );
+    // The URL's application_name never reached the server.
+    let names = pg.psql(
+        "postgres",
+        "SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE usename = 'mon'",
+    );
+    assert_eq!(names, "oxmon-postgres");
+    // Other connection parameters are refused, not used.
+    let r = exp.get(&format!(
+        "/probe?target={}&auth_module=mon",
+        oxmon_testkit::url_encode(&format!(
+            "postgresql://127.0.0.1:{}/postgres?options=-c%20work_mem%3D1MB",
+            pg.port
+        ))
+    ));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("options"), "{}", r.body);
+}
