@@ -56,6 +56,7 @@ use serde::Deserialize;
 
 use crate::collectors::{self, Monitored};
 use crate::dsn::{Dsn, Secret};
+use crate::reloadable::Reloadable;
 use crate::target::{Options, SharedConnections, Target};
 
 #[derive(Debug, Deserialize, Default)]
@@ -306,7 +307,8 @@ fn strength(mode: crate::dsn::SslMode) -> u8 {
 
 /// The `/probe` route.
 pub struct ProbeRoute {
-    config: ProbeConfig,
+    /// Auth modules and allow-list, replaced on SIGHUP.
+    config: Arc<Reloadable<ProbeConfig>>,
     opts: Arc<Options>,
     collectors: collectors::Config,
     /// Each target's collectors and what they remember (no connections).
@@ -323,7 +325,7 @@ impl ProbeRoute {
     /// Builds the route; `bounds` limits the connections kept in all and
     /// per host.
     pub fn new(
-        config: ProbeConfig,
+        config: Arc<Reloadable<ProbeConfig>>,
         opts: Arc<Options>,
         collectors: collectors::Config,
         bounds: &TargetCacheArgs,
@@ -343,16 +345,16 @@ impl ProbeRoute {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| HttpError::bad_request("missing target parameter: /probe?target=HOST[:PORT][/DATABASE]&auth_module=NAME"))?;
         let target = parse_target(raw).map_err(HttpError::bad_request)?;
+        let config = self.config.current();
         let module_name = req.param("auth_module").unwrap_or("");
         let module = if module_name.is_empty() {
             None
         } else {
-            Some(self.config.modules.get(module_name).ok_or_else(|| {
+            Some(config.modules.get(module_name).ok_or_else(|| {
                 HttpError::bad_request(format!("unknown auth_module {module_name:?}"))
             })?)
         };
-        let pin = self
-            .config
+        let pin = config
             .check(&target, req.ctx.remaining().min(DNS_TIMEOUT))
             .await
             .map_err(HttpError::forbidden)?;

@@ -1107,3 +1107,157 @@ fn probe_requests_varying_connection_parameters_stay_within_the_per_host_bound()
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("options"), "{}", r.body);
 }
+
+const ONE_QUERY: &str =
+    "pg_one:\n  query: \"SELECT 1 AS v\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: one}\n";
+const TWO_QUERY: &str =
+    "pg_two:\n  query: \"SELECT 2 AS v\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: two}\n";
+
+fn probe_config(allowed: &str) -> String {
+    format!(
+        "auth_modules:\n  mon:\n    type: userpass\n    userpass: {{username: postgres, password: '{}'}}\n    options: {{sslmode: disable}}\n\
+         probe:\n  allowed_targets: ['{allowed}']\n",
+        oxmon_testkit::POSTGRES_PASSWORD
+    )
+}
+
+/// The log lines about a failed reload of `path`.
+fn reload_failures(exp: &ExporterProcess, path: &Path) -> Vec<String> {
+    exp.log()
+        .lines()
+        .filter(|l| l.contains("reload failed") && l.contains(&path.display().to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sighup_reloads_the_queries_and_config_files_and_a_broken_one_keeps_the_old() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&queries, ONE_QUERY).unwrap();
+    std::fs::write(&config, probe_config("10.0.0.0/8")).unwrap();
+    let mut exp = start(
+        &pg,
+        &[
+            &format!("--extend.query-path={}", queries.display()),
+            &format!("--config.file={}", config.display()),
+        ],
+    );
+    let probe = format!(
+        "/probe?target=127.0.0.1:{}/postgres&auth_module=mon",
+        pg.port
+    );
+    let e = exp.scrape();
+    assert_eq!(e.value("pg_one_v", &[]), Some(1.0));
+    assert!(e.family("pg_two_v").is_none());
+    assert_eq!(exp.get(&probe).status, 403);
+
+    // New contents: a second query, and an allow-list with this server.
+    std::fs::write(&queries, format!("{ONE_QUERY}{TWO_QUERY}")).unwrap();
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let reloaded = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        exp.scrape().value("pg_two_v", &[]).filter(|v| *v == 2.0)
+    });
+    assert!(
+        reloaded.is_some(),
+        "pg_two_v never appeared:\n{}",
+        exp.log()
+    );
+    let r = exp.get(&probe);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        oxmon_testkit::parse(&r.body).value("pg_two_v", &[]),
+        Some(2.0)
+    );
+    let load_error = |e: &Exposition| {
+        e.samples("pg_exporter_user_queries_load_error")
+            .first()
+            .map(|s| s.value)
+    };
+    assert_eq!(load_error(&exp.scrape()), Some(0.0));
+
+    // Broken files keep what runs; the log names the file and the line.
+    std::fs::write(
+        &queries,
+        format!("{TWO_QUERY}pg_bad:\n  query: \"SELECT 1 AS v\"\n  metrics:\n    - v:\n        usage: \"GAGE\"\n"),
+    )
+    .unwrap();
+    std::fs::write(&config, "auth_modules:\n  mon: [\n").unwrap();
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let logged = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        let q = reload_failures(&exp, &queries);
+        let c = reload_failures(&exp, &config);
+        (!q.is_empty() && !c.is_empty()).then_some((q, c))
+    });
+    let (q, c) = logged.unwrap_or_else(|| panic!("no reload failure logged:\n{}", exp.log()));
+    assert!(q[0].contains("line") && q[0].contains("GAGE"), "{q:?}");
+    assert!(c[0].contains("line"), "{c:?}");
+    let e = exp.scrape();
+    assert_eq!(e.value("pg_one_v", &[]), Some(1.0));
+    assert_eq!(e.value("pg_two_v", &[]), Some(2.0));
+    assert_eq!(load_error(&e), Some(1.0));
+    assert_eq!(exp.get(&probe).status, 200);
+    assert!(exp.is_running());
+}
+
+#[test]
+fn sigterm_cancels_a_running_query_on_the_server() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    std::fs::write(
+        &queries,
+        "pg_slow:\n  query: \"SELECT 1 AS v FROM pg_sleep(30)\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: slow}\n",
+    )
+    .unwrap();
+    let mut exp = start(
+        &pg,
+        &[&format!("--extend.query-path={}", queries.display())],
+    );
+    let url = exp.url("/metrics");
+    let scrape = std::thread::spawn(move || {
+        oxmon_testkit::http_try_get(&url, &[("X-Prometheus-Scrape-Timeout-Seconds", "60")])
+    });
+    let sleeping = |state: &str| {
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                 AND pid <> pg_backend_pid() {state}"
+            ),
+        )
+    };
+    let running = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        (sleeping("AND state = 'active'") == "1").then_some(())
+    });
+    assert!(running.is_some(), "the query never ran:\n{}", exp.log());
+
+    let stopping = Instant::now();
+    exp.signal(oxmon_testkit::Signal::TERM);
+    let status = exp.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        exp.log()
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        stopping.elapsed()
+    );
+    // The scrape in flight was answered, not dropped.
+    let answer = scrape.join().unwrap().expect("the scrape got no answer");
+    assert_eq!(answer.status, 200);
+    // No backend is left sleeping once the exporter is gone.
+    let gone = oxmon_testkit::wait_until(Duration::from_secs(2), || {
+        (sleeping("") == "0").then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "pg_sleep still runs on the server after the exporter exited:\n{}",
+        exp.log()
+    );
+}
