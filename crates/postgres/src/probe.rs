@@ -47,11 +47,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxmon_core::collector::BoxFuture;
+use oxmon_core::collector::{BoxFuture, Selection};
+use oxmon_core::logging::{FailureLog, FailureSubject};
+use oxmon_core::metrics::Value;
 use oxmon_core::target_guard::{
     AllowList, Allowed, Refused, Target as GuardTarget, TargetCache, TargetCacheArgs,
 };
-use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest};
+use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest, ScrapeContext};
 use serde::Deserialize;
 
 use crate::collectors::{self, Monitored};
@@ -314,12 +316,16 @@ pub struct ProbeRoute {
     /// Each target's collectors and what they remember (no connections).
     registries: TargetCache<Arc<Registry>>,
     connections: SharedConnections,
+    /// Refused targets: each logged once, not once per request.
+    refusals: FailureLog,
 }
 
 /// Idle probe targets are forgotten (and their connections closed) after this.
 const IDLE: Duration = Duration::from_secs(300);
 /// Longest wait for a target name to resolve (when a CIDR entry needs it).
 const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// The collector whose `pg_up` says whether the others can run.
+const LIVENESS: &str = "up";
 
 impl ProbeRoute {
     /// Builds the route; `bounds` limits the connections kept in all and
@@ -336,6 +342,7 @@ impl ProbeRoute {
             collectors,
             registries: TargetCache::new(bounds.max_connections as usize, IDLE),
             connections: SharedConnections::new(bounds, IDLE),
+            refusals: FailureLog::new(FailureSubject::Target),
         }
     }
 
@@ -354,10 +361,26 @@ impl ProbeRoute {
                 HttpError::bad_request(format!("unknown auth_module {module_name:?}"))
             })?)
         };
-        let pin = config
+        // As logged: no parameters, and core's log format cuts a hostile
+        // name short.
+        let shown = format!(
+            "{}/{}",
+            GuardTarget::tcp(&target.host, target.port),
+            target.dbname
+        );
+        let pin = match config
             .check(&target, req.ctx.remaining().min(DNS_TIMEOUT))
             .await
-            .map_err(HttpError::forbidden)?;
+        {
+            Ok(pin) => {
+                self.refusals.forget(&shown);
+                pin
+            }
+            Err(refused) => {
+                self.refusals.failed(&shown, &refused);
+                return Err(HttpError::forbidden(refused));
+            }
+        };
         // The server, as the per-host bound counts it: the checked address
         // when a CIDR entry allowed the target, else its name.
         let name = target.host.to_ascii_lowercase();
@@ -439,6 +462,40 @@ fn connection_digest(dsn: &Dsn) -> u64 {
     h.finish()
 }
 
+/// Scrapes one target: `up` first, and the other collectors only when it
+/// connected. A server that cannot be reached answers `pg_up 0` and the
+/// exporter's scrape bookkeeping (current postgres_exporter's `/probe`
+/// also skips its collectors when the connection fails), instead of every
+/// collector failing, and logging, the same connection error.
+async fn scrape(registry: &Registry, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, HttpError> {
+    let liveness = Selection {
+        include: vec![LIVENESS.to_string()],
+        exclude: Vec::new(),
+    };
+    let mut families = registry
+        .gather(ctx, Some(&liveness))
+        .await
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
+    let up = families.iter().any(|f| {
+        f.name == "pg_up"
+            && f.metrics
+                .first()
+                .is_some_and(|m| m.value == Value::Single(1.0))
+    });
+    if up {
+        let rest = Selection {
+            include: Vec::new(),
+            exclude: vec![LIVENESS.to_string()],
+        };
+        let more = registry
+            .gather(ctx, Some(&rest))
+            .await
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        families.extend(more);
+    }
+    Ok(families)
+}
+
 impl Route for ProbeRoute {
     fn handle<'a>(
         &'a self,
@@ -446,10 +503,7 @@ impl Route for ProbeRoute {
     ) -> BoxFuture<'a, Result<Vec<MetricFamily>, HttpError>> {
         Box::pin(async move {
             let registry = self.registry_for(req).await?;
-            registry
-                .gather(&req.ctx, None)
-                .await
-                .map_err(|e| HttpError::bad_request(e.to_string()))
+            scrape(&registry, &req.ctx).await
         })
     }
 }

@@ -1261,3 +1261,58 @@ fn sigterm_cancels_a_running_query_on_the_server() {
         exp.log()
     );
 }
+
+#[test]
+fn failing_probe_requests_with_a_long_target_keep_the_log_short() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    let exp = ExporterProcess::start(BIN, &[&format!("--config.file={}", config.display())], &[]);
+    let startup_lines = exp.log().lines().count();
+    let long = "a".repeat(5000);
+    let down = oxmon_testkit::free_port();
+    let refused = format!("{long}.example:5432/postgres");
+    let unreachable = format!("127.0.0.1:{down}/{long}");
+    let no_such_database = format!("127.0.0.1:{}/{long}", pg.port);
+    for _ in 0..20 {
+        let r = exp.get(&format!(
+            "/probe?target={}&auth_module=mon",
+            oxmon_testkit::url_encode(&refused)
+        ));
+        assert_eq!(r.status, 403, "{}", r.body);
+        for target in [&unreachable, &no_such_database] {
+            let r = exp.get(&format!(
+                "/probe?target={}&auth_module=mon",
+                oxmon_testkit::url_encode(target)
+            ));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let e = oxmon_testkit::parse(&r.body);
+            assert_eq!(e.value("pg_up", &[]), Some(0.0));
+            // Only `up` ran: the other collectors need the connection.
+            assert_eq!(e.samples("pg_scrape_collector_success").len(), 1);
+        }
+    }
+    let log = exp.log();
+    let lines: Vec<&str> = log.lines().skip(startup_lines).collect();
+    // 60 failing requests about three targets: one line each.
+    assert_eq!(lines.len(), 3, "{log}");
+    for about in [
+        "target=\"aaaa".to_string(),
+        format!("{down}/aaa"),
+        format!("{}/aaa", pg.port),
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(&about)).count(),
+            1,
+            "{log}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(".example")).count(),
+        0,
+        "the refused name is cut before its end:\n{log}"
+    );
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
+}
