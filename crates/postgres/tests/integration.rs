@@ -1316,3 +1316,34 @@ fn failing_probe_requests_with_a_long_target_keep_the_log_short() {
     let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
 }
+
+#[test]
+fn absurd_scrape_timeout_headers_are_clamped_on_metrics_and_probe() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    let exp = start(&pg, &[&format!("--config.file={}", config.display())]);
+    let probe = format!(
+        "/probe?target=127.0.0.1:{}/postgres&auth_module=mon",
+        pg.port
+    );
+    for timeout in ["1e19", "1e308", "inf", "NaN", "-5", "0", "junk"] {
+        for path in ["/metrics", probe.as_str()] {
+            let r = exp.get_with(path, &[("X-Prometheus-Scrape-Timeout-Seconds", timeout)]);
+            assert_eq!(r.status, 200, "{path} with {timeout}: {}", r.body);
+            let e = oxmon_testkit::parse(&r.body);
+            assert_eq!(e.value("pg_up", &[]), Some(1.0), "{path} with {timeout}");
+            assert_eq!(
+                e.value("pg_scrape_collector_success", &[("collector", "database")]),
+                Some(1.0),
+                "{path} with {timeout}"
+            );
+        }
+    }
+    assert!(
+        exp.log().lines().all(|l| !l.contains("panicked")),
+        "{}",
+        exp.log()
+    );
+}
