@@ -1,18 +1,21 @@
 //! One persistent connection to one database, re-established after a
 //! failure; every query bounded by the scrape deadline and cancelled on the
-//! server when it is cut off.
+//! server when it is cut off, or when the exporter is stopping.
 //!
 //! Concurrent callers share the connection: tokio-postgres pipelines their
 //! queries. Statements are prepared once per connection and reused, so the
 //! server parses and plans each built-in query once, not once per scrape.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use oxmon_core::logging::{FailureLog, FailureSubject};
 use oxmon_core::sync::LockExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
 
@@ -21,6 +24,23 @@ use crate::tls::RustlsMakeTls;
 
 /// A connection or query failure; its text never contains a password.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether the exporter is stopping (SIGTERM or SIGINT arrived):
+/// process-wide, like the signal. See [`stop_queries_on_shutdown`].
+static STOPPING: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::Sender::new(false));
+
+/// From SIGTERM or SIGINT on, every query still running is cancelled on
+/// its server at once and no new one starts. PostgreSQL does not notice a
+/// client that went away while a query runs (a `pg_sleep(30)` would run
+/// its 30 s after the exporter exited); with this, core's graceful
+/// shutdown, which waits for the scrapes in flight, ends after their
+/// cancel requests went out. Call once, inside the runtime.
+pub fn stop_queries_on_shutdown() {
+    tokio::spawn(async {
+        oxmon_core::server::shutdown_signal().await;
+        STOPPING.send_replace(true);
+    });
+}
 
 /// Session settings applied to every connection.
 #[derive(Debug, Clone)]
@@ -233,7 +253,6 @@ impl Live {
     /// Runs a built-in query (prepared once per connection) with the
     /// deadline; a query cut off is cancelled on the server.
     pub async fn query(&self, sql: &'static str, deadline: Instant) -> Result<Vec<Row>, Error> {
-        let guard = CancelGuard::new(self);
         let run = async {
             let cached = self.statements.lock_unpoisoned().get(sql).cloned();
             let stmt = match cached {
@@ -246,21 +265,12 @@ impl Live {
             };
             self.client.query(&stmt, &[]).await
         };
-        match timeout_at(deadline, run).await {
-            Ok(Ok(rows)) => {
-                guard.disarm();
-                Ok(rows)
-            }
-            Ok(Err(e)) => {
-                guard.disarm();
+        match self.bounded(run, deadline).await? {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
                 self.statements.lock_unpoisoned().remove(sql);
                 Err(format!("{}: {}", self.label, describe(&e)).into())
             }
-            Err(_) => Err(format!(
-                "{}: query cut off at the scrape deadline and cancelled",
-                self.label
-            )
-            .into()),
         }
     }
 
@@ -271,38 +281,53 @@ impl Live {
         sql: &str,
         deadline: Instant,
     ) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), Error> {
-        let guard = CancelGuard::new(self);
-        match timeout_at(deadline, self.client.simple_query(sql)).await {
-            Ok(Ok(messages)) => {
-                guard.disarm();
-                let mut columns = Vec::new();
-                let mut rows = Vec::new();
-                for m in messages {
-                    match m {
-                        SimpleQueryMessage::RowDescription(cols) => {
-                            columns = cols.iter().map(|c| c.name().to_owned()).collect();
-                        }
-                        SimpleQueryMessage::Row(r) => {
-                            if columns.is_empty() {
-                                columns = r.columns().iter().map(|c| c.name().to_owned()).collect();
-                            }
-                            rows.push((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect());
-                        }
-                        _ => {}
-                    }
+        let messages = self
+            .bounded(self.client.simple_query(sql), deadline)
+            .await?
+            .map_err(|e| format!("{}: {}", self.label, describe(&e)))?;
+        let mut columns = Vec::new();
+        let mut rows = Vec::new();
+        for m in messages {
+            match m {
+                SimpleQueryMessage::RowDescription(cols) => {
+                    columns = cols.iter().map(|c| c.name().to_owned()).collect();
                 }
-                Ok((columns, rows))
+                SimpleQueryMessage::Row(r) => {
+                    if columns.is_empty() {
+                        columns = r.columns().iter().map(|c| c.name().to_owned()).collect();
+                    }
+                    rows.push((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect());
+                }
+                _ => {}
             }
-            Ok(Err(e)) => {
-                guard.disarm();
-                Err(format!("{}: {}", self.label, describe(&e)).into())
-            }
-            Err(_) => Err(format!(
-                "{}: query cut off at the scrape deadline and cancelled",
-                self.label
-            )
-            .into()),
         }
+        Ok((columns, rows))
+    }
+
+    /// Runs `query` until it answers, the deadline passes or the exporter
+    /// stops; in the last two cases the query is cancelled on the server
+    /// before this returns (the cancel request goes out even if this
+    /// future is dropped meanwhile).
+    async fn bounded<T>(
+        &self,
+        query: impl Future<Output = Result<T, tokio_postgres::Error>>,
+        deadline: Instant,
+    ) -> Result<Result<T, tokio_postgres::Error>, Error> {
+        let mut stopping = STOPPING.subscribe();
+        if *stopping.borrow() {
+            return Err(format!("{}: not queried: the exporter is stopping", self.label).into());
+        }
+        let guard = CancelGuard::new(self);
+        let why = tokio::select! {
+            answer = query => {
+                guard.disarm();
+                return Ok(answer);
+            }
+            _ = tokio::time::sleep_until(deadline) => "query cut off at the scrape deadline and cancelled",
+            _ = stopping.wait_for(|stop| *stop) => "query cancelled: the exporter is stopping",
+        };
+        guard.cancel().await;
+        Err(format!("{}: {why}", self.label).into())
     }
 }
 
@@ -338,20 +363,25 @@ impl CancelGuard {
             armed: Some((live.cancel.clone(), live.tls.clone(), live.label.clone())),
         }
     }
+
     fn disarm(mut self) {
         self.armed = None;
     }
-}
 
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        let Some((token, tls, label)) = self.armed.take() else {
-            return;
-        };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        handle.spawn(async move {
+    /// Sends the cancel request now and waits until it went out (or
+    /// failed).
+    async fn cancel(mut self) {
+        if let Some(sending) = self.send() {
+            let _ = sending.await;
+        }
+    }
+
+    /// Sends the cancel request from a task of its own, which finishes
+    /// whether or not anyone waits for it.
+    fn send(&mut self) -> Option<JoinHandle<()>> {
+        let (token, tls, label) = self.armed.take()?;
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(handle.spawn(async move {
             let sent = match tls {
                 Some(tls) => {
                     tokio::time::timeout(Duration::from_secs(5), token.cancel_query(tls)).await
@@ -365,15 +395,19 @@ impl Drop for CancelGuard {
                 }
             };
             match sent {
-                Ok(Ok(())) => {
-                    tracing::debug!(target_db = %label, "cancelled a query cut off at the deadline")
-                }
+                Ok(Ok(())) => tracing::debug!(target_db = %label, "cancelled a running query"),
                 Ok(Err(e)) => {
                     tracing::warn!(target_db = %label, err = %e, "cancelling a query failed")
                 }
                 Err(_) => tracing::warn!(target_db = %label, "cancelling a query timed out"),
             }
-        });
+        }))
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        self.send();
     }
 }
 

@@ -8,6 +8,7 @@ mod conn;
 mod dsn;
 mod probe;
 mod queries;
+mod reloadable;
 mod target;
 mod tls;
 
@@ -21,6 +22,7 @@ use oxmon_core::{BuildError, CommonArgs, Exporter};
 
 use collectors::Monitored;
 use probe::{ProbeConfig, ProbeRoute};
+use reloadable::{reload_on_hangup, Reloadable};
 use target::Target;
 
 const DEFAULT_PORT: u16 = 9187;
@@ -43,6 +45,8 @@ struct Cli {
     collectors: collectors::CollectorArgs,
     #[command(flatten)]
     targets: target::ConnectionArgs,
+    #[command(flatten)]
+    probe_connections: oxmon_core::target_guard::TargetCacheArgs,
 }
 
 fn main() -> ExitCode {
@@ -60,11 +64,13 @@ fn build(cli: Cli, selection: &Selection) -> Result<Exporter, BuildError> {
         Some(p) => {
             let q = queries::load(p)?;
             tracing::info!(file = %p.display(), queries = q.queries.len(), "loaded custom queries");
-            Some(Arc::new(q))
+            Some(Arc::new(Reloadable::new(q)))
         }
         None => None,
     };
-    let mut config = cli.collectors.config(selection, queries, dsns.len() > 1);
+    let mut config = cli
+        .collectors
+        .config(selection, queries.clone(), dsns.len() > 1);
     let names: Vec<&str> = config.enabled.iter().map(|e| e.name).collect();
     tracing::info!(collectors = ?names, "enabled collectors");
     let target_opts = Arc::new(cli.targets.options());
@@ -77,12 +83,25 @@ fn build(cli: Cli, selection: &Selection) -> Result<Exporter, BuildError> {
     if targets.is_empty() {
         tracing::info!("no DATA_SOURCE_NAME or DATA_SOURCE_URI: /metrics serves only the exporter's own metrics; use /probe");
     }
-    let registry = collectors::registry(&config, &targets);
-    let probe_config = match &cli.probe_config_file {
+    let mut registry = collectors::registry(&config, &targets);
+    let probe_config = Arc::new(Reloadable::new(match &cli.probe_config_file {
         Some(p) => ProbeConfig::load(p)?,
         None => ProbeConfig::default(),
-    };
-    if !probe_config.has_allow_list() {
+    }));
+    if let (Some(q), Some(path)) = (&queries, cli.query_path) {
+        reload_on_hangup(&mut registry, "queries file", q, path, queries::load);
+    }
+    if let Some(path) = cli.probe_config_file {
+        reload_on_hangup(
+            &mut registry,
+            "config file",
+            &probe_config,
+            path,
+            ProbeConfig::load,
+        );
+    }
+    conn::stop_queries_on_shutdown();
+    if !probe_config.current().has_allow_list() {
         tracing::info!(
             "/probe refuses every target until probe.allowed_targets is set in --config.file"
         );
@@ -95,7 +114,12 @@ fn build(cli: Cli, selection: &Selection) -> Result<Exporter, BuildError> {
         registry,
         routes: vec![(
             "/probe".to_string(),
-            Arc::new(ProbeRoute::new(probe_config, target_opts, config)),
+            Arc::new(ProbeRoute::new(
+                probe_config,
+                target_opts,
+                config,
+                &cli.probe_connections,
+            )),
             "?target=HOST:PORT/DB&auth_module=NAME scrapes an allowed server with a named auth module".to_string(),
         )],
     })

@@ -27,8 +27,19 @@
 //! name as given (`*` and `?` never cross a `.`); CIDRs match every address
 //! the name resolves to (within 5 s), and the connection is then pinned to
 //! the checked address, so a DNS answer that changes between check and
-//! connect cannot redirect it. Each target's registry (its connections and
-//! collector state) is kept in the guard's bounded cache.
+//! connect cannot redirect it.
+//!
+//! A target is identified by its host, port, pinned address, database,
+//! auth module and sslmode: those are all a URL can choose. The other
+//! connection parameters postgres_exporter's target URLs may carry,
+//! `connect_timeout` and `application_name`, are accepted and ignored
+//! (the auth module's `options` set them; the scrape deadline bounds the
+//! connect anyway), and any other parameter is refused with 400. So
+//! requests that vary such parameters reach the same target and its
+//! connections. Connections live in core's bounded cache
+//! (`--target.max-connections`, `--target.max-connections-per-host`, see
+//! [`SharedConnections`]); each target's collector state (registry) in a
+//! second cache of the same total size, holding no connection.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,14 +47,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxmon_core::collector::BoxFuture;
-use oxmon_core::target_guard::{AllowList, Allowed, Refused, Target as GuardTarget, TargetCache};
-use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest};
+use oxmon_core::collector::{BoxFuture, Selection};
+use oxmon_core::logging::{FailureLog, FailureSubject};
+use oxmon_core::metrics::Value;
+use oxmon_core::target_guard::{
+    AllowList, Allowed, Refused, Target as GuardTarget, TargetCache, TargetCacheArgs,
+};
+use oxmon_core::{HttpError, MetricFamily, Registry, Route, RouteRequest, ScrapeContext};
 use serde::Deserialize;
 
 use crate::collectors::{self, Monitored};
 use crate::dsn::{Dsn, Secret};
-use crate::target::{Options, Target};
+use crate::reloadable::Reloadable;
+use crate::target::{Options, SharedConnections, Target};
 
 #[derive(Debug, Deserialize, Default)]
 struct RawConfig {
@@ -85,6 +101,10 @@ pub struct AuthModule {
     password: Option<Secret>,
     password_file: Option<String>,
     options: Vec<(String, String)>,
+    /// A short, non-reversible digest of all of the above, in cache keys:
+    /// a module that changes under the same name (a reloaded config file)
+    /// gets new connections.
+    digest: u64,
 }
 
 /// The parsed config file.
@@ -137,11 +157,18 @@ impl ProbeConfig {
                     ));
                 }
             }
+            let digest = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (&up.username, &up.password, &up.password_file, &options).hash(&mut h);
+                h.finish()
+            };
             let module = AuthModule {
                 user: up.username,
                 password: up.password.map(Secret::new),
                 password_file: up.password_file,
                 options,
+                digest,
             };
             // Check the options now rather than at the first probe.
             module
@@ -216,12 +243,20 @@ pub struct ProbeTarget {
     pub port: u16,
     /// Database (default `postgres`).
     pub dbname: String,
-    /// Extra URI parameters (`sslmode` ...), without credentials.
+    /// The URI parameters that take effect (`sslmode`); the ignored ones
+    /// are left out.
     pub params: Vec<(String, String)>,
 }
 
+/// Target parameters accepted for compatibility with postgres_exporter's
+/// target URLs and ignored: they do not say which server or database is
+/// scraped, and honouring them would give each variant a connection of
+/// its own. An auth module's `options` set them.
+const IGNORED_PARAMS: &[&str] = &["connect_timeout", "application_name"];
+
 /// Parses `host[:port][/db]` or a `postgresql://host:port/db?...` URI
-/// without credentials.
+/// without credentials; of its parameters only `sslmode` takes effect,
+/// [`IGNORED_PARAMS`] are dropped and any other is refused.
 pub fn parse_target(s: &str) -> Result<ProbeTarget, String> {
     let uri = if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         s.to_owned()
@@ -244,7 +279,10 @@ pub fn parse_target(s: &str) -> Result<ProbeTarget, String> {
     if let Some((_, q)) = uri.split_once('?') {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if !matches!(k, "sslmode" | "connect_timeout" | "application_name") {
+            if IGNORED_PARAMS.contains(&k) {
+                continue;
+            }
+            if k != "sslmode" {
                 return Err(format!("parameter {k:?} is not accepted in the target; put it in the auth module's options"));
             }
             params.push((k.to_owned(), v.to_owned()));
@@ -271,31 +309,40 @@ fn strength(mode: crate::dsn::SslMode) -> u8 {
 
 /// The `/probe` route.
 pub struct ProbeRoute {
-    config: ProbeConfig,
+    /// Auth modules and allow-list, replaced on SIGHUP.
+    config: Arc<Reloadable<ProbeConfig>>,
     opts: Arc<Options>,
     collectors: collectors::Config,
-    cache: TargetCache<Arc<Registry>>,
+    /// Each target's collectors and what they remember (no connections).
+    registries: TargetCache<Arc<Registry>>,
+    connections: SharedConnections,
+    /// Refused targets: each logged once, not once per request.
+    refusals: FailureLog,
 }
 
 /// Idle probe targets are forgotten (and their connections closed) after this.
 const IDLE: Duration = Duration::from_secs(300);
-/// At most this many probe targets keep connections.
-const MAX_CACHED: usize = 256;
 /// Longest wait for a target name to resolve (when a CIDR entry needs it).
 const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// The collector whose `pg_up` says whether the others can run.
+const LIVENESS: &str = "up";
 
 impl ProbeRoute {
-    /// Builds the route.
+    /// Builds the route; `bounds` limits the connections kept in all and
+    /// per host.
     pub fn new(
-        config: ProbeConfig,
+        config: Arc<Reloadable<ProbeConfig>>,
         opts: Arc<Options>,
         collectors: collectors::Config,
+        bounds: &TargetCacheArgs,
     ) -> ProbeRoute {
         ProbeRoute {
             config,
             opts,
             collectors,
-            cache: TargetCache::new(MAX_CACHED, IDLE),
+            registries: TargetCache::new(bounds.max_connections as usize, IDLE),
+            connections: SharedConnections::new(bounds, IDLE),
+            refusals: FailureLog::new(FailureSubject::Target),
         }
     }
 
@@ -305,24 +352,49 @@ impl ProbeRoute {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| HttpError::bad_request("missing target parameter: /probe?target=HOST[:PORT][/DATABASE]&auth_module=NAME"))?;
         let target = parse_target(raw).map_err(HttpError::bad_request)?;
+        let config = self.config.current();
         let module_name = req.param("auth_module").unwrap_or("");
         let module = if module_name.is_empty() {
             None
         } else {
-            Some(self.config.modules.get(module_name).ok_or_else(|| {
+            Some(config.modules.get(module_name).ok_or_else(|| {
                 HttpError::bad_request(format!("unknown auth_module {module_name:?}"))
             })?)
         };
-        let pin = self
-            .config
+        // As logged: no parameters, and core's log format cuts a hostile
+        // name short.
+        let shown = format!(
+            "{}/{}",
+            GuardTarget::tcp(&target.host, target.port),
+            target.dbname
+        );
+        let pin = match config
             .check(&target, req.ctx.remaining().min(DNS_TIMEOUT))
             .await
-            .map_err(HttpError::forbidden)?;
+        {
+            Ok(pin) => {
+                self.refusals.forget(&shown);
+                pin
+            }
+            Err(refused) => {
+                self.refusals.failed(&shown, &refused);
+                return Err(HttpError::forbidden(refused));
+            }
+        };
+        // The server, as the per-host bound counts it: the checked address
+        // when a CIDR entry allowed the target, else its name.
+        let name = target.host.to_ascii_lowercase();
+        let host = match pin {
+            Some(addr) => GuardTarget::tcp(&addr.to_string(), target.port).to_string(),
+            None => GuardTarget::tcp(&name, target.port).to_string(),
+        };
         let key = format!(
-            "{}|{}|{}|{}|{:?}|{:?}",
-            target.host, target.port, target.dbname, module_name, target.params, pin
+            "{host}|{name}|{module_name}#{:x}|{:?}|{}",
+            module.map_or(0, |m| m.digest),
+            target.params,
+            target.dbname
         );
-        if let Some(registry) = self.cache.get(&key) {
+        if let Some(registry) = self.registries.get(&key) {
             return Ok(registry);
         }
         let mut dsn = Dsn {
@@ -340,23 +412,27 @@ impl ProbeRoute {
         for (k, v) in &target.params {
             let parsed = Dsn::parse(&format!("{k}='{}'", v.replace('\'', "")))
                 .map_err(|e| HttpError::bad_request(format!("target: {e}")))?;
-            match k.as_str() {
-                // A URL must not weaken the TLS an auth module asks for.
-                "sslmode"
-                    if module.is_some() && strength(parsed.sslmode) < strength(dsn.sslmode) =>
-                {
-                    return Err(HttpError::bad_request(format!(
-                        "sslmode={} is weaker than the auth module's {}",
-                        parsed.sslmode.as_str(),
-                        dsn.sslmode.as_str()
-                    )))
-                }
-                "sslmode" => dsn.sslmode = parsed.sslmode,
-                "connect_timeout" => dsn.connect_timeout = parsed.connect_timeout,
-                _ => dsn.application_name = parsed.application_name,
+            // A URL must not weaken the TLS an auth module asks for.
+            if module.is_some() && strength(parsed.sslmode) < strength(dsn.sslmode) {
+                return Err(HttpError::bad_request(format!(
+                    "sslmode={} is weaker than the auth module's {}",
+                    parsed.sslmode.as_str(),
+                    dsn.sslmode.as_str()
+                )));
             }
+            dsn.sslmode = parsed.sslmode;
         }
-        let t = Target::new(dsn, pin, self.opts.clone()).map_err(|e| HttpError {
+        // Targets that differ only in the database share connections.
+        let server = format!("{host}|{name}|{:x}", connection_digest(&dsn));
+        let t = Target::probe(
+            dsn,
+            pin,
+            self.opts.clone(),
+            self.connections.clone(),
+            host,
+            server,
+        )
+        .map_err(|e| HttpError {
             status: 500,
             message: e,
         })?;
@@ -364,8 +440,60 @@ impl ProbeRoute {
             &self.collectors,
             &[Arc::new(Monitored::new(t))],
         ));
-        Ok(self.cache.insert(key, registry))
+        Ok(self.registries.insert(key, registry))
     }
+}
+
+/// A digest of everything but the address and database that decides how
+/// a connection is made (credentials, TLS files, session options), so
+/// that targets which differ only in the database share connections and a
+/// changed password (file) gets connections of its own. Never logged.
+fn connection_digest(dsn: &Dsn) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let settings = Dsn {
+        host: String::new(),
+        port: 0,
+        dbname: None,
+        ..dsn.clone()
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{settings:?}").hash(&mut h);
+    dsn.password.as_ref().map(Secret::expose).hash(&mut h);
+    h.finish()
+}
+
+/// Scrapes one target: `up` first, and the other collectors only when it
+/// connected. A server that cannot be reached answers `pg_up 0` and the
+/// exporter's scrape bookkeeping (current postgres_exporter's `/probe`
+/// also skips its collectors when the connection fails), instead of every
+/// collector failing, and logging, the same connection error.
+async fn scrape(registry: &Registry, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, HttpError> {
+    let liveness = Selection {
+        include: vec![LIVENESS.to_string()],
+        exclude: Vec::new(),
+    };
+    let mut families = registry
+        .gather(ctx, Some(&liveness))
+        .await
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
+    let up = families.iter().any(|f| {
+        f.name == "pg_up"
+            && f.metrics
+                .first()
+                .is_some_and(|m| m.value == Value::Single(1.0))
+    });
+    if up {
+        let rest = Selection {
+            include: Vec::new(),
+            exclude: vec![LIVENESS.to_string()],
+        };
+        let more = registry
+            .gather(ctx, Some(&rest))
+            .await
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        families.extend(more);
+    }
+    Ok(families)
 }
 
 impl Route for ProbeRoute {
@@ -375,10 +503,7 @@ impl Route for ProbeRoute {
     ) -> BoxFuture<'a, Result<Vec<MetricFamily>, HttpError>> {
         Box::pin(async move {
             let registry = self.registry_for(req).await?;
-            registry
-                .gather(&req.ctx, None)
-                .await
-                .map_err(|e| HttpError::bad_request(e.to_string()))
+            scrape(&registry, &req.ctx).await
         })
     }
 }
@@ -429,6 +554,26 @@ mod tests {
         assert!(parse_target("h/db?password=x").is_err());
         assert!(parse_target("h/db?host=evil").is_err());
         assert!(parse_target("").is_err());
+    }
+
+    #[test]
+    fn connection_parameters_in_the_target_are_ignored_or_refused() {
+        let plain = parse_target("db-1.internal:5432/app").unwrap();
+        let varied = parse_target(
+            "postgresql://db-1.internal:5432/app?application_name=x7&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(varied, plain);
+        let t = parse_target("db-1.internal/app?connect_timeout=9&sslmode=require").unwrap();
+        assert_eq!(t.params, [("sslmode".to_string(), "require".to_string())]);
+        for refused in [
+            "db-1.internal/app?options=-c%20work_mem%3D1MB",
+            "db-1.internal/app?keepalives=0",
+            "db-1.internal/app?target_session_attrs=any",
+        ] {
+            let e = parse_target(refused).unwrap_err();
+            assert!(e.contains("not accepted"), "{refused}: {e}");
+        }
     }
 
     #[tokio::test]

@@ -1019,3 +1019,331 @@ pg_never:
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(exp.scrape().value("pg_once_at", &[]), Some(at));
 }
+
+/// Backends the exporter holds open as role `mon`.
+fn backends_of_mon(pg: &Postgres) -> u32 {
+    pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'mon'",
+    )
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn probe_requests_varying_connection_parameters_stay_within_the_per_host_bound() {
+    let pg = Postgres::start();
+    // Twelve databases to name as targets; the per-database collectors
+    // visit only `postgres`, so each target adds one connection of its own.
+    let mut sql = String::from("CREATE ROLE mon LOGIN PASSWORD 'mon-pw' IN ROLE pg_monitor;\n");
+    for i in 1..12 {
+        sql.push_str(&format!("CREATE DATABASE d{i};\n"));
+    }
+    pg.psql("postgres", &sql);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(
+        &config,
+        "auth_modules:\n  mon:\n    type: userpass\n    userpass: {username: mon, password: mon-pw}\n    options: {sslmode: disable}\n\
+         probe:\n  allowed_targets: ['127.0.0.1']\n",
+    )
+    .unwrap();
+    // The default bounds: 8 connections per host, 500 in all.
+    let exp = ExporterProcess::start(
+        BIN,
+        &[
+            &format!("--config.file={}", config.display()),
+            "--include-databases=postgres",
+        ],
+        &[],
+    );
+    for i in 0..120 {
+        let db = match i % 12 {
+            0 => "postgres".to_string(),
+            n => format!("d{n}"),
+        };
+        let target = format!(
+            "postgresql://127.0.0.1:{}/{db}?application_name=probe-{i}&connect_timeout={}",
+            pg.port,
+            1 + i % 9
+        );
+        let r = exp.get(&format!(
+            "/probe?target={}&auth_module=mon",
+            oxmon_testkit::url_encode(&target)
+        ));
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+        assert_eq!(
+            oxmon_testkit::parse(&r.body).value("pg_up", &[]),
+            Some(1.0),
+            "request {i}:\n{}",
+            exp.log()
+        );
+    }
+    // Connections dropped from the cache close once their scrape is done.
+    let started = Instant::now();
+    let mut open = backends_of_mon(&pg);
+    while open > 8 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        open = backends_of_mon(&pg);
+    }
+    assert!(
+        (1..=8).contains(&open),
+        "{open} exporter connections are open"
+    );
+    // The URL's application_name never reached the server.
+    let names = pg.psql(
+        "postgres",
+        "SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE usename = 'mon'",
+    );
+    assert_eq!(names, "oxmon-postgres");
+    // Other connection parameters are refused, not used.
+    let r = exp.get(&format!(
+        "/probe?target={}&auth_module=mon",
+        oxmon_testkit::url_encode(&format!(
+            "postgresql://127.0.0.1:{}/postgres?options=-c%20work_mem%3D1MB",
+            pg.port
+        ))
+    ));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("options"), "{}", r.body);
+}
+
+const ONE_QUERY: &str =
+    "pg_one:\n  query: \"SELECT 1 AS v\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: one}\n";
+const TWO_QUERY: &str =
+    "pg_two:\n  query: \"SELECT 2 AS v\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: two}\n";
+
+fn probe_config(allowed: &str) -> String {
+    format!(
+        "auth_modules:\n  mon:\n    type: userpass\n    userpass: {{username: postgres, password: '{}'}}\n    options: {{sslmode: disable}}\n\
+         probe:\n  allowed_targets: ['{allowed}']\n",
+        oxmon_testkit::POSTGRES_PASSWORD
+    )
+}
+
+/// The log lines about a failed reload of `path`.
+fn reload_failures(exp: &ExporterProcess, path: &Path) -> Vec<String> {
+    exp.log()
+        .lines()
+        .filter(|l| l.contains("reload failed") && l.contains(&path.display().to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sighup_reloads_the_queries_and_config_files_and_a_broken_one_keeps_the_old() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&queries, ONE_QUERY).unwrap();
+    std::fs::write(&config, probe_config("10.0.0.0/8")).unwrap();
+    let mut exp = start(
+        &pg,
+        &[
+            &format!("--extend.query-path={}", queries.display()),
+            &format!("--config.file={}", config.display()),
+        ],
+    );
+    let probe = format!(
+        "/probe?target=127.0.0.1:{}/postgres&auth_module=mon",
+        pg.port
+    );
+    let e = exp.scrape();
+    assert_eq!(e.value("pg_one_v", &[]), Some(1.0));
+    assert!(e.family("pg_two_v").is_none());
+    assert_eq!(exp.get(&probe).status, 403);
+
+    // New contents: a second query, and an allow-list with this server.
+    std::fs::write(&queries, format!("{ONE_QUERY}{TWO_QUERY}")).unwrap();
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let reloaded = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        exp.scrape().value("pg_two_v", &[]).filter(|v| *v == 2.0)
+    });
+    assert!(
+        reloaded.is_some(),
+        "pg_two_v never appeared:\n{}",
+        exp.log()
+    );
+    let r = exp.get(&probe);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        oxmon_testkit::parse(&r.body).value("pg_two_v", &[]),
+        Some(2.0)
+    );
+    let load_error = |e: &Exposition| {
+        e.samples("pg_exporter_user_queries_load_error")
+            .first()
+            .map(|s| s.value)
+    };
+    assert_eq!(load_error(&exp.scrape()), Some(0.0));
+
+    // Broken files keep what runs; the log names the file and the line.
+    std::fs::write(
+        &queries,
+        format!("{TWO_QUERY}pg_bad:\n  query: \"SELECT 1 AS v\"\n  metrics:\n    - v:\n        usage: \"GAGE\"\n"),
+    )
+    .unwrap();
+    std::fs::write(&config, "auth_modules:\n  mon: [\n").unwrap();
+    exp.signal(oxmon_testkit::Signal::HUP);
+    let logged = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        let q = reload_failures(&exp, &queries);
+        let c = reload_failures(&exp, &config);
+        (!q.is_empty() && !c.is_empty()).then_some((q, c))
+    });
+    let (q, c) = logged.unwrap_or_else(|| panic!("no reload failure logged:\n{}", exp.log()));
+    assert!(q[0].contains("line") && q[0].contains("GAGE"), "{q:?}");
+    assert!(c[0].contains("line"), "{c:?}");
+    let e = exp.scrape();
+    assert_eq!(e.value("pg_one_v", &[]), Some(1.0));
+    assert_eq!(e.value("pg_two_v", &[]), Some(2.0));
+    assert_eq!(load_error(&e), Some(1.0));
+    assert_eq!(exp.get(&probe).status, 200);
+    assert!(exp.is_running());
+}
+
+#[test]
+fn sigterm_cancels_a_running_query_on_the_server() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.yaml");
+    std::fs::write(
+        &queries,
+        "pg_slow:\n  query: \"SELECT 1 AS v FROM pg_sleep(30)\"\n  master: true\n  metrics:\n    - v: {usage: GAUGE, description: slow}\n",
+    )
+    .unwrap();
+    let mut exp = start(
+        &pg,
+        &[&format!("--extend.query-path={}", queries.display())],
+    );
+    let url = exp.url("/metrics");
+    let scrape = std::thread::spawn(move || {
+        oxmon_testkit::http_try_get(&url, &[("X-Prometheus-Scrape-Timeout-Seconds", "60")])
+    });
+    let sleeping = |state: &str| {
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                 AND pid <> pg_backend_pid() {state}"
+            ),
+        )
+    };
+    let running = oxmon_testkit::wait_until(Duration::from_secs(10), || {
+        (sleeping("AND state = 'active'") == "1").then_some(())
+    });
+    assert!(running.is_some(), "the query never ran:\n{}", exp.log());
+
+    let stopping = Instant::now();
+    exp.signal(oxmon_testkit::Signal::TERM);
+    let status = exp.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        exp.log()
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        stopping.elapsed()
+    );
+    // The scrape in flight was answered, not dropped.
+    let answer = scrape.join().unwrap().expect("the scrape got no answer");
+    assert_eq!(answer.status, 200);
+    // No backend is left sleeping once the exporter is gone.
+    let gone = oxmon_testkit::wait_until(Duration::from_secs(2), || {
+        (sleeping("") == "0").then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "pg_sleep still runs on the server after the exporter exited:\n{}",
+        exp.log()
+    );
+}
+
+#[test]
+fn failing_probe_requests_with_a_long_target_keep_the_log_short() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    let exp = ExporterProcess::start(BIN, &[&format!("--config.file={}", config.display())], &[]);
+    let startup_lines = exp.log().lines().count();
+    let long = "a".repeat(5000);
+    let down = oxmon_testkit::free_port();
+    let refused = format!("{long}.example:5432/postgres");
+    let unreachable = format!("127.0.0.1:{down}/{long}");
+    let no_such_database = format!("127.0.0.1:{}/{long}", pg.port);
+    for _ in 0..20 {
+        let r = exp.get(&format!(
+            "/probe?target={}&auth_module=mon",
+            oxmon_testkit::url_encode(&refused)
+        ));
+        assert_eq!(r.status, 403, "{}", r.body);
+        for target in [&unreachable, &no_such_database] {
+            let r = exp.get(&format!(
+                "/probe?target={}&auth_module=mon",
+                oxmon_testkit::url_encode(target)
+            ));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let e = oxmon_testkit::parse(&r.body);
+            assert_eq!(e.value("pg_up", &[]), Some(0.0));
+            // Only `up` ran: the other collectors need the connection.
+            assert_eq!(e.samples("pg_scrape_collector_success").len(), 1);
+        }
+    }
+    let log = exp.log();
+    let lines: Vec<&str> = log.lines().skip(startup_lines).collect();
+    // 60 failing requests about three targets: one line each.
+    assert_eq!(lines.len(), 3, "{log}");
+    for about in [
+        "target=\"aaaa".to_string(),
+        format!("{down}/aaa"),
+        format!("{}/aaa", pg.port),
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(&about)).count(),
+            1,
+            "{log}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(".example")).count(),
+        0,
+        "the refused name is cut before its end:\n{log}"
+    );
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes:\n{log}");
+}
+
+#[test]
+fn absurd_scrape_timeout_headers_are_clamped_on_metrics_and_probe() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.yml");
+    std::fs::write(&config, probe_config("127.0.0.1")).unwrap();
+    let exp = start(&pg, &[&format!("--config.file={}", config.display())]);
+    let probe = format!(
+        "/probe?target=127.0.0.1:{}/postgres&auth_module=mon",
+        pg.port
+    );
+    for timeout in ["1e19", "1e308", "inf", "NaN", "-5", "0", "junk"] {
+        for path in ["/metrics", probe.as_str()] {
+            let r = exp.get_with(path, &[("X-Prometheus-Scrape-Timeout-Seconds", timeout)]);
+            assert_eq!(r.status, 200, "{path} with {timeout}: {}", r.body);
+            let e = oxmon_testkit::parse(&r.body);
+            assert_eq!(e.value("pg_up", &[]), Some(1.0), "{path} with {timeout}");
+            assert_eq!(
+                e.value("pg_scrape_collector_success", &[("collector", "database")]),
+                Some(1.0),
+                "{path} with {timeout}"
+            );
+        }
+    }
+    assert!(
+        exp.log().lines().all(|l| !l.contains("panicked")),
+        "{}",
+        exp.log()
+    );
+}

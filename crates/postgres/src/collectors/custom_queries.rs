@@ -6,7 +6,8 @@
 //!
 //! Queries run over their own connection per database, so a slow query
 //! never holds up the built-in collectors, and are cut (and cancelled on
-//! the server) at the scrape deadline.
+//! the server) at the scrape deadline. SIGHUP re-reads the file; a scrape
+//! runs the queries that were loaded when it started.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,13 +19,14 @@ use oxmon_core::{MetricFamily, ScrapeContext};
 
 use super::{joined, Monitored, TargetCollector};
 use crate::queries::{to_families, UserQueries};
+use crate::reloadable::Reloadable;
 use crate::target::Target;
 
 /// The collector's options.
 #[derive(Debug, Clone)]
 pub struct CustomQueries {
-    /// The parsed queries file.
-    pub queries: Arc<UserQueries>,
+    /// The parsed queries file, replaced on SIGHUP.
+    pub queries: Arc<Reloadable<UserQueries>>,
     /// Run queries without `master: true` in every database too.
     pub auto_discover_databases: bool,
 }
@@ -63,9 +65,10 @@ impl TargetCollector for CustomQueries {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             let t = &m.target;
+            let queries = self.queries.current();
             let main_db = t.dsn.database().to_owned();
             let mut other_dbs = Vec::new();
-            if self.auto_discover_databases && self.queries.queries.iter().any(|q| !q.master) {
+            if self.auto_discover_databases && queries.queries.iter().any(|q| !q.master) {
                 other_dbs = t
                     .databases(ctx)
                     .await?
@@ -76,7 +79,7 @@ impl TargetCollector for CustomQueries {
             }
             let deadline = Target::query_deadline(ctx);
             let mut jobs = Vec::new();
-            for q in &self.queries.queries {
+            for q in &queries.queries {
                 jobs.push((main_db.clone(), q));
                 if !q.master {
                     jobs.extend(other_dbs.iter().map(|d| (d.clone(), q)));

@@ -19,6 +19,7 @@ use oxmon_core::collector_flags::{CollectorFlags, Selection};
 use oxmon_core::{parse_duration, MetricFamily, Registry, ScrapeContext};
 
 use crate::queries::UserQueries;
+use crate::reloadable::Reloadable;
 use crate::target::Target;
 
 pub mod custom_queries;
@@ -240,7 +241,7 @@ impl CollectorArgs {
     pub fn config(
         self,
         selection: &Selection,
-        queries_file: Option<Arc<UserQueries>>,
+        queries_file: Option<Arc<Reloadable<UserQueries>>>,
         several_targets: bool,
     ) -> Config {
         let enabled = if self.disable_default_metrics {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::{instance, Monitored, TargetCollector};
 use crate::queries::UserQueries;
+use crate::reloadable::Reloadable;
 
 /// The collector's options.
 #[derive(Debug, Clone)]
@@ -26,8 +27,9 @@ pub struct Up {
     /// (several DSNs).
     pub server_label: bool,
     /// The custom queries file, reported by
-    /// `pg_exporter_user_queries_load_error`.
-    pub queries_file: Option<Arc<UserQueries>>,
+    /// `pg_exporter_user_queries_load_error` (1 after a reload that failed:
+    /// the queries in use are older than the file).
+    pub queries_file: Option<Arc<Reloadable<UserQueries>>>,
 }
 
 /// What one target's scrapes did, for the `pg_exporter_*` families: every
@@ -134,12 +136,14 @@ impl TargetCollector for Up {
                 }
             }
             out.extend([up, error, total, duration]);
-            if let Some(q) = &self.queries_file {
+            if let Some(file) = &self.queries_file {
                 let mut load = MetricFamily::gauge(
                     "pg_exporter_user_queries_load_error",
                     "Whether the user queries file was loaded and parsed successfully (1 for error, 0 for success).",
                 );
-                load.add(&[("filename", &q.path), ("hashsum", &q.hashsum)], 0.0);
+                let q = file.current();
+                let failing = if file.failing() { 1.0 } else { 0.0 };
+                load.add(&[("filename", &q.path), ("hashsum", &q.hashsum)], failing);
                 out.push(load);
             }
             // A down server is reported by pg_up, not as a failed collector.
