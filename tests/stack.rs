@@ -60,7 +60,11 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// Series the dashboards use that cannot have data on this machine, and why.
 /// A query over one of them (or over a rule recorded from one) may be empty.
-const NO_DATA_HERE: [(&str, &str); 5] = [
+const NO_DATA_HERE: [(&str, &str); 6] = [
+    (
+        "app_series_dropped_total",
+        "only once a metric hits the sidecar's series cap (10000 series)",
+    ),
     ("nvidia_gpu_sm_active_ratio", "GPM profiling: issue 12"),
     ("nvidia_gpu_sm_occupancy_ratio", "GPM profiling: issue 12"),
     (
@@ -400,6 +404,16 @@ impl Stack {
                     .unwrap_or_else(|e| panic!("POST {url}: {e}"));
                 assert_eq!(got.status, status, "POST {url}: {}", got.body);
             }
+            // A malformed StatsD line and a log line that is not JSON (the
+            // panels of the sidecar's own errors).
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            udp.send_to(b"model.queue.length:many|g", ("127.0.0.1", app.statsd_port))
+                .unwrap();
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&app.access_log)
+                .unwrap();
+            std::io::Write::write_all(&mut log, b"not a JSON line\n").unwrap();
         }
     }
 
@@ -1025,6 +1039,10 @@ struct App {
     _demo: ExporterProcess,
     /// The tap's base URL, where clients reach the app.
     tap: String,
+    /// The sidecar's StatsD port (UDP and TCP).
+    statsd_port: u16,
+    /// The log file the app writes and the sidecar tails.
+    access_log: PathBuf,
 }
 
 impl App {
@@ -1070,6 +1088,8 @@ impl App {
             sidecar,
             _demo: demo,
             tap: format!("http://127.0.0.1:{tap_port}"),
+            statsd_port,
+            access_log: logs.join("access.log"),
         })
     }
 }
