@@ -792,8 +792,7 @@ fn compose_wires_the_demo_app_through_the_sidecar() {
         "--health.url",
         "--tap.listen-address",
         "--tap.upstream",
-        "--logs.path",
-        "--logs.format",
+        "--tap.route",
         "--statsd.listen-udp",
         "--statsd.listen-tcp",
     ] {
@@ -802,7 +801,12 @@ fn compose_wires_the_demo_app_through_the_sidecar() {
             "oxmon-sidecar lacks {flag}: {args:?}"
         );
     }
-    assert_eq!(flag_value(&args, "--logs.format"), Some("json"));
+    // The file's `logs` section would replace --logs.* flags: they would
+    // only mislead.
+    assert!(
+        !args.iter().any(|a| a.starts_with("--logs.")),
+        "the log source is deploy/sidecar.yml's section: {args:?}"
+    );
     assert_eq!(flag_value(&args, "--statsd.listen-udp"), Some(":9125"));
     assert_eq!(flag_value(&args, "--statsd.listen-tcp"), Some(":9125"));
     let config = flag_value(&args, "--config.file").unwrap();
@@ -835,12 +839,16 @@ fn compose_wires_the_demo_app_through_the_sidecar() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let logs_glob = flag_value(&args, "--logs.path").unwrap();
+    let sidecar_cfg = load("deploy/sidecar.yml");
+    let logs_globs = strings(seq_at(&sidecar_cfg, &["logs", "paths"]));
     assert!(
-        logs_glob.starts_with(&format!("{log_dir}/")),
-        "{logs_glob} vs LOG_PATH {}",
+        logs_globs
+            .iter()
+            .any(|g| g.starts_with(&format!("{log_dir}/"))),
+        "{logs_globs:?} vs LOG_PATH {}",
         env["LOG_PATH"]
     );
+    assert_eq!(str_at(&sidecar_cfg, &["logs", "format"]), Some("json"));
     let volume_at = |svc: &Value, dir: &str| {
         service_volumes(svc)
             .into_iter()
@@ -858,7 +866,7 @@ fn compose_wires_the_demo_app_through_the_sidecar() {
 #[test]
 fn sidecar_config_maps_the_model_metrics() {
     let cfg = load("deploy/sidecar.yml");
-    let mappings = seq_at(&cfg, &["statsd", "mappings"]);
+    let mappings = seq_at(&cfg, &["statsd", "mapping", "mappings"]);
     let find = |m: &str| {
         mappings
             .iter()
@@ -880,10 +888,17 @@ fn sidecar_config_maps_the_model_metrics() {
         Some("model_prediction_accuracy_percent")
     );
     assert_eq!(str_at(acc, &["match_metric_type"]), Some("gauge"));
-    assert!(
-        !seq_at(&cfg, &["tap", "routes"]).is_empty(),
-        "tap routes keep the route label bounded"
+    // The tap counts the requests; the log must not count them again.
+    assert_eq!(
+        str_at(&cfg, &["logs", "fields", "method"]),
+        Some(""),
+        "the log's http_* metrics are off"
     );
+    let auth = seq_at(&cfg, &["logs", "metrics"])
+        .iter()
+        .find(|m| str_at(m, &["name"]) == Some("app_auth_failures_total"))
+        .expect("deploy/sidecar.yml: a log metric app_auth_failures_total");
+    assert_eq!(str_at(auth, &["match", "event"]), Some("login_failed"));
 }
 
 // --- Kubernetes -------------------------------------------------------------------

@@ -60,7 +60,11 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// Series the dashboards use that cannot have data on this machine, and why.
 /// A query over one of them (or over a rule recorded from one) may be empty.
-const NO_DATA_HERE: [(&str, &str); 5] = [
+const NO_DATA_HERE: [(&str, &str); 6] = [
+    (
+        "app_series_dropped_total",
+        "only once a metric hits the sidecar's series cap (10000 series)",
+    ),
     ("nvidia_gpu_sm_active_ratio", "GPM profiling: issue 12"),
     ("nvidia_gpu_sm_occupancy_ratio", "GPM profiling: issue 12"),
     (
@@ -386,6 +390,31 @@ impl Stack {
         gpus["devices"][0]["xid_events"] = json!([79, 79]);
         let tmp = self.scratch.write("nvml.json.tmp", &gpus.to_string());
         std::fs::rename(&tmp, &self.nvml_config).unwrap();
+        // The app, through the tap: a 5xx and failed logins (the error-ratio
+        // and auth panels), which its own traffic gives only now and then.
+        if let Some(app) = &self.app {
+            let fail = [("X-Demo-Fail", "1")];
+            for (path, status) in [
+                ("/api/predict", 500),
+                ("/api/login", 401),
+                ("/api/login", 401),
+            ] {
+                let url = format!("{}{path}", app.tap);
+                let got = oxmon_testkit::http_post(&url, &fail, b"{}")
+                    .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+                assert_eq!(got.status, status, "POST {url}: {}", got.body);
+            }
+            // A malformed StatsD line and a log line that is not JSON (the
+            // panels of the sidecar's own errors).
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            udp.send_to(b"model.queue.length:many|g", ("127.0.0.1", app.statsd_port))
+                .unwrap();
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&app.access_log)
+                .unwrap();
+            std::io::Write::write_all(&mut log, b"not a JSON line\n").unwrap();
+        }
     }
 
     /// GPU 0 (hot, memory nearly full) pages through both critical
@@ -1008,6 +1037,12 @@ impl BinDir {
 struct App {
     sidecar: ExporterProcess,
     _demo: ExporterProcess,
+    /// The tap's base URL, where clients reach the app.
+    tap: String,
+    /// The sidecar's StatsD port (UDP and TCP).
+    statsd_port: u16,
+    /// The log file the app writes and the sidecar tails.
+    access_log: PathBuf,
 }
 
 impl App {
@@ -1020,23 +1055,18 @@ impl App {
         let (app_port, tap_port, statsd_port) = (free_port(), free_port(), free_port());
         let logs = scratch.path.join("app-logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let sidecar = ExporterProcess::start(
-            &bin,
-            &[
-                &format!(
-                    "--config.file={}",
-                    root().join("deploy/sidecar.yml").display()
-                ),
-                &format!("--health.url=http://127.0.0.1:{app_port}/health"),
-                &format!("--tap.listen-address=127.0.0.1:{tap_port}"),
-                &format!("--tap.upstream=http://127.0.0.1:{app_port}"),
-                &format!("--logs.path={}/*.log", logs.display()),
-                "--logs.format=json",
-                &format!("--statsd.listen-udp=127.0.0.1:{statsd_port}"),
-                &format!("--statsd.listen-tcp=127.0.0.1:{statsd_port}"),
-            ],
-            &[],
-        );
+        let config = scratch.write("sidecar.yml", &sidecar_config(&logs));
+        let mut args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--health.url=http://127.0.0.1:{app_port}/health"),
+            format!("--tap.listen-address=127.0.0.1:{tap_port}"),
+            format!("--tap.upstream=http://127.0.0.1:{app_port}"),
+            format!("--statsd.listen-udp=127.0.0.1:{statsd_port}"),
+            format!("--statsd.listen-tcp=127.0.0.1:{statsd_port}"),
+        ];
+        args.extend(compose_tap_routes().map(|r| format!("--tap.route={r}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let sidecar = ExporterProcess::start(&bin, &args, &[]);
         let demo = ExporterProcess::start_with(
             oxmon_testkit::require_program("python3", "python3"),
             &[root().join("deploy/demo-app/app.py").to_str().unwrap()],
@@ -1057,8 +1087,39 @@ impl App {
         Some(App {
             sidecar,
             _demo: demo,
+            tap: format!("http://127.0.0.1:{tap_port}"),
+            statsd_port,
+            access_log: logs.join("access.log"),
         })
     }
+}
+
+/// deploy/sidecar.yml with its log section tailing `logs` (the compose
+/// volume's path there).
+fn sidecar_config(logs: &Path) -> String {
+    let path = root().join("deploy/sidecar.yml");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&read(&path))
+        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    doc["logs"]["paths"] = vec![format!("{}/*.log", logs.display())].into();
+    serde_yaml::to_string(&doc).unwrap()
+}
+
+/// The `--tap.route` patterns deploy/docker-compose.yml gives the sidecar.
+fn compose_tap_routes() -> impl Iterator<Item = String> {
+    let path = root().join("deploy/docker-compose.yml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&read(&path))
+        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let command = doc["services"]["oxmon-sidecar"]["command"]
+        .as_sequence()
+        .expect("oxmon-sidecar command")
+        .clone();
+    let routes: Vec<String> = command
+        .iter()
+        .filter_map(|a| a.as_str()?.strip_prefix("--tap.route="))
+        .map(str::to_string)
+        .collect();
+    assert!(!routes.is_empty(), "compose gives the tap its routes");
+    routes.into_iter()
 }
 
 /// Files the test writes for the servers (fake NVML config, exporter

@@ -9,6 +9,9 @@ It gives oxmon-sidecar something to watch on first start:
   {"event":"login_failed"} line);
 - StatsD packets to $STATSD_ADDR: model.inference.duration (timer, ms),
   model.queue.length (gauge), model.accuracy (gauge, percent);
+- a request with the header X-Demo-Fail: 1 fails on purpose (/api/predict
+  answers 500, /api/login logs a failed login), so tests need not wait for
+  the random errors;
 - a traffic loop calls $TRAFFIC_URL (the sidecar's HTTP tap in front of this
   app) so the request-rate, error and latency panels have data.
 
@@ -107,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
             infer = random.uniform(0.02, 0.06) * (1 + _state["queue"] / 100)
             time.sleep(infer)
             statsd.send(f"model.inference.duration:{infer * 1000:.1f}|ms")
-            if random.random() < 0.005:
+            if random.random() < 0.005 or self.headers.get("X-Demo-Fail"):
                 code, body = 500, {"error": "model backend failed"}
             else:
                 code, body = 200, {"label": random.choice(["cat", "dog"]), "score": round(random.random(), 3)}
@@ -115,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(random.uniform(0.001, 0.02))
             code, body = (404, {"error": "no such user"}) if random.random() < 0.05 else (200, {"id": path.rsplit("/", 1)[-1]})
         elif path == "/api/login":
-            if random.random() < 0.1:
+            if random.random() < 0.1 or self.headers.get("X-Demo-Fail"):
                 log_line({"level": "warn", "event": "login_failed", "user": f"user{random.randint(1, 20)}", "trace_id": trace_id})
                 code, body = 401, {"error": "bad credentials"}
             else:
