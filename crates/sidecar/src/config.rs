@@ -289,18 +289,34 @@ impl Config {
         )?;
         let limits = resolve_limits(file.limits.as_ref(), &flags.store)
             .map_err(|p| source.problem("limits", p))?;
-        // The file's section, when there is one, replaces the --logs.* flags.
-        let logs = file.logs.or_else(|| flags.logs.section());
+        // A source is configured in one place: the file's section or its
+        // flags, never both (a silent choice between them hides a mistake).
+        let logs = match (file.logs, flags.logs.section()) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Flag {
+                    flag: "--logs.path",
+                    message: "the config file has a logs section; configure the logs in one place"
+                        .into(),
+                })
+            }
+            (section, flags) => section.or(flags),
+        };
         if let Some(section) = &logs {
             crate::logs::validate(section).map_err(|e| source.problem("logs", logs_problem(e)))?;
         }
-        // Likewise the `tap` section replaces the --tap.* flags.
-        let tap = match file.tap {
-            Some(section) => Some(section),
-            None => flags.tap.config().map_err(|e| ConfigError::Flag {
-                flag: "--tap.listen-address",
-                message: e.to_string(),
-            })?,
+        let tap_flags = flags.tap.config().map_err(|e| ConfigError::Flag {
+            flag: "--tap.listen-address",
+            message: e.to_string(),
+        })?;
+        let tap = match (file.tap, tap_flags) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Flag {
+                    flag: "--tap.listen-address",
+                    message: "the config file has a tap section; configure the tap in one place"
+                        .into(),
+                })
+            }
+            (section, flags) => section.or(flags),
         };
         if let Some(section) = &tap {
             crate::tap::Settings::new(section)
@@ -880,6 +896,40 @@ relay: {x: 1}
             .map(|_| ())
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn a_source_is_configured_in_the_file_or_by_flags_not_both() {
+        let mut both = flags();
+        both.logs.paths = vec!["/var/log/app/*.log".into()];
+        let err = Config::from_yaml("logs:\n  paths: [/tmp/x.log]\n", "s.yml", &both)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--logs.path") && err.contains("one place"),
+            "{err}"
+        );
+        // Either place alone is fine.
+        assert!(Config::from_yaml("logs:\n  paths: [/tmp/x.log]\n", "s.yml", &flags()).is_ok());
+        assert!(Config::from_yaml("", "s.yml", &both)
+            .unwrap()
+            .logs
+            .is_some());
+
+        let mut tap = flags();
+        tap.tap.listen_address = "127.0.0.1:0".into();
+        tap.tap.upstream = "http://127.0.0.1:1".into();
+        let err = Config::from_yaml(
+            "tap:\n  listen: 127.0.0.1:0\n  upstream: http://127.0.0.1:1\n",
+            "s.yml",
+            &tap,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--tap.listen-address") && err.contains("one place"),
+            "{err}"
+        );
     }
 
     #[test]
