@@ -62,14 +62,6 @@ const EXPORTERS: [(&str, u16); 5] = [
     ("oxmon-sidecar", 9102),
 ];
 
-/// Flags deploy/ already uses whose implementation is still an open issue.
-/// They are reported, not failed, while the binary lacks them.
-const PENDING_FLAGS: [(&str, &str, &str); 1] = [(
-    "oxmon-gpu",
-    "--kubernetes.pod-resources-socket",
-    "issue 12 (pod attribution)",
-)];
-
 // --- helpers -------------------------------------------------------------------
 
 fn root() -> &'static Path {
@@ -1447,18 +1439,11 @@ fn kubernetes_objects_reference_each_other_correctly() {
         .iter()
         .any(|t| str_at(t, &["key"]) == Some("nvidia.com/gpu")));
     let gpu_c = &seq_at(gpu, &["containers"])[0];
-    let socket = flag_value(
-        &strings(seq_at(gpu_c, &["args"])),
-        "--kubernetes.pod-resources-socket",
-    )
-    .expect("oxmon-gpu --kubernetes.pod-resources-socket")
-    .to_string();
     let pr_mount = seq_at(gpu_c, &["volumeMounts"])
         .iter()
         .find(|m| str_at(m, &["mountPath"]) == Some("/var/lib/kubelet/pod-resources"))
         .expect("the kubelet pod-resources directory is mounted");
     assert_eq!(get(pr_mount, &["readOnly"]), Some(&Value::Bool(true)));
-    assert!(socket.starts_with("/var/lib/kubelet/pod-resources/"));
 
     // The example app's sidecar is a native sidecar.
     let app = get(
@@ -2283,11 +2268,6 @@ fn every_exporter_flag_used_in_deploy_exists() {
                 .match_indices(flag.as_str())
                 .any(|(i, _)| help[i + flag.len()..].starts_with([' ', '\n', '=', ',']));
             if known {
-                continue;
-            }
-            if let Some((_, _, why)) = PENDING_FLAGS.iter().find(|(b, f, _)| b == bin && f == flag)
-            {
-                eprintln!("note: {bin} {flag} is used in deploy/ and pending in {why}");
                 continue;
             }
             panic!(
