@@ -7,6 +7,7 @@
 //! receiver replaced by a webhook that this test serves.
 //!
 //! It proves: every target is up; every rule evaluates without error; every
+//! metric name a rule selects is served (except [`RULE_NAMES_WITHOUT_EVENT`]); every
 //! query of every shipped dashboard returns a series (except what
 //! [`NO_DATA_HERE`] lists, and the application's until oxmon-sidecar runs);
 //! the hot GPU fires `GPUTemperatureHigh` and `VRAMExhausted` to the
@@ -78,6 +79,13 @@ const NO_DATA_HERE: [(&str, &str); 6] = [
     ),
 ];
 
+/// Metric names rules use that appear only on an event this test cannot
+/// drive, and why. Every other name a rule selects must be served here.
+const RULE_NAMES_WITHOUT_EVENT: [(&str, &str); 1] = [(
+    "app_series_dropped_total",
+    "only once a metric hits the sidecar's series cap (10000 series)",
+)];
+
 /// Series that exist only on some hosts: (name, why, a query that has
 /// data where they do). A query over one may be empty where the condition
 /// query is.
@@ -107,6 +115,8 @@ fn the_stack_works_end_to_end() {
     let pending = pending_names(&stack.prom, &stack.rules, stack.app.is_some());
     check_dashboards(&stack.prom, &pending);
     clock.lap("every dashboard query returns a series");
+    let watched = check_rule_names(&stack.prom, &stack.rules, stack.app.is_some());
+    clock.lap(&format!("{watched} metric names in rules are served"));
     let evaluated = assert_rules_healthy(&stack.prom, stack.rules.count);
     clock.lap(&format!("{evaluated} rules evaluate without error"));
     let stored = stack.aggregates_reach_victoriametrics(&pending);
@@ -636,6 +646,53 @@ fn check_dashboards(prom: &Prometheus, pending: &BTreeMap<String, String>) {
     }
 }
 
+/// Every metric name a rule expression selects is served by the exporters
+/// running here (Prometheus's `__name__` values), recorded by a rule, or
+/// Prometheus's own (`up`, `ALERTS`); except [`RULE_NAMES_WITHOUT_EVENT`],
+/// and the application's while oxmon-sidecar is missing. Returns how many
+/// distinct names the rules use.
+fn check_rule_names(prom: &Prometheus, rules: &LoadedRules, with_app: bool) -> usize {
+    let served: BTreeSet<String> = prom.api("/api/v1/label/__name__/values")["data"]
+        .as_array()
+        .expect("__name__ values")
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let recorded: BTreeSet<&str> = rules.records.iter().map(|(r, _)| r.as_str()).collect();
+    let excused: BTreeMap<&str, &str> = RULE_NAMES_WITHOUT_EVENT.into_iter().collect();
+    let mut used = BTreeSet::new();
+    let mut missing = Vec::new();
+    for (place, expr) in &rules.exprs {
+        for name in metric_names(expr) {
+            let exists = served.contains(&name)
+                || recorded.contains(name.as_str())
+                || ["up", "ALERTS"].contains(&name.as_str())
+                || excused.contains_key(name.as_str())
+                || (!with_app && APP_PREFIXES.iter().any(|p| name.starts_with(p)));
+            if !exists {
+                missing.push(format!("{place}: {name}"));
+            }
+            used.insert(name);
+        }
+    }
+    assert!(used.len() > 50, "only {} metric names in rules", used.len());
+    assert!(
+        missing.is_empty(),
+        "rules watch metrics no exporter serves here:\n{}",
+        missing.join("\n")
+    );
+    for (name, why) in excused {
+        assert!(used.contains(name), "{name} is excused but no rule uses it");
+        let state = if served.contains(name) {
+            "served now"
+        } else {
+            "not served"
+        };
+        println!("[stack] rule metric {name} excused ({why}): {state}");
+    }
+    used.len()
+}
+
 fn has_series(data: &Value) -> bool {
     match &data["result"] {
         Value::Array(list) => !list.is_empty(),
@@ -872,6 +929,8 @@ struct LoadedRules {
     files: Vec<(String, String)>,
     /// (recorded name, expression) of every recording rule.
     records: Vec<(String, String)>,
+    /// (file and rule name, expression) of every rule, alerts included.
+    exprs: Vec<(String, String)>,
     /// The names rules/longterm.rules.yml records (what remote_write sends).
     longterm: Vec<String>,
     /// Rules of every kind.
@@ -883,6 +942,7 @@ impl LoadedRules {
         let mut loaded = LoadedRules {
             files: Vec::new(),
             records: Vec::new(),
+            exprs: Vec::new(),
             longterm: Vec::new(),
             count: 0,
         };
@@ -899,6 +959,10 @@ impl LoadedRules {
                     if let Some(d) = rule.get("for").and_then(|d| d.as_str()) {
                         let secs = seconds(d).div_ceil(TIME_SCALE).max(1);
                         rule["for"] = format!("{secs}s").into();
+                    }
+                    let rule_name = rule["record"].as_str().or(rule["alert"].as_str());
+                    if let (Some(r), Some(e)) = (rule_name, rule["expr"].as_str()) {
+                        loaded.exprs.push((format!("{name}: {r}"), e.to_string()));
                     }
                     if let (Some(r), Some(e)) = (rule["record"].as_str(), rule["expr"].as_str()) {
                         loaded.records.push((r.to_string(), e.to_string()));

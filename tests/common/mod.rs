@@ -1,8 +1,9 @@
 //! What the tests of the shipped configuration share: the repository root,
 //! the Grafana dashboards with their queries, Grafana's variables replaced
-//! by what Prometheus accepts, and the metric names a PromQL expression
-//! selects. Used by `dashboards.rs` (static checks) and `stack.rs` (every
-//! query against a live Prometheus).
+//! by what Prometheus accepts, the metric names a PromQL expression
+//! selects, and the names the exporters in this tree serve (from their
+//! golden files and sources). Used by `dashboards.rs` and `config.rs`
+//! (static checks) and `stack.rs` (against a live Prometheus).
 
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
@@ -285,6 +286,152 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
             continue;
         }
         names.insert(word.to_string());
+    }
+    names
+}
+
+/// String literals in `text` that are a whole metric name starting with
+/// `prefix` (`"node_load1"`).
+fn literal_names(text: &str, prefix: &str, out: &mut BTreeSet<String>) {
+    let pat = format!("\"{prefix}");
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(&pat).map(|p| p + from) {
+        let start = pos + 1;
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(text.len(), |e| e + start);
+        if text[end..].starts_with('"') && end > start + prefix.len() {
+            out.insert(text[start..end].to_string());
+        }
+        from = start;
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The string literals of a Rust source fragment, escapes undone.
+fn string_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => s.extend(chars.next()),
+                c => s.push(c),
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// The body of `const NAME: … = &[ … ];` in a Rust source.
+fn const_table<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!("const {name}:"))
+        .unwrap_or_else(|| panic!("no const {name}"));
+    let body = &text[start..];
+    let open = body
+        .find("&[")
+        .unwrap_or_else(|| panic!("const {name}: no &["));
+    let close = body
+        .find("\n];")
+        .unwrap_or_else(|| panic!("const {name}: no ];"));
+    &body[open + 2..close]
+}
+
+/// Metric names the exporters in this tree serve, and the names the
+/// shipped recording rules record, plus Prometheus's own series.
+pub fn known_metric_names() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    // oxmon-node: the golden exposition, and names the collectors emit
+    // that the fixture cannot (filesystem statfs, timex, uname).
+    let golden = read(&root().join("crates/node/tests/fixtures/golden.txt"));
+    for line in golden.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            names.insert(name.to_string());
+            if kind == "histogram" || kind == "summary" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    for (crate_dir, prefix) in [
+        ("node", "node_"),
+        ("gpu", "nvidia_gpu_"),
+        ("postgres", "pg_"),
+    ] {
+        let mut files = Vec::new();
+        rust_files(
+            &root().join("crates").join(crate_dir).join("src"),
+            &mut files,
+        );
+        for f in files {
+            literal_names(&read(&f), prefix, &mut names);
+        }
+    }
+    // pg_settings rows are named at run time: pg_settings_<name>.
+    names.insert("pg_settings_max_connections".to_string());
+    // oxmon-redis: INFO fields (gauges, counters: field → suffix) and the
+    // other families (suffix, help), under the default namespace `redis`.
+    let redis = read(&root().join("crates/redis/src/names.rs"));
+    for (table, pick) in [("GAUGES", 1), ("COUNTERS", 1), ("OTHERS", 0)] {
+        let lits = string_literals(const_table(&redis, table));
+        assert!(
+            lits.len() % 2 == 0 && !lits.is_empty(),
+            "names.rs {table}: {lits:?}"
+        );
+        for pair in lits.chunks(2) {
+            names.insert(format!("redis_{}", pair[pick]));
+        }
+    }
+    // Recording rules.
+    for path in files_with_ext(&root().join("prometheus/rules"), "yml") {
+        let doc: serde_yaml::Value = serde_yaml::from_str(&read(&path))
+            .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        for group in doc["groups"]
+            .as_sequence()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            for rule in group["rules"]
+                .as_sequence()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                if let Some(r) = rule["record"].as_str() {
+                    names.insert(r.to_string());
+                }
+            }
+        }
+    }
+    // Prometheus's own.
+    for n in [
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+    ] {
+        names.insert(n.to_string());
     }
     names
 }
