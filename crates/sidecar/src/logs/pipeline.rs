@@ -35,7 +35,7 @@ use regex::Regex;
 
 use super::json::{Paths, Values};
 use super::line::{Extractor, LineParser, Wrapper};
-use super::route::{Routes, OTHER};
+use crate::route::{Routes, OTHER};
 use super::{Error, Format, LogsConfig, MetricConfig, MetricKind};
 use crate::store::{Observer, Op, SeriesId, Writer};
 
