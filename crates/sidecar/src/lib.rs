@@ -15,6 +15,8 @@
 //!   `http_requests_total`, latency and size histograms (with trace
 //!   exemplars) and requests in flight.
 //!
+//! [`logs`] and [`tap`] label requests by the same [`route`] patterns.
+//!
 //! [`config`] reads the one config file (`--config.file`) and merges the
 //! flags; [`reload`] holds the running sources and reloads them all on
 //! SIGHUP and `POST /-/reload`. [`fetch`] is the HTTP GET the health probe
@@ -32,6 +34,7 @@ pub mod listen;
 pub mod logs;
 pub mod relay;
 pub mod reload;
+pub mod route;
 pub mod statsd;
 pub mod store;
 pub mod tap;

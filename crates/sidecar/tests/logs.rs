@@ -158,6 +158,33 @@ fn json_lines_through_rename_rotation_truncation_and_malformed_lines() {
         ),
         Some(1.0)
     );
+    // Each line's trace id becomes its bucket's exemplar, with the line's
+    // own duration as the value, in OpenMetrics only.
+    let om = s.get_with(
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    );
+    let exemplars: Vec<&str> = om
+        .body
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                "http_request_duration_seconds_bucket{method=\"GET\",route=\"/users/{id}\"",
+            )
+        })
+        .filter_map(|l| l.split_once(" # ").map(|(_, e)| e))
+        .collect();
+    let trace = "{trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"}";
+    for value in ["0.005", "0.007", "0.02"] {
+        let want = format!("{trace} {value} ");
+        assert!(
+            exemplars.iter().any(|e| e.starts_with(&want)),
+            "no exemplar {want}in {exemplars:?}\n{}",
+            om.body
+        );
+    }
+    assert_eq!(exemplars.len(), 3, "{exemplars:?}");
+    assert!(!s.get("/metrics").body.contains(" # {"));
 
     // Rotation by rename to a name the glob does not match; the application
     // keeps writing to the old file for a moment, then a new file appears.

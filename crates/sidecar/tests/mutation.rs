@@ -3,7 +3,7 @@
 //! loader, mutated health bodies through the health-body reader, mutated
 //! config files through the config loader, and mutated log lines (JSON,
 //! regex, CRI, Docker) through the log line parsers and their metrics, and
-//! mutated route patterns through the tap's route matcher. Nothing may
+//! mutated route patterns through the route matcher. Nothing may
 //! panic, per-line buffers must stay bounded by the line, and whatever
 //! arrives, the scrape must stay valid exposition text.
 
@@ -15,12 +15,12 @@ use oxmon_core::metrics::normalize;
 use oxmon_sidecar::config::{Config, Flags};
 use oxmon_sidecar::health::BodyReader;
 use oxmon_sidecar::logs;
+use oxmon_sidecar::route::{Routes, OTHER};
 use oxmon_sidecar::statsd::handler::Handler;
 use oxmon_sidecar::statsd::line::{Line, ParseCounts, Parser, TagStyles};
 use oxmon_sidecar::statsd::mapper::{CacheType, Mapper, MetricType};
 use oxmon_sidecar::statsd::stats::Stats;
 use oxmon_sidecar::store::{Limits, Store};
-use oxmon_sidecar::tap::route::{Routes, OTHER};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -648,7 +648,7 @@ fn mutated_route_patterns_compile_or_fail_cleanly_and_match_their_paths() {
         for (i, pattern) in patterns.iter().enumerate() {
             let path = instance(&mut rng, pattern);
             let matched = routes
-                .route_index(&path)
+                .index(&path)
                 .unwrap_or_else(|| panic!("{path:?} does not match {pattern:?}"));
             // The first matching pattern wins, so it is this one or earlier.
             assert!(matched <= i, "{path:?}: {patterns:?}");

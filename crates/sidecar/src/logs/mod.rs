@@ -12,7 +12,7 @@
 //! every file and expands the globs again. How files are followed, and
 //! what happens on rotation and truncation, is in [`tail`]; line formats in
 //! [`line`] and [`json`]; what a line becomes in [`pipeline`]; route
-//! patterns in [`route`]; globs in [`glob`].
+//! patterns in [`crate::route`]; globs in [`glob`].
 //!
 //! ## Flags
 //!
@@ -71,7 +71,6 @@ pub mod glob;
 pub mod json;
 pub mod line;
 pub mod pipeline;
-pub mod route;
 pub mod tail;
 pub mod watch;
 

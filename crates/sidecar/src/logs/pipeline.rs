@@ -30,14 +30,15 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use regex::Regex;
 
 use super::json::{Paths, Values};
 use super::line::{Extractor, LineParser, Wrapper};
-use super::route::{Routes, OTHER};
 use super::{Error, Format, LogsConfig, MetricConfig, MetricKind};
-use crate::store::{Observer, Op, SeriesId, Writer};
+use crate::route::{Routes, OTHER};
+use crate::store::{ExemplarRef, Observer, Op, SeriesId, Writer};
 
 /// HTTP requests counted from log lines.
 pub const HTTP_REQUESTS: &str = "http_requests_total";
@@ -413,6 +414,8 @@ struct BucketSum {
     min: f64,
     max: f64,
     trace_id: TraceId,
+    /// The duration of the line `trace_id` came from.
+    traced: f64,
 }
 
 /// The last trace id seen, copied when it fits in 64 bytes (a longer one
@@ -544,6 +547,7 @@ impl Metrics {
         // Copied as is; checked once per bucket when the batch is written.
         if let Some(id) = fields.get(self.trace_id) {
             b.trace_id.set(id);
+            b.traced = seconds;
         }
     }
 
@@ -583,6 +587,9 @@ impl Metrics {
         if batch.requests.len() > MAX_BATCH_KEYS {
             batch.requests.clear();
         }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         for (key, buckets) in batch.durations.iter_mut() {
             let (method, route, _) = unpack(*key);
             let labels = [
@@ -590,15 +597,29 @@ impl Metrics {
                 ("route", self.routes.label(route)),
             ];
             for b in buckets.iter_mut().filter(|b| b.count > 0) {
-                let mean = (b.sum / b.count as f64).clamp(b.min, b.max);
-                observe_durations(
-                    w,
-                    &labels,
-                    mean,
-                    b.count,
-                    &self.buckets,
-                    b.trace_id.exemplar(),
-                );
+                let observe = |w: &mut Writer<'_>, seconds, weight, exemplar| {
+                    observe_durations(w, &labels, seconds, weight, &self.buckets, exemplar)
+                };
+                match b.trace_id.exemplar() {
+                    // The traced line is observed on its own so that the
+                    // exemplar's value is its duration; the others as
+                    // their mean.
+                    Some(trace_id) => {
+                        if b.count > 1 {
+                            let rest = (b.sum - b.traced) / (b.count - 1) as f64;
+                            observe(w, rest.clamp(b.min, b.max), b.count - 1, None);
+                        }
+                        let exemplar = ExemplarRef {
+                            labels: &[("trace_id", trace_id)],
+                            timestamp: now,
+                        };
+                        observe(w, b.traced, 1, Some(exemplar));
+                    }
+                    None => {
+                        let mean = (b.sum / b.count as f64).clamp(b.min, b.max);
+                        observe(w, mean, b.count, None);
+                    }
+                }
                 *b = BucketSum::default();
             }
         }
@@ -611,31 +632,31 @@ impl Metrics {
 }
 
 /// Records `weight` request durations of mean `seconds`, all in one
-/// bucket. `trace_id` (the last one seen in that bucket) is the bucket's
-/// exemplar (`{trace_id="…"}`); the store's histograms take no exemplar
-/// yet, so this is where it is to be passed on.
+/// bucket, with the bucket's `exemplar` (`{trace_id="…"}`) if any.
 fn observe_durations(
     w: &mut Writer<'_>,
     labels: &[(&str, &str)],
     seconds: f64,
     weight: u64,
     buckets: &Arc<[f64]>,
-    trace_id: Option<&str>,
+    exemplar: Option<ExemplarRef<'_>>,
 ) {
-    let _ = trace_id;
-    let _ = w.update(
-        &SeriesId {
-            name: HTTP_DURATION,
-            help: "HTTP request durations in seconds, from the application's log.",
-            labels,
-            ttl: None,
-        },
-        Op::Observe {
-            value: seconds,
-            weight,
-            observer: Observer::Histogram(buckets),
-        },
-    );
+    let id = SeriesId {
+        name: HTTP_DURATION,
+        help: "HTTP request durations in seconds, from the application's log.",
+        labels,
+        ttl: None,
+    };
+    let op = Op::Observe {
+        value: seconds,
+        weight,
+        observer: Observer::Histogram(buckets),
+    };
+    // Rejections are counted by the store.
+    let _ = match exemplar {
+        Some(e) => w.update_with_exemplar(&id, op, e),
+        None => w.update(&id, op),
+    };
 }
 
 /// Whether `id` can be an exemplar's `trace_id`: OpenMetrics caps an

@@ -21,7 +21,7 @@
 //! | `http_requests_in_flight` | gauge | |
 //!
 //! - `route` is the first configured pattern the path matches, else
-//!   `other` ([`route`]); `method` is the standard method or `other`, so
+//!   `other` ([`crate::route`]); `method` is the standard method or `other`, so
 //!   neither grows with what clients send.
 //! - The duration runs from the request's headers to the last byte of the
 //!   response body handed to the connection; for an upgrade, to the `101`.
@@ -63,7 +63,6 @@
 
 pub mod proxy;
 pub mod record;
-pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -81,7 +80,7 @@ use tokio::task::JoinHandle;
 
 use self::proxy::UpstreamClient;
 use self::record::Meter;
-use self::route::{PatternError, Routes};
+use crate::route::{PatternError, Routes};
 use crate::store::Store;
 
 /// Prometheus' default latency buckets.

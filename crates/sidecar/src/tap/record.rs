@@ -153,7 +153,7 @@ impl Exchange {
     ) -> Exchange {
         let start = Instant::now();
         meter.move_in_flight(&mut meter.store.writer(start), 1);
-        let route = settings.routes.route_index(path);
+        let route = settings.routes.index(path);
         let trace_id = headers
             .get("traceparent")
             .and_then(|v| trace_id(v.as_bytes()));
