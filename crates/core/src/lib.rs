@@ -72,6 +72,7 @@ pub mod process;
 pub mod server;
 pub mod sync;
 pub mod target_guard;
+pub mod tls_client;
 pub mod web_config;
 
 pub use collector::{Collector, Registry, ScrapeContext};

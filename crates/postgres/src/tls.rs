@@ -24,6 +24,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
+use oxmon_core::tls_client::AcceptAnyServerCert;
+
 use crate::dsn::{Dsn, SslMode};
 
 /// A `MakeTlsConnect` over rustls, built once per connection string.
@@ -61,7 +63,7 @@ pub fn make_tls(dsn: &Dsn) -> Result<RustlsMakeTls, String> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoCertCheck(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
     };
     let config = match (&dsn.sslcert, &dsn.sslkey) {
         (Some(cert), Some(key)) => {
@@ -106,53 +108,6 @@ fn load_roots(dsn: &Dsn) -> Result<RootCertStore, String> {
         return Err("no trusted root certificates for verify-ca/verify-full".into());
     }
     Ok(roots)
-}
-
-/// Accepts any server certificate, still checking handshake signatures:
-/// libpq's `require`/`prefer` without a root certificate.
-#[derive(Debug)]
-struct NoCertCheck(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoCertCheck {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// verify-ca: the chain must be valid, the name is not checked.

@@ -160,7 +160,9 @@ pub fn tls_client_config(
     let builder = if skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(no_verification::AcceptAnyServer(provider)))
+            .with_custom_certificate_verifier(Arc::new(
+                oxmon_core::tls_client::AcceptAnyServerCert::new(provider),
+            ))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match ca_cert {
@@ -202,65 +204,4 @@ pub fn tls_client_config(
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
-}
-
-mod no_verification {
-    //! `--skip-tls-verification`: any server certificate is accepted, but
-    //! the handshake signatures are still checked (the server must hold
-    //! the key of the certificate it presents).
-
-    use std::sync::Arc;
-
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    #[derive(Debug)]
-    pub(super) struct AcceptAnyServer(pub(super) Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAnyServer {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 }
