@@ -12,10 +12,18 @@
 //! different label names are padded with empty labels. A family without
 //! help text gets "Metric read from <files>".
 //!
+//! Only regular files are read: a FIFO, socket or device named `*.prom`
+//! (or a symlink to one) is skipped as an error without being opened for
+//! more than an `fstat`, so it cannot block the read. The files are read
+//! and parsed on the collector's blocking lane: a file on a hung network
+//! filesystem, or one whose lease a Samba or NFS client holds, costs this
+//! collector the scrape (reported as failed at the deadline) and nothing
+//! else.
+//!
 //! Metrics: the files' own families, `node_textfile_mtime_seconds{file}`
 //! (per file read successfully), `node_textfile_scrape_error`. On by
 //! default (it reports only `node_textfile_scrape_error 0` when no
-//! directory is given).
+//! directory is given, without using its lane).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,11 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::Lane;
+use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::expo::{self, Exposition, Family};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
+use crate::file_cache::{read_regular, OnLease};
 
 /// The metric types of text format 0.0.4; a file that declares another
 /// (OpenMetrics' `info`, `stateset`, …) is rejected, as node_exporter does.
@@ -182,13 +192,15 @@ pub struct Flags {
 }
 
 struct Textfile {
-    directories: Vec<String>,
+    directories: Arc<[String]>,
+    lane: Lane,
 }
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(sync_collector(Textfile {
-        directories: ctx.options.textfile.directory.clone(),
+    Ok(Arc::new(Textfile {
+        directories: ctx.options.textfile.directory.clone().into(),
+        lane: Lane::new("textfile"),
     }))
 }
 
@@ -199,111 +211,139 @@ fn join_display(dir: &Path, name: &str) -> String {
     format!("{}/{}", d.trim_end_matches('/'), name)
 }
 
-impl SyncCollector for Textfile {
-    fn name(&self) -> &'static str {
+impl Collector for Textfile {
+    fn name(&self) -> &str {
         "textfile"
     }
 
-    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut error = false;
-        let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
-        let mut mtimes = MetricFamily::gauge(
-            "node_textfile_mtime_seconds",
-            "Unixtime mtime of textfiles successfully read.",
-        );
-        for pattern in &self.directories {
-            let dirs = expand_glob(pattern);
-            if dirs.is_empty() {
-                tracing::error!(directory = %pattern, "textfile directory pattern matches nothing");
-                error = true;
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            if self.directories.is_empty() {
+                out.push(scrape_error(false));
+                return Ok(());
             }
-            for dir in dirs {
-                let names = match crate::dir_listing::list_dir(&dir) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");
-                        error = true;
-                        continue;
-                    }
-                };
-                for name in names.iter().filter(|n| n.ends_with(".prom")) {
-                    let path = dir.join(name);
-                    let shown = join_display(&dir, name);
-                    match read_file(&path) {
-                        Ok((text, mtime)) => match parse_file(&text) {
-                            Ok(parsed) => {
-                                if parsed.has_timestamps() {
-                                    tracing::error!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
-                                    error = true;
-                                    continue;
-                                }
-                                mtimes
-                                    .add_owned(vec![(Cow::Borrowed("file"), shown.clone())], mtime);
-                                for (name, f) in parsed.families {
-                                    if f.samples.is_empty() {
-                                        continue;
-                                    }
-                                    match merged.get_mut(&name) {
-                                        None => {
-                                            let files = vec![shown.clone()];
-                                            merged.insert(name, Merged { family: f, files });
-                                        }
-                                        Some(m) => {
-                                            let help_conflict = !m.family.help.is_empty()
-                                                && !f.help.is_empty()
-                                                && m.family.help != f.help;
-                                            if m.family.kind != f.kind || help_conflict {
-                                                tracing::error!(file = %shown, metric = %name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
-                                                error = true;
-                                                continue;
-                                            }
-                                            if m.family.help.is_empty() {
-                                                m.family.help = f.help;
-                                            }
-                                            m.files.push(shown.clone());
-                                            m.family.samples.extend(f.samples);
-                                        }
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(file = %shown, err = %e, "failed to parse textfile, skipped");
-                                error = true;
-                            }
-                        },
-                        Err(e) => {
-                            tracing::error!(file = %shown, err = %e, "failed to read textfile, skipped");
-                            error = true;
-                        }
-                    }
-                }
-            }
-        }
-        for (name, m) in merged {
-            match finish(m) {
-                Ok(family) => out.push(family),
-                // Each file's families converted on their own; this is
-                // only reachable if merging broke that.
-                Err(e) => {
-                    tracing::error!(metric = %name, err = %e, "merged textfile family is invalid, dropped");
-                    error = true;
-                }
-            }
-        }
-        out.push(mtimes);
-        out.push(oxmon_core::gauge(
-            "node_textfile_scrape_error",
-            "1 if there was an error opening or reading a file, 0 otherwise",
-            if error { 1.0 } else { 0.0 },
-        ));
-        Ok(())
+            let directories = Arc::clone(&self.directories);
+            let families = self
+                .lane
+                .run(ctx.deadline, move || read_directories(&directories))
+                .await?;
+            out.extend(families);
+            Ok(())
+        })
     }
 }
 
-/// Reads a file and its mtime (seconds since the epoch).
+/// `node_textfile_scrape_error`.
+fn scrape_error(error: bool) -> MetricFamily {
+    oxmon_core::gauge(
+        "node_textfile_scrape_error",
+        "1 if there was an error opening or reading a file, 0 otherwise",
+        if error { 1.0 } else { 0.0 },
+    )
+}
+
+/// Reads, parses and merges every `*.prom` file of `directories` (run on
+/// the collector's lane).
+fn read_directories(directories: &[String]) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let mut error = false;
+    let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
+    let mut mtimes = MetricFamily::gauge(
+        "node_textfile_mtime_seconds",
+        "Unixtime mtime of textfiles successfully read.",
+    );
+    for pattern in directories {
+        let dirs = expand_glob(pattern);
+        if dirs.is_empty() {
+            tracing::error!(directory = %pattern, "textfile directory pattern matches nothing");
+            error = true;
+        }
+        for dir in dirs {
+            let names = match crate::dir_listing::list_dir(&dir) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");
+                    error = true;
+                    continue;
+                }
+            };
+            for name in names.iter().filter(|n| n.ends_with(".prom")) {
+                let path = dir.join(name);
+                let shown = join_display(&dir, name);
+                match read_file(&path) {
+                    Ok((text, mtime)) => match parse_file(&text) {
+                        Ok(parsed) => {
+                            if parsed.has_timestamps() {
+                                tracing::error!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
+                                error = true;
+                                continue;
+                            }
+                            mtimes.add_owned(vec![(Cow::Borrowed("file"), shown.clone())], mtime);
+                            for (name, f) in parsed.families {
+                                if f.samples.is_empty() {
+                                    continue;
+                                }
+                                match merged.get_mut(&name) {
+                                    None => {
+                                        let files = vec![shown.clone()];
+                                        merged.insert(name, Merged { family: f, files });
+                                    }
+                                    Some(m) => {
+                                        let help_conflict = !m.family.help.is_empty()
+                                            && !f.help.is_empty()
+                                            && m.family.help != f.help;
+                                        if m.family.kind != f.kind || help_conflict {
+                                            tracing::error!(file = %shown, metric = %name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
+                                            error = true;
+                                            continue;
+                                        }
+                                        if m.family.help.is_empty() {
+                                            m.family.help = f.help;
+                                        }
+                                        m.files.push(shown.clone());
+                                        m.family.samples.extend(f.samples);
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(file = %shown, err = %e, "failed to parse textfile, skipped");
+                            error = true;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(file = %shown, err = %e, "failed to read textfile, skipped");
+                        error = true;
+                    }
+                }
+            }
+        }
+    }
+    for (name, m) in merged {
+        match finish(m) {
+            Ok(family) => out.push(family),
+            // Each file's families converted on their own; this is
+            // only reachable if merging broke that.
+            Err(e) => {
+                tracing::error!(metric = %name, err = %e, "merged textfile family is invalid, dropped");
+                error = true;
+            }
+        }
+    }
+    out.push(mtimes);
+    out.push(scrape_error(error));
+    out
+}
+
+/// Reads a regular file and its mtime (seconds since the epoch).
 fn read_file(path: &Path) -> std::io::Result<(String, f64)> {
-    let meta = std::fs::metadata(path)?;
-    let text = std::fs::read_to_string(path)?;
+    let (bytes, meta) = read_regular(path, OnLease::Wait)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     let mtime = meta
         .modified()?
         .duration_since(UNIX_EPOCH)
@@ -432,13 +472,7 @@ mod tests {
     }
 
     fn collect_dir(dir: &Path) -> Vec<MetricFamily> {
-        let t = Textfile {
-            directories: vec![dir.display().to_string()],
-        };
-        let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        SyncCollector::collect(&t, &ctx, &mut out).unwrap();
-        out
+        read_directories(&[dir.display().to_string()])
     }
 
     fn error_value(fams: &[MetricFamily]) -> f64 {
