@@ -23,6 +23,9 @@
 //! blocking lane that may wait for a lease break (textfiles) use
 //! [`open_regular`] with [`OnLease::Wait`].
 //!
+//! A read stops with an error past [`MAX_FILE_BYTES`] (a regular file
+//! larger than that is refused from its size, before reading).
+//!
 //! Reads happen inside a [`CacheScope`], one per scrape. A descriptor the
 //! scope did not use is closed when the scope ends, so the handles of
 //! removed devices (container veths, unplugged disks) do not pile up; a
@@ -51,13 +54,20 @@ const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
 /// for again (a module loaded later, a device plugged in).
 pub const MISSING_RECHECK: Duration = Duration::from_secs(60);
 
+/// The most the cache reads of one file: over it, the read fails with
+/// "larger than 64 MiB". The largest files the kernel generates for a
+/// collector are `net/udp{,6}` (128 bytes a socket: the limit is reached
+/// at half a million UDP sockets) and `1/mountinfo` (a few MB on a node
+/// with thousands of mounts); nothing legitimate comes close, while
+/// `/proc/kcore` (or a fixture tree's symlink to a huge file) would
+/// otherwise be read in full.
+pub const MAX_FILE_BYTES: usize = 64 << 20;
+
 /// Reads a whole file once, without caching, trimmed at the end (for
 /// values read at start-up); only a regular file, opened without waiting.
 pub fn read_trimmed(path: &Path) -> io::Result<String> {
-    let (file, _) = open_regular(path, OnLease::Fail)?;
-    let mut buf = Vec::new();
-    fill(&file, &mut buf, false)?;
-    let mut s = String::from_utf8(buf)
+    let (bytes, _) = read_regular(path, OnLease::Fail, MAX_FILE_BYTES)?;
+    let mut s = String::from_utf8(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
     let len = s.trim_end().len();
     s.truncate(len);
@@ -78,11 +88,19 @@ pub enum OnLease {
 }
 
 /// Reads a whole regular file, without caching (see [`open_regular`]),
-/// with its metadata.
-pub fn read_regular(path: &Path, on_lease: OnLease) -> io::Result<(Vec<u8>, Metadata)> {
+/// with its metadata; a file of more than `limit` bytes is an error
+/// (`FileTooLarge`), found from its size before reading when it can be.
+pub fn read_regular(
+    path: &Path,
+    on_lease: OnLease,
+    limit: usize,
+) -> io::Result<(Vec<u8>, Metadata)> {
     let (file, meta) = open_regular(path, on_lease)?;
+    if meta.len() > limit as u64 {
+        return Err(too_large(limit));
+    }
     let mut bytes = Vec::new();
-    fill(&file, &mut bytes, false)?;
+    fill(&file, &mut bytes, false, limit)?;
     Ok((bytes, meta))
 }
 
@@ -319,7 +337,7 @@ impl CacheScope<'_> {
         if let Some(entry) = entries.by_path.get_mut(key) {
             entry.seen = epoch;
             match &entry.slot {
-                Slot::Open(file) => match fill(file, buf, single) {
+                Slot::Open(file) => match fill(file, buf, single, MAX_FILE_BYTES) {
                     Ok(()) => return Ok(()),
                     // The device behind the descriptor is gone; a new one
                     // may have the same path.
@@ -339,8 +357,8 @@ impl CacheScope<'_> {
                 }
             }
         }
-        let file = match open_regular(path, OnLease::Fail) {
-            Ok((f, _)) => f,
+        let (file, meta) = match open_regular(path, OnLease::Fail) {
+            Ok(opened) => opened,
             Err(e) => {
                 if let Some(recheck) = self.missing_recheck {
                     if e.kind() == io::ErrorKind::NotFound {
@@ -353,8 +371,14 @@ impl CacheScope<'_> {
                 return Err(e);
             }
         };
-        fill(&file, buf, single)?;
-        if is_pseudo_file(&file) {
+        // procfs and sysfs give no size (0, or a page whatever the
+        // content): those are cut off while reading.
+        let pseudo = is_pseudo_file(&file);
+        if !pseudo && meta.len() > MAX_FILE_BYTES as u64 {
+            return Err(too_large(MAX_FILE_BYTES));
+        }
+        fill(&file, buf, single, MAX_FILE_BYTES)?;
+        if pseudo {
             let slot = Slot::Open(file);
             entries
                 .by_path
@@ -389,14 +413,29 @@ fn is_gone(e: &io::Error) -> bool {
         .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
 }
 
+/// The error for a file over `limit` bytes.
+fn too_large(limit: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("larger than {} MiB, the most read of one file", limit >> 20),
+    )
+}
+
 /// Reads `f` from offset 0 into `buf` (cleared first): to end of file, or
 /// with one `pread` when `single`.
-fn fill(f: &File, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
+/// More than `limit` bytes is an error (and `buf` is left empty); the
+/// buffer never grows past one byte over the limit.
+fn fill(f: &File, buf: &mut Vec<u8>, single: bool, limit: usize) -> io::Result<()> {
     buf.clear();
     let mut off = 0usize;
     loop {
+        if buf.len() > limit {
+            buf.clear();
+            return Err(too_large(limit));
+        }
         if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(8192);
+            let grown = buf.capacity().saturating_mul(2).max(8192).min(limit + 1);
+            buf.reserve_exact(grown.saturating_sub(buf.len()));
         }
         let start = buf.len();
         buf.resize(buf.capacity(), 0);
@@ -486,6 +525,30 @@ mod tests {
             assert_eq!(e.to_string(), format!("not a regular file ({what})"));
         }
         assert_eq!(cache.open_handles(), 0);
+    }
+
+    /// procfs gives no size, so the limit is applied while reading; the
+    /// buffer does not grow past it.
+    #[test]
+    fn reads_stop_past_the_limit() {
+        let status = File::open("/proc/self/status").unwrap();
+        assert_eq!(status.metadata().unwrap().len(), 0);
+        let mut buf = Vec::new();
+        let e = fill(&status, &mut buf, false, 100).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert!(
+            buf.is_empty() && buf.capacity() <= 101,
+            "{}",
+            buf.capacity()
+        );
+        fill(&status, &mut buf, false, 1 << 20).unwrap();
+        assert!(buf.starts_with(b"Name:"));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 300]).unwrap();
+        let e = read_regular(&big, OnLease::Fail, 299).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(read_regular(&big, OnLease::Fail, 300).unwrap().0.len(), 300);
     }
 
     /// Tools replace regular files by renaming a new one over them; the

@@ -16,19 +16,8 @@ use std::time::{Duration, Instant};
 
 use oxmon_testkit::{require_program, ExporterProcess, HttpResponse};
 
-/// A copy of `tests/fixtures` in a temporary directory.
-fn fixture_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(dir.path().join("fixtures"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "copying {}", src.display());
-    dir
-}
+mod common;
+use common::{fixture_copy, sample, success};
 
 /// Replaces (or creates) `path` as a FIFO.
 fn make_fifo(path: &Path) {
@@ -57,34 +46,6 @@ impl Drop for ReleaseFifos {
                 .open(fifo);
         }
     }
-}
-
-/// `node_scrape_collector_success{collector="<name>"}` in `body`.
-fn success(body: &str, collector: &str) -> Option<f64> {
-    sample(
-        body,
-        &format!("node_scrape_collector_success{{collector=\"{collector}\"}}"),
-    )
-}
-
-/// The value of the series written exactly as `series` in `body`.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().unwrap())
-}
-
-fn root_args(f: &Path) -> Vec<String> {
-    vec![
-        format!("--path.procfs={}", f.join("proc").display()),
-        format!("--path.sysfs={}", f.join("sys").display()),
-        format!("--path.rootfs={}", f.join("rootfs").display()),
-        format!(
-            "--collector.textfile.directory={}",
-            f.join("textfile").display()
-        ),
-        "--collector.disable-defaults".into(),
-    ]
 }
 
 /// Scrapes `/metrics` on another thread with the given scrape timeout
@@ -132,7 +93,7 @@ fn fifos_where_files_are_expected_are_refused_without_waiting() {
     for fifo in &fifos {
         make_fifo(fifo);
     }
-    let mut args = root_args(&f);
+    let mut args = common::root_args(&f);
     for c in [
         "hwmon", "netclass", "loadavg", "meminfo", "stat", "textfile",
     ] {
@@ -230,7 +191,7 @@ fn a_stuck_textfile_read_fails_only_textfile_and_sigterm_still_exits() {
     let f = tree.path().join("fixtures");
     let held = f.join("textfile/held.prom");
     std::fs::write(&held, "held_metric 1\n").unwrap();
-    let mut args = root_args(&f);
+    let mut args = common::root_args(&f);
     for c in ["textfile", "loadavg", "meminfo"] {
         args.push(format!("--collector.{c}"));
     }

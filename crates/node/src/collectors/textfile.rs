@@ -40,6 +40,11 @@ use oxmon_core::{Collector, MetricFamily};
 use crate::collectors::Ctx;
 use crate::file_cache::{read_regular, OnLease};
 
+/// The largest textfile read: a larger one is skipped as an error (its
+/// size is checked before reading). Parsed, a textfile takes several times
+/// its size in memory; node_exporter has no limit.
+pub const MAX_TEXTFILE_BYTES: usize = 16 << 20;
+
 /// The metric types of text format 0.0.4; a file that declares another
 /// (OpenMetrics' `info`, `stateset`, …) is rejected, as node_exporter does.
 const TEXT_FORMAT_TYPES: [&str; 5] = ["counter", "gauge", "untyped", "histogram", "summary"];
@@ -341,7 +346,7 @@ fn read_directories(directories: &[String]) -> Vec<MetricFamily> {
 
 /// Reads a regular file and its mtime (seconds since the epoch).
 fn read_file(path: &Path) -> std::io::Result<(String, f64)> {
-    let (bytes, meta) = read_regular(path, OnLease::Wait)?;
+    let (bytes, meta) = read_regular(path, OnLease::Wait, MAX_TEXTFILE_BYTES)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     let mtime = meta
