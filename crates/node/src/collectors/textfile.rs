@@ -64,6 +64,12 @@ pub enum FileError {
     /// Samples that do not make a family of the declared type (a bucket
     /// whose `le` is not a number).
     Shape(expo::ConvertError),
+    /// Series whose label names differ so much that padding them would
+    /// add more than [`MAX_PADDING_LABELS`] empty labels.
+    Padding {
+        /// How many padding would add.
+        missing: usize,
+    },
 }
 
 impl fmt::Display for FileError {
@@ -77,6 +83,10 @@ impl fmt::Display for FileError {
                 )
             }
             FileError::Shape(e) => e.fmt(f),
+            FileError::Padding { missing } => write!(
+                f,
+                "its series use so many different label names that padding them would add {missing} empty labels (the limit is {MAX_PADDING_LABELS})"
+            ),
         }
     }
 }
@@ -107,15 +117,25 @@ struct Merged {
     files: Vec<String>,
 }
 
+/// The most empty labels padding may add to one family. Padding grows
+/// with series times label names: 2,000 one-line series that each use
+/// another label name (a 40 KB file) would need 4 million. A family that
+/// needs more is dropped as an error; node_exporter pads without limit.
+pub const MAX_PADDING_LABELS: usize = 100_000;
+
 /// Converts a merged family into a [`MetricFamily`]: label names padded
 /// with empty values across series, and "Metric read from <files>" as
 /// help text when no file gave one.
-fn finish(mut m: Merged) -> Result<MetricFamily, expo::ConvertError> {
+fn finish(mut m: Merged) -> Result<MetricFamily, FileError> {
+    let missing = m.family.missing_label_count();
+    if missing > MAX_PADDING_LABELS {
+        return Err(FileError::Padding { missing });
+    }
     m.family.fill_missing_labels();
     if m.family.help.is_empty() {
         m.family.help = format!("Metric read from {}", m.files.join(", "));
     }
-    m.family.to_metric_family()
+    m.family.to_metric_family().map_err(FileError::Shape)
 }
 
 /// Expands `*` and `?` in the components of a directory pattern; a pattern
@@ -331,16 +351,23 @@ fn read_directories(directories: &[String]) -> Vec<MetricFamily> {
     for (name, m) in merged {
         match finish(m) {
             Ok(family) => out.push(family),
-            // Each file's families converted on their own; this is
-            // only reachable if merging broke that.
             Err(e) => {
-                tracing::error!(metric = %name, err = %e, "merged textfile family is invalid, dropped");
+                tracing::error!(metric = %name, err = %e, "textfile metric family dropped");
                 error = true;
             }
         }
     }
     out.push(mtimes);
     out.push(scrape_error(error));
+    // Sorted and deduplicated here, on the lane, the families cost the
+    // scrape's own pass on the runtime thread only a linear check.
+    let duplicates = oxmon_core::metrics::normalize(&mut out);
+    if duplicates > 0 {
+        tracing::debug!(
+            duplicates,
+            "textfile series repeated within a family (or across files), the first kept"
+        );
+    }
     out
 }
 
@@ -530,6 +557,26 @@ mod tests {
             .unwrap();
         // a, b and d were read (d's only family was dropped).
         assert_eq!(mtimes.metrics.len(), 3);
+    }
+
+    /// Padding is bounded: n series with n different label names need
+    /// n * (n - 1) empty labels.
+    #[test]
+    fn padding_beyond_the_limit_drops_the_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = |family: &str, n: usize| -> String {
+            (0..n)
+                .map(|i| format!("{family}{{l{i}=\"x\"}} 1\n"))
+                .collect()
+        };
+        std::fs::write(dir.path().join("ok.prom"), series("fits", 300)).unwrap();
+        std::fs::write(dir.path().join("bad.prom"), series("explodes", 400)).unwrap();
+        let fams = collect_dir(dir.path());
+        assert_eq!(error_value(&fams), 1.0);
+        assert!(!fams.iter().any(|f| f.name == "explodes"));
+        let fits = fams.iter().find(|f| f.name == "fits").unwrap();
+        assert_eq!(fits.metrics.len(), 300);
+        assert!(fits.metrics.iter().all(|m| m.labels.len() == 300));
     }
 
     #[test]
