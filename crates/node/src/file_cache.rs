@@ -12,6 +12,20 @@
 //! new one over them, and a kept descriptor would show the old content
 //! forever.
 //!
+//! Only regular files are read (procfs and sysfs files are regular files
+//! too), and opening one never waits: it is opened with `O_NONBLOCK` and
+//! its type checked with `fstat` before the first read, so a FIFO or a
+//! device node where a collector expects a file (a copied fixture tree, a
+//! `--path.procfs` pointing somewhere odd) fails that read at once with
+//! "not a regular file" instead of blocking the thread that reads it. The
+//! same holds for a file whose lease (a Samba oplock, an NFS delegation)
+//! would make `open` wait: the open fails with `EWOULDBLOCK`. Readers on a
+//! blocking lane that may wait for a lease break (textfiles) use
+//! [`open_regular`] with [`OnLease::Wait`].
+//!
+//! A read stops with an error past [`MAX_FILE_BYTES`] (a regular file
+//! larger than that is refused from its size, before reading).
+//!
 //! Reads happen inside a [`CacheScope`], one per scrape. A descriptor the
 //! scope did not use is closed when the scope ends, so the handles of
 //! removed devices (container veths, unplugged disks) do not pile up; a
@@ -23,9 +37,9 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,13 +54,95 @@ const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
 /// for again (a module loaded later, a device plugged in).
 pub const MISSING_RECHECK: Duration = Duration::from_secs(60);
 
+/// The most the cache reads of one file: over it, the read fails with
+/// "larger than 64 MiB". The largest files the kernel generates for a
+/// collector are `net/udp{,6}` (128 bytes a socket: the limit is reached
+/// at half a million UDP sockets) and `1/mountinfo` (a few MB on a node
+/// with thousands of mounts); nothing legitimate comes close, while
+/// `/proc/kcore` (or a fixture tree's symlink to a huge file) would
+/// otherwise be read in full.
+pub const MAX_FILE_BYTES: usize = 64 << 20;
+
 /// Reads a whole file once, without caching, trimmed at the end (for
-/// values read at start-up).
+/// values read at start-up); only a regular file, opened without waiting.
 pub fn read_trimmed(path: &Path) -> io::Result<String> {
-    let mut s = std::fs::read_to_string(path)?;
+    let (bytes, _) = read_regular(path, OnLease::Fail, MAX_FILE_BYTES)?;
+    let mut s = String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
     let len = s.trim_end().len();
     s.truncate(len);
     Ok(s)
+}
+
+/// What [`open_regular`] does when a lease on the file makes `open` wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLease {
+    /// Fail with `EWOULDBLOCK` at once: for reads on the runtime thread,
+    /// which must never wait.
+    Fail,
+    /// Wait for the lease holder to give it up (up to the kernel's
+    /// `lease-break-time`, 45 s by default): for reads on a blocking lane,
+    /// which the scrape deadline abandons, so that a file a Samba or NFS
+    /// client holds is read once its lease is broken rather than skipped.
+    Wait,
+}
+
+/// Reads a whole regular file, without caching (see [`open_regular`]),
+/// with its metadata; a file of more than `limit` bytes is an error
+/// (`FileTooLarge`), found from its size before reading when it can be.
+pub fn read_regular(
+    path: &Path,
+    on_lease: OnLease,
+    limit: usize,
+) -> io::Result<(Vec<u8>, Metadata)> {
+    let (file, meta) = open_regular(path, on_lease)?;
+    if meta.len() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let mut bytes = Vec::new();
+    fill(&file, &mut bytes, false, limit)?;
+    Ok((bytes, meta))
+}
+
+/// Opens `path` for reading without waiting for a FIFO writer or a device,
+/// and refuses it unless it is a regular file (after following symlinks).
+/// Returns the file and its metadata (from `fstat` on the open file, so
+/// both describe the same file).
+pub fn open_regular(path: &Path, on_lease: OnLease) -> io::Result<(File, Metadata)> {
+    let open = |flags: rustix::fs::OFlags| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+    };
+    let file = match open(rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY) {
+        Err(e) if on_lease == OnLease::Wait && e.kind() == io::ErrorKind::WouldBlock => {
+            open(rustix::fs::OFlags::NOCTTY)?
+        }
+        other => other?,
+    };
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a plain file"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what})"),
+        ));
+    }
+    Ok((file, meta))
 }
 
 /// True for the errors that mean "this kernel/host does not have it".
@@ -241,7 +337,7 @@ impl CacheScope<'_> {
         if let Some(entry) = entries.by_path.get_mut(key) {
             entry.seen = epoch;
             match &entry.slot {
-                Slot::Open(file) => match fill(file, buf, single) {
+                Slot::Open(file) => match fill(file, buf, single, MAX_FILE_BYTES) {
                     Ok(()) => return Ok(()),
                     // The device behind the descriptor is gone; a new one
                     // may have the same path.
@@ -261,8 +357,8 @@ impl CacheScope<'_> {
                 }
             }
         }
-        let file = match File::open(path) {
-            Ok(f) => f,
+        let (file, meta) = match open_regular(path, OnLease::Fail) {
+            Ok(opened) => opened,
             Err(e) => {
                 if let Some(recheck) = self.missing_recheck {
                     if e.kind() == io::ErrorKind::NotFound {
@@ -275,8 +371,14 @@ impl CacheScope<'_> {
                 return Err(e);
             }
         };
-        fill(&file, buf, single)?;
-        if is_pseudo_file(&file) {
+        // procfs and sysfs give no size (0, or a page whatever the
+        // content): those are cut off while reading.
+        let pseudo = is_pseudo_file(&file);
+        if !pseudo && meta.len() > MAX_FILE_BYTES as u64 {
+            return Err(too_large(MAX_FILE_BYTES));
+        }
+        fill(&file, buf, single, MAX_FILE_BYTES)?;
+        if pseudo {
             let slot = Slot::Open(file);
             entries
                 .by_path
@@ -311,14 +413,29 @@ fn is_gone(e: &io::Error) -> bool {
         .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
 }
 
+/// The error for a file over `limit` bytes.
+fn too_large(limit: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("larger than {} MiB, the most read of one file", limit >> 20),
+    )
+}
+
 /// Reads `f` from offset 0 into `buf` (cleared first): to end of file, or
 /// with one `pread` when `single`.
-fn fill(f: &File, buf: &mut Vec<u8>, single: bool) -> io::Result<()> {
+/// More than `limit` bytes is an error (and `buf` is left empty); the
+/// buffer never grows past one byte over the limit.
+fn fill(f: &File, buf: &mut Vec<u8>, single: bool, limit: usize) -> io::Result<()> {
     buf.clear();
     let mut off = 0usize;
     loop {
+        if buf.len() > limit {
+            buf.clear();
+            return Err(too_large(limit));
+        }
         if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(8192);
+            let grown = buf.capacity().saturating_mul(2).max(8192).min(limit + 1);
+            buf.reserve_exact(grown.saturating_sub(buf.len()));
         }
         let start = buf.len();
         buf.resize(buf.capacity(), 0);
@@ -376,6 +493,62 @@ mod tests {
         assert!(out.is_empty());
         std::fs::write(&a, " 42 \n").unwrap();
         assert_eq!(read_trimmed(&a).unwrap(), " 42");
+    }
+
+    /// A FIFO (opening one for reading waits for a writer), a device and a
+    /// directory are refused at once, through the cache and without it.
+    #[test]
+    fn only_regular_files_are_read_and_opening_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from(0o644),
+            0,
+        )
+        .unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let cache = FileCache::new();
+        let mut buf = String::new();
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (zero.as_path(), "a character device"),
+            (dir.path(), "a directory"),
+        ] {
+            let e = cache.scope().read_into(path, &mut buf).unwrap_err();
+            assert_eq!(e.to_string(), format!("not a regular file ({what})"));
+            assert!(!is_missing(&e));
+            let e = read_trimmed(path).unwrap_err();
+            assert_eq!(e.to_string(), format!("not a regular file ({what})"));
+        }
+        assert_eq!(cache.open_handles(), 0);
+    }
+
+    /// procfs gives no size, so the limit is applied while reading; the
+    /// buffer does not grow past it.
+    #[test]
+    fn reads_stop_past_the_limit() {
+        let status = File::open("/proc/self/status").unwrap();
+        assert_eq!(status.metadata().unwrap().len(), 0);
+        let mut buf = Vec::new();
+        let e = fill(&status, &mut buf, false, 100).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert!(
+            buf.is_empty() && buf.capacity() <= 101,
+            "{}",
+            buf.capacity()
+        );
+        fill(&status, &mut buf, false, 1 << 20).unwrap();
+        assert!(buf.starts_with(b"Name:"));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 300]).unwrap();
+        let e = read_regular(&big, OnLease::Fail, 299).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(read_regular(&big, OnLease::Fail, 300).unwrap().0.len(), 300);
     }
 
     /// Tools replace regular files by renaming a new one over them; the

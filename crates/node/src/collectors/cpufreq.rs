@@ -14,12 +14,17 @@
 //! `--collector.cpu.info` is set; here that family is written by this
 //! collector under the same condition, which gives the same output.
 //!
+//! The attributes are read on the collector's blocking lane: reading the
+//! current frequency asks the cpufreq driver, which on some systems waits
+//! for a fresh sample from every CPU (milliseconds each).
+//!
 //! On by default. No flags of its own.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 
 use super::cpu::parse_cpuinfo;
@@ -81,7 +86,7 @@ struct Cpufreq {
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     let cpu_info = ctx.options.cpu.info_requested();
-    Ok(sync_collector(Cpufreq {
+    Ok(blocking_collector(Cpufreq {
         cpu_dir: ctx.paths.sys("devices/system/cpu"),
         cpus: Refreshed::default(),
         cpuinfo_path: ctx.paths.proc("cpuinfo"),
@@ -121,16 +126,15 @@ impl Cpufreq {
     }
 }
 
-impl SyncCollector for Cpufreq {
+impl BlockingCollector for Cpufreq {
+    /// The CPUs with a cpufreq directory: `(cpu label, directory)`.
+    type Found = Arc<Vec<(String, PathBuf)>>;
+
     fn name(&self) -> &'static str {
         "cpufreq"
     }
 
-    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut scope = self.cache.scope();
-        if self.cpu_info {
-            self.collect_cpuinfo(&mut scope, out)?;
-        }
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
         let cpus = self.cpus.get(|| {
             Ok(numbered_entries(&self.cpu_dir, "cpu")?
                 .into_iter()
@@ -138,6 +142,23 @@ impl SyncCollector for Cpufreq {
                 .filter(|(_, dir)| dir.is_dir())
                 .collect())
         })?;
+        if cpus.is_empty() && !self.cpu_info {
+            tracing::debug!(path = %self.cpu_dir.display(), "no cpufreq directories");
+            return Ok(None);
+        }
+        Ok(Some(cpus))
+    }
+
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        cpus: Self::Found,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
+        let mut scope = self.cache.scope();
+        if self.cpu_info {
+            self.collect_cpuinfo(&mut scope, out)?;
+        }
         let mut families: Vec<MetricFamily> = FREQ_FILES
             .iter()
             .map(|(_, name, help)| MetricFamily::gauge(*name, *help))

@@ -48,6 +48,11 @@ pub fn parse_snmp6(text: &str) -> Vec<(&str, &str, &str)> {
     out
 }
 
+/// The most names lines remembered; the kernel writes about a dozen, so
+/// more means the files change on every read (a broken or fake procfs),
+/// and the memory is started over rather than grown.
+const MAX_SELECTIONS: usize = 64;
+
 /// Which fields of one names line the filter keeps: `(position, family
 /// name)`. The names lines never change while the system runs, so the
 /// regexp runs once per line, not once per field and scrape.
@@ -110,6 +115,9 @@ impl NetStat {
                             self.selected(&key).then_some((idx, key))
                         })
                         .collect();
+                    if sels.len() >= MAX_SELECTIONS {
+                        sels.clear();
+                    }
                     sels.push(Selection {
                         names_line: names.to_string(),
                         keep,

@@ -6,11 +6,15 @@
 //! `node_nvme_namespace_info{device,nsid,ana_state}`,
 //! `node_nvme_namespace_{capacity,size,used,logical_block_size}_bytes{device,nsid}`.
 //! On by default; no flags. Without NVMe devices it reports nothing.
+//! The attributes are read on the collector's blocking lane: reading a
+//! namespace's `nuse` sends an Identify command to the controller, which a
+//! failing controller answers only after the admin timeout (60 s).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::{blocking_collector, BlockingCollector};
+use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -55,16 +59,29 @@ impl Nvme {
     }
 }
 
-impl SyncCollector for Nvme {
+impl BlockingCollector for Nvme {
+    type Found = Vec<(String, std::fs::FileType)>;
+
     fn name(&self) -> &'static str {
         "nvme"
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let Some(devices) = dir_entries(&self.class)? else {
-            tracing::debug!(path = %self.class.display(), "nvme statistics not found");
-            return Ok(());
-        };
+    fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
+        match dir_entries(&self.class)? {
+            Some(devices) if !devices.is_empty() => Ok(Some(devices)),
+            _ => {
+                tracing::debug!(path = %self.class.display(), "nvme statistics not found");
+                Ok(None)
+            }
+        }
+    }
+
+    fn collect(
+        &self,
+        _: &ScrapeContext,
+        devices: Self::Found,
+        out: &mut Vec<MetricFamily>,
+    ) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut info = MetricFamily::gauge(
             "node_nvme_info",
@@ -152,7 +169,7 @@ impl SyncCollector for Nvme {
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(sync_collector(Nvme::new(ctx.paths)))
+    Ok(blocking_collector(Nvme::new(ctx.paths)))
 }
 
 #[cfg(test)]

@@ -12,10 +12,18 @@
 //! different label names are padded with empty labels. A family without
 //! help text gets "Metric read from <files>".
 //!
+//! Only regular files are read: a FIFO, socket or device named `*.prom`
+//! (or a symlink to one) is skipped as an error without being opened for
+//! more than an `fstat`, so it cannot block the read. The files are read
+//! and parsed on the collector's blocking lane: a file on a hung network
+//! filesystem, or one whose lease a Samba or NFS client holds, costs this
+//! collector the scrape (reported as failed at the deadline) and nothing
+//! else.
+//!
 //! Metrics: the files' own families, `node_textfile_mtime_seconds{file}`
 //! (per file read successfully), `node_textfile_scrape_error`. On by
 //! default (it reports only `node_textfile_scrape_error 0` when no
-//! directory is given).
+//! directory is given, without using its lane).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,11 +32,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::blocking::Lane;
+use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::expo::{self, Exposition, Family};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
+use crate::file_cache::{read_regular, OnLease};
+
+/// The largest textfile read: a larger one is skipped as an error (its
+/// size is checked before reading). Parsed, a textfile takes several times
+/// its size in memory; node_exporter has no limit.
+pub const MAX_TEXTFILE_BYTES: usize = 16 << 20;
 
 /// The metric types of text format 0.0.4; a file that declares another
 /// (OpenMetrics' `info`, `stateset`, …) is rejected, as node_exporter does.
@@ -49,6 +64,12 @@ pub enum FileError {
     /// Samples that do not make a family of the declared type (a bucket
     /// whose `le` is not a number).
     Shape(expo::ConvertError),
+    /// Series whose label names differ so much that padding them would
+    /// add more than [`MAX_PADDING_LABELS`] empty labels.
+    Padding {
+        /// How many padding would add.
+        missing: usize,
+    },
 }
 
 impl fmt::Display for FileError {
@@ -62,6 +83,10 @@ impl fmt::Display for FileError {
                 )
             }
             FileError::Shape(e) => e.fmt(f),
+            FileError::Padding { missing } => write!(
+                f,
+                "its series use so many different label names that padding them would add {missing} empty labels (the limit is {MAX_PADDING_LABELS})"
+            ),
         }
     }
 }
@@ -92,15 +117,25 @@ struct Merged {
     files: Vec<String>,
 }
 
+/// The most empty labels padding may add to one family. Padding grows
+/// with series times label names: 2,000 one-line series that each use
+/// another label name (a 40 KB file) would need 4 million. A family that
+/// needs more is dropped as an error; node_exporter pads without limit.
+pub const MAX_PADDING_LABELS: usize = 100_000;
+
 /// Converts a merged family into a [`MetricFamily`]: label names padded
 /// with empty values across series, and "Metric read from <files>" as
 /// help text when no file gave one.
-fn finish(mut m: Merged) -> Result<MetricFamily, expo::ConvertError> {
+fn finish(mut m: Merged) -> Result<MetricFamily, FileError> {
+    let missing = m.family.missing_label_count();
+    if missing > MAX_PADDING_LABELS {
+        return Err(FileError::Padding { missing });
+    }
     m.family.fill_missing_labels();
     if m.family.help.is_empty() {
         m.family.help = format!("Metric read from {}", m.files.join(", "));
     }
-    m.family.to_metric_family()
+    m.family.to_metric_family().map_err(FileError::Shape)
 }
 
 /// Expands `*` and `?` in the components of a directory pattern; a pattern
@@ -182,13 +217,15 @@ pub struct Flags {
 }
 
 struct Textfile {
-    directories: Vec<String>,
+    directories: Arc<[String]>,
+    lane: Lane,
 }
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(sync_collector(Textfile {
-        directories: ctx.options.textfile.directory.clone(),
+    Ok(Arc::new(Textfile {
+        directories: ctx.options.textfile.directory.clone().into(),
+        lane: Lane::new("textfile"),
     }))
 }
 
@@ -199,111 +236,146 @@ fn join_display(dir: &Path, name: &str) -> String {
     format!("{}/{}", d.trim_end_matches('/'), name)
 }
 
-impl SyncCollector for Textfile {
-    fn name(&self) -> &'static str {
+impl Collector for Textfile {
+    fn name(&self) -> &str {
         "textfile"
     }
 
-    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut error = false;
-        let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
-        let mut mtimes = MetricFamily::gauge(
-            "node_textfile_mtime_seconds",
-            "Unixtime mtime of textfiles successfully read.",
-        );
-        for pattern in &self.directories {
-            let dirs = expand_glob(pattern);
-            if dirs.is_empty() {
-                tracing::error!(directory = %pattern, "textfile directory pattern matches nothing");
-                error = true;
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            if self.directories.is_empty() {
+                out.push(scrape_error(false));
+                return Ok(());
             }
-            for dir in dirs {
-                let names = match crate::dir_listing::list_dir(&dir) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");
-                        error = true;
-                        continue;
-                    }
-                };
-                for name in names.iter().filter(|n| n.ends_with(".prom")) {
-                    let path = dir.join(name);
-                    let shown = join_display(&dir, name);
-                    match read_file(&path) {
-                        Ok((text, mtime)) => match parse_file(&text) {
-                            Ok(parsed) => {
-                                if parsed.has_timestamps() {
-                                    tracing::error!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
-                                    error = true;
-                                    continue;
-                                }
-                                mtimes
-                                    .add_owned(vec![(Cow::Borrowed("file"), shown.clone())], mtime);
-                                for (name, f) in parsed.families {
-                                    if f.samples.is_empty() {
-                                        continue;
-                                    }
-                                    match merged.get_mut(&name) {
-                                        None => {
-                                            let files = vec![shown.clone()];
-                                            merged.insert(name, Merged { family: f, files });
-                                        }
-                                        Some(m) => {
-                                            let help_conflict = !m.family.help.is_empty()
-                                                && !f.help.is_empty()
-                                                && m.family.help != f.help;
-                                            if m.family.kind != f.kind || help_conflict {
-                                                tracing::error!(file = %shown, metric = %name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
-                                                error = true;
-                                                continue;
-                                            }
-                                            if m.family.help.is_empty() {
-                                                m.family.help = f.help;
-                                            }
-                                            m.files.push(shown.clone());
-                                            m.family.samples.extend(f.samples);
-                                        }
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(file = %shown, err = %e, "failed to parse textfile, skipped");
-                                error = true;
-                            }
-                        },
-                        Err(e) => {
-                            tracing::error!(file = %shown, err = %e, "failed to read textfile, skipped");
-                            error = true;
-                        }
-                    }
-                }
-            }
-        }
-        for (name, m) in merged {
-            match finish(m) {
-                Ok(family) => out.push(family),
-                // Each file's families converted on their own; this is
-                // only reachable if merging broke that.
-                Err(e) => {
-                    tracing::error!(metric = %name, err = %e, "merged textfile family is invalid, dropped");
-                    error = true;
-                }
-            }
-        }
-        out.push(mtimes);
-        out.push(oxmon_core::gauge(
-            "node_textfile_scrape_error",
-            "1 if there was an error opening or reading a file, 0 otherwise",
-            if error { 1.0 } else { 0.0 },
-        ));
-        Ok(())
+            let directories = Arc::clone(&self.directories);
+            let families = self
+                .lane
+                .run(ctx.deadline, move || read_directories(&directories))
+                .await?;
+            out.extend(families);
+            Ok(())
+        })
     }
 }
 
-/// Reads a file and its mtime (seconds since the epoch).
+/// `node_textfile_scrape_error`.
+fn scrape_error(error: bool) -> MetricFamily {
+    oxmon_core::gauge(
+        "node_textfile_scrape_error",
+        "1 if there was an error opening or reading a file, 0 otherwise",
+        if error { 1.0 } else { 0.0 },
+    )
+}
+
+/// Reads, parses and merges every `*.prom` file of `directories` (run on
+/// the collector's lane).
+fn read_directories(directories: &[String]) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let mut error = false;
+    let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
+    let mut mtimes = MetricFamily::gauge(
+        "node_textfile_mtime_seconds",
+        "Unixtime mtime of textfiles successfully read.",
+    );
+    for pattern in directories {
+        let dirs = expand_glob(pattern);
+        if dirs.is_empty() {
+            tracing::error!(directory = %pattern, "textfile directory pattern matches nothing");
+            error = true;
+        }
+        for dir in dirs {
+            let names = match crate::dir_listing::list_dir(&dir) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(directory = %dir.display(), err = %e, "failed to read textfile collector directory");
+                    error = true;
+                    continue;
+                }
+            };
+            for name in names.iter().filter(|n| n.ends_with(".prom")) {
+                let path = dir.join(name);
+                let shown = join_display(&dir, name);
+                match read_file(&path) {
+                    Ok((text, mtime)) => match parse_file(&text) {
+                        Ok(parsed) => {
+                            if parsed.has_timestamps() {
+                                tracing::error!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
+                                error = true;
+                                continue;
+                            }
+                            mtimes.add_owned(vec![(Cow::Borrowed("file"), shown.clone())], mtime);
+                            for (name, f) in parsed.families {
+                                if f.samples.is_empty() {
+                                    continue;
+                                }
+                                match merged.get_mut(&name) {
+                                    None => {
+                                        let files = vec![shown.clone()];
+                                        merged.insert(name, Merged { family: f, files });
+                                    }
+                                    Some(m) => {
+                                        let help_conflict = !m.family.help.is_empty()
+                                            && !f.help.is_empty()
+                                            && m.family.help != f.help;
+                                        if m.family.kind != f.kind || help_conflict {
+                                            tracing::error!(file = %shown, metric = %name, "metric family conflicts with the same family in an earlier file (type or help differs), dropped");
+                                            error = true;
+                                            continue;
+                                        }
+                                        if m.family.help.is_empty() {
+                                            m.family.help = f.help;
+                                        }
+                                        m.files.push(shown.clone());
+                                        m.family.samples.extend(f.samples);
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(file = %shown, err = %e, "failed to parse textfile, skipped");
+                            error = true;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(file = %shown, err = %e, "failed to read textfile, skipped");
+                        error = true;
+                    }
+                }
+            }
+        }
+    }
+    for (name, m) in merged {
+        match finish(m) {
+            Ok(family) => out.push(family),
+            Err(e) => {
+                tracing::error!(metric = %name, err = %e, "textfile metric family dropped");
+                error = true;
+            }
+        }
+    }
+    out.push(mtimes);
+    out.push(scrape_error(error));
+    // Sorted and deduplicated here, on the lane, the families cost the
+    // scrape's own pass on the runtime thread only a linear check.
+    let duplicates = oxmon_core::metrics::normalize(&mut out);
+    if duplicates > 0 {
+        tracing::debug!(
+            duplicates,
+            "textfile series repeated within a family (or across files), the first kept"
+        );
+    }
+    out
+}
+
+/// Reads a regular file and its mtime (seconds since the epoch).
 fn read_file(path: &Path) -> std::io::Result<(String, f64)> {
-    let meta = std::fs::metadata(path)?;
-    let text = std::fs::read_to_string(path)?;
+    let (bytes, meta) = read_regular(path, OnLease::Wait, MAX_TEXTFILE_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     let mtime = meta
         .modified()?
         .duration_since(UNIX_EPOCH)
@@ -432,13 +504,7 @@ mod tests {
     }
 
     fn collect_dir(dir: &Path) -> Vec<MetricFamily> {
-        let t = Textfile {
-            directories: vec![dir.display().to_string()],
-        };
-        let mut out = Vec::new();
-        let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(1));
-        SyncCollector::collect(&t, &ctx, &mut out).unwrap();
-        out
+        read_directories(&[dir.display().to_string()])
     }
 
     fn error_value(fams: &[MetricFamily]) -> f64 {
@@ -491,6 +557,26 @@ mod tests {
             .unwrap();
         // a, b and d were read (d's only family was dropped).
         assert_eq!(mtimes.metrics.len(), 3);
+    }
+
+    /// Padding is bounded: n series with n different label names need
+    /// n * (n - 1) empty labels.
+    #[test]
+    fn padding_beyond_the_limit_drops_the_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = |family: &str, n: usize| -> String {
+            (0..n)
+                .map(|i| format!("{family}{{l{i}=\"x\"}} 1\n"))
+                .collect()
+        };
+        std::fs::write(dir.path().join("ok.prom"), series("fits", 300)).unwrap();
+        std::fs::write(dir.path().join("bad.prom"), series("explodes", 400)).unwrap();
+        let fams = collect_dir(dir.path());
+        assert_eq!(error_value(&fams), 1.0);
+        assert!(!fams.iter().any(|f| f.name == "explodes"));
+        let fits = fams.iter().find(|f| f.name == "fits").unwrap();
+        assert_eq!(fits.metrics.len(), 300);
+        assert!(fits.metrics.iter().all(|m| m.labels.len() == 300));
     }
 
     #[test]

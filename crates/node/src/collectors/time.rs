@@ -18,7 +18,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::dir_listing::{numbered_entries, Refreshed};
-use crate::file_cache::FileCache;
+use crate::file_cache::{read_regular, FileCache, OnLease, MAX_FILE_BYTES};
 
 /// A local time zone: its transitions and the offsets/names in force.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,9 +187,9 @@ pub fn local_zone() -> Zone {
         }
         Err(_) => PathBuf::from("/etc/localtime"),
     };
-    std::fs::read(&path)
+    read_regular(&path, OnLease::Fail, MAX_FILE_BYTES)
         .ok()
-        .and_then(|d| parse_tzif(&d))
+        .and_then(|(d, _)| parse_tzif(&d))
         .unwrap_or_else(Zone::utc)
 }
 
