@@ -40,7 +40,7 @@ const GRAFANA_DASHBOARDS: &str = "/var/lib/grafana/dashboards";
 /// Names the dashboards use that no exporter in this tree serves yet, with
 /// who will serve them. Every entry must still be used by a dashboard.
 const PENDING_NAMES: [(&str, &str); 22] = [
-    // oxmon-sidecar (issue 13): health probe, HTTP tap / log tailing,
+    // oxmon-sidecar: health probe, HTTP tap / log tailing,
     // log levels and parse errors, cardinality cap, StatsD self-metrics.
     ("app_up", "oxmon-sidecar"),
     ("app_health_component_up", "oxmon-sidecar"),
@@ -61,7 +61,7 @@ const PENDING_NAMES: [(&str, &str); 22] = [
     ("model_inference_duration_seconds_count", "app StatsD"),
     ("model_queue_length", "app StatsD"),
     ("model_prediction_accuracy_percent", "app StatsD"),
-    // oxmon-gpu's GPM profiling and per-process utilisation (issue 12).
+    // oxmon-gpu's GPM profiling and per-process utilisation, not built yet.
     ("nvidia_gpu_sm_active_ratio", "oxmon-gpu GPM"),
     ("nvidia_gpu_sm_occupancy_ratio", "oxmon-gpu GPM"),
     ("nvidia_gpu_tensor_pipe_active_ratio", "oxmon-gpu GPM"),

@@ -1,5 +1,5 @@
 //! The whole oxmon stack on loopback, end to end (DESIGN.md "Testing",
-//! issue 14 "The stack test"): real PostgreSQL, Redis, Prometheus,
+//! the stack test of the shipped config): real PostgreSQL, Redis, Prometheus,
 //! Alertmanager and VictoriaMetrics; the exporters cargo built (oxmon-gpu on
 //! the fake NVML library with one hot, nearly full GPU); the shipped rules;
 //! a loopback scrape config generated from the shipped
@@ -66,16 +66,16 @@ const NO_DATA_HERE: [(&str, &str); 6] = [
         "app_series_dropped_total",
         "only once a metric hits the sidecar's series cap (10000 series)",
     ),
-    ("nvidia_gpu_sm_active_ratio", "GPM profiling: issue 12"),
-    ("nvidia_gpu_sm_occupancy_ratio", "GPM profiling: issue 12"),
+    ("nvidia_gpu_sm_active_ratio", "GPM profiling: not built in oxmon-gpu yet"),
+    ("nvidia_gpu_sm_occupancy_ratio", "GPM profiling: not built in oxmon-gpu yet"),
     (
         "nvidia_gpu_tensor_pipe_active_ratio",
-        "GPM profiling: issue 12",
+        "GPM profiling: not built in oxmon-gpu yet",
     ),
-    ("nvidia_gpu_dram_active_ratio", "GPM profiling: issue 12"),
+    ("nvidia_gpu_dram_active_ratio", "GPM profiling: not built in oxmon-gpu yet"),
     (
         "nvidia_gpu_process_sm_utilization_ratio",
-        "per-process utilisation samples: issue 12",
+        "per-process utilisation samples: not built in oxmon-gpu yet",
     ),
 ];
 
