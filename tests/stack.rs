@@ -66,13 +66,22 @@ const NO_DATA_HERE: [(&str, &str); 6] = [
         "app_series_dropped_total",
         "only once a metric hits the sidecar's series cap (10000 series)",
     ),
-    ("nvidia_gpu_sm_active_ratio", "GPM profiling: not built in oxmon-gpu yet"),
-    ("nvidia_gpu_sm_occupancy_ratio", "GPM profiling: not built in oxmon-gpu yet"),
+    (
+        "nvidia_gpu_sm_active_ratio",
+        "GPM profiling: not built in oxmon-gpu yet",
+    ),
+    (
+        "nvidia_gpu_sm_occupancy_ratio",
+        "GPM profiling: not built in oxmon-gpu yet",
+    ),
     (
         "nvidia_gpu_tensor_pipe_active_ratio",
         "GPM profiling: not built in oxmon-gpu yet",
     ),
-    ("nvidia_gpu_dram_active_ratio", "GPM profiling: not built in oxmon-gpu yet"),
+    (
+        "nvidia_gpu_dram_active_ratio",
+        "GPM profiling: not built in oxmon-gpu yet",
+    ),
     (
         "nvidia_gpu_process_sm_utilization_ratio",
         "per-process utilisation samples: not built in oxmon-gpu yet",
