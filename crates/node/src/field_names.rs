@@ -14,6 +14,26 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use oxmon_core::sync::LockExt;
 
+/// `field` as part of a metric name: every character but ASCII letters,
+/// digits and `_` becomes `_`, so a field name read from a file (`Bad
+/// Name`, `a-b.c`) cannot make an exposition line that Prometheus rejects
+/// with the whole scrape. node_exporter rewrites only meminfo's
+/// parentheses and panics on any other character.
+pub fn name_part(field: &str) -> Cow<'_, str> {
+    if field
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Cow::Borrowed(field);
+    }
+    Cow::Owned(
+        field
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect(),
+    )
+}
+
 /// The most names kept per scope.
 pub const MAX_INTERNED: usize = 2048;
 
@@ -112,6 +132,14 @@ mod tests {
         assert_eq!(names_at(&mut table, 0, "b", &mut make), pair("m_b", "b"));
         assert_eq!(made, 3, "the repeated key at position 0 was not rebuilt");
         assert_eq!(names_at(&mut table, 1, "skip", |_| None), None);
+    }
+
+    #[test]
+    fn name_parts_are_valid_metric_name_characters() {
+        assert!(matches!(name_part("pgfault"), Cow::Borrowed("pgfault")));
+        assert_eq!(name_part("Bad Name"), "Bad_Name");
+        assert_eq!(name_part("a-b.c:d"), "a_b_c_d");
+        assert_eq!(name_part("é\"{}"), "____");
     }
 
     /// Field names that change on every read (a broken or fake procfs)

@@ -172,6 +172,35 @@ pub fn read_optional(
     }
 }
 
+/// Reads a file holding one number (a sysctl, a counter attribute):
+/// `Ok(None)` when it does not exist (logged at debug level), an error
+/// naming the file when it cannot be read or is not a number.
+pub fn read_number(
+    scope: &mut CacheScope<'_>,
+    path: &Path,
+    collector: &'static str,
+) -> Result<Option<f64>, CollectError> {
+    match scope.attr(path) {
+        Ok(b) => match std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            Some(v) => Ok(Some(v)),
+            None => Err(format!(
+                "{}: not a number: {:?}",
+                path.display(),
+                String::from_utf8_lossy(&b[..b.len().min(40)])
+            )
+            .into()),
+        },
+        Err(e) if is_missing(&e) => {
+            tracing::debug!(collector, path = %path.display(), "not present, skipped");
+            Ok(None)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display()).into()),
+    }
+}
+
 /// Parses an integer like Go's `strconv.ParseInt(s, 0, 64)`: decimal,
 /// `0x` hex, `0o`/leading-zero octal, `0b` binary, optional sign (sysfs
 /// writes some attributes in hex).
@@ -316,16 +345,31 @@ impl CacheScope<'_> {
     }
 
     /// A sysfs attribute holding an integer (decimal, or `0x` hex as some
-    /// attributes are written), like Go's `ParseInt(s, 0, 64)`.
+    /// attributes are written), like Go's `ParseInt(s, 0, 64)`; `None`
+    /// when it cannot be read or is not a number (logged at debug level:
+    /// the attribute is skipped, as node_exporter skips it).
     pub fn attr_i64(&mut self, path: &Path) -> Option<i64> {
         let b = self.attr(path).ok()?;
-        parse_int_auto(std::str::from_utf8(b).ok()?.trim())
+        let v = std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| parse_int_auto(t.trim()));
+        if v.is_none() {
+            not_a_number(path, b);
+        }
+        v
     }
 
-    /// A sysfs attribute holding a number.
+    /// A sysfs attribute holding a number; `None` when it cannot be read
+    /// or is not a number (logged at debug level, as for [`Self::attr_i64`]).
     pub fn attr_f64(&mut self, path: &Path) -> Option<f64> {
         let b = self.attr(path).ok()?;
-        std::str::from_utf8(b).ok()?.trim().parse().ok()
+        let v = std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        if v.is_none() {
+            not_a_number(path, b);
+        }
+        v
     }
 
     /// Reads `path` into `buf` through a kept descriptor, or opens it
@@ -393,6 +437,15 @@ impl Drop for CacheScope<'_> {
         let epoch = self.entries.epoch;
         self.entries.by_path.retain(|_, e| e.seen == epoch);
     }
+}
+
+/// Logs an attribute skipped because it is not a number.
+fn not_a_number(path: &Path, content: &[u8]) {
+    tracing::debug!(
+        path = %path.display(),
+        content = %String::from_utf8_lossy(&content[..content.len().min(40)]),
+        "not a number, skipped"
+    );
 }
 
 /// True for a file on procfs or sysfs, whose content is regenerated on

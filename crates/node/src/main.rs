@@ -11,6 +11,7 @@ mod device_filter;
 mod dir_listing;
 mod field_names;
 mod file_cache;
+mod malformed;
 mod paths;
 #[cfg(test)]
 mod procfs_core_comparison;

@@ -65,7 +65,8 @@ fn procfs_core_parse_cost() {
     ));
 
     let b = read("diskstats");
-    let ours = diskstats::parse_diskstats(text(&b));
+    let (ours, bad) = diskstats::parse_diskstats(text(&b));
+    assert!(bad.is_empty(), "{bad}");
     let theirs = DiskStats::from_read(&b[..]).unwrap().0;
     assert_eq!(ours.len(), theirs.len());
     for (o, t) in ours.iter().zip(&theirs) {
@@ -82,7 +83,8 @@ fn procfs_core_parse_cost() {
     ));
 
     let b = read("net/dev");
-    let ours = netdev::parse_proc_net_dev(text(&b));
+    let (ours, bad) = netdev::parse_proc_net_dev(text(&b));
+    assert!(bad.is_empty(), "{bad}");
     let theirs = InterfaceDeviceStatus::from_read(&b[..]).unwrap().0;
     assert_eq!(ours.len(), theirs.len());
     for (name, fields) in &ours {
@@ -103,7 +105,7 @@ fn procfs_core_parse_cost() {
         })
     };
     let theirs = UdpNetEntries::from_read(&b[..], &system).unwrap();
-    assert_eq!(udp_queues::parse_udp_queues(text(&b)), queues(&theirs));
+    assert_eq!(udp_queues::parse_udp_queues(text(&b)).0, queues(&theirs));
     rows.push((
         "net/udp",
         b.len(),
@@ -112,7 +114,8 @@ fn procfs_core_parse_cost() {
     ));
 
     let b = read("vmstat");
-    let ours = vmstat::parse_vmstat(text(&b));
+    let (ours, bad) = vmstat::parse_vmstat(text(&b));
+    assert!(bad.is_empty(), "{bad}");
     let theirs = VmStat::from_read(&b[..]).unwrap().0;
     assert_eq!(ours.len(), theirs.len());
     for (name, v) in &ours {
@@ -126,7 +129,8 @@ fn procfs_core_parse_cost() {
     ));
 
     let b = read("stat");
-    let ours = stat::parse_stat(text(&b));
+    let (ours, bad) = stat::parse_stat(text(&b));
+    assert!(bad.is_empty(), "{bad}");
     let theirs = KernelStats::from_read(&b[..], &system).unwrap();
     assert_eq!(ours.context_switches, Some(theirs.ctxt as f64));
     rows.push((

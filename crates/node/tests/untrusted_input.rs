@@ -154,3 +154,92 @@ fn large_textfiles_do_not_starve_the_server() {
         .log()
         .contains("padding them would add 3998000 empty labels"));
 }
+
+/// Corrupt procfs files are reported, never dressed up as data:
+/// `/proc/stat` with a CPU line missing columns (oxmon-node used to export
+/// zeros for them, node_exporter 1.5 still does, both with success 1), a
+/// `MemTotal` that is not a number (no memory series and success 1
+/// before), and field names that are no metric names (`Bad Name` in
+/// meminfo made a line that fails the whole scrape in Prometheus;
+/// node_exporter 1.5 panics on `pgfault-x` in vmstat). The broken fields
+/// are left out, their collectors fail naming file and line, the rest is
+/// exported, and the whole response parses.
+#[test]
+fn corrupt_procfs_is_reported_not_dressed_up() {
+    let tree = fixture_copy();
+    let f = tree.path().join("fixtures");
+    let edit = |rel: &str, change: &dyn Fn(String) -> String| {
+        let path = f.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, change(text)).unwrap();
+    };
+    edit("proc/stat", &|t| {
+        t.lines()
+            .map(|l| {
+                if l.starts_with("cpu1 ") {
+                    "cpu1 100 200 300"
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    edit("proc/meminfo", &|t| {
+        let t: Vec<&str> = t
+            .lines()
+            .map(|l| {
+                if l.starts_with("MemTotal:") {
+                    "MemTotal:       abc kB"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        t.join("\n") + "\nBad Name:   3 kB\n"
+    });
+    edit("proc/vmstat", &|t| t + "pgfault-x 5\n");
+    let mut args = common::root_args(&f);
+    for c in ["cpu", "meminfo", "vmstat", "loadavg"] {
+        args.push(format!("--collector.{c}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let exporter = ExporterProcess::start(env!("CARGO_BIN_EXE_oxmon-node"), &args, &[]);
+
+    let resp = exporter.get("/metrics");
+    assert_eq!(resp.status, 200);
+    let body = &resp.body;
+    let parsed = oxmon_testkit::try_parse(body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    for (collector, ok) in [
+        ("cpu", 0.0),
+        ("meminfo", 0.0),
+        ("vmstat", 1.0),
+        ("loadavg", 1.0),
+    ] {
+        assert_eq!(success(body, collector), Some(ok), "{collector}\n{body}");
+    }
+    let cpus: std::collections::BTreeSet<&str> = parsed
+        .samples("node_cpu_seconds_total")
+        .iter()
+        .filter_map(|s| s.label("cpu"))
+        .collect();
+    assert!(
+        !cpus.is_empty() && !cpus.contains("1"),
+        "cpu1 is not exported: {cpus:?}"
+    );
+    assert!(parsed.family("node_memory_MemTotal_bytes").is_none());
+    assert!(parsed.family("node_memory_MemFree_bytes").is_some());
+    assert_eq!(
+        parsed.value("node_memory_Bad_Name_bytes", &[]),
+        Some(3072.0)
+    );
+    assert_eq!(parsed.value("node_vmstat_pgfault_x", &[]), Some(5.0));
+    let log = exporter.log();
+    for needle in [
+        "stat: line 3 \\\"cpu1 100 200 300\\\": 3 columns, expected 10",
+        "meminfo: line 1 \\\"MemTotal:       abc kB\\\": the value is not a number",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+}

@@ -36,6 +36,7 @@ use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::{numbered_entries, Refreshed};
 use crate::file_cache::{is_missing, read_optional, read_trimmed, CacheScope, FileCache};
+use crate::malformed::Malformed;
 use crate::paths::Paths;
 
 /// Flags of the cpu collector (node_exporter's names and defaults).
@@ -100,12 +101,14 @@ const MODES: [&str; 8] = [
 /// guest and guest_nice.
 pub type CpuTimes = [f64; 10];
 
-/// Parses the `cpuN` lines of `/proc/stat` into `(N, times)`; the aggregate
-/// `cpu` line and malformed lines are skipped, missing trailing columns
-/// (old kernels) read as 0.
-pub fn parse_cpu_times(text: &str) -> Vec<(u32, CpuTimes)> {
+/// Parses the `cpuN` lines of `/proc/stat` into `(N, times)`, skipping
+/// the aggregate `cpu` line. A line with fewer than ten columns (every
+/// kernel since 2.6.33 writes ten) or one that is not a number is left
+/// out and noted: node_exporter reads missing columns as 0.
+pub fn parse_cpu_times(text: &str) -> (Vec<(u32, CpuTimes)>, Malformed) {
     let mut out = Vec::new();
-    for line in text.lines() {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix("cpu") else {
             continue;
         };
@@ -114,24 +117,28 @@ pub fn parse_cpu_times(text: &str) -> Vec<(u32, CpuTimes)> {
         }
         let mut parts = rest.split_ascii_whitespace();
         let Some(Ok(n)) = parts.next().map(str::parse::<u32>) else {
+            bad.line(i + 1, line, "the CPU number is not a number");
             continue;
         };
         let mut times = [0.0; 10];
-        let mut ok = true;
+        let mut columns = 0;
+        let mut numbers = true;
         for (slot, v) in times.iter_mut().zip(parts) {
             match v.parse::<u64>() {
                 Ok(v) => *slot = v as f64 / USER_HZ,
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
+                Err(_) => numbers = false,
             }
+            columns += 1;
         }
-        if ok {
+        if !numbers {
+            bad.line(i + 1, line, "a column is not a number");
+        } else if columns < times.len() {
+            bad.line(i + 1, line, format!("{columns} columns, expected 10"));
+        } else {
             out.push((n, times));
         }
     }
-    out
+    (out, bad)
 }
 
 /// Applies node_exporter's guard against counters going backwards to
@@ -237,7 +244,12 @@ pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
             "cache size" => c.cache_size = value.to_string(),
             "physical id" => c.physical_id = value.to_string(),
             "core id" => c.core_id = value.to_string(),
-            "cpu MHz" => c.mhz = value.parse().ok(),
+            "cpu MHz" => {
+                c.mhz = value.parse().ok();
+                if c.mhz.is_none() {
+                    tracing::debug!(cpu = %c.processor, value, "cpu MHz in cpuinfo is not a number, skipped");
+                }
+            }
             // "Features" is the ARM spelling.
             "flags" | "Features" => {
                 c.flags = value.split_ascii_whitespace().map(String::from).collect()
@@ -376,12 +388,16 @@ impl Cpu {
         if !read_optional(scope, &self.stat_path, &mut buf, "cpu")? {
             return Ok(());
         }
-        let fresh = parse_cpu_times(&buf);
+        let (fresh, bad) = parse_cpu_times(&buf);
         let mut saved = self.saved.lock_unpoisoned();
+        let mut labels = self.labels.lock_unpoisoned();
+        // Only the CPUs of this read are exported (and remembered): an
+        // offline CPU or a malformed line has no value to show.
+        saved.retain(|n, _| fresh.iter().any(|(f, _)| f == n));
+        labels.retain(|n, _| saved.contains_key(n));
         for (n, times) in &fresh {
             merge_times(saved.entry(*n).or_insert([0.0; 10]), times);
         }
-        let mut labels = self.labels.lock_unpoisoned();
         let mut secs = MetricFamily::counter(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
@@ -390,8 +406,9 @@ impl Cpu {
             "node_cpu_guest_seconds_total",
             "Seconds the CPUs spent in guests (VMs) for each mode.",
         );
-        secs.metrics.reserve(saved.len() * MODES.len());
-        for (n, times) in saved.iter() {
+        secs.metrics.reserve(fresh.len() * MODES.len());
+        for (n, _) in &fresh {
+            let times = &saved[n];
             let cpu = labels.entry(*n).or_insert_with(|| n.to_string());
             for (mode, v) in MODES.iter().zip(times) {
                 secs.add(&[("cpu", cpu), ("mode", mode)], *v);
@@ -403,7 +420,7 @@ impl Cpu {
         }
         out.push(secs);
         out.push(guest);
-        Ok(())
+        bad.into_result(&self.stat_path)
     }
 
     /// CPU topology and which throttle counters exist (cached in
@@ -453,7 +470,11 @@ impl Cpu {
                 stale = true;
                 return None;
             }
-            buf.trim().parse().ok()
+            let count = buf.trim().parse().ok();
+            if count.is_none() {
+                tracing::debug!(path = %path.display(), "throttle count is not a number, skipped");
+            }
+            count
         };
         for cpu in topo.iter() {
             if let Some(path) = &cpu.core_throttles {
@@ -543,16 +564,47 @@ mod tests {
     #[test]
     fn parses_cpu_lines() {
         let text = "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 100 200 300 400 500 600 700 800 900 1000\ncpu1 50 0 25 1000\ncpux 1 2\nintr 5\n";
-        let got = parse_cpu_times(text);
-        assert_eq!(got.len(), 2);
+        let (got, bad) = parse_cpu_times(text);
+        assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 0);
         assert_eq!(
             got[0].1,
             [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
         );
-        assert_eq!(got[1].0, 1);
-        assert_eq!(got[1].1[3], 10.0);
-        assert_eq!(got[1].1[9], 0.0);
+        assert_eq!(
+            bad.to_string(),
+            "line 3 \"cpu1 50 0 25 1000\": 4 columns, expected 10"
+        );
+        let (got, bad) = parse_cpu_times("cpu2 1 2 3 4 5 6 7 8 9 x\ncpu3x 1\n");
+        assert!(got.is_empty());
+        assert_eq!(bad.count(), 2, "{bad}");
+    }
+
+    /// `/proc/stat` with a CPU line missing columns: that CPU is not
+    /// exported (node_exporter exports zeros for the missing columns, with
+    /// success 1) and the collector fails naming the line.
+    #[test]
+    fn missing_columns_are_not_made_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::collectors::testing::paths_under(dir.path());
+        let c = crate::collectors::testing::build("cpu", &paths);
+        std::fs::write(
+            dir.path().join("stat"),
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 100 200 300 400 500 600 700 800 0 0\ncpu1 100 200 300\n",
+        )
+        .unwrap();
+        let (out, result) = crate::collectors::testing::try_scrape(c.as_ref());
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.ends_with("stat: line 3 \"cpu1 100 200 300\": 3 columns, expected 10"),
+            "{err}"
+        );
+        let secs = out
+            .iter()
+            .find(|f| f.name == "node_cpu_seconds_total")
+            .unwrap();
+        assert_eq!(secs.metrics.len(), 8, "cpu0's eight modes only");
+        assert!(secs.metrics.iter().all(|m| m.labels[0].1 == "0"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ use oxmon_core::{Collector, MetricFamily};
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
 use crate::file_cache::{read_optional, FileCache};
+use crate::malformed::Malformed;
 use crate::paths::Paths;
 
 /// node_exporter's default for `--collector.diskstats.device-exclude`.
@@ -74,24 +75,40 @@ pub struct DiskLine<'a> {
     pub stats: Vec<u64>,
 }
 
-/// Parses `/proc/diskstats`; lines with fewer than 11 statistics are
-/// skipped.
-pub fn parse_diskstats(text: &str) -> Vec<DiskLine<'_>> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_ascii_whitespace();
-            let major = parts.next()?.parse().ok()?;
-            let minor = parts.next()?.parse().ok()?;
-            let device = parts.next()?;
-            let stats: Vec<u64> = parts.map_while(|p| p.parse().ok()).collect();
-            (stats.len() >= 11).then_some(DiskLine {
+/// Parses `/proc/diskstats`; a line that is not major, minor, name and at
+/// least 11 numbers is left out and noted (node_exporter fails on it).
+pub fn parse_diskstats(text: &str) -> (Vec<DiskLine<'_>>, Malformed) {
+    let mut out = Vec::new();
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut parts = line.split_ascii_whitespace();
+        let (Some(Ok(major)), Some(Ok(minor)), Some(device)) = (
+            parts.next().map(str::parse),
+            parts.next().map(str::parse),
+            parts.next(),
+        ) else {
+            bad.line(i + 1, line, "expected major, minor and device name");
+            continue;
+        };
+        match parts.map(str::parse).collect::<Result<Vec<u64>, _>>() {
+            Ok(stats) if stats.len() >= 11 => out.push(DiskLine {
                 major,
                 minor,
                 device,
                 stats,
-            })
-        })
-        .collect()
+            }),
+            Ok(stats) => bad.line(
+                i + 1,
+                line,
+                format!("{} statistics, expected at least 11", stats.len()),
+            ),
+            Err(_) => bad.line(i + 1, line, "a statistic is not a number"),
+        }
+    }
+    (out, bad)
 }
 
 /// Parses a udev database file: its `E:KEY=value` properties.
@@ -302,7 +319,8 @@ impl SyncCollector for Diskstats {
             .collect();
         let mut udev_buf = String::new();
         let mut rot_buf = String::new();
-        for d in parse_diskstats(&buf) {
+        let (disks, bad) = parse_diskstats(&buf);
+        for d in disks {
             if self.filter.ignored(d.device) {
                 continue;
             }
@@ -398,7 +416,7 @@ impl SyncCollector for Diskstats {
         out.push(fs_info);
         out.push(dm_info);
         out.extend(ata);
-        Ok(())
+        bad.into_result(&self.path)
     }
 }
 
@@ -435,8 +453,12 @@ mod tests {
     #[test]
     fn diskstats_lines() {
         let text = " 259 0 nvme0n1 10 1 80 5 20 2 160 7 0 12 13 3 0 24 1 4 2\n   8  0 sdz 1 2 3 4 5 6 7 8 9 10 11\n 7 0 loop0 1 2\n";
-        let got = parse_diskstats(text);
+        let (got, bad) = parse_diskstats(text);
         assert_eq!(got.len(), 2);
+        assert_eq!(
+            bad.to_string(),
+            "line 3 \" 7 0 loop0 1 2\": 2 statistics, expected at least 11"
+        );
         assert_eq!(got[0].device, "nvme0n1");
         assert_eq!(got[0].major, 259);
         assert_eq!(got[0].stats.len(), 17);

@@ -31,6 +31,7 @@ use regex::Regex;
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::file_cache::{is_missing, FileCache};
+use crate::malformed::Malformed;
 use crate::paths::Paths;
 
 /// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
@@ -115,11 +116,16 @@ pub fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses `/proc/<pid>/mountinfo`; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+/// Parses `/proc/<pid>/mountinfo`; a malformed line is left out and noted.
+pub fn parse_mountinfo(text: &str) -> (Vec<Mount>, Malformed) {
+    let mut out = Vec::new();
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+        let mount = (|| {
             if parts.len() < 10 {
                 return None;
             }
@@ -133,15 +139,26 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
                 major: major.to_string(),
                 minor: minor.to_string(),
             })
-        })
-        .collect()
+        })();
+        match mount {
+            Some(m) => out.push(m),
+            None => bad.line(i + 1, line, "not a mountinfo line"),
+        }
+    }
+    (out, bad)
 }
 
-/// Parses the `/proc/mounts` format; malformed lines are skipped.
-pub fn parse_mounts(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_ascii_whitespace();
+/// Parses the `/proc/mounts` format; a malformed line is left out and
+/// noted.
+pub fn parse_mounts(text: &str) -> (Vec<Mount>, Malformed) {
+    let mut out = Vec::new();
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut parts = line.split_ascii_whitespace();
+        let mount = (|| {
             Some(Mount {
                 device: unescape_mount(parts.next()?),
                 mount_point: unescape_mount(parts.next()?),
@@ -150,8 +167,13 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
                 major: String::new(),
                 minor: String::new(),
             })
-        })
-        .collect()
+        })();
+        match mount {
+            Some(m) => out.push(m),
+            None => bad.line(i + 1, line, "not a mounts line"),
+        }
+    }
+    (out, bad)
 }
 
 /// What `statfs` said about one mount.
@@ -242,10 +264,10 @@ struct Filesystem {
     timeout: Duration,
     cache: FileCache,
     stuck: Arc<Stuck>,
-    /// The last mount table text and the mounts selected from it: the
-    /// table rarely changes, so parsing and filtering are skipped when it
-    /// is the same as on the previous scrape.
-    selection: Mutex<Option<(String, Arc<Vec<Selected>>)>>,
+    /// The last mount table text, the mounts selected from it and what in
+    /// it did not parse: the table rarely changes, so parsing and filtering
+    /// are skipped when it is the same as on the previous scrape.
+    selection: Mutex<Option<(String, Selection)>>,
 }
 
 /// Builds the collector.
@@ -269,9 +291,13 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     }))
 }
 
+/// The mounts to report, and the error naming the mount table's malformed
+/// lines, if any.
+type Selection = (Arc<Vec<Selected>>, Option<String>);
+
 impl Filesystem {
     /// The mounts to report, or `None` when procfs has no mount table.
-    fn selection(&self) -> Result<Option<Arc<Vec<Selected>>>, String> {
+    fn selection(&self) -> Result<Option<Selection>, String> {
         let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (rel, mountinfo) in [
@@ -284,19 +310,20 @@ impl Filesystem {
             match scope.read_into(&path, &mut buf) {
                 Ok(()) => {
                     let mut last = self.selection.lock_unpoisoned();
-                    if let Some((text, selected)) = last.as_ref() {
+                    if let Some((text, selection)) = last.as_ref() {
                         if *text == buf {
-                            return Ok(Some(selected.clone()));
+                            return Ok(Some(selection.clone()));
                         }
                     }
-                    let mounts = if mountinfo {
+                    let (mounts, bad) = if mountinfo {
                         parse_mountinfo(&buf)
                     } else {
                         parse_mounts(&buf)
                     };
-                    let selected = Arc::new(self.select(mounts));
-                    *last = Some((buf, selected.clone()));
-                    return Ok(Some(selected));
+                    let error = bad.into_result(&path).err().map(|e| e.to_string());
+                    let selection = (Arc::new(self.select(mounts)), error);
+                    *last = Some((buf, selection.clone()));
+                    return Ok(Some(selection));
                 }
                 Err(e) if is_missing(&e) || e.kind() == std::io::ErrorKind::PermissionDenied => {
                     continue
@@ -437,7 +464,7 @@ impl Collector for Filesystem {
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
-            let Some(selected) = self.selection()? else {
+            let Some((selected, malformed)) = self.selection()? else {
                 return Ok(());
             };
             let mut outcomes = vec![Outcome::Stuck; selected.len()];
@@ -531,7 +558,10 @@ impl Collector for Filesystem {
             out.push(readonly);
             out.push(device_error);
             out.push(mount_info);
-            Ok(())
+            match malformed {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         })
     }
 }
@@ -545,8 +575,9 @@ mod tests {
         let text = "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro\n\
                     30 22 0:25 / /mnt/my\\040disk ro,nosuid master:3 shared:9 - vfat /dev/sdb1 ro\n\
                     broken line here\n";
-        let m = parse_mountinfo(text);
+        let (m, bad) = parse_mountinfo(text);
         assert_eq!(m.len(), 2);
+        assert_eq!(bad.count(), 1);
         assert_eq!(m[0].device, "/dev/sda2");
         assert_eq!(m[0].fs_type, "ext4");
         assert_eq!((m[0].major.as_str(), m[0].minor.as_str()), ("8", "2"));
@@ -557,8 +588,9 @@ mod tests {
 
     #[test]
     fn mounts_lines() {
-        let m = parse_mounts("tmpfs /run tmpfs rw,nosuid 0 0\nshort\n");
+        let (m, bad) = parse_mounts("tmpfs /run tmpfs rw,nosuid 0 0\nshort\n");
         assert_eq!(m.len(), 1);
+        assert_eq!(bad.to_string(), "line 2 \"short\": not a mounts line");
         assert_eq!(m[0].mount_point, "/run");
     }
 

@@ -167,6 +167,17 @@ impl Out {
 
 /// Turns one sensor's data into samples, following node_exporter's unit
 /// rules.
+/// A sensor attribute's value; one that is not a number is skipped (as
+/// node_exporter skips it), logged at debug level.
+fn number(chip: &str, sensor: &str, value: Option<&String>) -> Option<f64> {
+    let value = value?;
+    let v = value.trim().parse().ok();
+    if v.is_none() {
+        tracing::debug!(chip, sensor, value = %value, "hwmon value is not a number, skipped");
+    }
+    v
+}
+
 fn emit_sensor(out: &mut Out, chip: &str, sensor: &str, data: &SensorData) {
     let Some((ty, _, _)) = explode_sensor_filename(sensor) else {
         return;
@@ -182,22 +193,19 @@ fn emit_sensor(out: &mut Out, chip: &str, sensor: &str, data: &SensorData) {
     let bare = data.get("");
     match ty {
         "beep_enable" => {
-            let v = if bare.map(String::as_str) == Some("1") {
-                1.0
-            } else {
-                0.0
-            };
-            out.gauge(
-                "node_hwmon_beep_enabled",
-                "Hardware beep enabled".into(),
-                chip,
-                sensor,
-                v,
-            );
+            if let Some(v) = number(chip, sensor, bare) {
+                out.gauge(
+                    "node_hwmon_beep_enabled",
+                    "Hardware beep enabled".into(),
+                    chip,
+                    sensor,
+                    v,
+                );
+            }
             return;
         }
         "vrm" => {
-            if let Some(v) = bare.and_then(|b| b.trim().parse::<f64>().ok()) {
+            if let Some(v) = number(chip, sensor, bare) {
                 out.gauge(
                     "node_hwmon_voltage_regulator_version",
                     "Hardware voltage regulator".into(),
@@ -209,7 +217,7 @@ fn emit_sensor(out: &mut Out, chip: &str, sensor: &str, data: &SensorData) {
             return;
         }
         "update_interval" => {
-            if let Some(v) = bare.and_then(|b| b.trim().parse::<f64>().ok()) {
+            if let Some(v) = number(chip, sensor, bare) {
                 out.gauge(
                     "node_hwmon_update_interval_seconds",
                     "Hardware monitor update interval".into(),
@@ -237,7 +245,7 @@ fn emit_sensor(out: &mut Out, chip: &str, sensor: &str, data: &SensorData) {
             name.push('_');
             name.push_str(&clean_name(element));
         }
-        let Ok(v) = value.trim().parse::<f64>() else {
+        let Some(v) = number(chip, sensor, Some(value)) else {
             continue;
         };
         if element == "fault" || element == "alarm" {

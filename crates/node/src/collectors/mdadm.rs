@@ -5,8 +5,10 @@
 //! active, inactive, recovering, resync, check), `node_md_disks{device,state}`
 //! (active, failed, spare), `node_md_disks_required`, `node_md_blocks`,
 //! `node_md_blocks_synced`, and from sysfs `node_md_raid_disks`,
-//! `node_md_degraded`. On by default; no flags. Without md arrays (no
-//! mdstat) it reports nothing.
+//! `node_md_degraded` (0 for arrays without redundancy). An array
+//! whose mdstat lines do not parse is left out and fails the collector
+//! after the others are exported. On by default; no flags. Without md
+//! arrays (no mdstat) it reports nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::dir_listing::dir_entries;
-use crate::file_cache::FileCache;
+use crate::file_cache::{is_missing, FileCache};
 use crate::paths::Paths;
 
 /// One array from `/proc/mdstat`.
@@ -190,9 +192,6 @@ impl SyncCollector for Mdadm {
             }
         };
         let (arrays, errors) = parse_mdstat(&text);
-        for e in &errors {
-            tracing::warn!(path = %self.mdstat.display(), err = %e, "skipping md array");
-        }
         let mut required =
             MetricFamily::gauge("node_md_disks_required", "Total number of disks of device.");
         let mut disks = MetricFamily::gauge(
@@ -246,12 +245,25 @@ impl SyncCollector for Mdadm {
                 if let Some(n) = scope.attr_f64(&md.join("raid_disks")) {
                     raid_disks.add(&[("device", name)], n);
                 }
-                let d = scope.attr_f64(&md.join("degraded")).unwrap_or(0.0);
-                degraded.add(&[("device", name)], d);
+                // Arrays without redundancy (raid0, linear) have no
+                // `degraded` attribute and no disk that can be degraded: 0,
+                // as node_exporter reports them. One that is not a number
+                // is skipped.
+                let path = md.join("degraded");
+                let d = match scope.attr(&path) {
+                    Err(e) if is_missing(&e) => Some(0.0),
+                    _ => scope.attr_f64(&path),
+                };
+                if let Some(d) = d {
+                    degraded.add(&[("device", name)], d);
+                }
             }
         }
         out.extend([raid_disks, degraded]);
-        Ok(())
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(format!("{}: {}", self.mdstat.display(), errors.join("; ")).into())
     }
 }
 

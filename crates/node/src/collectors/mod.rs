@@ -46,6 +46,9 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 
+#[cfg(test)]
+mod mutations;
+
 /// The per-collector options (`--collector.<name>.<option>`), each struct
 /// owned by its collector's module.
 #[derive(clap::Args, Debug, Clone)]
@@ -229,7 +232,7 @@ pub mod testing {
     use std::path::Path;
 
     use clap::Parser;
-    use oxmon_core::collector::ScrapeContext;
+    use oxmon_core::collector::{CollectResult, ScrapeContext};
     use oxmon_core::{Collector, MetricFamily};
 
     use super::{CollectorOptions, Ctx, TABLE};
@@ -260,7 +263,12 @@ pub mod testing {
 
     /// The collector `name` of the table, built with default options.
     pub fn build(name: &str, paths: &Paths) -> std::sync::Arc<dyn Collector> {
-        let options = options(&[]);
+        build_with(name, paths, &[])
+    }
+
+    /// The collector `name` of the table, built with the options of `args`.
+    pub fn build_with(name: &str, paths: &Paths, args: &[&str]) -> std::sync::Arc<dyn Collector> {
+        let options = options(args);
         let entry = TABLE.iter().find(|e| e.name == name).expect(name);
         (entry.build)(&Ctx {
             paths,
@@ -271,14 +279,22 @@ pub mod testing {
 
     /// One scrape of `collector`, which must succeed.
     pub fn scrape(collector: &dyn Collector) -> Vec<MetricFamily> {
+        let (out, result) = try_scrape(collector);
+        result.unwrap();
+        out
+    }
+
+    /// One scrape of `collector`: the families it wrote (kept even when it
+    /// fails, as the registry keeps them) and its result.
+    pub fn try_scrape(collector: &dyn Collector) -> (Vec<MetricFamily>, CollectResult) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
         let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(5));
         let mut out = Vec::new();
-        rt.block_on(collector.collect(&ctx, &mut out)).unwrap();
-        out
+        let result = rt.block_on(collector.collect(&ctx, &mut out));
+        (out, result)
     }
 
     /// The value of `label` on the first series of family `name`.
@@ -478,7 +494,7 @@ mod tests {
                 .collect();
             let t = text.as_str();
             let _ = loadavg::parse_loadavg(t);
-            let _ = t.lines().filter_map(meminfo::parse_mem_line).count();
+            let _ = t.lines().map(meminfo::parse_mem_line).count();
             let _ = stat::parse_stat(t);
             let _ = cpu::parse_cpu_times(t);
             let _ = cpu::parse_cpuinfo(t);

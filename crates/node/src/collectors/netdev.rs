@@ -26,7 +26,8 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
-use crate::file_cache::FileCache;
+use crate::file_cache::{is_missing, FileCache};
+use crate::malformed::Malformed;
 
 /// Flags of the netdev collector (node_exporter's names and defaults).
 #[derive(clap::Args, Debug, Clone)]
@@ -124,9 +125,12 @@ pub struct Link {
     pub kind: u16,
     /// `ifi_flags` (as `dev_get_flags`, not sysfs's `flags`).
     pub flags: u32,
-    /// Counters in [`LINK_STATS`] order (missing trailing fields of older
-    /// kernels are 0); `None` when the kernel sent no statistics.
+    /// Counters in [`LINK_STATS`] order; `None` when the kernel sent no
+    /// statistics, or fewer than the 23 every kernel sends.
     pub stats: Option<[u64; 24]>,
+    /// How many of `stats` the kernel sent: 23 before Linux 4.6, which
+    /// has no `rx_nohandler`; the rest are not exported.
+    pub stats_sent: usize,
     /// Hardware address (`IFLA_ADDRESS`).
     pub address: Option<Vec<u8>>,
     /// Broadcast address (`IFLA_BROADCAST`).
@@ -203,8 +207,12 @@ pub fn legacy(s: &[u64; 24]) -> [(&'static str, u64); 17] {
     ]
 }
 
-/// Parses /proc/net/dev into `(device, [(legacy name, value)])`.
-pub fn parse_proc_net_dev(text: &str) -> Vec<(String, Vec<(&'static str, u64)>)> {
+/// One device of /proc/net/dev: its name and `(legacy name, value)` pairs.
+pub type DeviceCounters = (String, Vec<(&'static str, u64)>);
+
+/// Parses /proc/net/dev into devices; a line that is not a name and 16
+/// numbers is left out and noted.
+pub fn parse_proc_net_dev(text: &str) -> (Vec<DeviceCounters>, Malformed) {
     const RX: [&str; 8] = [
         "receive_bytes",
         "receive_packets",
@@ -226,19 +234,25 @@ pub fn parse_proc_net_dev(text: &str) -> Vec<(String, Vec<(&'static str, u64)>)>
         "transmit_compressed",
     ];
     let mut out = Vec::new();
-    for line in text.lines().skip(2) {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate().skip(2) {
+        if line.trim().is_empty() {
+            continue;
+        }
         let Some((name, rest)) = line.split_once(':') else {
+            bad.line(i + 1, line, "no colon after the device name");
             continue;
         };
         let vals: Result<Vec<u64>, _> = rest.split_whitespace().map(str::parse).collect();
-        let Ok(vals) = vals else { continue };
-        if vals.len() != 16 {
-            continue;
+        match vals {
+            Ok(vals) if vals.len() == 16 => {
+                let fields = RX.iter().chain(TX.iter()).copied().zip(vals).collect();
+                out.push((name.trim().to_string(), fields));
+            }
+            _ => bad.line(i + 1, line, "expected 16 numbers"),
         }
-        let fields = RX.iter().chain(TX.iter()).copied().zip(vals).collect();
-        out.push((name.trim().to_string(), fields));
     }
-    out
+    (out, bad)
 }
 
 // Netlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h).
@@ -341,6 +355,25 @@ pub fn split_messages(b: &[u8], seq: u32) -> Option<Vec<NlMessage<'_>>> {
     Some(out)
 }
 
+/// The counters of an `IFLA_STATS64`/`IFLA_STATS` attribute of `width`-byte
+/// fields, and how many it holds; none when it holds fewer than 23.
+fn counters(
+    val: &[u8],
+    width: usize,
+    at: impl Fn(&[u8], usize) -> Option<u64>,
+) -> (Option<[u64; 24]>, usize) {
+    let sent = (val.len() / width).min(24);
+    if sent < 23 {
+        return (None, 0);
+    }
+    let mut stats = [0u64; 24];
+    for (i, v) in stats.iter_mut().enumerate().take(sent) {
+        // Always there: `i` is below the number of fields sent.
+        *v = at(val, i * width).unwrap_or_default();
+    }
+    (Some(stats), sent)
+}
+
 /// Parses an `RTM_NEWLINK` payload (ifinfomsg + attributes); `None` when
 /// it is too short or the link has no name.
 pub fn parse_link(p: &[u8]) -> Option<Link> {
@@ -372,24 +405,14 @@ pub fn parse_link(p: &[u8]) -> Option<Link> {
             IFLA_CARRIER_CHANGES => l.carrier_changes = u32_at(val, 0),
             IFLA_CARRIER_UP_COUNT => l.carrier_up = u32_at(val, 0),
             IFLA_CARRIER_DOWN_COUNT => l.carrier_down = u32_at(val, 0),
-            IFLA_STATS64 => {
-                let mut stats = [0u64; 24];
-                for (i, v) in stats.iter_mut().enumerate() {
-                    *v = u64_at(val, i * 8).unwrap_or(0);
-                }
-                l.stats = Some(stats);
-            }
+            IFLA_STATS64 => (l.stats, l.stats_sent) = counters(val, 8, u64_at),
             IFLA_STATS => stats32 = Some(val),
             _ => {}
         }
     }
     if l.stats.is_none() {
         if let Some(s) = stats32 {
-            let mut stats = [0u64; 24];
-            for (i, v) in stats.iter_mut().enumerate() {
-                *v = u32_at(s, i * 4).unwrap_or(0) as u64;
-            }
-            l.stats = Some(stats);
+            (l.stats, l.stats_sent) = counters(s, 4, |b, i| u32_at(b, i).map(u64::from));
         }
     }
     l.name = name?;
@@ -656,6 +679,7 @@ impl BlockingCollector for NetDev {
     fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut fams = Families(Vec::with_capacity(24));
         let mut names = Vec::new();
+        let mut malformed = Ok(());
         if self.netlink {
             let links = SharedLinks::get()
                 .links(ctx)
@@ -667,11 +691,15 @@ impl BlockingCollector for NetDev {
                     continue;
                 }
                 if self.detailed {
-                    for (key, v) in LINK_STATS.iter().zip(stats) {
+                    for (key, v) in LINK_STATS.iter().zip(stats).take(l.stats_sent) {
                         fams.add(key, &l.name, *v);
                     }
                 } else {
                     for (key, v) in legacy(stats) {
+                        // The one counter older kernels do not send.
+                        if key == "receive_nohandler" && l.stats_sent < 24 {
+                            continue;
+                        }
                         fams.add(key, &l.name, v);
                     }
                 }
@@ -680,12 +708,16 @@ impl BlockingCollector for NetDev {
             let mut scope = self.cache.scope();
             let text = match scope.read(&self.proc_net_dev) {
                 Ok(b) => String::from_utf8_lossy(b).into_owned(),
-                Err(e) => {
-                    tracing::debug!(path = %self.proc_net_dev.display(), err = %e, "no /proc/net/dev");
+                Err(e) if is_missing(&e) => {
+                    tracing::debug!(path = %self.proc_net_dev.display(), "no /proc/net/dev");
                     return Ok(());
                 }
+                Err(e) => {
+                    return Err(format!("reading {}: {e}", self.proc_net_dev.display()).into())
+                }
             };
-            for (dev, fields) in parse_proc_net_dev(&text) {
+            let (devices, bad) = parse_proc_net_dev(&text);
+            for (dev, fields) in devices {
                 if self.filter.ignored(&dev) {
                     continue;
                 }
@@ -693,6 +725,7 @@ impl BlockingCollector for NetDev {
                     fams.add(key, &dev, v);
                 }
             }
+            malformed = bad.into_result(&self.proc_net_dev);
         }
         out.extend(fams.0);
         if self.address_info {
@@ -727,7 +760,7 @@ impl BlockingCollector for NetDev {
                 .map_err(|e| format!("could not get addresses via netlink: {e}"))?;
             out.push(fam);
         }
-        Ok(())
+        malformed
     }
 }
 
@@ -834,8 +867,9 @@ mod tests {
     #[test]
     fn parses_proc_net_dev() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n bad: 1 2\n";
-        let p = parse_proc_net_dev(text);
+        let (p, bad) = parse_proc_net_dev(text);
         assert_eq!(p.len(), 2);
+        assert_eq!(bad.to_string(), "line 5 \" bad: 1 2\": expected 16 numbers");
         assert_eq!(p[1].0, "eth0");
         assert_eq!(p[1].1[7], ("receive_multicast", 8));
         assert_eq!(p[1].1[14], ("transmit_carrier", 15));

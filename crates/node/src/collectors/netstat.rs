@@ -5,7 +5,11 @@
 //! (`Name value` lines, the protocol being the name up to its `6`).
 //! Metrics: untyped `node_netstat_<Proto>_<Field>` for every field whose
 //! `<Proto>_<Field>` matches `--collector.netstat.fields` (node_exporter's
-//! default keeps the commonly used ones). On by default.
+//! default keeps the commonly used ones), made a valid metric name (any
+//! other character becomes `_`). Lines that do not pair up, a values line
+//! with another number of fields than its names line, and a kept value
+//! that is not a number are left out and fail the collector after the rest
+//! is exported (node_exporter fails). On by default.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +22,9 @@ use regex::Regex;
 
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
-use crate::file_cache::FileCache;
+use crate::field_names::name_part;
+use crate::file_cache::{is_missing, FileCache};
+use crate::malformed::Malformed;
 
 /// node_exporter's default for `--collector.netstat.fields`.
 pub const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
@@ -33,19 +39,20 @@ pub struct Flags {
 }
 
 /// Parses `net/snmp6` into `(proto, field, value)`: `Ip6InOctets 460` is
-/// `("Ip6", "InOctets", "460")`; lines without a `6` are skipped.
-pub fn parse_snmp6(text: &str) -> Vec<(&str, &str, &str)> {
+/// `("Ip6", "InOctets", "460")`; a line that is not a name with a `6` and
+/// one value is noted.
+pub fn parse_snmp6(text: &str) -> (Vec<(&str, &str, &str)>, Malformed) {
     let mut out = Vec::new();
-    for line in text.lines() {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
         let mut it = line.split_whitespace();
-        let (Some(key), Some(value)) = (it.next(), it.next()) else {
-            continue;
-        };
-        if let Some(six) = key.find('6') {
-            out.push((&key[..=six], &key[six + 1..], value));
+        let Some(key) = it.next() else { continue };
+        match (key.find('6'), it.next(), it.next()) {
+            (Some(six), Some(value), None) => out.push((&key[..=six], &key[six + 1..], value)),
+            _ => bad.line(i + 1, line, "expected a name with a 6 and a value"),
         }
     }
-    out
+    (out, bad)
 }
 
 /// The most names lines remembered; the kernel writes about a dozen, so
@@ -88,18 +95,35 @@ impl NetStat {
         self.fields.is_match(key)
     }
 
-    /// Emits the kept fields of a `net/netstat` or `net/snmp` text.
-    fn emit_pairs(&self, text: &str, sels: &mut Vec<Selection>, out: &mut Vec<MetricFamily>) {
+    /// Emits the kept fields of a `net/netstat` or `net/snmp` text;
+    /// returns what did not parse.
+    fn emit_pairs(
+        &self,
+        text: &str,
+        sels: &mut Vec<Selection>,
+        out: &mut Vec<MetricFamily>,
+    ) -> Malformed {
+        let mut bad = Malformed::default();
         let lines: Vec<&str> = text.lines().collect();
         let mut i = 0;
-        while i + 1 < lines.len() {
-            let (names, values) = (lines[i], lines[i + 1]);
+        while i < lines.len() {
+            let names = lines[i];
+            if names.trim().is_empty() {
+                i += 1;
+                continue;
+            }
+            let Some(values) = lines.get(i + 1) else {
+                bad.line(i + 1, names, "a names line without a values line");
+                break;
+            };
             let (Some((p1, n)), Some((p2, v))) = (names.split_once(':'), values.split_once(':'))
             else {
+                bad.line(i + 1, names, "no colon after the protocol");
                 i += 1;
                 continue;
             };
             if p1 != p2 {
+                bad.line(i + 1, names, "the next line is of another protocol");
                 i += 1;
                 continue;
             }
@@ -125,23 +149,24 @@ impl NetStat {
                     sels.last().expect("pushed")
                 }
             };
-            if sel.keep.is_empty() {
-                continue;
-            }
             let vals: Vec<&str> = v.split_whitespace().collect();
             if vals.len() != n.split_whitespace().count() {
+                bad.line(i, values, "not one value per name of the line before");
                 continue;
             }
             for (idx, key) in &sel.keep {
-                if let Ok(x) = vals[*idx].parse::<f64>() {
-                    push(out, key, x);
+                match vals[*idx].parse::<f64>() {
+                    Ok(x) => push(out, key, x),
+                    Err(_) => bad.line(i, values, format!("{key} is not a number")),
                 }
             }
         }
+        bad
     }
 }
 
 fn push(out: &mut Vec<MetricFamily>, key: &str, v: f64) {
+    let key = name_part(key);
     let mut f = MetricFamily::untyped(
         format!("node_netstat_{key}"),
         format!("Statistic {}.", key.replacen('_', "", 1)),
@@ -158,33 +183,41 @@ impl SyncCollector for NetStat {
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut sels = self.selections.lock_unpoisoned();
-        for path in [&self.netstat, &self.snmp] {
-            match scope.read(path) {
-                Ok(b) => {
-                    let text = String::from_utf8_lossy(b).into_owned();
-                    self.emit_pairs(&text, &mut sels, out);
+        let mut result = Ok(());
+        for path in [&self.netstat, &self.snmp, &self.snmp6] {
+            let text = match scope.read(path) {
+                Ok(b) => String::from_utf8_lossy(b).into_owned(),
+                Err(e) if is_missing(&e) => {
+                    tracing::debug!(path = %path.display(), "netstat source not available");
+                    continue;
                 }
                 Err(e) => {
-                    tracing::debug!(path = %path.display(), err = %e, "netstat source not available")
+                    result = Err(format!("reading {}: {e}", path.display()).into());
+                    continue;
                 }
-            }
-        }
-        if let Ok(b) = scope.read(&self.snmp6) {
-            let text = String::from_utf8_lossy(b).into_owned();
-            let mut key = String::with_capacity(48);
-            for (proto, field, value) in parse_snmp6(&text) {
-                key.clear();
-                key.push_str(proto);
-                key.push('_');
-                key.push_str(field);
-                if self.selected(&key) {
-                    if let Ok(x) = value.parse::<f64>() {
-                        push(out, &key, x);
+            };
+            let bad = if path == &self.snmp6 {
+                let (fields, mut bad) = parse_snmp6(&text);
+                let mut key = String::with_capacity(48);
+                for (proto, field, value) in fields {
+                    key.clear();
+                    key.push_str(proto);
+                    key.push('_');
+                    key.push_str(field);
+                    if self.selected(&key) {
+                        match value.parse::<f64>() {
+                            Ok(x) => push(out, &key, x),
+                            Err(_) => bad.note(format!("{key} is not a number: {value:?}")),
+                        }
                     }
                 }
-            }
+                bad
+            } else {
+                self.emit_pairs(&text, &mut sels, out)
+            };
+            result = result.and(bad.into_result(path));
         }
-        Ok(())
+        result
     }
 }
 
@@ -199,7 +232,9 @@ mod tests {
 
     #[test]
     fn parses_snmp6() {
-        let s = parse_snmp6("Ip6InOctets 460\nIcmp6OutMsgs   8\nUdpLite6InErrors 0\nnonsense\n");
+        let (s, bad) =
+            parse_snmp6("Ip6InOctets 460\nIcmp6OutMsgs   8\nUdpLite6InErrors 0\nnonsense\n");
+        assert_eq!(bad.count(), 1, "{bad}");
         assert_eq!(s[0], ("Ip6", "InOctets", "460"));
         assert_eq!(s[1], ("Icmp6", "OutMsgs", "8"));
         assert_eq!(s[2], ("UdpLite6", "InErrors", "0"));
@@ -218,12 +253,16 @@ mod tests {
         };
         let mut sels = Vec::new();
         let mut out = Vec::new();
-        c.emit_pairs(
+        let bad = c.emit_pairs(
             "Tcp: RtoMin ActiveOpens InErrs\nTcp: 200 7 x\n",
             &mut sels,
             &mut out,
         );
         assert_eq!(out.len(), 1, "InErrs is not a number");
+        assert_eq!(
+            bad.to_string(),
+            "line 2 \"Tcp: 200 7 x\": Tcp_InErrs is not a number"
+        );
         assert_eq!(out[0].name, "node_netstat_Tcp_ActiveOpens");
         // Same header: the cached selection is used.
         c.emit_pairs(
@@ -237,6 +276,25 @@ mod tests {
         c.emit_pairs("Tcp: InErrs\nTcp: 4\n", &mut sels, &mut out);
         assert_eq!(sels.len(), 2);
         assert_eq!(out[3].name, "node_netstat_Tcp_InErrs");
+        // Lines that do not pair up, and a name that is no metric name.
+        let bad = c.emit_pairs(
+            "Tcp: InErrs\nUdp: 4\nTcp: InErrs\nTcp: 4 5\nTcp: InErrs\n",
+            &mut sels,
+            &mut out,
+        );
+        assert_eq!(bad.count(), 4, "{bad}");
+        let odd = NetStat {
+            fields: Regex::new("_InErrs$").unwrap(),
+            ..c
+        };
+        assert!(odd
+            .emit_pairs(
+                "Tcp Ext: In-Errs InErrs\nTcp Ext: 1 2\n",
+                &mut sels,
+                &mut out
+            )
+            .is_empty());
+        assert_eq!(out.last().unwrap().name, "node_netstat_Tcp_Ext_InErrs");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! `node_pressure_memory_waiting_seconds_total`,
 //! `node_pressure_memory_stalled_seconds_total`,
 //! `node_pressure_irq_stalled_seconds_total`. "waiting" is the `some`
-//! line's total, "stalled" the `full` line's. On by default. No flags.
+//! line's total, "stalled" the `full` line's. A line that is neither, or
+//! whose `total=` is missing or not a number, is left out and fails the
+//! collector after the rest is exported (node_exporter fails). On by
+//! default. No flags.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::file_cache::{read_optional, FileCache};
+use crate::malformed::Malformed;
 
 /// The `total=` values (µs) of a PSI file's `some` and `full` lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -27,23 +31,31 @@ pub struct Psi {
     pub full_total_us: Option<f64>,
 }
 
-/// Parses a PSI file.
-pub fn parse_psi(text: &str) -> Psi {
+/// Parses one PSI file (`some avg10=… total=<µs>` and `full …` lines), and
+/// what did not parse.
+pub fn parse_psi(text: &str) -> (Psi, Malformed) {
     let mut psi = Psi::default();
-    for line in text.lines() {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
         let mut parts = line.split_ascii_whitespace();
-        let kind = parts.next();
-        let total = parts
+        let slot = match parts.next() {
+            None => continue,
+            Some("some") => &mut psi.some_total_us,
+            Some("full") => &mut psi.full_total_us,
+            Some(_) => {
+                bad.line(i + 1, line, "neither a some nor a full line");
+                continue;
+            }
+        };
+        match parts
             .find_map(|p| p.strip_prefix("total="))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|v| v as f64);
-        match kind {
-            Some("some") => psi.some_total_us = total,
-            Some("full") => psi.full_total_us = total,
-            _ => {}
+            .map(str::parse::<u64>)
+        {
+            Some(Ok(us)) => *slot = Some(us as f64),
+            _ => bad.line(i + 1, line, "no total= with a number"),
         }
     }
-    psi
+    (psi, bad)
 }
 
 /// resource, which line, metric name, help.
@@ -109,11 +121,14 @@ impl SyncCollector for Pressure {
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let mut buf = String::new();
+        let mut result = Ok(());
         for resource in ["cpu", "io", "memory", "irq"] {
-            if !read_optional(&mut scope, &self.dir.join(resource), &mut buf, "pressure")? {
+            let path = self.dir.join(resource);
+            if !read_optional(&mut scope, &path, &mut buf, "pressure")? {
                 continue;
             }
-            let psi = parse_psi(&buf);
+            let (psi, bad) = parse_psi(&buf);
+            result = result.and(bad.into_result(&path));
             for (_, full, name, help) in EXPORTS.iter().filter(|e| e.0 == resource) {
                 let total = if *full {
                     psi.full_total_us
@@ -125,7 +140,7 @@ impl SyncCollector for Pressure {
                 }
             }
         }
-        Ok(())
+        result
     }
 }
 
@@ -135,9 +150,12 @@ mod tests {
 
     #[test]
     fn psi_lines() {
-        let p = parse_psi("some avg10=1.00 avg60=0.50 avg300=0.10 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n");
+        let (p, bad) = parse_psi("some avg10=1.00 avg60=0.50 avg300=0.10 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n");
+        assert!(bad.is_empty(), "{bad}");
         assert_eq!(p.some_total_us, Some(2_500_000.0));
         assert_eq!(p.full_total_us, Some(1000.0));
-        assert_eq!(parse_psi("garbage"), Psi::default());
+        let (p, bad) = parse_psi("garbage\nsome avg10=1.00 total=x\n");
+        assert_eq!(p, Psi::default());
+        assert_eq!(bad.count(), 2, "{bad}");
     }
 }

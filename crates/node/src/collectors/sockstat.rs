@@ -5,7 +5,11 @@
 //! `node_sockstat_<PROTO>_<field>` for every field of every protocol line
 //! (`node_sockstat_TCP_inuse`, `node_sockstat_TCP6_inuse`, …), and
 //! `node_sockstat_<PROTO>_mem_bytes` (the `mem` field is in pages).
-//! On by default; no flags. A missing file reports nothing.
+//! Protocol and field names are made valid metric names (any other
+//! character becomes `_`). A line that is not `PROTO: name value …` with
+//! numbers is left out and fails the collector after the rest is exported
+//! (node_exporter fails). On by default; no flags. A missing file reports
+//! nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +18,9 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::FileCache;
+use crate::field_names::name_part;
+use crate::file_cache::{is_missing, FileCache};
+use crate::malformed::Malformed;
 use crate::paths::Paths;
 
 /// One `PROTO: key value key value …` line.
@@ -26,34 +32,37 @@ pub struct ProtoLine<'a> {
     pub fields: Vec<(&'a str, f64)>,
 }
 
-/// Parses sockstat text; lines that are not `name: key value …` pairs are
-/// skipped.
-pub fn parse_sockstat(text: &str) -> Vec<ProtoLine<'_>> {
+/// Parses `net/sockstat{,6}` (`PROTO: name value name value …` lines), and
+/// what did not parse.
+pub fn parse_sockstat(text: &str) -> (Vec<ProtoLine<'_>>, Malformed) {
     let mut out = Vec::new();
-    for line in text.lines() {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
         let Some((proto, rest)) = line.split_once(':') else {
+            bad.line(i + 1, line, "no colon after the protocol");
             continue;
         };
         let toks: Vec<&str> = rest.split_whitespace().collect();
         if toks.is_empty() || toks.len() % 2 != 0 {
+            bad.line(i + 1, line, "not name and value pairs");
             continue;
         }
-        let mut fields = Vec::with_capacity(toks.len() / 2);
-        let mut ok = true;
-        for pair in toks.chunks(2) {
-            match pair[1].parse::<f64>() {
-                Ok(v) => fields.push((pair[0], v)),
-                Err(_) => ok = false,
-            }
-        }
-        if ok {
-            out.push(ProtoLine {
+        let fields: Result<Vec<(&str, f64)>, _> = toks
+            .chunks(2)
+            .map(|pair| pair[1].parse::<f64>().map(|v| (pair[0], v)))
+            .collect();
+        match fields {
+            Ok(fields) => out.push(ProtoLine {
                 proto: proto.trim(),
                 fields,
-            });
+            }),
+            Err(_) => bad.line(i + 1, line, "a value is not a number"),
         }
     }
-    out
+    (out, bad)
 }
 
 /// The sockstat collector.
@@ -76,21 +85,26 @@ impl SockStat {
     }
 }
 
-fn emit(text: &str, page_size: f64, out: &mut Vec<MetricFamily>) {
-    for line in parse_sockstat(text) {
+/// Exports the lines of one file; returns what did not parse.
+fn emit(text: &str, page_size: f64, out: &mut Vec<MetricFamily>) -> Malformed {
+    let (lines, bad) = parse_sockstat(text);
+    for line in lines {
+        let proto = name_part(line.proto);
         for (key, v) in line.fields {
-            let name = format!("node_sockstat_{}_{}", line.proto, key);
-            let help = format!("Number of {} sockets in state {}.", line.proto, key);
+            let key = name_part(key);
+            let name = format!("node_sockstat_{proto}_{key}");
+            let help = format!("Number of {proto} sockets in state {key}.");
             out.push(oxmon_core::gauge(name, help, v));
             if key == "mem" {
                 out.push(oxmon_core::gauge(
-                    format!("node_sockstat_{}_mem_bytes", line.proto),
-                    format!("Number of {} sockets in state mem_bytes.", line.proto),
+                    format!("node_sockstat_{proto}_mem_bytes"),
+                    format!("Number of {proto} sockets in state mem_bytes."),
                     v * page_size,
                 ));
             }
         }
     }
+    bad
 }
 
 impl SyncCollector for SockStat {
@@ -100,17 +114,20 @@ impl SyncCollector for SockStat {
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
-        match scope.read(&self.v4) {
-            Ok(b) => emit(&String::from_utf8_lossy(b), self.page_size, out),
-            Err(e) => {
-                tracing::debug!(path = %self.v4.display(), err = %e, "sockstat not available");
-                return Ok(());
+        let mut result = Ok(());
+        for path in [&self.v4, &self.v6] {
+            match scope.read(path) {
+                Ok(b) => {
+                    let bad = emit(&String::from_utf8_lossy(b), self.page_size, out);
+                    result = result.and(bad.into_result(path));
+                }
+                Err(e) if is_missing(&e) => {
+                    tracing::debug!(path = %path.display(), "sockstat not available");
+                }
+                Err(e) => result = Err(format!("reading {}: {e}", path.display()).into()),
             }
         }
-        if let Ok(b) = scope.read(&self.v6) {
-            emit(&String::from_utf8_lossy(b), self.page_size, out);
-        }
-        Ok(())
+        result
     }
 }
 
@@ -126,13 +143,18 @@ mod tests {
     #[test]
     fn parses_lines() {
         let text = "sockets: used 101\nTCP: inuse 3 orphan 0 tw 2 alloc 9 mem 5\nFRAG: inuse 0 memory 0\nbroken line\nX: a\n";
-        let p = parse_sockstat(text);
+        let (p, bad) = parse_sockstat(text);
         assert_eq!(p.len(), 3);
+        assert_eq!(bad.count(), 2, "{bad}");
         assert_eq!(p[0].proto, "sockets");
         assert_eq!(p[0].fields, vec![("used", 101.0)]);
         assert_eq!(p[1].fields[4], ("mem", 5.0));
         let mut out = Vec::new();
-        emit(text, 4096.0, &mut out);
+        assert_eq!(emit(text, 4096.0, &mut out).count(), 2);
+        emit("Bad Proto: in-use 1\n", 4096.0, &mut out);
+        assert!(out
+            .iter()
+            .any(|f| f.name == "node_sockstat_Bad_Proto_in_use"));
         let get = |n: &str| {
             out.iter()
                 .find(|f| f.name == n)

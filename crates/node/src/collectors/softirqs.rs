@@ -1,6 +1,8 @@
 //! softirqs — per-CPU softirq counts from `/proc/softirqs`.
 //!
-//! Metric: `node_softirqs_functions_total{cpu,type}` (counter). Off by
+//! Metric: `node_softirqs_functions_total{cpu,type}` (counter). A row
+//! whose counts are not numbers, or not one per CPU of the header, is left
+//! out and fails the collector after the other rows are exported. Off by
 //! default. No flags.
 
 use std::path::PathBuf;
@@ -11,30 +13,47 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::file_cache::{read_optional, FileCache};
+use crate::malformed::Malformed;
 
-/// Parses `/proc/softirqs` into `(cpu number, type, count)`.
-pub fn parse_softirqs(text: &str) -> Vec<(String, String, f64)> {
+/// Parses `/proc/softirqs` into `(cpu number, type, count)`, and what did
+/// not parse.
+pub fn parse_softirqs(text: &str) -> (Vec<(String, String, f64)>, Malformed) {
+    let mut out = Vec::new();
+    let mut bad = Malformed::default();
     let mut lines = text.lines();
     let Some(header) = lines.next() else {
-        return Vec::new();
+        return (out, bad);
     };
     let cpus: Vec<String> = header
         .split_ascii_whitespace()
         .map(|c| c.strip_prefix("CPU").unwrap_or(c).to_string())
         .collect();
-    let mut out = Vec::new();
-    for line in lines {
+    for (i, line) in lines.enumerate() {
+        let line_no = i + 2;
+        if line.trim().is_empty() {
+            continue;
+        }
         let Some((kind, counts)) = line.split_once(':') else {
+            bad.line(line_no, line, "no colon after the softirq name");
             continue;
         };
-        let kind = kind.trim();
-        for (cpu, v) in cpus.iter().zip(counts.split_ascii_whitespace()) {
-            if let Ok(v) = v.parse::<u64>() {
-                out.push((cpu.clone(), kind.to_string(), v as f64));
+        let counts: Result<Vec<u64>, _> = counts.split_ascii_whitespace().map(str::parse).collect();
+        match counts {
+            Ok(counts) if counts.len() == cpus.len() => {
+                let kind = kind.trim();
+                for (cpu, v) in cpus.iter().zip(counts) {
+                    out.push((cpu.clone(), kind.to_string(), v as f64));
+                }
             }
+            Ok(counts) => bad.line(
+                line_no,
+                line,
+                format!("{} counts for {} CPUs", counts.len(), cpus.len()),
+            ),
+            Err(_) => bad.line(line_no, line, "a count is not a number"),
         }
     }
-    out
+    (out, bad)
 }
 
 struct Softirqs {
@@ -62,11 +81,12 @@ impl SyncCollector for Softirqs {
         }
         let mut f =
             MetricFamily::counter("node_softirqs_functions_total", "Softirq counts per CPU.");
-        for (cpu, kind, v) in parse_softirqs(&buf) {
+        let (counts, bad) = parse_softirqs(&buf);
+        for (cpu, kind, v) in counts {
             f.add(&[("cpu", &cpu), ("type", &kind)], v);
         }
         out.push(f);
-        Ok(())
+        bad.into_result(&self.path)
     }
 }
 
@@ -76,14 +96,15 @@ mod tests {
 
     #[test]
     fn table() {
-        let text = "                    CPU0       CPU1\n          HI:          3          4\n       TIMER:        100 x\n";
+        let text = "                    CPU0       CPU1\n          HI:          3          4\n       TIMER:        100 x\n       NET_TX:        100\n";
+        let (counts, bad) = parse_softirqs(text);
         assert_eq!(
-            parse_softirqs(text),
+            counts,
             vec![
                 ("0".into(), "HI".into(), 3.0),
                 ("1".into(), "HI".into(), 4.0),
-                ("0".into(), "TIMER".into(), 100.0),
             ]
         );
+        assert_eq!(bad.count(), 2, "{bad}");
     }
 }

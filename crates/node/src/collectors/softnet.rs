@@ -5,7 +5,11 @@
 //! `node_softnet_dropped_total`, `node_softnet_times_squeezed_total`,
 //! `node_softnet_cpu_collision_total`, `node_softnet_received_rps_total`,
 //! `node_softnet_flow_limit_count_total` and the gauge
-//! `node_softnet_backlog_len`, all labelled `cpu`. On by default; no flags.
+//! `node_softnet_backlog_len`, all labelled `cpu` (0 where the kernel does
+//! not write the backlog, before 5.10, as node_exporter reports it). A line
+//! that is not at least 11
+//! hexadecimal columns is left out and fails the collector after the other
+//! CPUs are exported. On by default; no flags.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +18,8 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::FileCache;
+use crate::file_cache::{is_missing, FileCache};
+use crate::malformed::Malformed;
 use crate::paths::Paths;
 
 /// One CPU's line.
@@ -39,10 +44,12 @@ pub struct SoftnetLine {
     pub backlog_len: u64,
 }
 
-/// Parses softnet_stat; a line with fewer than 11 columns or a bad number
-/// is skipped.
-pub fn parse_softnet(text: &str) -> Vec<SoftnetLine> {
+/// Parses `net/softnet_stat` (one line per CPU; the CPU number is the 13th
+/// column where there is one, else the line's position), and what did not
+/// parse.
+pub fn parse_softnet(text: &str) -> (Vec<SoftnetLine>, Malformed) {
     let mut out = Vec::new();
+    let mut bad = Malformed::default();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<u64> = match line
             .split_whitespace()
@@ -50,9 +57,17 @@ pub fn parse_softnet(text: &str) -> Vec<SoftnetLine> {
             .collect::<Result<_, _>>()
         {
             Ok(c) => c,
-            Err(_) => continue,
+            Err(_) => {
+                bad.line(i + 1, line, "a column is not hexadecimal");
+                continue;
+            }
         };
         if cols.len() < 11 {
+            bad.line(
+                i + 1,
+                line,
+                format!("{} columns, expected at least 11", cols.len()),
+            );
             continue;
         }
         out.push(SoftnetLine {
@@ -63,10 +78,12 @@ pub fn parse_softnet(text: &str) -> Vec<SoftnetLine> {
             cpu_collision: cols[8],
             received_rps: cols[9],
             flow_limit_count: cols[10],
+            // Before 5.10 there is no backlog column: node_exporter reports
+            // 0, and so does this (its conformance output expects it).
             backlog_len: cols.get(11).copied().unwrap_or(0),
         });
     }
-    out
+    (out, bad)
 }
 
 /// The softnet collector.
@@ -92,12 +109,13 @@ impl SyncCollector for Softnet {
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
-        let lines = match scope.read(&self.path) {
+        let (lines, bad) = match scope.read(&self.path) {
             Ok(b) => parse_softnet(&String::from_utf8_lossy(b)),
-            Err(e) => {
-                tracing::debug!(path = %self.path.display(), err = %e, "softnet_stat not available");
+            Err(e) if is_missing(&e) => {
+                tracing::debug!(path = %self.path.display(), "softnet_stat not available");
                 return Ok(());
             }
+            Err(e) => return Err(format!("reading {}: {e}", self.path.display()).into()),
         };
         let mut processed = MetricFamily::counter(
             "node_softnet_processed_total",
@@ -134,7 +152,7 @@ impl SyncCollector for Softnet {
             backlog.add(&lab, l.backlog_len as f64);
         }
         out.extend([processed, dropped, squeezed, collision, rps, flow, backlog]);
-        Ok(())
+        bad.into_result(&self.path)
     }
 }
 
@@ -152,8 +170,12 @@ mod tests {
         let text = "0000000a 00000001 00000002 00000000 00000000 00000000 00000000 00000000 00000003 00000004 00000005\n\
                     000000ff 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000007 00000005\n\
                     zz\n";
-        let p = parse_softnet(text);
+        let (p, bad) = parse_softnet(text);
         assert_eq!(p.len(), 2);
+        assert_eq!(
+            bad.to_string(),
+            "line 3 \"zz\": a column is not hexadecimal"
+        );
         assert_eq!(
             p[0],
             SoftnetLine {

@@ -3,7 +3,9 @@
 //! Metrics: `node_boot_time_seconds`, `node_context_switches_total`,
 //! `node_forks_total`, `node_intr_total`, `node_procs_running`,
 //! `node_procs_blocked`; with `--collector.stat.softirq` also
-//! `node_softirqs_total{vector}`. On by default.
+//! `node_softirqs_total{vector}`. A known line whose value is not a number
+//! is left out and fails the collector after the rest is exported (as
+//! node_exporter fails). On by default.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::file_cache::{read_optional, FileCache};
+use crate::malformed::Malformed;
 
 /// Flags of the stat collector.
 #[derive(clap::Args, Debug, Clone)]
@@ -56,30 +59,39 @@ pub struct Stat {
     pub softirqs: Vec<f64>,
 }
 
-/// Parses `/proc/stat`, ignoring the per-CPU lines (see the cpu collector)
-/// and anything malformed.
-pub fn parse_stat(text: &str) -> Stat {
+/// Parses `/proc/stat`, ignoring the per-CPU lines (see the cpu
+/// collector) and lines it does not know; a known line whose value is not
+/// a number is left out and noted.
+pub fn parse_stat(text: &str) -> (Stat, Malformed) {
     let mut s = Stat::default();
-    for line in text.lines() {
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
-        let first_value = parts.next();
-        let first = || -> Option<f64> { first_value?.parse().ok() };
-        match key {
-            "btime" => s.boot_time = first(),
-            "ctxt" => s.context_switches = first(),
-            "processes" => s.forks = first(),
-            "intr" => s.interrupts = first(),
-            "procs_running" => s.procs_running = first(),
-            "procs_blocked" => s.procs_blocked = first(),
+        let slot = match key {
+            "btime" => &mut s.boot_time,
+            "ctxt" => &mut s.context_switches,
+            "processes" => &mut s.forks,
+            "intr" => &mut s.interrupts,
+            "procs_running" => &mut s.procs_running,
+            "procs_blocked" => &mut s.procs_blocked,
             "softirq" => {
-                // `parts` is past the total: the per-vector counts follow.
-                s.softirqs = parts.map_while(|v| v.parse().ok()).collect();
+                // The total, then the per-vector counts.
+                let counts: Result<Vec<f64>, _> = parts.map(str::parse).collect();
+                match counts {
+                    Ok(counts) if !counts.is_empty() => s.softirqs = counts[1..].to_vec(),
+                    _ => bad.line(i + 1, line, "the counts are not all numbers"),
+                }
+                continue;
             }
-            _ => {}
+            _ => continue,
+        };
+        match parts.next().map(str::parse) {
+            Some(Ok(v)) => *slot = Some(v),
+            _ => bad.line(i + 1, line, "the value is not a number"),
         }
     }
-    s
+    (s, bad)
 }
 
 struct StatCollector {
@@ -107,7 +119,7 @@ impl SyncCollector for StatCollector {
         if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "stat")? {
             return Ok(());
         }
-        let s = parse_stat(&buf);
+        let (s, bad) = parse_stat(&buf);
         let mut push =
             |v: Option<f64>, f: fn(&'static str, &'static str, f64) -> MetricFamily, name, help| {
                 if let Some(v) = v {
@@ -157,7 +169,7 @@ impl SyncCollector for StatCollector {
             }
             out.push(f);
         }
-        Ok(())
+        bad.into_result(&self.path)
     }
 }
 
@@ -186,7 +198,8 @@ softirq 1000 1 2 3 4 5 6 7 8 9 955
 
     #[test]
     fn parses_counters() {
-        let s = parse_stat(SAMPLE);
+        let (s, bad) = parse_stat(SAMPLE);
+        assert!(bad.is_empty(), "{bad}");
         assert_eq!(s.interrupts, Some(123456.0));
         assert_eq!(s.context_switches, Some(987654.0));
         assert_eq!(s.boot_time, Some(1_700_000_000.0));
@@ -201,9 +214,11 @@ softirq 1000 1 2 3 4 5 6 7 8 9 955
 
     #[test]
     fn tolerates_garbage() {
-        let s = parse_stat("ctxt\nbtime abc\n\nintr 5\n  é\u{e9}x 1\n");
+        let (s, bad) = parse_stat("ctxt\nbtime abc\n\nintr 5\n  é\u{e9}x 1\nsoftirq 1 x\n");
         assert_eq!(s.context_switches, None);
         assert_eq!(s.boot_time, None);
         assert_eq!(s.interrupts, Some(5.0));
+        assert!(s.softirqs.is_empty());
+        assert_eq!(bad.count(), 3, "ctxt, btime and softirq: {bad}");
     }
 }

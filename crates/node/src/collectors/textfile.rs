@@ -28,9 +28,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use oxmon_core::blocking::Lane;
 use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
@@ -376,11 +376,8 @@ fn read_file(path: &Path) -> std::io::Result<(String, f64)> {
     let (bytes, meta) = read_regular(path, OnLease::Wait, MAX_TEXTFILE_BYTES)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
-    let mtime = meta
-        .modified()?
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    // Seconds and nanoseconds from the epoch, negative before 1970.
+    let mtime = meta.mtime() as f64 + meta.mtime_nsec() as f64 / 1e9;
     Ok((text, mtime))
 }
 

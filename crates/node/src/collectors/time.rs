@@ -263,10 +263,11 @@ impl SyncCollector for Time {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        // Negative before 1970 (a clock not yet set), not a made-up 0.
+        let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
         out.push(oxmon_core::gauge(
             "node_time_seconds",
             "System time in seconds since epoch (1970).",

@@ -2,7 +2,10 @@
 //!
 //! Metrics: `node_vmstat_<field>` (untyped, as node_exporter) for every
 //! field matching `--collector.vmstat.fields` (default
-//! `^(oom_kill|pgpg|pswp|pg.*fault).*`). On by default.
+//! `^(oom_kill|pgpg|pswp|pg.*fault).*`), the field name made a valid metric
+//! name (any other character becomes `_`). A line that is not a name and a
+//! number is left out and fails the collector after the rest is exported;
+//! node_exporter fails without exporting. On by default.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +16,9 @@ use regex::Regex;
 
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
-use crate::field_names::{intern_pair, names_at, FieldNames};
+use crate::field_names::{intern_pair, name_part, names_at, FieldNames};
 use crate::file_cache::{read_optional, FileCache};
+use crate::malformed::Malformed;
 
 /// node_exporter's default for `--collector.vmstat.fields`.
 pub const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
@@ -28,17 +32,20 @@ pub struct Flags {
     pub fields: String,
 }
 
-/// Parses `/proc/vmstat` (`name value` lines) into pairs; malformed lines
-/// are skipped.
-pub fn parse_vmstat(text: &str) -> Vec<(&str, f64)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_ascii_whitespace();
-            let name = parts.next()?;
-            let value = parts.next()?.parse().ok()?;
-            Some((name, value))
-        })
-        .collect()
+/// Parses `/proc/vmstat` (`name value` lines) into pairs, and what did
+/// not parse.
+pub fn parse_vmstat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
+    let mut out = Vec::new();
+    let mut bad = Malformed::default();
+    for (i, line) in text.lines().enumerate() {
+        let mut parts = line.split_ascii_whitespace();
+        let Some(name) = parts.next() else { continue };
+        match (parts.next().map(str::parse::<f64>), parts.next()) {
+            (Some(Ok(v)), None) => out.push((name, v)),
+            _ => bad.line(i + 1, line, "expected a name and a number"),
+        }
+    }
+    (out, bad)
 }
 
 struct Vmstat {
@@ -71,10 +78,11 @@ impl SyncCollector for Vmstat {
             return Ok(());
         }
         let mut names = self.names.lock();
-        for (i, (field, value)) in parse_vmstat(&buf).into_iter().enumerate() {
+        let (fields, bad) = parse_vmstat(&buf);
+        for (i, (field, value)) in fields.into_iter().enumerate() {
             let named = names_at(&mut names, i, field, |f| {
                 self.fields.is_match(f).then(|| {
-                    intern_pair("vmstat", f, |f| {
+                    intern_pair("vmstat", &name_part(f), |f| {
                         (
                             format!("node_vmstat_{f}"),
                             format!("/proc/vmstat information field {f}."),
@@ -88,7 +96,7 @@ impl SyncCollector for Vmstat {
                 out.push(fam);
             }
         }
-        Ok(())
+        bad.into_result(&self.path)
     }
 }
 
@@ -98,9 +106,8 @@ mod tests {
 
     #[test]
     fn pairs() {
-        assert_eq!(
-            parse_vmstat("nr_free_pages 1234\npgfault 99\nbad\noom_kill x\n"),
-            vec![("nr_free_pages", 1234.0), ("pgfault", 99.0)]
-        );
+        let (pairs, bad) = parse_vmstat("nr_free_pages 1234\npgfault 99\nbad\noom_kill x\n\n");
+        assert_eq!(pairs, vec![("nr_free_pages", 1234.0), ("pgfault", 99.0)]);
+        assert_eq!(bad.count(), 2, "{bad}");
     }
 }
