@@ -388,6 +388,40 @@ pub fn known_metric_names() -> BTreeSet<String> {
             literal_names(&read(&f), prefix, &mut names);
         }
     }
+    // oxmon-sidecar: its own families (its duration families are all
+    // histograms), and the application's StatsD mappings shipped in
+    // deploy/sidecar.yml.
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/sidecar/src"), &mut files);
+    let mut sidecar = BTreeSet::new();
+    for f in files {
+        let text = read(&f);
+        for prefix in ["app_", "http_", "statsd_exporter_"] {
+            literal_names(&text, prefix, &mut sidecar);
+        }
+    }
+    for name in sidecar {
+        if name.ends_with("_seconds") {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names.insert(name);
+    }
+    let deploy: serde_yaml::Value = serde_yaml::from_str(&read(&root().join("deploy/sidecar.yml")))
+        .expect("parse deploy/sidecar.yml");
+    for m in deploy["statsd"]["mapping"]["mappings"]
+        .as_sequence()
+        .expect("deploy/sidecar.yml: statsd.mapping.mappings")
+    {
+        let name = m["name"].as_str().expect("mapping without a name");
+        if m["observer_type"].as_str() == Some("histogram") {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names.insert(name.to_string());
+    }
     // pg_settings rows are named at run time: pg_settings_<name>.
     names.insert("pg_settings_max_connections".to_string());
     // oxmon-redis: INFO fields (gauges, counters: field → suffix) and the
