@@ -12,6 +12,7 @@ mod dir_listing;
 mod field_names;
 mod file_cache;
 mod malformed;
+mod netlink;
 mod paths;
 #[cfg(test)]
 mod procfs_core_comparison;

@@ -287,8 +287,9 @@ pub mod testing {
     /// One scrape of `collector`: the families it wrote (kept even when it
     /// fails, as the registry keeps them) and its result.
     pub fn try_scrape(collector: &dyn Collector) -> (Vec<MetricFamily>, CollectResult) {
+        // I/O too: the netlink collectors await their sockets.
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .unwrap();
         let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(5));
