@@ -11,6 +11,7 @@ mod device_filter;
 mod dir_listing;
 mod field_names;
 mod file_cache;
+mod go_json;
 mod malformed;
 mod netlink;
 mod paths;

@@ -51,17 +51,23 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// A native-endian `u16` at `i`, if the slice holds one.
 pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(i..i.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_ne_bytes(
+        b.get(i..i.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 /// A native-endian `u32` at `i`, if the slice holds one.
 pub fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(i..i.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_ne_bytes(
+        b.get(i..i.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// A native-endian `u64` at `i`, if the slice holds one.
 pub fn u64_at(b: &[u8], i: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(i..i.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_ne_bytes(
+        b.get(i..i.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// A NUL-terminated (or unterminated) string attribute as text.

@@ -12,6 +12,7 @@ use oxmon_core::Collector;
 
 use crate::paths::Paths;
 
+pub mod arp;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -33,6 +34,7 @@ pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
+pub mod qdisc;
 pub mod schedstat;
 pub mod sockstat;
 pub mod softirqs;
@@ -53,6 +55,9 @@ mod mutations;
 /// owned by its collector's module.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CollectorOptions {
+    /// arp.
+    #[command(flatten)]
+    pub arp: arp::Flags,
     /// cpu.
     #[command(flatten)]
     pub cpu: cpu::Flags,
@@ -77,6 +82,9 @@ pub struct CollectorOptions {
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
+    /// qdisc.
+    #[command(flatten)]
+    pub qdisc: qdisc::Flags,
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
@@ -130,6 +138,7 @@ impl Entry {
 
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
+    Entry::on("arp", arp::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -151,6 +160,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("os", os::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
+    Entry::off("qdisc", qdisc::build),
     Entry::on("schedstat", schedstat::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
@@ -169,7 +179,6 @@ pub const TABLE: &[Entry] = &[
 /// `--collector.<name>` / `--no-collector.<name>` flags are accepted so a
 /// node_exporter command line keeps working; enabling one logs a warning.
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    "arp",
     "bcache",
     "bcachefs",
     "bonding",
@@ -197,7 +206,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "pcidevice",
     "perf",
     "processes",
-    "qdisc",
     "rapl",
     "runit",
     "selinux",
