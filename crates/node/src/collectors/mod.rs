@@ -47,6 +47,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod wifi;
 
 #[cfg(test)]
 mod mutations;
@@ -94,6 +95,9 @@ pub struct CollectorOptions {
     /// vmstat.
     #[command(flatten)]
     pub vmstat: vmstat::Flags,
+    /// wifi.
+    #[command(flatten)]
+    pub wifi: wifi::Flags,
 }
 
 /// What a collector constructor gets.
@@ -173,6 +177,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::off("wifi", wifi::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
@@ -217,7 +222,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "tcpstat",
     "thermal",
     "watchdog",
-    "wifi",
     "xfrm",
     "xfs",
     "zfs",
