@@ -40,6 +40,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -89,6 +90,9 @@ pub struct CollectorOptions {
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// tcpstat.
+    #[command(flatten)]
+    pub tcpstat: tcpstat::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -170,6 +174,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("tcpstat", tcpstat::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -219,7 +224,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "sysctl",
     "systemd",
     "tapestats",
-    "tcpstat",
     "thermal",
     "watchdog",
     "xfrm",
