@@ -30,6 +30,7 @@ pub mod meminfo_numa;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod network_route;
 pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
@@ -164,6 +165,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("netclass", netclass::build),
     Entry::on("netdev", netdev::build),
     Entry::on("netstat", netstat::build),
+    Entry::off("network_route", network_route::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
@@ -209,7 +211,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "lnstat",
     "logind",
     "mountstats",
-    "network_route",
     "nfs",
     "nfsd",
     "ntp",
