@@ -125,7 +125,7 @@ impl Arp {
         })
     }
 
-    async fn from_netlink(&self, ctx: &ScrapeContext) -> Result<Counts, CollectError> {
+    async fn read_netlink(&self, ctx: &ScrapeContext) -> Result<Counts, CollectError> {
         let mut neighbours = Vec::new();
         // ndmsg: family AF_INET, everything else zero (all interfaces).
         let mut req = [0u8; 12];
@@ -157,7 +157,7 @@ impl Arp {
         Ok(counts)
     }
 
-    fn from_proc(&self) -> Result<(Counts, CollectResult), CollectError> {
+    fn read_proc(&self) -> Result<(Counts, CollectResult), CollectError> {
         let mut scope = self.cache.scope();
         let text = match scope.read(&self.proc_net_arp) {
             Ok(b) => String::from_utf8_lossy(b).into_owned(),
@@ -191,9 +191,9 @@ impl Collector for Arp {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             let (counts, malformed) = if self.netlink {
-                (self.from_netlink(ctx).await?, Ok(()))
+                (self.read_netlink(ctx).await?, Ok(()))
             } else {
-                self.from_proc()?
+                self.read_proc()?
             };
             let mut entries = MetricFamily::gauge("node_arp_entries", "ARP entries by device");
             let mut states = MetricFamily::gauge("node_arp_states", "ARP states by device");

@@ -518,7 +518,7 @@ impl Families {
 impl NetDev {
     /// Counters from the shared link dump; also the index to name map
     /// the address dump needs.
-    async fn from_netlink(
+    async fn read_netlink(
         &self,
         ctx: &ScrapeContext,
         fams: &mut Families,
@@ -552,7 +552,7 @@ impl NetDev {
     }
 
     /// Counters from /proc/net/dev; nothing when it does not exist.
-    fn from_proc(&self, fams: &mut Families) -> CollectResult {
+    fn read_proc(&self, fams: &mut Families) -> CollectResult {
         let mut scope = self.cache.scope();
         let text = match scope.read(&self.proc_net_dev) {
             Ok(b) => String::from_utf8_lossy(b).into_owned(),
@@ -636,9 +636,9 @@ impl Collector for NetDev {
             let mut names = Vec::new();
             let mut malformed = Ok(());
             if self.netlink {
-                names = self.from_netlink(ctx, &mut fams).await?;
+                names = self.read_netlink(ctx, &mut fams).await?;
             } else {
-                malformed = self.from_proc(&mut fams);
+                malformed = self.read_proc(&mut fams);
             }
             out.extend(fams.0);
             if self.address_info {

@@ -251,7 +251,7 @@ impl Qdisc {
         Ok(qdiscs)
     }
 
-    fn from_fixture(&self, path: &std::path::Path) -> Result<Vec<QdiscStats>, CollectError> {
+    fn read_fixture(&self, path: &std::path::Path) -> Result<Vec<QdiscStats>, CollectError> {
         let mut scope = self.cache.scope();
         match scope.read(path) {
             Ok(b) => parse_fixture(&String::from_utf8_lossy(b))
@@ -274,7 +274,7 @@ impl Collector for Qdisc {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             let qdiscs = match &self.fixture {
-                Some(path) => self.from_fixture(path)?,
+                Some(path) => self.read_fixture(path)?,
                 None => self.live(ctx).await?,
             };
             let mut fams = [

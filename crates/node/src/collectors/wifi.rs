@@ -342,7 +342,7 @@ impl Wifi {
         }
     }
 
-    fn from_fixtures(&self, dir: &Path) -> Result<Found, CollectError> {
+    fn read_fixtures(&self, dir: &Path) -> Result<Found, CollectError> {
         let path = dir.join("interfaces.json");
         let Some(text) = self.fixture(&path)? else {
             return Ok(Vec::new());
@@ -578,7 +578,7 @@ impl Collector for Wifi {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             let found = match &self.fixtures {
-                Some(dir) => self.from_fixtures(dir)?,
+                Some(dir) => self.read_fixtures(dir)?,
                 None => self.live(ctx).await?,
             };
             out.extend(families(&found));
