@@ -287,13 +287,40 @@ impl Netlink {
         // Taken out while in use: a request cut off by the deadline (or
         // failed) leaves the slot empty, and the next one opens a fresh
         // socket instead of reading this one's late answer.
-        let mut sock = match guard.take() {
+        let kept = guard.take();
+        let reused = kept.is_some();
+        let mut sock = match kept {
             Some(s) => s,
             None => Socket::open(self.protocol)?,
         };
-        let result = tokio::time::timeout_at(deadline, sock.exchange(ty, flags, payload, &mut f))
-            .await
-            .map_err(|_| timed_out())?;
+        let delivered = std::sync::atomic::AtomicBool::new(false);
+        let mut counted = |ty: u16, p: &[u8]| {
+            delivered.store(true, std::sync::atomic::Ordering::Relaxed);
+            f(ty, p)
+        };
+        let mut result =
+            tokio::time::timeout_at(deadline, sock.exchange(ty, flags, payload, &mut counted))
+                .await
+                .map_err(|_| timed_out())?;
+        // A kept socket can have gone stale (registered with a runtime
+        // that has since shut down, an error queued by the kernel): one
+        // more try on a fresh socket, unless the kernel itself refused the
+        // request or the answer was already partly handed out.
+        if let Err(e) = &result {
+            if reused
+                && e.raw_os_error().is_none()
+                && e.kind() != io::ErrorKind::InvalidData
+                && !delivered.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                sock = Socket::open(self.protocol)?;
+                result = tokio::time::timeout_at(
+                    deadline,
+                    sock.exchange(ty, flags, payload, &mut counted),
+                )
+                .await
+                .map_err(|_| timed_out())?;
+            }
+        }
         if result.is_ok() {
             *guard = Some(sock);
         }
@@ -465,6 +492,29 @@ mod tests {
             let none = genl.genl_family(deadline, "no-such-family").await.unwrap();
             assert_eq!(none, None);
         });
+    }
+
+    /// A client kept across runtimes (a process-wide one, tests that
+    /// each build a runtime) opens a new socket when its old one belongs
+    /// to a runtime that is gone.
+    #[test]
+    fn a_client_outlives_the_runtime_its_socket_was_registered_with() {
+        let nl = Netlink::new(ROUTE);
+        for _ in 0..2 {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut links = 0;
+            rt.block_on(nl.dump(
+                Instant::now() + std::time::Duration::from_secs(5),
+                18,
+                &[0; 16],
+                |_, _| links += 1,
+            ))
+            .unwrap();
+            assert!(links >= 1);
+        }
     }
 
     #[test]

@@ -272,6 +272,11 @@ const KNOWN_LINT: &[(&str, &str, &str)] = &[
         "use base unit \"bytes\" instead of \"bits\"",
         "node_entropy_available_bits / node_entropy_pool_size_bits are node_exporter's names",
     ),
+    (
+        "node_wifi_station_",
+        "use base unit \"bytes\" instead of \"bits\"",
+        "node_wifi_station_{receive,transmit}_bits_per_second are node_exporter's names",
+    ),
 ];
 
 /// On a host where none of the sources exist (an empty procfs, sysfs and
