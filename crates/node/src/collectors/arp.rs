@@ -46,10 +46,18 @@ pub struct Flags {
     )]
     pub device_exclude: Option<String>,
     /// Use netlink to gather stats instead of /proc/net/arp (default: on).
-    #[arg(id = "collector.arp.netlink", long = "collector.arp.netlink")]
+    #[arg(
+        id = "collector.arp.netlink",
+        long = "collector.arp.netlink",
+        overrides_with = "no-collector.arp.netlink"
+    )]
     pub netlink: bool,
-    /// Read /proc/net/arp instead of netlink.
-    #[arg(id = "no-collector.arp.netlink", long = "no-collector.arp.netlink")]
+    /// Read /proc/net/arp instead of netlink (the later of the two flags wins).
+    #[arg(
+        id = "no-collector.arp.netlink",
+        long = "no-collector.arp.netlink",
+        overrides_with = "collector.arp.netlink"
+    )]
     pub no_netlink: bool,
 }
 
@@ -252,6 +260,16 @@ mod tests {
         assert_eq!(state_name(0x04), "stale");
         assert_eq!(state_name(0x80), "permanent");
         assert_eq!(state_name(0x06), "");
+    }
+
+    #[test]
+    fn the_later_netlink_flag_wins_as_in_kingpin() {
+        use crate::collectors::testing::options;
+        assert!(!options(&[]).arp.no_netlink, "netlink by default");
+        let f = options(&["--collector.arp.netlink", "--no-collector.arp.netlink"]);
+        assert!(f.arp.no_netlink);
+        let f = options(&["--no-collector.arp.netlink", "--collector.arp.netlink"]);
+        assert!(!f.arp.no_netlink);
     }
 
     #[test]
