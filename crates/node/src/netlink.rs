@@ -517,6 +517,32 @@ mod tests {
         }
     }
 
+    /// A request the kernel never answers (`NLMSG_NOOP` without
+    /// `NLM_F_ACK`) ends at the deadline with `TimedOut`, and the next
+    /// request on the same client gets a fresh socket and its answer.
+    #[test]
+    fn an_unanswered_request_ends_at_the_deadline() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let nl = Netlink::new(ROUTE);
+            let started = Instant::now();
+            let deadline = started + std::time::Duration::from_millis(200);
+            let err = nl.dump(deadline, 1, &[], |_, _| {}).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            let mut links = 0;
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            nl.dump(deadline, 18, &[0; 16], |_, _| links += 1)
+                .await
+                .unwrap();
+            assert!(links >= 1);
+        });
+    }
+
     #[test]
     fn absence_is_remembered_until_cleared() {
         let a = Absence::default();
