@@ -222,14 +222,28 @@ impl Socket {
             let mut ready = self.fd.readable().await?;
             let buf = &mut self.buf;
             let n = match ready.try_io(|fd| {
-                recv(fd.get_ref(), &mut buf[..], RecvFlags::DONTWAIT)
-                    .map(|(n, _)| n)
-                    .map_err(io::Error::from)
+                // TRUNC: the datagram's real length, so a cut one is
+                // named as such rather than as malformed.
+                recv(
+                    fd.get_ref(),
+                    &mut buf[..],
+                    RecvFlags::DONTWAIT | RecvFlags::TRUNC,
+                )
+                .map(|(_, datagram_len)| datagram_len)
+                .map_err(io::Error::from)
             }) {
                 Ok(n) => n?,
                 Err(_would_block) => continue,
             };
-            let msgs = split_messages(&self.buf[..n.min(RECV_BUFFER)], seq).ok_or_else(|| {
+            if n > RECV_BUFFER {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "netlink datagram of {n} bytes, larger than the {RECV_BUFFER}-byte buffer"
+                    ),
+                ));
+            }
+            let msgs = split_messages(&self.buf[..n], seq).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message")
             })?;
             for m in msgs {
