@@ -11,7 +11,9 @@ mod device_filter;
 mod dir_listing;
 mod field_names;
 mod file_cache;
+mod go_json;
 mod malformed;
+mod netlink;
 mod paths;
 #[cfg(test)]
 mod procfs_core_comparison;

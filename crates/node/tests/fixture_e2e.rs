@@ -31,9 +31,12 @@ const DROPPED: &[&str] = &[
 ];
 
 /// Collectors exercised by the test: all of them (`uname` and parts of
-/// `time` read the live system and are filtered above; netdev reads
-/// `<procfs>/net/dev` instead of rtnetlink).
+/// `time` read the live system and are filtered above; netdev and arp read
+/// `<procfs>` instead of rtnetlink, qdisc and wifi read JSON fixtures;
+/// network_route and tcpstat read only the live kernel and have their own
+/// tests).
 const COLLECTORS: &[&str] = &[
+    "arp",
     "conntrack",
     "cpu",
     "cpu_vulnerabilities",
@@ -55,6 +58,7 @@ const COLLECTORS: &[&str] = &[
     "os",
     "powersupplyclass",
     "pressure",
+    "qdisc",
     "schedstat",
     "sockstat",
     "softirqs",
@@ -66,6 +70,7 @@ const COLLECTORS: &[&str] = &[
     "udp_queues",
     "uname",
     "vmstat",
+    "wifi",
 ];
 
 fn fixtures() -> PathBuf {
@@ -152,6 +157,11 @@ fn scrape_fixture_host() -> String {
         "--collector.cpu.info.bugs-include=^(spectre_.*|mds)$".into(),
         "--collector.stat.softirq".into(),
         "--no-collector.netdev.netlink".into(),
+        "--no-collector.arp.netlink".into(),
+        "--collector.arp.device-exclude=^veth".into(),
+        format!("--collector.qdisc.fixtures={}", f.join("qdisc").display()),
+        "--collector.qdisc.device-include=^(enp3s0|br-lan|wlp4s0)$".into(),
+        format!("--collector.wifi.fixtures={}", f.join("wifi").display()),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -262,6 +272,11 @@ const KNOWN_LINT: &[(&str, &str, &str)] = &[
         "use base unit \"bytes\" instead of \"bits\"",
         "node_entropy_available_bits / node_entropy_pool_size_bits are node_exporter's names",
     ),
+    (
+        "node_wifi_station_",
+        "use base unit \"bytes\" instead of \"bits\"",
+        "node_wifi_station_{receive,transmit}_bits_per_second are node_exporter's names",
+    ),
 ];
 
 /// On a host where none of the sources exist (an empty procfs, sysfs and
@@ -283,6 +298,12 @@ fn empty_host_reports_nothing_and_every_collector_succeeds() {
         ),
         "--collector.disable-defaults".into(),
         "--no-collector.netdev.netlink".into(),
+        "--no-collector.arp.netlink".into(),
+        format!(
+            "--collector.qdisc.fixtures={}",
+            root.join("qdisc").display()
+        ),
+        format!("--collector.wifi.fixtures={}", root.join("wifi").display()),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -12,7 +12,8 @@
 //! - values that cannot change between the two scrapes agree: total
 //!   memory, the size of every filesystem both report (and the set of
 //!   mount points), boot time, the number of CPUs, the set of network
-//!   devices and every interface property of netclass.
+//!   devices and every interface property of netclass, the routing table
+//!   and the set of root qdiscs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use oxmon_testkit::{require_program, ExporterProcess, Exposition, Readiness, Sta
 
 /// Collectors started on both sides.
 const COLLECTORS: &[&str] = &[
+    "arp",
     "conntrack",
     "cpu",
     "cpufreq",
@@ -37,14 +39,17 @@ const COLLECTORS: &[&str] = &[
     "netclass",
     "netdev",
     "netstat",
+    "network_route",
     "nvme",
     "os",
     "powersupplyclass",
     "pressure",
+    "qdisc",
     "schedstat",
     "sockstat",
     "softnet",
     "stat",
+    "tcpstat",
     "textfile",
     "thermal_zone",
     "time",
@@ -101,6 +106,16 @@ const NEWER_LABELS: &[(&str, &str, &str)] = &[
         "node_disk_info",
         "rotational",
         "added in node_exporter 1.6 (queue/rotational)",
+    ),
+    (
+        "node_tcp_connection_states",
+        "port",
+        "added with the per-port flags (--collector.tcpstat.port.*), after 1.5",
+    ),
+    (
+        "node_tcp_connection_states",
+        "direction",
+        "added with the per-port flags (--collector.tcpstat.port.*), after 1.5",
     ),
 ];
 
@@ -293,6 +308,25 @@ fn families_types_labels_and_stable_values_match_node_exporter() {
             .collect()
     };
     assert_eq!(netdev(&mine), netdev(&theirs), "netdev devices");
+
+    // Routes and root qdiscs do not change during the test; both read
+    // them from rtnetlink.
+    for fam in ["node_network_route_info", "node_network_routes"] {
+        let all = |e: &Exposition| -> BTreeMap<String, f64> {
+            e.samples(fam)
+                .into_iter()
+                .map(|s| (format!("{:?}", s.labels), s.value))
+                .collect()
+        };
+        assert_eq!(all(&mine), all(&theirs), "{fam}");
+    }
+    let qdiscs = |e: &Exposition| -> BTreeSet<String> {
+        e.samples("node_qdisc_packets_total")
+            .into_iter()
+            .map(|s| format!("{:?}", s.labels))
+            .collect()
+    };
+    assert_eq!(qdiscs(&mine), qdiscs(&theirs), "root qdiscs");
 
     assert_eq!(
         mine.value("live_compare_marker", &[("kind", "test")]),

@@ -6,8 +6,28 @@
 //!
 //! - [`read_timex`]: `adjtimex(2)` in read-only mode, for the node timex
 //!   collector (clock synchronisation status, offset, PLL state).
+//! - [`register_fd`]: an owned socket registered with the tokio reactor,
+//!   for node's async netlink client.
 
 use std::io;
+use std::os::fd::OwnedFd;
+
+use tokio::io::unix::AsyncFd;
+
+/// Registers `fd` with the current tokio runtime's reactor, for
+/// readiness-driven reads and writes of a non-blocking socket.
+///
+/// Must be called within a runtime with I/O enabled; fails (returning
+/// the registration error) otherwise.
+#[allow(unsafe_code)]
+pub fn register_fd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: `AsyncFd::register` needs the descriptor to stay open and
+    // to be the same one for as long as the `AsyncFd` lives. An `OwnedFd`
+    // owned by the `AsyncFd` guarantees both: it is closed only when
+    // dropped (with the `AsyncFd`, after deregistration), and its
+    // `as_raw_fd` never changes.
+    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
+}
 
 /// The kernel's clock discipline state, as `adjtimex(2)` reports it with
 /// `modes = 0` (read only). Units are the kernel's; see the man page.

@@ -12,6 +12,7 @@ use oxmon_core::Collector;
 
 use crate::paths::Paths;
 
+pub mod arp;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -29,15 +30,18 @@ pub mod meminfo_numa;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod network_route;
 pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
+pub mod qdisc;
 pub mod schedstat;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -45,6 +49,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod wifi;
 
 #[cfg(test)]
 mod mutations;
@@ -53,6 +58,9 @@ mod mutations;
 /// owned by its collector's module.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CollectorOptions {
+    /// arp.
+    #[command(flatten)]
+    pub arp: arp::Flags,
     /// cpu.
     #[command(flatten)]
     pub cpu: cpu::Flags,
@@ -77,15 +85,24 @@ pub struct CollectorOptions {
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
+    /// qdisc.
+    #[command(flatten)]
+    pub qdisc: qdisc::Flags,
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// tcpstat.
+    #[command(flatten)]
+    pub tcpstat: tcpstat::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
     /// vmstat.
     #[command(flatten)]
     pub vmstat: vmstat::Flags,
+    /// wifi.
+    #[command(flatten)]
+    pub wifi: wifi::Flags,
 }
 
 /// What a collector constructor gets.
@@ -130,6 +147,7 @@ impl Entry {
 
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
+    Entry::on("arp", arp::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -147,15 +165,18 @@ pub const TABLE: &[Entry] = &[
     Entry::on("netclass", netclass::build),
     Entry::on("netdev", netdev::build),
     Entry::on("netstat", netstat::build),
+    Entry::off("network_route", network_route::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
+    Entry::off("qdisc", qdisc::build),
     Entry::on("schedstat", schedstat::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("tcpstat", tcpstat::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -163,13 +184,13 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::off("wifi", wifi::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
 /// `--collector.<name>` / `--no-collector.<name>` flags are accepted so a
 /// node_exporter command line keeps working; enabling one logs a warning.
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    "arp",
     "bcache",
     "bcachefs",
     "bonding",
@@ -190,14 +211,12 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "lnstat",
     "logind",
     "mountstats",
-    "network_route",
     "nfs",
     "nfsd",
     "ntp",
     "pcidevice",
     "perf",
     "processes",
-    "qdisc",
     "rapl",
     "runit",
     "selinux",
@@ -206,10 +225,8 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "sysctl",
     "systemd",
     "tapestats",
-    "tcpstat",
     "thermal",
     "watchdog",
-    "wifi",
     "xfrm",
     "xfs",
     "zfs",
@@ -287,8 +304,9 @@ pub mod testing {
     /// One scrape of `collector`: the families it wrote (kept even when it
     /// fails, as the registry keeps them) and its result.
     pub fn try_scrape(collector: &dyn Collector) -> (Vec<MetricFamily>, CollectResult) {
+        // I/O too: the netlink collectors await their sockets.
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .unwrap();
         let ctx = ScrapeContext::with_timeout(std::time::Duration::from_secs(5));

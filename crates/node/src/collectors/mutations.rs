@@ -8,7 +8,9 @@
 //! "no panic": a field name that is no metric name, a duplicate label or a
 //! broken escape fails it, naming the seed's collector, file and content.
 //! textfile is left to oxmon-core's own mutation test of its parser;
-//! timex and uname read no files.
+//! timex and uname read no files; network_route and tcpstat read only
+//! netlink. The netlink parsers get their own seeded test below: messages
+//! built here are corrupted byte-wise and fed to every parser.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,9 @@ use crate::paths::Paths;
 
 /// Each collector, the options it runs with (every parser on) and the
 /// files or directories (relative to `tests/fixtures`) it reads.
+/// `@ROOT@` in an option stands for the fixture copy's root.
 const READS: &[(&str, &[&str], &[&str])] = &[
+    ("arp", &["--no-collector.arp.netlink"], &["proc/net/arp"]),
     (
         "conntrack",
         &[],
@@ -75,6 +79,11 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("os", &[], &["rootfs/etc"]),
     ("powersupplyclass", &[], &["sys/class/power_supply"]),
     ("pressure", &[], &["proc/pressure"]),
+    (
+        "qdisc",
+        &["--collector.qdisc.fixtures=@ROOT@/qdisc"],
+        &["qdisc"],
+    ),
     ("schedstat", &[], &["proc/schedstat"]),
     (
         "sockstat",
@@ -92,10 +101,15 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         &["--collector.vmstat.fields=.*"],
         &["proc/vmstat"],
     ),
+    (
+        "wifi",
+        &["--collector.wifi.fixtures=@ROOT@/wifi"],
+        &["wifi"],
+    ),
 ];
 
 /// Collectors without files to corrupt.
-const NOT_MUTATED: &[&str] = &["textfile", "timex", "uname"];
+const NOT_MUTATED: &[&str] = &["network_route", "tcpstat", "textfile", "timex", "uname"];
 
 /// Corruptions per collector.
 const ROUNDS: usize = 200;
@@ -302,7 +316,12 @@ fn corrupted_files_always_give_valid_exposition() {
     };
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for (name, args, reads) in READS {
-        let collector = build_with(name, &paths, args);
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("@ROOT@", &root.to_string_lossy()))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let collector = build_with(name, &paths, &args);
         let mut files = Vec::new();
         for rel in *reads {
             files_under(&root.join(rel), &mut files);
@@ -326,5 +345,191 @@ fn corrupted_files_always_give_valid_exposition() {
             }
             std::fs::write(file, &original).unwrap();
         }
+    }
+}
+
+/// One message of each kind the netlink collectors parse, as the kernel
+/// would send them in a dump with sequence number 1.
+fn netlink_seed() -> Vec<u8> {
+    use crate::netlink::{genl_header, push_attr, request_message};
+    let attrs = |head: Vec<u8>, list: &[(u16, &[u8])]| {
+        let mut p = head;
+        for (t, v) in list {
+            push_attr(&mut p, *t, v);
+        }
+        p
+    };
+    let mut stats = Vec::new();
+    for i in 0..24u64 {
+        stats.extend_from_slice(&(i * 1000).to_ne_bytes());
+    }
+    let link = attrs(
+        vec![0; 16],
+        &[
+            (3, b"eth0\0"),
+            (1, &[2, 0, 0, 0, 0, 1]),
+            (16, &[6]),
+            (23, &stats),
+        ],
+    );
+    let addr = attrs(vec![2, 24, 0, 0, 1, 0, 0, 0], &[(2, &[10, 0, 0, 1])]);
+    let neigh = vec![2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1];
+    let mut queue = Vec::new();
+    for v in [1u32, 2, 3, 4, 5] {
+        queue.extend_from_slice(&v.to_ne_bytes());
+    }
+    let stats2 = attrs(Vec::new(), &[(1, &[7; 12]), (3, &queue)]);
+    let mut tcmsg = vec![0u8; 20];
+    tcmsg[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
+    let qdisc = attrs(tcmsg, &[(1, b"fq\0"), (0x8007, &stats2), (3, &[1; 36])]);
+    let gw = attrs(Vec::new(), &[(5, &[10, 0, 0, 254])]);
+    let mut hop = ((8 + gw.len()) as u16).to_ne_bytes().to_vec();
+    hop.extend_from_slice(&[0, 1, 2, 0, 0, 0]);
+    hop.extend(gw);
+    let route = attrs(
+        vec![2, 24, 0, 0, 254, 4, 0, 1, 0, 0, 0, 0],
+        &[
+            (1, &[10, 1, 0, 0]),
+            (7, &[10, 1, 0, 9]),
+            (6, &[0, 1, 0, 0]),
+            (9, &hop),
+        ],
+    );
+    let mut diag = vec![2u8, 1, 0, 0, 0x01, 0xbb, 0xc3, 0x50];
+    diag.resize(72, 3);
+    let rate = attrs(Vec::new(), &[(1, &[10, 0]), (5, &[100, 0, 0, 0])]);
+    let sta_info = attrs(
+        Vec::new(),
+        &[
+            (1, &[1, 0, 0, 0]),
+            (7, &[0xc4]),
+            (8, &rate),
+            (14, &rate),
+            (23, &[9; 8]),
+        ],
+    );
+    let station = attrs(
+        genl_header(19, 1),
+        &[(6, &[2, 0, 0, 0, 0, 2]), (21, &sta_info)],
+    );
+    let interface = attrs(
+        genl_header(7, 1),
+        &[
+            (3, &[4, 0, 0, 0]),
+            (4, b"wlan0\0"),
+            (38, &[0x6c, 0x09, 0, 0]),
+        ],
+    );
+    let bss_attrs = attrs(
+        Vec::new(),
+        &[
+            (1, &[2, 0, 0, 0, 0, 3]),
+            (6, &[0, 3, b'n', b'e', b't', 1, 1, 2]),
+            (9, &[1, 0, 0, 0]),
+        ],
+    );
+    let bss = attrs(genl_header(34, 1), &[(47, &bss_attrs)]);
+    let mut buf = Vec::new();
+    for (ty, payload) in [
+        (16u16, link),
+        (20, addr),
+        (28, neigh),
+        (36, qdisc),
+        (24, route),
+        (20, diag),
+        (30, station),
+        (30, interface),
+        (30, bss),
+        (2, 0i32.to_ne_bytes().to_vec()),
+        (3, vec![0; 4]),
+    ] {
+        let mut m = request_message(ty, 2, 1, &payload);
+        m.resize((m.len() + 3) & !3, 0);
+        buf.extend(m);
+    }
+    buf
+}
+
+/// Every netlink payload parser on `p`.
+fn parse_everything(p: &[u8]) {
+    use super::{arp, netdev, network_route, qdisc, tcpstat, wifi};
+    let _ = netdev::parse_link(p);
+    let _ = netdev::parse_addr(p);
+    let _ = arp::parse_neighbour(p);
+    let _ = qdisc::parse_qdisc(p);
+    let _ = network_route::parse_route(p);
+    let _ = tcpstat::parse_inet_diag(p);
+    let _ = wifi::parse_interface(p);
+    let _ = wifi::parse_station(p);
+    let _ = wifi::parse_bss(p);
+    let _ = crate::netlink::attributes(p).count();
+}
+
+/// Seeded byte-level corruption of netlink answers: a byte set to an odd
+/// value (0, 0xff, a small length), a range dropped, bytes inserted, a
+/// range repeated, the buffer cut. No parser may panic, and the splitter
+/// must either refuse the buffer or return payloads inside it.
+#[test]
+fn corrupted_netlink_messages_never_panic() {
+    let seed = netlink_seed();
+    let msgs = crate::netlink::split_messages(&seed, 1).expect("the seed is well formed");
+    assert_eq!(msgs.len(), 11, "every seed message is seen");
+    // The seed is meaningful: each message parses as what it is.
+    let payload = |i: usize| match msgs[i] {
+        crate::netlink::NlMessage::Payload(_, p) => p,
+        ref other => panic!("message {i}: {other:?}"),
+    };
+    use super::{arp, netdev, network_route, qdisc, tcpstat, wifi};
+    assert_eq!(netdev::parse_link(payload(0)).unwrap().name, "eth0");
+    assert!(netdev::parse_addr(payload(1)).is_some());
+    assert_eq!(arp::parse_neighbour(payload(2)), Some((2, 1, 2)));
+    assert_eq!(qdisc::parse_qdisc(payload(3)).unwrap().kind, "fq");
+    assert_eq!(
+        network_route::parse_route(payload(4)).unwrap().hops.len(),
+        1
+    );
+    assert_eq!(
+        tcpstat::parse_inet_diag(payload(5)).unwrap().source_port,
+        443
+    );
+    assert_eq!(wifi::parse_station(payload(6)).unwrap().signal_dbm, -60.0);
+    assert_eq!(wifi::parse_interface(payload(7)).unwrap().name, "wlan0");
+    assert_eq!(wifi::parse_bss(payload(8)).unwrap().ssid, "net");
+    assert_eq!(msgs[9], crate::netlink::NlMessage::Ack);
+    assert_eq!(msgs[10], crate::netlink::NlMessage::Done);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..20_000 {
+        let mut b = seed.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(b.len() + 1);
+            match rng.below(5) {
+                0 if at < b.len() => b[at] = [0u8, 0xff, 1, 3, 4, 8, 16][rng.below(7)],
+                1 => {
+                    let end = (at + 1 + rng.below(24)).min(b.len());
+                    b.drain(at.min(end)..end);
+                }
+                2 => {
+                    let n = rng.below(12);
+                    let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                    b.splice(at..at, bytes);
+                }
+                3 => {
+                    let end = (at + rng.below(40)).min(b.len());
+                    let dup = b[at.min(end)..end].to_vec();
+                    b.splice(at..at, dup);
+                }
+                _ => b.truncate(at),
+            }
+        }
+        if let Some(msgs) = crate::netlink::split_messages(&b, 1) {
+            for m in msgs {
+                if let crate::netlink::NlMessage::Payload(_, p) = m {
+                    parse_everything(p);
+                }
+            }
+        }
+        // Also the raw bytes, as if a header had been mis-cut.
+        parse_everything(&b);
+        parse_everything(b.get(16..).unwrap_or(&[]));
     }
 }

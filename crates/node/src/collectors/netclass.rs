@@ -201,8 +201,11 @@ impl NetClass {
         ctx: &ScrapeContext,
         scope: &mut CacheScope<'_>,
     ) -> Result<Vec<Iface>, CollectError> {
-        let links = SharedLinks::get()
-            .links(ctx)
+        // This runs on the collector's lane (a blocking thread); the
+        // shared dump is async, so the lane thread waits for it on the
+        // runtime, which the scrape task keeps driving.
+        let links = tokio::runtime::Handle::current()
+            .block_on(SharedLinks::get().links(ctx))
             .map_err(|e| format!("rtnetlink link dump: {e}"))?;
         let mut out = Vec::with_capacity(links.len());
         let mut path = self.class.clone();
@@ -256,7 +259,7 @@ impl NetClass {
     }
 }
 
-/// Runs on a blocking lane: sysfs reads of interface attributes wait on the kernel's rtnl lock, and the shared rtnetlink dump can wait up to 5 s.
+/// Runs on a blocking lane: sysfs reads of interface attributes wait on the kernel's rtnl lock, and it waits for the shared rtnetlink dump (bounded by the scrape deadline).
 impl BlockingCollector for NetClass {
     type Found = ();
 
