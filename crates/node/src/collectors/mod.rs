@@ -23,6 +23,7 @@ pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
 pub mod loadavg;
+pub mod logind;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
@@ -38,6 +39,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod systemd;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -80,6 +82,9 @@ pub struct CollectorOptions {
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// systemd.
+    #[command(flatten)]
+    pub systemd: systemd::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -141,6 +146,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
     Entry::on("loadavg", loadavg::build),
+    Entry::off("logind", logind::build),
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
     Entry::off("meminfo_numa", meminfo_numa::build),
@@ -156,6 +162,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("systemd", systemd::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -188,7 +195,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "kernel_hung",
     "ksmd",
     "lnstat",
-    "logind",
     "mountstats",
     "network_route",
     "nfs",
@@ -204,7 +210,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "slabinfo",
     "supervisord",
     "sysctl",
-    "systemd",
     "tapestats",
     "tcpstat",
     "thermal",
