@@ -32,6 +32,7 @@ pub mod netdev;
 pub mod netstat;
 pub mod nvme;
 pub mod os;
+pub mod perf;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod schedstat;
@@ -76,6 +77,9 @@ pub struct CollectorOptions {
     /// netstat.
     #[command(flatten)]
     pub netstat: netstat::Flags,
+    /// perf.
+    #[command(flatten)]
+    pub perf: perf::Flags,
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
@@ -155,6 +159,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("netstat", netstat::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
+    Entry::off("perf", perf::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::on("schedstat", schedstat::build),
@@ -201,7 +206,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "nfsd",
     "ntp",
     "pcidevice",
-    "perf",
     "processes",
     "qdisc",
     "rapl",
