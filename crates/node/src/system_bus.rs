@@ -20,7 +20,7 @@ use zbus::Connection;
 pub enum BusError {
     /// The bus could not be reached or the connection broke.
     #[error("system bus: {0}")]
-    Connect(zbus::Error),
+    Connect(Box<zbus::Error>),
     /// The service answered with a D-Bus error (no such unit, no such
     /// property on this systemd version, access denied).
     #[error("{call}: {source}")]
@@ -28,7 +28,7 @@ pub enum BusError {
         /// `interface.Method` (and object path) that failed.
         call: String,
         /// The error reply.
-        source: zbus::Error,
+        source: Box<zbus::Error>,
     },
     /// The reply did not have the D-Bus type the call promises.
     #[error("{call}: unexpected reply: {detail}")]
@@ -47,9 +47,9 @@ impl BusError {
         matches!(
             self,
             BusError::Call {
-                source: zbus::Error::MethodError(..) | zbus::Error::FDO(_),
+                source,
                 ..
-            }
+            } if matches!(**source, zbus::Error::MethodError(..) | zbus::Error::FDO(_))
         )
     }
 }
@@ -67,7 +67,9 @@ impl SystemBus {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = Connection::system().await.map_err(BusError::Connect)?;
+        let c = Connection::system()
+            .await
+            .map_err(|e| BusError::Connect(Box::new(e)))?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -99,7 +101,7 @@ where
         .await
         .map_err(|source| BusError::Call {
             call: what(),
-            source,
+            source: Box::new(source),
         })?;
     reply
         .body()

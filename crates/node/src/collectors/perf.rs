@@ -283,23 +283,25 @@ struct Wanted {
     event: Option<PerfEvent>,
 }
 
-/// The counters that opened, by metric.
-struct Open {
-    families: Vec<(String, String, Vec<(String, PerfCounter)>)>,
+/// The counters of one metric that opened, with their `cpu` labels.
+struct OpenFamily {
+    metric: String,
+    help: String,
+    counters: Vec<(String, PerfCounter)>,
 }
 
 /// The perf collector.
 pub struct Perf {
     cpus: Vec<u32>,
     wanted: Vec<Wanted>,
-    open: OnceLock<Open>,
+    open: OnceLock<Vec<OpenFamily>>,
 }
 
 impl Perf {
     /// Opens every wanted event on every CPU. What the kernel refuses is
     /// logged once per distinct reason, naming the events and CPUs (a VM
     /// without a PMU refuses all 25 hardware and cache events alike).
-    fn open_all(&self) -> Open {
+    fn open_all(&self) -> Vec<OpenFamily> {
         let mut families = Vec::new();
         let mut refused: BTreeMap<String, (Vec<&str>, Vec<u32>)> = BTreeMap::new();
         for w in &self.wanted {
@@ -322,7 +324,11 @@ impl Perf {
                 }
             }
             if !counters.is_empty() {
-                families.push((w.metric.clone(), w.help.clone(), counters));
+                families.push(OpenFamily {
+                    metric: w.metric.clone(),
+                    help: w.help.clone(),
+                    counters,
+                });
             }
         }
         for (error, (metrics, cpus)) in refused {
@@ -333,7 +339,7 @@ impl Perf {
                 "perf events refused by the kernel, left out"
             );
         }
-        Open { families }
+        families
     }
 }
 
@@ -345,9 +351,10 @@ impl SyncCollector for Perf {
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let open = self.open.get_or_init(|| self.open_all());
         let mut result = Ok(());
-        for (metric, help, counters) in &open.families {
-            let mut f = MetricFamily::counter(metric.clone(), help.clone());
-            for (cpu, c) in counters {
+        for fam in open {
+            let metric = &fam.metric;
+            let mut f = MetricFamily::counter(metric.clone(), fam.help.clone());
+            for (cpu, c) in &fam.counters {
                 match c.read() {
                     Ok(v) => {
                         f.add(&[("cpu", cpu)], v as f64);
