@@ -19,6 +19,7 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod edac;
 pub mod entropy;
+pub mod ethtool;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
@@ -62,6 +63,9 @@ pub struct CollectorOptions {
     /// diskstats.
     #[command(flatten)]
     pub diskstats: diskstats::Flags,
+    /// ethtool.
+    #[command(flatten)]
+    pub ethtool: ethtool::Flags,
     /// filesystem.
     #[command(flatten)]
     pub filesystem: filesystem::Flags,
@@ -146,6 +150,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("diskstats", diskstats::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
+    Entry::off("ethtool", ethtool::build),
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
@@ -192,7 +197,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "dmmultipath",
     "drbd",
     "drm",
-    "ethtool",
     "fibrechannel",
     "infiniband",
     "interrupts",
