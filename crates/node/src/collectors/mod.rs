@@ -416,6 +416,56 @@ mod tests {
     }
 
     #[test]
+    fn dbus_perf_and_ethtool_flags() {
+        let f = options(&[]);
+        assert_eq!(f.systemd.unit_include, ".+");
+        assert_eq!(f.systemd.unit_exclude, systemd::DEFAULT_UNIT_EXCLUDE);
+        assert!(!f.systemd.enable_task_metrics && !f.systemd.enable_restarts_metrics);
+        assert!(!f.systemd.enable_start_time_metrics);
+        assert_eq!(f.perf.cpus, "");
+        assert!(f.perf.tracepoint.is_empty() && !f.perf.disable_hardware_profilers);
+        assert_eq!(f.ethtool.metrics_include, ".*");
+        assert_eq!(f.ethtool.device_include, None);
+        let f = options(&[
+            "--collector.systemd.unit-whitelist=ssh.*",
+            "--collector.systemd.unit-blacklist=",
+            "--collector.systemd.enable-task-metrics",
+            "--collector.perf.cpus=0-3:2",
+            "--collector.perf.tracepoint=sched:sched_switch",
+            "--collector.perf.tracepoint=irq:irq_handler_entry",
+            "--collector.perf.cache-profilers=L1DataReadHit",
+            "--collector.perf.disable-hardware-profilers",
+            "--collector.ethtool.device-exclude=^veth",
+            "--collector.ethtool.metrics-include=allowance",
+        ]);
+        assert_eq!(f.systemd.unit_include, "ssh.*");
+        assert_eq!(f.systemd.unit_exclude, "");
+        assert!(f.systemd.enable_task_metrics);
+        assert_eq!(f.perf.cpus, "0-3:2");
+        assert_eq!(f.perf.tracepoint.len(), 2);
+        assert_eq!(f.perf.cache_profilers, ["L1DataReadHit"]);
+        assert!(f.perf.disable_hardware_profilers);
+        assert_eq!(f.ethtool.device_exclude.as_deref(), Some("^veth"));
+        assert_eq!(f.ethtool.metrics_include, "allowance");
+        let e = build(
+            "ethtool",
+            &[
+                "--collector.ethtool.device-include=^eth",
+                "--collector.ethtool.device-exclude=^veth",
+            ],
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("mutually exclusive"), "{e}");
+        let e = build("systemd", &["--collector.systemd.unit-exclude=("])
+            .err()
+            .unwrap();
+        assert!(e.contains("--collector.systemd.unit-exclude"), "{e}");
+        let e = build("perf", &["--collector.perf.cpus=a-b"]).err().unwrap();
+        assert!(e.contains("--collector.perf.cpus"), "{e}");
+    }
+
+    #[test]
     fn bad_flag_values_stop_start_up_with_the_flag_named() {
         let e = build(
             "diskstats",
