@@ -8,6 +8,8 @@
 //!   logind cross product, a vanished session skipped);
 //! - services answering with the wrong D-Bus types: both collectors fail
 //!   and say which call, the process keeps serving;
+//! - a service that never answers: the collector fails at the scrape
+//!   deadline, the next scrape answers too, and the process stays healthy;
 //! - no bus at all: both collectors fail at once, nothing else breaks.
 
 use std::io::{BufRead, BufReader};
@@ -56,12 +58,15 @@ impl PrivateBus {
             ),
         )
         .unwrap();
+        // Its stderr goes to a file (it complains that it may not raise its
+        // fd limit), shown only when it fails to start.
+        let log = dir.path().join("dbus-daemon.log");
         let mut child = Command::new(daemon)
             .arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--nopidfile", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn dbus-daemon");
         let mut line = String::new();
@@ -71,7 +76,8 @@ impl PrivateBus {
         let address = line.trim().to_string();
         assert!(
             address.starts_with("unix:"),
-            "dbus-daemon printed no address: {line:?}"
+            "dbus-daemon printed no address: {line:?}; its log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         PrivateBus {
             child,
@@ -157,6 +163,22 @@ struct BrokenManager;
 impl BrokenManager {
     fn list_units(&self) -> Vec<(String, u32)> {
         vec![("sshd.service".into(), 1)]
+    }
+
+    #[zbus(property, name = "Version")]
+    fn version(&self) -> String {
+        "255".into()
+    }
+}
+
+/// A manager whose `ListUnits` answers after a minute.
+struct SilentManager;
+
+#[interface(name = "org.freedesktop.systemd1.Manager")]
+impl SilentManager {
+    async fn list_units(&self) -> Vec<(String, u32)> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Vec::new()
     }
 
     #[zbus(property, name = "Version")]
@@ -520,4 +542,29 @@ fn no_bus_fails_both_collectors_quickly() {
     assert_eq!(success(&resp.body, "systemd"), Some(0.0));
     assert_eq!(success(&resp.body, "logind"), Some(0.0));
     assert!(exporter.log().contains("system bus"), "{}", exporter.log());
+}
+
+#[test]
+fn a_silent_service_fails_at_the_deadline() {
+    let bus = PrivateBus::start();
+    let rt = runtime();
+    let _service = rt.block_on(async {
+        let systemd = connect(&bus.address, "org.freedesktop.systemd1").await;
+        systemd
+            .object_server()
+            .at("/org/freedesktop/systemd1", SilentManager)
+            .await
+            .unwrap();
+        systemd
+    });
+    let exporter = start_exporter(&bus.address);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let resp = exporter.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+        let took = started.elapsed();
+        assert_eq!(resp.status, 200);
+        assert!(took < Duration::from_secs(3), "scrape took {took:?}");
+        assert_eq!(success(&resp.body, "systemd"), Some(0.0), "{}", resp.body);
+        assert_eq!(exporter.get("/-/healthy").status, 200);
+    }
 }
