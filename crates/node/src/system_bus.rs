@@ -41,6 +41,17 @@ pub enum BusError {
 }
 
 impl BusError {
+    /// Whether the connection may be broken (the bus is gone or restarted,
+    /// a transport error): it is then dropped and redialled next scrape. A
+    /// refusal or a reply of the wrong type leaves it usable.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            BusError::Connect(_) => true,
+            BusError::Call { .. } => !self.is_refusal(),
+            BusError::Reply { .. } => false,
+        }
+    }
+
     /// The service said no to this one call (the property or object does
     /// not exist): the caller may skip the value, as node_exporter does.
     pub fn is_refusal(&self) -> bool {
@@ -75,9 +86,13 @@ impl SystemBus {
     }
 
     /// Forgets the connection after a failure that may have broken it
-    /// (the bus restarted, a read timed out), so the next scrape redials.
-    pub async fn reset(&self) {
-        *self.conn.lock().await = None;
+    /// (see [`BusError::breaks_connection`]), so the next scrape redials.
+    pub async fn forget_if_broken<T>(&self, result: &Result<T, BusError>) {
+        if let Err(e) = result {
+            if e.breaks_connection() {
+                *self.conn.lock().await = None;
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //!   and say which call, the process keeps serving;
 //! - a service that never answers: the collector fails at the scrape
 //!   deadline, the next scrape answers too, and the process stays healthy;
+//! - a restarted bus: the kept connection is dropped and redialled;
 //! - no bus at all: both collectors fail at once, nothing else breaks.
 
 use std::io::{BufRead, BufReader};
@@ -25,20 +26,20 @@ mod common;
 use common::success;
 
 /// A `dbus-daemon` on a unix socket in a temp dir, allowing everything;
-/// killed on drop.
+/// killed on drop. `address` names the socket only (no `guid=`), so a
+/// restarted daemon on the same socket is the same address.
 struct PrivateBus {
     child: Child,
     address: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl PrivateBus {
     fn start() -> PrivateBus {
-        let daemon = require_program("dbus-daemon", "dbus");
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bus.conf");
+        let socket = dir.path().join("bus");
         std::fs::write(
-            &config,
+            dir.path().join("bus.conf"),
             format!(
                 r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -54,15 +55,26 @@ impl PrivateBus {
   </policy>
 </busconfig>
 "#,
-                dir.path().join("bus").display()
+                socket.display()
             ),
         )
         .unwrap();
+        let child = Self::spawn(dir.path());
+        PrivateBus {
+            child,
+            address: format!("unix:path={}", socket.display()),
+            dir,
+        }
+    }
+
+    /// Starts the daemon on `dir/bus.conf` and waits until it listens.
+    fn spawn(dir: &Path) -> Child {
+        let daemon = require_program("dbus-daemon", "dbus");
         // Its stderr goes to a file (it complains that it may not raise its
         // fd limit), shown only when it fails to start.
-        let log = dir.path().join("dbus-daemon.log");
+        let log = dir.join("dbus-daemon.log");
         let mut child = Command::new(daemon)
-            .arg(format!("--config-file={}", config.display()))
+            .arg(format!("--config-file={}", dir.join("bus.conf").display()))
             .args(["--nofork", "--nopidfile", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -73,17 +85,21 @@ impl PrivateBus {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let address = line.trim().to_string();
         assert!(
-            address.starts_with("unix:"),
+            line.starts_with("unix:"),
             "dbus-daemon printed no address: {line:?}; its log: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        PrivateBus {
-            child,
-            address,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Kills the daemon and starts a new one on the same socket, as a
+    /// restart of the system bus does.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("bus"));
+        self.child = Self::spawn(self.dir.path());
     }
 }
 
@@ -567,4 +583,23 @@ fn a_silent_service_fails_at_the_deadline() {
         assert_eq!(success(&resp.body, "systemd"), Some(0.0), "{}", resp.body);
         assert_eq!(exporter.get("/-/healthy").status, 200);
     }
+}
+
+#[test]
+fn a_restarted_bus_is_redialled() {
+    let mut bus = PrivateBus::start();
+    let rt = runtime();
+    let services = rt.block_on(serve_well_formed(&bus.address));
+    let exporter = start_exporter(&bus.address);
+    let body = exporter.get("/metrics").body;
+    assert_eq!(success(&body, "systemd"), Some(1.0), "{}", exporter.log());
+    drop(services);
+    bus.restart();
+    let _services = rt.block_on(serve_well_formed(&bus.address));
+    // The first scrape after the restart may still find the old connection
+    // broken; the one after it has redialled.
+    let _ = exporter.get("/metrics");
+    let body = exporter.get("/metrics").body;
+    assert_eq!(success(&body, "systemd"), Some(1.0), "{}", exporter.log());
+    assert_eq!(success(&body, "logind"), Some(1.0), "{}", exporter.log());
 }

@@ -500,9 +500,7 @@ impl Collector for Systemd {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             let result = self.scrape(out).await;
-            if let Err(BusError::Connect(_)) = &result {
-                self.bus.reset().await;
-            }
+            self.bus.forget_if_broken(&result).await;
             result.map_err(Into::into)
         })
     }
