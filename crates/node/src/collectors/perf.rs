@@ -490,6 +490,30 @@ mod tests {
     }
 
     #[test]
+    fn tracepoint_ids_come_from_tracefs_under_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths_under(dir.path());
+        let e = tracepoint_id(&paths, "sched", "sched_switch").unwrap_err();
+        assert!(
+            e.contains("kernel/debug/tracing/events/sched/sched_switch/id"),
+            "{e}"
+        );
+        let old = dir
+            .path()
+            .join("kernel/debug/tracing/events/sched/sched_switch");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("id"), "316\n").unwrap();
+        assert_eq!(tracepoint_id(&paths, "sched", "sched_switch"), Ok(316));
+        let new = dir.path().join("kernel/tracing/events/sched/sched_switch");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(new.join("id"), "317\n").unwrap();
+        assert_eq!(tracepoint_id(&paths, "sched", "sched_switch"), Ok(317));
+        std::fs::write(new.join("id"), "x\n").unwrap();
+        let e = tracepoint_id(&paths, "sched", "sched_switch").unwrap_err();
+        assert!(e.contains("not a tracepoint id"), "{e}");
+    }
+
+    #[test]
     fn profiler_flags_select_events() {
         let names = |v: Vec<EventSpec>| v.iter().map(|e| e.profiler).collect::<Vec<_>>();
         assert_eq!(select(&SOFTWARE, false, &[], "x").len(), 5);
