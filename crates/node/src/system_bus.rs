@@ -42,28 +42,59 @@ pub enum BusError {
 
 impl BusError {
     /// Whether the connection may be broken (the bus is gone or restarted,
-    /// a transport error): it is then dropped and redialled next scrape. A
-    /// refusal or a reply of the wrong type leaves it usable.
+    /// a transport error): it is then dropped and redialled next scrape. An
+    /// error reply or a reply of the wrong type leaves it usable.
     pub fn breaks_connection(&self) -> bool {
         match self {
             BusError::Connect(_) => true,
-            BusError::Call { .. } => !self.is_refusal(),
+            BusError::Call { source, .. } => error_name(source).is_none(),
             BusError::Reply { .. } => false,
         }
     }
 
-    /// The service said no to this one call (the property or object does
-    /// not exist): the caller may skip the value, as node_exporter does.
+    /// The service said no to this one call (the object or property does
+    /// not exist: an older systemd, a session that just ended): the caller
+    /// may skip the value, as node_exporter does. Errors of the bus itself
+    /// (limits exceeded, no reply, access denied, service gone) are not
+    /// refusals: skipping them would hide missing data.
     pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            BusError::Call {
-                source,
-                ..
-            } if matches!(**source, zbus::Error::MethodError(..) | zbus::Error::FDO(_))
-        )
+        match self {
+            BusError::Call { source, .. } => {
+                error_name(source).is_some_and(|n| !BUS_FAILURES.contains(&n.as_str()))
+            }
+            _ => false,
+        }
     }
 }
+
+/// Error replies that say the bus or the service failed, not that the
+/// asked-for thing does not exist.
+const BUS_FAILURES: [&str; 8] = [
+    "org.freedesktop.DBus.Error.LimitsExceeded",
+    "org.freedesktop.DBus.Error.NoReply",
+    "org.freedesktop.DBus.Error.Timeout",
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.NoMemory",
+    "org.freedesktop.DBus.Error.Disconnected",
+    "org.freedesktop.DBus.Error.AccessDenied",
+];
+
+/// The D-Bus error name of an error reply; `None` for errors that are no
+/// reply (transport, encoding).
+fn error_name(e: &zbus::Error) -> Option<String> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, ..) => Some(name.to_string()),
+        zbus::Error::FDO(e) => Some(e.name().to_string()),
+        _ => None,
+    }
+}
+
+/// At most this many calls are waiting for replies on the connection at
+/// once: dbus-daemon's system bus allows a connection 128
+/// (`max_replies_per_connection`) and answers `LimitsExceeded` beyond.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// A lazily dialled, kept system bus connection.
 #[derive(Default)]

@@ -10,6 +10,8 @@
 //!   and say which call, the process keeps serving;
 //! - a service that never answers: the collector fails at the scrape
 //!   deadline, the next scrape answers too, and the process stays healthy;
+//! - 400 units under the system bus's limit of 128 pending calls per
+//!   connection: every unit's properties are read;
 //! - a restarted bus: the kept connection is dropped and redialled;
 //! - no bus at all: both collectors fail at once, nothing else breaks.
 
@@ -47,6 +49,8 @@ impl PrivateBus {
   <type>custom</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
+  <!-- The system bus's limit on calls waiting for replies, per connection. -->
+  <limit name="max_replies_per_connection">128</limit>
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
@@ -116,8 +120,15 @@ fn path(p: &str) -> OwnedObjectPath {
 
 /// `org.freedesktop.systemd1.Manager` with a fixed unit list.
 struct Manager {
-    units: Vec<(&'static str, &'static str, &'static str, &'static str)>,
+    /// Name, object path under `/org/freedesktop/systemd1/unit/`, load
+    /// state, active state.
+    units: Vec<[String; 4]>,
     system_state: &'static str,
+}
+
+/// Owned rows for [`Manager::units`].
+fn unit_rows(rows: &[[&str; 4]]) -> Vec<[String; 4]> {
+    rows.iter().map(|r| r.map(str::to_string)).collect()
 }
 
 #[interface(name = "org.freedesktop.systemd1.Manager")]
@@ -139,7 +150,7 @@ impl Manager {
     )> {
         self.units
             .iter()
-            .map(|(name, obj, load, active)| {
+            .map(|[name, obj, load, active]| {
                 (
                     name.to_string(),
                     format!("{name} description"),
@@ -360,15 +371,15 @@ async fn serve_well_formed(address: &str) -> Vec<zbus::Connection> {
     srv.at(
         "/org/freedesktop/systemd1",
         Manager {
-            units: vec![
-                ("sshd.service", "sshd_2eservice", "loaded", "active"),
-                ("cron.service", "cron_2eservice", "loaded", "failed"),
-                ("logrotate.timer", "logrotate_2etimer", "loaded", "inactive"),
-                ("dbus.socket", "dbus_2esocket", "loaded", "active"),
-                ("home.mount", "home_2emount", "loaded", "active"),
-                ("gone.service", "gone_2eservice", "not-found", "inactive"),
-                ("apt.service", "apt_2eservice", "loaded", "reloading"),
-            ],
+            units: unit_rows(&[
+                ["sshd.service", "sshd_2eservice", "loaded", "active"],
+                ["cron.service", "cron_2eservice", "loaded", "failed"],
+                ["logrotate.timer", "logrotate_2etimer", "loaded", "inactive"],
+                ["dbus.socket", "dbus_2esocket", "loaded", "active"],
+                ["home.mount", "home_2emount", "loaded", "active"],
+                ["gone.service", "gone_2eservice", "not-found", "inactive"],
+                ["apt.service", "apt_2eservice", "loaded", "reloading"],
+            ]),
             system_state: "degraded",
         },
     )
@@ -602,4 +613,79 @@ fn a_restarted_bus_is_redialled() {
     let body = exporter.get("/metrics").body;
     assert_eq!(success(&body, "systemd"), Some(1.0), "{}", exporter.log());
     assert_eq!(success(&body, "logind"), Some(1.0), "{}", exporter.log());
+}
+
+#[test]
+fn many_units_stay_under_the_pending_call_limit() {
+    const UNITS: usize = 400;
+    let bus = PrivateBus::start();
+    let rt = runtime();
+    let _service = rt.block_on(async {
+        let systemd = connect(&bus.address, "org.freedesktop.systemd1").await;
+        let srv = systemd.object_server();
+        let rows: Vec<[String; 4]> = (0..UNITS)
+            .map(|i| {
+                [
+                    format!("svc{i}.service"),
+                    format!("svc{i}"),
+                    "loaded".into(),
+                    "active".into(),
+                ]
+            })
+            .collect();
+        srv.at(
+            "/org/freedesktop/systemd1",
+            Manager {
+                units: rows,
+                system_state: "running",
+            },
+        )
+        .await
+        .unwrap();
+        for i in 0..UNITS {
+            let p = format!("/org/freedesktop/systemd1/unit/svc{i}");
+            srv.at(
+                p.clone(),
+                Unit {
+                    active_enter_usec: 1_000_000,
+                },
+            )
+            .await
+            .unwrap();
+            srv.at(
+                p,
+                Service {
+                    kind: "simple",
+                    restarts: 1,
+                    tasks: (2, 100),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        systemd
+    });
+    let exporter = start_exporter(&bus.address);
+    let body = exporter.get("/metrics?collect[]=systemd").body;
+    assert_eq!(success(&body, "systemd"), Some(1.0), "{}", exporter.log());
+    for family in [
+        "node_systemd_unit_tasks_current{",
+        "node_systemd_unit_tasks_max{",
+        "node_systemd_service_restart_total{",
+        "node_systemd_unit_start_time_seconds{",
+    ] {
+        let n = body.lines().filter(|l| l.starts_with(family)).count();
+        assert_eq!(n, UNITS, "{family}");
+    }
+    let typed = body
+        .lines()
+        .filter(|l| l.starts_with("node_systemd_unit_state{") && l.contains("type=\"simple\""))
+        .count();
+    assert_eq!(typed, UNITS * 5);
+    println!(
+        "{UNITS} units: {}",
+        body.lines()
+            .find(|l| l.starts_with("node_scrape_collector_duration_seconds{collector=\"systemd\"}"))
+            .unwrap()
+    );
 }

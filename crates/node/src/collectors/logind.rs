@@ -17,14 +17,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 use zbus::zvariant::OwnedObjectPath;
 use zbus::Connection;
 
 use crate::collectors::Ctx;
-use crate::system_bus::{call, typed_property, BusError, SystemBus};
+use crate::system_bus::{call, typed_property, BusError, SystemBus, MAX_IN_FLIGHT};
 
 /// The `remote` label values.
 pub const REMOTE_VALUES: [&str; 2] = ["true", "false"];
@@ -146,7 +146,14 @@ impl Logind {
         let sessions: Vec<ListedSession> =
             call(&conn, DEST, PATH, MANAGER, "ListSessions", &()).await?;
         let mut counts: HashMap<SessionKey, f64> = HashMap::new();
-        for key in join_all(sessions.iter().map(|s| session_key(&conn, s))).await {
+        // The futures are built first: a closure inside the stream would
+        // make the boxed collect future fail the `Send` check.
+        let pending: Vec<_> = sessions.iter().map(|s| session_key(&conn, s)).collect();
+        let keys: Vec<_> = stream::iter(pending)
+            .buffered(MAX_IN_FLIGHT)
+            .collect()
+            .await;
+        for key in keys {
             if let Some(key) = key? {
                 *counts.entry(key).or_default() += 1.0;
             }

@@ -34,12 +34,13 @@
 //! node_exporter; a reply of the wrong D-Bus type fails the collector. No
 //! reachable system bus fails the collector too, as in node_exporter: the
 //! collector is off unless asked for. Per-unit properties are requested
-//! concurrently on one kept connection rather than one after the other.
+//! for up to 32 units at a time on one kept connection rather than one
+//! after the other (the system bus allows 128 pending calls).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
@@ -48,7 +49,7 @@ use zbus::Connection;
 
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
-use crate::system_bus::{call, typed_property, BusError, SystemBus};
+use crate::system_bus::{call, typed_property, BusError, SystemBus, MAX_IN_FLIGHT};
 
 /// Flags of the systemd collector (node_exporter's names and defaults).
 #[derive(clap::Args, Debug, Clone)]
@@ -361,7 +362,16 @@ impl Systemd {
         out.push(f);
 
         let kept: Vec<&Unit> = units.iter().filter(|u| self.filter.keeps(u)).collect();
-        let values = join_all(kept.iter().map(|u| self.unit_values(&conn, u, version))).await;
+        // The futures are built first: a closure inside the stream would
+        // make the boxed collect future fail the `Send` check.
+        let pending: Vec<_> = kept
+            .iter()
+            .map(|u| self.unit_values(&conn, u, version))
+            .collect();
+        let values: Vec<_> = stream::iter(pending)
+            .buffered(MAX_IN_FLIGHT)
+            .collect()
+            .await;
         let mut fams = UnitFamilies::new();
         let mut first_error = None;
         for (unit, v) in kept.iter().zip(values) {
