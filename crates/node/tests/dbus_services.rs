@@ -5,7 +5,9 @@
 //!
 //! - well-formed services: the exposition matches `tests/golden/dbus.txt`
 //!   (unit filter, per-type properties, missing properties skipped, the
-//!   logind cross product, a vanished session skipped);
+//!   logind cross product, a vanished session skipped), and node_exporter
+//!   (Debian's `prometheus-node-exporter` 1.5) on the same services writes
+//!   the same lines but for the family it does not have yet;
 //! - services answering with the wrong D-Bus types: both collectors fail
 //!   and say which call, the process keeps serving;
 //! - a service that never answers: the collector fails at the scrape
@@ -20,7 +22,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oxmon_testkit::{require_program, ExporterProcess};
+use oxmon_testkit::{require_program, ExporterProcess, Readiness, StartOptions};
 use zbus::interface;
 use zbus::zvariant::OwnedObjectPath;
 
@@ -687,5 +689,45 @@ fn many_units_stay_under_the_pending_call_limit() {
         body.lines()
             .find(|l| l.starts_with("node_scrape_collector_duration_seconds{collector=\"systemd\"}"))
             .unwrap()
+    );
+}
+
+#[test]
+fn node_exporter_reads_the_same_services_the_same_way() {
+    let node_exporter = require_program("prometheus-node-exporter", "prometheus-node-exporter");
+    let bus = PrivateBus::start();
+    let rt = runtime();
+    let _services = rt.block_on(serve_well_formed(&bus.address));
+    let ours = start_exporter(&bus.address).get("/metrics").body;
+    let go = ExporterProcess::start_with(
+        node_exporter,
+        &[
+            "--collector.disable-defaults",
+            "--collector.systemd",
+            "--collector.logind",
+            "--collector.systemd.enable-task-metrics",
+            "--collector.systemd.enable-restarts-metrics",
+            "--collector.systemd.enable-start-time-metrics",
+        ],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+        StartOptions {
+            readiness: Readiness::TcpConnect,
+            ..StartOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let theirs = go.get("/metrics").body;
+    // node_systemd_virtualization_info came with node_exporter 1.6.
+    let ours: String = dbus_lines(&ours)
+        .lines()
+        .filter(|l| !l.contains("node_systemd_virtualization_info"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let theirs = dbus_lines(&theirs);
+    assert!(theirs.contains("node_logind_sessions{"), "{}", go.log());
+    assert!(
+        ours == theirs,
+        "- node_exporter, + oxmon-node:\n{}",
+        oxmon_testkit::line_diff(&theirs, &ours)
     );
 }

@@ -27,6 +27,7 @@ const COLLECTORS: &[&str] = &[
     "diskstats",
     "edac",
     "entropy",
+    "ethtool",
     "filefd",
     "filesystem",
     "hwmon",
