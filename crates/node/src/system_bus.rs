@@ -21,13 +21,14 @@ pub enum BusError {
     /// The bus could not be reached or the connection broke.
     #[error("system bus: {0}")]
     Connect(Box<zbus::Error>),
-    /// The service answered with a D-Bus error (no such unit, no such
-    /// property on this systemd version, access denied).
+    /// A call failed: an error reply from the service or the bus (no such
+    /// property on this systemd version, access denied, limits exceeded),
+    /// or the connection broke while it waited.
     #[error("{call}: {source}")]
     Call {
         /// `interface.Method` (and object path) that failed.
         call: String,
-        /// The error reply.
+        /// The error reply or transport error.
         source: Box<zbus::Error>,
     },
     /// The reply did not have the D-Bus type the call promises.
