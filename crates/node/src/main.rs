@@ -17,6 +17,7 @@ mod netlink;
 mod paths;
 #[cfg(test)]
 mod procfs_core_comparison;
+mod system_bus;
 
 /// Host metrics with node_exporter's metric names.
 #[derive(Parser, Debug)]

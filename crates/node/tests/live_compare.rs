@@ -29,6 +29,7 @@ const COLLECTORS: &[&str] = &[
     "diskstats",
     "edac",
     "entropy",
+    "ethtool",
     "filefd",
     "filesystem",
     "hwmon",

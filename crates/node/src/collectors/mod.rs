@@ -20,10 +20,12 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod edac;
 pub mod entropy;
+pub mod ethtool;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
 pub mod loadavg;
+pub mod logind;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
@@ -33,6 +35,7 @@ pub mod netstat;
 pub mod network_route;
 pub mod nvme;
 pub mod os;
+pub mod perf;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod qdisc;
@@ -41,6 +44,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod systemd;
 pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
@@ -67,6 +71,9 @@ pub struct CollectorOptions {
     /// diskstats.
     #[command(flatten)]
     pub diskstats: diskstats::Flags,
+    /// ethtool.
+    #[command(flatten)]
+    pub ethtool: ethtool::Flags,
     /// filesystem.
     #[command(flatten)]
     pub filesystem: filesystem::Flags,
@@ -82,6 +89,9 @@ pub struct CollectorOptions {
     /// netstat.
     #[command(flatten)]
     pub netstat: netstat::Flags,
+    /// perf.
+    #[command(flatten)]
+    pub perf: perf::Flags,
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
@@ -91,6 +101,9 @@ pub struct CollectorOptions {
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// systemd.
+    #[command(flatten)]
+    pub systemd: systemd::Flags,
     /// tcpstat.
     #[command(flatten)]
     pub tcpstat: tcpstat::Flags,
@@ -155,10 +168,12 @@ pub const TABLE: &[Entry] = &[
     Entry::on("diskstats", diskstats::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
+    Entry::off("ethtool", ethtool::build),
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
     Entry::on("loadavg", loadavg::build),
+    Entry::off("logind", logind::build),
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
     Entry::off("meminfo_numa", meminfo_numa::build),
@@ -168,6 +183,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("network_route", network_route::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
+    Entry::off("perf", perf::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::off("qdisc", qdisc::build),
@@ -176,6 +192,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("systemd", systemd::build),
     Entry::off("tcpstat", tcpstat::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
@@ -201,7 +218,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "dmmultipath",
     "drbd",
     "drm",
-    "ethtool",
     "fibrechannel",
     "infiniband",
     "interrupts",
@@ -209,13 +225,11 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "kernel_hung",
     "ksmd",
     "lnstat",
-    "logind",
     "mountstats",
     "nfs",
     "nfsd",
     "ntp",
     "pcidevice",
-    "perf",
     "processes",
     "rapl",
     "runit",
@@ -223,7 +237,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "slabinfo",
     "supervisord",
     "sysctl",
-    "systemd",
     "tapestats",
     "thermal",
     "watchdog",
@@ -418,6 +431,56 @@ mod tests {
         assert_eq!(f.netdev.device_exclude.as_deref(), Some("^veth"));
         assert!(f.netdev.no_netlink);
         assert_eq!(f.hwmon.chip_include.as_deref(), Some("^coretemp"));
+    }
+
+    #[test]
+    fn dbus_perf_and_ethtool_flags() {
+        let f = options(&[]);
+        assert_eq!(f.systemd.unit_include, ".+");
+        assert_eq!(f.systemd.unit_exclude, systemd::DEFAULT_UNIT_EXCLUDE);
+        assert!(!f.systemd.enable_task_metrics && !f.systemd.enable_restarts_metrics);
+        assert!(!f.systemd.enable_start_time_metrics);
+        assert_eq!(f.perf.cpus, "");
+        assert!(f.perf.tracepoint.is_empty() && !f.perf.disable_hardware_profilers);
+        assert_eq!(f.ethtool.metrics_include, ".*");
+        assert_eq!(f.ethtool.device_include, None);
+        let f = options(&[
+            "--collector.systemd.unit-whitelist=ssh.*",
+            "--collector.systemd.unit-blacklist=",
+            "--collector.systemd.enable-task-metrics",
+            "--collector.perf.cpus=0-3:2",
+            "--collector.perf.tracepoint=sched:sched_switch",
+            "--collector.perf.tracepoint=irq:irq_handler_entry",
+            "--collector.perf.cache-profilers=L1DataReadHit",
+            "--collector.perf.disable-hardware-profilers",
+            "--collector.ethtool.device-exclude=^veth",
+            "--collector.ethtool.metrics-include=allowance",
+        ]);
+        assert_eq!(f.systemd.unit_include, "ssh.*");
+        assert_eq!(f.systemd.unit_exclude, "");
+        assert!(f.systemd.enable_task_metrics);
+        assert_eq!(f.perf.cpus, "0-3:2");
+        assert_eq!(f.perf.tracepoint.len(), 2);
+        assert_eq!(f.perf.cache_profilers, ["L1DataReadHit"]);
+        assert!(f.perf.disable_hardware_profilers);
+        assert_eq!(f.ethtool.device_exclude.as_deref(), Some("^veth"));
+        assert_eq!(f.ethtool.metrics_include, "allowance");
+        let e = build(
+            "ethtool",
+            &[
+                "--collector.ethtool.device-include=^eth",
+                "--collector.ethtool.device-exclude=^veth",
+            ],
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("mutually exclusive"), "{e}");
+        let e = build("systemd", &["--collector.systemd.unit-exclude=("])
+            .err()
+            .unwrap();
+        assert!(e.contains("--collector.systemd.unit-exclude"), "{e}");
+        let e = build("perf", &["--collector.perf.cpus=a-b"]).err().unwrap();
+        assert!(e.contains("--collector.perf.cpus"), "{e}");
     }
 
     #[test]

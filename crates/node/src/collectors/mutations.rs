@@ -108,8 +108,22 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ),
 ];
 
-/// Collectors without files to corrupt.
-const NOT_MUTATED: &[&str] = &["network_route", "tcpstat", "textfile", "timex", "uname"];
+/// Collectors without files to corrupt: textfile (see above), timex and
+/// uname (system calls), network_route and tcpstat (netlink only), perf (counters), systemd and logind (D-Bus
+/// replies, decoded by zbus against the expected signature; wrong types are
+/// tested in `tests/dbus_services.rs`), ethtool (ioctl replies: its parsers
+/// get their own mutation test below).
+const NOT_MUTATED: &[&str] = &[
+    "ethtool",
+    "logind",
+    "network_route",
+    "perf",
+    "systemd",
+    "tcpstat",
+    "textfile",
+    "timex",
+    "uname",
+];
 
 /// Corruptions per collector.
 const ROUNDS: usize = 200;
@@ -531,5 +545,56 @@ fn corrupted_netlink_messages_never_panic() {
         // Also the raw bytes, as if a header had been mis-cut.
         parse_everything(&b);
         parse_everything(b.get(16..).unwrap_or(&[]));
+    }
+}
+
+/// ethtool's replies (driver info, link modes, statistic names and values)
+/// corrupted byte-wise, cut short and padded: the families built from them
+/// always encode to valid exposition text.
+#[test]
+fn corrupted_ethtool_replies_always_give_valid_exposition() {
+    use super::ethtool::{families, sample_replies, Replies};
+    let include = regex::Regex::new(".*").unwrap();
+    let clean = || Replies {
+        link: Some(sample_replies::link_bytes()),
+        info: Some(sample_replies::drvinfo_bytes()),
+        stats: Some((
+            sample_replies::strings_bytes(&["rx_bytes", "tx-errors", "queue_0 drops"]),
+            sample_replies::stats_bytes(&[1, 2, 3]),
+        )),
+    };
+    let mut fams = families(&[("eth0".into(), clean())], &include);
+    check_exposition(&mut fams).unwrap();
+    assert!(fams
+        .iter()
+        .any(|f| f.name == "node_ethtool_received_bytes_total"));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..2000 {
+        let mut r = clean();
+        let slot = match rng.below(4) {
+            0 => r.link.as_mut().unwrap(),
+            1 => r.info.as_mut().unwrap(),
+            2 => &mut r.stats.as_mut().unwrap().0,
+            _ => &mut r.stats.as_mut().unwrap().1,
+        };
+        let corrupted = match rng.below(3) {
+            0 => {
+                let mut b = slot.clone();
+                for _ in 0..=rng.below(8) {
+                    let at = rng.below(b.len().max(1));
+                    if let Some(x) = b.get_mut(at) {
+                        *x = rng.next() as u8;
+                    }
+                }
+                b
+            }
+            1 => slot[..rng.below(slot.len() + 1)].to_vec(),
+            _ => mutate(&mut rng, slot),
+        };
+        *slot = corrupted.clone();
+        let mut out = families(&[("eth0".into(), r)], &include);
+        if let Err(e) = check_exposition(&mut out) {
+            panic!("ethtool round {round}, reply corrupted to {corrupted:?}:\n{e}");
+        }
     }
 }
