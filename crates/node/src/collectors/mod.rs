@@ -45,6 +45,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod zfs;
 
 #[cfg(test)]
 mod mutations;
@@ -163,6 +164,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::on("zfs", zfs::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
@@ -212,7 +214,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "wifi",
     "xfrm",
     "xfs",
-    "zfs",
     "zoneinfo",
 ];
 
