@@ -12,6 +12,9 @@ use oxmon_core::Collector;
 
 use crate::paths::Paths;
 
+pub mod bcache;
+pub mod bcachefs;
+pub mod btrfs;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -45,6 +48,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod xfs;
 pub mod zfs;
 
 #[cfg(test)]
@@ -54,6 +58,9 @@ mod mutations;
 /// owned by its collector's module.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CollectorOptions {
+    /// bcache.
+    #[command(flatten)]
+    pub bcache: bcache::Flags,
     /// cpu.
     #[command(flatten)]
     pub cpu: cpu::Flags,
@@ -131,6 +138,9 @@ impl Entry {
 
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
+    Entry::on("bcache", bcache::build),
+    Entry::on("bcachefs", bcachefs::build),
+    Entry::on("btrfs", btrfs::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -164,6 +174,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::on("xfs", xfs::build),
     Entry::on("zfs", zfs::build),
 ];
 
@@ -172,10 +183,7 @@ pub const TABLE: &[Entry] = &[
 /// node_exporter command line keeps working; enabling one logs a warning.
 pub const NOT_IMPLEMENTED: &[&str] = &[
     "arp",
-    "bcache",
-    "bcachefs",
     "bonding",
-    "btrfs",
     "buddyinfo",
     "cgroups",
     "dmi",
@@ -213,7 +221,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "watchdog",
     "wifi",
     "xfrm",
-    "xfs",
     "zoneinfo",
 ];
 

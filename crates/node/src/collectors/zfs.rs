@@ -68,7 +68,8 @@ pub fn parse_kstat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
             continue;
         };
         if !in_table {
-            in_table = name == "name" && kind == "type" && data == "data" && fields.next().is_none();
+            in_table =
+                name == "name" && kind == "type" && data == "data" && fields.next().is_none();
             continue;
         }
         let value = match kind {
@@ -161,7 +162,8 @@ pub fn parse_objset(text: &str) -> (Objset<'_>, Malformed) {
             continue;
         };
         if !in_table {
-            in_table = name == "name" && kind == "type" && data == "data" && fields.next().is_none();
+            in_table =
+                name == "name" && kind == "type" && data == "data" && fields.next().is_none();
             continue;
         }
         if name == "dataset_name" {
@@ -208,9 +210,8 @@ struct Layout {
 }
 
 fn load_layout(base: &Path) -> Result<Layout, CollectError> {
-    let listing = |dir: &Path| {
-        dir_entries(dir).map_err(|e| format!("listing {}: {e}", dir.display()))
-    };
+    let listing =
+        |dir: &Path| dir_entries(dir).map_err(|e| format!("listing {}: {e}", dir.display()));
     let Some(entries) = listing(base)? else {
         return Ok(Layout::default());
     };
@@ -276,11 +277,7 @@ impl Outcome {
 
 /// Reads `path` as text; `None` (and a relisting) when it is gone, `None`
 /// and a failure when it cannot be read.
-fn read_text(
-    scope: &mut CacheScope<'_>,
-    path: &Path,
-    outcome: &mut Outcome,
-) -> Option<String> {
+fn read_text(scope: &mut CacheScope<'_>, path: &Path, outcome: &mut Outcome) -> Option<String> {
     match scope.read(path) {
         Ok(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Err(e) if is_missing(&e) => {
@@ -313,7 +310,11 @@ pub const TABLES: &[(&str, &str, &str)] = &[
     ("arcstats", "node_zfs_arc_", "kstat.zfs.misc.arcstats."),
     ("dbufstats", "node_zfs_dbuf_", "kstat.zfs.misc.dbufstats."),
     ("dmu_tx", "node_zfs_dmu_tx_", "kstat.zfs.misc.dmu_tx."),
-    ("dnodestats", "node_zfs_dnode_", "kstat.zfs.misc.dnodestats."),
+    (
+        "dnodestats",
+        "node_zfs_dnode_",
+        "kstat.zfs.misc.dnodestats.",
+    ),
     ("fm", "node_zfs_fm_", "kstat.zfs.misc.fm."),
     // Deprecated upstream; older modules still write it.
     (
@@ -327,7 +328,11 @@ pub const TABLES: &[(&str, &str, &str)] = &[
         "kstat.zfs.misc.vdev_mirror_stats.",
     ),
     ("xuio_stats", "node_zfs_xuio_", "kstat.zfs.misc.xuio_stats."),
-    ("zfetchstats", "node_zfs_zfetch_", "kstat.zfs.misc.zfetchstats."),
+    (
+        "zfetchstats",
+        "node_zfs_zfetch_",
+        "kstat.zfs.misc.zfetchstats.",
+    ),
     ("zil", "node_zfs_zil_", "kstat.zfs.misc.zil."),
 ];
 
@@ -344,11 +349,7 @@ impl Zfs {
             if let Some(text) = read_text(scope, path, outcome) {
                 let (rows, bad) = parse_pool_io(&text);
                 for (column, v) in rows {
-                    let mut f = row_family(
-                        "node_zfs_zpool_",
-                        "kstat.zfs.misc.io.",
-                        column,
-                    );
+                    let mut f = row_family("node_zfs_zpool_", "kstat.zfs.misc.io.", column);
                     f.add(&[("zpool", zpool)], v);
                     out.push(f);
                 }
@@ -362,11 +363,8 @@ impl Zfs {
             let (objset, bad) = parse_objset(&text);
             if let Some(dataset) = objset.dataset {
                 for (row, v) in objset.rows {
-                    let mut f = row_family(
-                        "node_zfs_zpool_dataset_",
-                        "kstat.zfs.misc.objset.",
-                        row,
-                    );
+                    let mut f =
+                        row_family("node_zfs_zpool_dataset_", "kstat.zfs.misc.objset.", row);
                     f.add(&[("zpool", zpool), ("dataset", dataset)], v);
                     out.push(f);
                 }
@@ -463,7 +461,11 @@ mod tests {
         let (rows, bad) = parse_kstat(text);
         assert_eq!(
             rows,
-            [("hits", 12.0), ("memory_available_bytes", -5.0), ("some-name", 7.0)]
+            [
+                ("hits", 12.0),
+                ("memory_available_bytes", -5.0),
+                ("some-name", 7.0)
+            ]
         );
         assert_eq!(bad.count(), 1);
         let (rows, bad) = parse_kstat("hits 4 1\n");
