@@ -34,6 +34,9 @@ const DROPPED: &[&str] = &[
 /// `time` read the live system and are filtered above; netdev reads
 /// `<procfs>/net/dev` instead of rtnetlink).
 const COLLECTORS: &[&str] = &[
+    "bcache",
+    "bcachefs",
+    "btrfs",
     "conntrack",
     "cpu",
     "cpu_vulnerabilities",
@@ -66,6 +69,8 @@ const COLLECTORS: &[&str] = &[
     "udp_queues",
     "uname",
     "vmstat",
+    "xfs",
+    "zfs",
 ];
 
 fn fixtures() -> PathBuf {
@@ -151,6 +156,7 @@ fn scrape_fixture_host() -> String {
         "--collector.cpu.info.flags-include=^(aes|avx.*)$".into(),
         "--collector.cpu.info.bugs-include=^(spectre_.*|mds)$".into(),
         "--collector.stat.softirq".into(),
+        "--collector.bcache.priorityStats".into(),
         "--no-collector.netdev.netlink".into(),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));

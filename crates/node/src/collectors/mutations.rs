@@ -23,6 +23,13 @@ use crate::paths::Paths;
 /// files or directories (relative to `tests/fixtures`) it reads.
 const READS: &[(&str, &[&str], &[&str])] = &[
     (
+        "bcache",
+        &["--collector.bcache.priorityStats"],
+        &["sys/fs/bcache"],
+    ),
+    ("bcachefs", &[], &["sys/fs/bcachefs"]),
+    ("btrfs", &[], &["sys/fs/btrfs"]),
+    (
         "conntrack",
         &[],
         &["proc/sys/net/netfilter", "proc/net/stat"],
@@ -92,6 +99,8 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         &["--collector.vmstat.fields=.*"],
         &["proc/vmstat"],
     ),
+    ("xfs", &[], &["sys/fs/xfs"]),
+    ("zfs", &[], &["proc/spl/kstat/zfs"]),
 ];
 
 /// Collectors without files to corrupt.
