@@ -37,6 +37,9 @@ const DROPPED: &[&str] = &[
 /// tests).
 const COLLECTORS: &[&str] = &[
     "arp",
+    "bcache",
+    "bcachefs",
+    "btrfs",
     "conntrack",
     "cpu",
     "cpu_vulnerabilities",
@@ -71,6 +74,8 @@ const COLLECTORS: &[&str] = &[
     "uname",
     "vmstat",
     "wifi",
+    "xfs",
+    "zfs",
 ];
 
 fn fixtures() -> PathBuf {
@@ -156,6 +161,7 @@ fn scrape_fixture_host() -> String {
         "--collector.cpu.info.flags-include=^(aes|avx.*)$".into(),
         "--collector.cpu.info.bugs-include=^(spectre_.*|mds)$".into(),
         "--collector.stat.softirq".into(),
+        "--collector.bcache.priorityStats".into(),
         "--no-collector.netdev.netlink".into(),
         "--no-collector.arp.netlink".into(),
         "--collector.arp.device-exclude=^veth".into(),

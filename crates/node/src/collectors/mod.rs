@@ -13,6 +13,9 @@ use oxmon_core::Collector;
 use crate::paths::Paths;
 
 pub mod arp;
+pub mod bcache;
+pub mod bcachefs;
+pub mod btrfs;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -54,6 +57,8 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod wifi;
+pub mod xfs;
+pub mod zfs;
 
 #[cfg(test)]
 mod mutations;
@@ -65,6 +70,9 @@ pub struct CollectorOptions {
     /// arp.
     #[command(flatten)]
     pub arp: arp::Flags,
+    /// bcache.
+    #[command(flatten)]
+    pub bcache: bcache::Flags,
     /// cpu.
     #[command(flatten)]
     pub cpu: cpu::Flags,
@@ -161,6 +169,9 @@ impl Entry {
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
     Entry::on("arp", arp::build),
+    Entry::on("bcache", bcache::build),
+    Entry::on("bcachefs", bcachefs::build),
+    Entry::on("btrfs", btrfs::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -202,6 +213,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
     Entry::off("wifi", wifi::build),
+    Entry::on("xfs", xfs::build),
+    Entry::on("zfs", zfs::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
@@ -210,8 +223,8 @@ pub const TABLE: &[Entry] = &[
 pub const NOT_IMPLEMENTED: &[&str] = &[
     "bcache",
     "bcachefs",
+    "arp",
     "bonding",
-    "btrfs",
     "buddyinfo",
     "cgroups",
     "dmi",
@@ -241,8 +254,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "thermal",
     "watchdog",
     "xfrm",
-    "xfs",
-    "zfs",
     "zoneinfo",
 ];
 

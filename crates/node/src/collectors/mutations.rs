@@ -27,6 +27,13 @@ use crate::paths::Paths;
 const READS: &[(&str, &[&str], &[&str])] = &[
     ("arp", &["--no-collector.arp.netlink"], &["proc/net/arp"]),
     (
+        "bcache",
+        &["--collector.bcache.priorityStats"],
+        &["sys/fs/bcache"],
+    ),
+    ("bcachefs", &[], &["sys/fs/bcachefs"]),
+    ("btrfs", &[], &["sys/fs/btrfs"]),
+    (
         "conntrack",
         &[],
         &["proc/sys/net/netfilter", "proc/net/stat"],
@@ -106,6 +113,8 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         &["--collector.wifi.fixtures=@ROOT@/wifi"],
         &["wifi"],
     ),
+    ("xfs", &[], &["sys/fs/xfs"]),
+    ("zfs", &[], &["proc/spl/kstat/zfs"]),
 ];
 
 /// Collectors without files to corrupt: textfile (see above), timex and
