@@ -22,6 +22,7 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod infiniband;
 pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
@@ -140,6 +141,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
+    Entry::on("infiniband", infiniband::build),
     Entry::on("loadavg", loadavg::build),
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
@@ -182,7 +184,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "drm",
     "ethtool",
     "fibrechannel",
-    "infiniband",
     "interrupts",
     "ipvs",
     "kernel_hung",
