@@ -19,6 +19,7 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod edac;
 pub mod entropy;
+pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
@@ -39,6 +40,7 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod tapestats;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -81,6 +83,9 @@ pub struct CollectorOptions {
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// tapestats.
+    #[command(flatten)]
+    pub tapestats: tapestats::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -138,6 +143,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("diskstats", diskstats::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
+    Entry::on("fibrechannel", fibrechannel::build),
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
@@ -158,6 +164,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::on("tapestats", tapestats::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -183,7 +190,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "drbd",
     "drm",
     "ethtool",
-    "fibrechannel",
     "interrupts",
     "ipvs",
     "kernel_hung",
@@ -206,7 +212,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "supervisord",
     "sysctl",
     "systemd",
-    "tapestats",
     "tcpstat",
     "thermal",
     "watchdog",
