@@ -31,6 +31,8 @@ pub mod meminfo_numa;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod nfs;
+pub mod nfsd;
 pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
@@ -155,6 +157,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("netclass", netclass::build),
     Entry::on("netdev", netdev::build),
     Entry::on("netstat", netstat::build),
+    Entry::on("nfs", nfs::build),
+    Entry::on("nfsd", nfsd::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
@@ -198,8 +202,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "logind",
     "mountstats",
     "network_route",
-    "nfs",
-    "nfsd",
     "ntp",
     "pcidevice",
     "perf",
