@@ -17,6 +17,7 @@ pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod drbd;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
@@ -143,6 +144,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
+    Entry::off("drbd", drbd::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
     Entry::on("fibrechannel", fibrechannel::build),
@@ -191,7 +193,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "cgroups",
     "dmi",
     "dmmultipath",
-    "drbd",
     "drm",
     "ethtool",
     "interrupts",
@@ -311,6 +312,23 @@ pub mod testing {
         let series = fam.metrics.first().expect("one series");
         let (_, v) = series.labels.iter().find(|(k, _)| k == label).expect(label);
         v.clone()
+    }
+
+    /// The value of the first series of family `name` that has all of
+    /// `labels`, if any.
+    pub fn single(out: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let fam = out.iter().find(|f| f.name == name)?;
+        fam.metrics
+            .iter()
+            .find(|m| {
+                labels
+                    .iter()
+                    .all(|(k, v)| m.labels.iter().any(|(mk, mv)| mk == k && mv == v))
+            })
+            .map(|m| match m.value {
+                oxmon_core::metrics::Value::Single(v) => v,
+                _ => f64::NAN,
+            })
     }
 
     /// Writes `text` beside `path` and renames it over `path`, as package

@@ -290,27 +290,10 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     }))
 }
 
-/// Used by tests of both NFS collectors.
-#[cfg(test)]
-pub fn single(out: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let fam = out.iter().find(|f| f.name == name)?;
-    fam.metrics
-        .iter()
-        .find(|m| {
-            labels
-                .iter()
-                .all(|(k, v)| m.labels.iter().any(|(mk, mv)| mk == k && mv == v))
-        })
-        .map(|m| match m.value {
-            oxmon_core::metrics::Value::Single(v) => v,
-            _ => f64::NAN,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{build, paths_under, scrape, single, try_scrape};
 
     #[test]
     fn tables_have_the_kernel_lengths() {

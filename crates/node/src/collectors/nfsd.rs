@@ -253,8 +253,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::collectors::nfs::single;
-    use crate::collectors::testing::{build, paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{build, paths_under, scrape, single, try_scrape};
 
     #[test]
     fn reads_the_server_file() {
