@@ -36,6 +36,7 @@ pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
 pub mod os;
+pub mod pcidevice;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod schedstat;
@@ -80,6 +81,9 @@ pub struct CollectorOptions {
     /// netstat.
     #[command(flatten)]
     pub netstat: netstat::Flags,
+    /// pcidevice.
+    #[command(flatten)]
+    pub pcidevice: pcidevice::Flags,
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
@@ -163,6 +167,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("nfsd", nfsd::build),
     Entry::on("nvme", nvme::build),
     Entry::on("os", os::build),
+    Entry::off("pcidevice", pcidevice::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::on("schedstat", schedstat::build),
@@ -204,7 +209,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "mountstats",
     "network_route",
     "ntp",
-    "pcidevice",
     "perf",
     "processes",
     "qdisc",
