@@ -256,7 +256,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{paths_under, scrape, single, try_scrape};
 
     #[test]
     fn identifiers_and_counters() {
@@ -297,7 +297,7 @@ mod tests {
                 .len(),
             1
         );
-        assert!(fam("node_fibrechannel_nos_total").is_none());
+        assert!(single(&out, "node_fibrechannel_nos_total", &[]).is_none());
         std::fs::write(host.join("statistics/rx_frames"), "many\n").unwrap();
         let c = blocking_collector(FibreChannel::new(&paths_under(dir.path())));
         let (out, result) = try_scrape(&*c);

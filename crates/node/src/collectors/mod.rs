@@ -17,6 +17,7 @@ pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmmultipath;
 pub mod drbd;
 pub mod edac;
 pub mod entropy;
@@ -148,6 +149,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
+    Entry::off("dmmultipath", dmmultipath::build),
     Entry::off("drbd", drbd::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
@@ -197,7 +199,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "buddyinfo",
     "cgroups",
     "dmi",
-    "dmmultipath",
     "drm",
     "ethtool",
     "interrupts",
