@@ -36,6 +36,7 @@ pub mod netstat;
 pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
+pub mod nvmesubsystem;
 pub mod os;
 pub mod pcidevice;
 pub mod powersupplyclass;
@@ -168,6 +169,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("nfs", nfs::build),
     Entry::on("nfsd", nfsd::build),
     Entry::on("nvme", nvme::build),
+    Entry::off("nvmesubsystem", nvmesubsystem::build),
     Entry::on("os", os::build),
     Entry::off("pcidevice", pcidevice::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
