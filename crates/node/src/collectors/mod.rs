@@ -30,6 +30,7 @@ pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
+pub mod mountstats;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
@@ -163,6 +164,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
     Entry::off("meminfo_numa", meminfo_numa::build),
+    Entry::off("mountstats", mountstats::build),
     Entry::on("netclass", netclass::build),
     Entry::on("netdev", netdev::build),
     Entry::on("netstat", netstat::build),
@@ -209,7 +211,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "ksmd",
     "lnstat",
     "logind",
-    "mountstats",
     "network_route",
     "ntp",
     "perf",
