@@ -410,6 +410,8 @@ mod tests {
         assert_eq!(f.netclass.ignored_devices, "^$");
         assert_eq!(f.powersupplyclass.ignored_supplies, "^$");
         assert!(!f.cpu.info && !f.stat.softirq && !f.cpu.no_guest);
+        assert_eq!(f.tapestats.ignored_devices, "^$");
+        assert!(!f.pcidevice.names && f.pcidevice.ids_file.is_none());
         let f = options(&[
             "--collector.cpu.info",
             "--collector.stat.softirq",
@@ -422,7 +424,13 @@ mod tests {
             "--collector.netdev.device-exclude=^veth",
             "--no-collector.netdev.netlink",
             "--collector.hwmon.chip-include=^coretemp",
+            "--collector.tapestats.ignored-devices=^st1$",
+            "--collector.pcidevice.names",
+            "--collector.pcidevice.idsfile=/srv/pci.ids",
         ]);
+        assert_eq!(f.tapestats.ignored_devices, "^st1$");
+        assert!(f.pcidevice.names);
+        assert_eq!(f.pcidevice.ids_file.as_deref(), Some("/srv/pci.ids"));
         assert!(f.cpu.info && f.stat.softirq && f.cpu.no_guest);
         assert_eq!(f.filesystem.mount_points_exclude, "^/x");
         assert_eq!(f.diskstats.device_exclude.as_deref(), Some("^loop"));
@@ -455,6 +463,8 @@ mod tests {
         assert!(e.contains("--collector.netstat.fields"), "{e}");
         let e = build("hwmon", &["--collector.hwmon.sensor-include=("]).unwrap_err();
         assert!(e.contains("--collector.hwmon.sensor-include"), "{e}");
+        let e = build("tapestats", &["--collector.tapestats.ignored-devices=("]).unwrap_err();
+        assert!(e.contains("--collector.tapestats.ignored-devices"), "{e}");
     }
 
     /// Feeds every text parser pseudo-random text built from the
@@ -511,6 +521,16 @@ mod tests {
             "processor",
             "flags",
             "Mitigation",
+            "device ",
+            " mounted on ",
+            " with fstype nfs4 statvers=1.1",
+            "xprt:",
+            "per-op",
+            "proc4ops",
+            "GT/s PCIe",
+            "0000:01:00.0",
+            "Gb/sec",
+            "N/A (no PMA)",
             "Vulnerable",
             "\0",
         ];
@@ -554,6 +574,21 @@ mod tests {
             let _ = vmstat::parse_vmstat(t);
             let _ = time::parse_tzif(t.as_bytes());
             let _ = time::parse_fixed_posix_tz(t);
+            let _ = nfs::parse_rpc_lines(t);
+            let _ = drbd::parse_drbd(t);
+            let _ = mountstats::parse_mountstats(t);
+            let _ = mountstats::mountinfo_addrs(t);
+            let _ = infiniband::parse_state(t);
+            let _ = infiniband::parse_rate(t);
+            let _ = infiniband::parse_counter(t);
+            let _ = fibrechannel::parse_statistic(t);
+            let _ = fibrechannel::strip_hex_prefix(t);
+            let _ = pcidevice::parse_location(t);
+            let _ = pcidevice::parse_link_target(t);
+            let _ = pcidevice::parse_link_speed(t);
+            let _ = pcidevice::parse_pci_ids(t);
+            let _ = nvmesubsystem::member(t);
+            let _ = tapestats::is_drive(t);
         }
     }
 }
