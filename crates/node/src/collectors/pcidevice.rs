@@ -36,7 +36,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::dir_listing::AbsentSource;
-use crate::file_cache::{is_missing, parse_int_auto, read_trimmed, CacheScope, FileCache};
+use crate::file_cache::{is_missing, parse_int_auto, read_trimmed};
 
 /// Where node_exporter looks for `pci.ids` when no file is named.
 const DEFAULT_IDS_FILES: &[&str] = &["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"];
@@ -308,21 +308,24 @@ pub struct PciDevice {
     dir: PathBuf,
     names: Option<PciIds>,
     absent: AbsentSource,
-    cache: FileCache,
 }
 
 /// Reads an optional attribute, trimmed; `Ok(None)` when it is missing.
-fn optional(scope: &mut CacheScope<'_>, path: &Path) -> Result<Option<String>, String> {
-    match scope.attr(path) {
-        Ok(b) => Ok(Some(String::from_utf8_lossy(b).trim().to_string())),
+/// The attributes are opened for each read rather than kept open in a
+/// [`crate::file_cache::FileCache`]: a host with SR-IOV has thousands of
+/// PCI functions, twenty attributes each, which kept descriptors would
+/// turn into more open files than the default limit of 1024.
+fn optional(path: &Path) -> Result<Option<String>, String> {
+    match read_trimmed(path) {
+        Ok(t) => Ok(Some(t.trim().to_string())),
         Err(e) if is_missing(&e) => Ok(None),
         Err(e) => Err(format!("reading {}: {e}", path.display())),
     }
 }
 
 /// Parses an optional decimal attribute; empty is absent.
-fn number(scope: &mut CacheScope<'_>, path: &Path) -> Result<Option<i64>, String> {
-    match optional(scope, path)? {
+fn number(path: &Path) -> Result<Option<i64>, String> {
+    match optional(path)? {
         Some(t) if !t.is_empty() => t
             .parse()
             .map(Some)
@@ -332,12 +335,7 @@ fn number(scope: &mut CacheScope<'_>, path: &Path) -> Result<Option<i64>, String
 }
 
 impl PciDevice {
-    fn device(
-        &self,
-        scope: &mut CacheScope<'_>,
-        entry: &str,
-        f: &mut Families,
-    ) -> Result<(), String> {
+    fn device(&self, entry: &str, f: &mut Families) -> Result<(), String> {
         let path = self.dir.join(entry);
         let (own, parent) = match std::fs::read_link(&path) {
             Ok(target) => parse_link_target(&target.to_string_lossy()).ok_or_else(|| {
@@ -369,7 +367,7 @@ impl PciDevice {
         .enumerate()
         {
             let p = path.join(file);
-            let text = optional(scope, &p)?.ok_or_else(|| format!("{}: missing", p.display()))?;
+            let text = optional(&p)?.ok_or_else(|| format!("{}: missing", p.display()))?;
             ids[i] = parse_int_auto(&text)
                 .and_then(|v| i32::try_from(v).ok())
                 .ok_or_else(|| format!("{}: not an id: {text:?}", p.display()))?
@@ -386,7 +384,7 @@ impl PciDevice {
         .enumerate()
         {
             let p = path.join(file);
-            let Some(text) = optional(scope, &p)? else {
+            let Some(text) = optional(&p)? else {
                 continue;
             };
             link[i] = if i % 2 == 0 {
@@ -401,13 +399,13 @@ impl PciDevice {
                 )
             };
         }
-        let numa = number(scope, &path.join("numa_node"))?;
-        let autoprobe = number(scope, &path.join("sriov_drivers_autoprobe"))?;
-        let numvfs = number(scope, &path.join("sriov_numvfs"))?;
-        let totalvfs = number(scope, &path.join("sriov_totalvfs"))?;
-        let vf_msix = number(scope, &path.join("sriov_vf_total_msix"))?;
-        let d3cold = number(scope, &path.join("d3cold_allowed"))?;
-        let power = optional(scope, &path.join("power_state"))?.filter(|s| !s.is_empty());
+        let numa = number(&path.join("numa_node"))?;
+        let autoprobe = number(&path.join("sriov_drivers_autoprobe"))?;
+        let numvfs = number(&path.join("sriov_numvfs"))?;
+        let totalvfs = number(&path.join("sriov_totalvfs"))?;
+        let vf_msix = number(&path.join("sriov_vf_total_msix"))?;
+        let d3cold = number(&path.join("d3cold_allowed"))?;
+        let power = optional(&path.join("power_state"))?.filter(|s| !s.is_empty());
 
         let [segment, bus, dev, func] = &own.0;
         let loc = [
@@ -512,11 +510,10 @@ impl BlockingCollector for PciDevice {
         entries: Self::Found,
         out: &mut Vec<MetricFamily>,
     ) -> CollectResult {
-        let mut scope = self.cache.scope();
         let mut f = Families::new();
         let mut result = Ok(());
         for (entry, _) in entries {
-            if let Err(e) = self.device(&mut scope, &entry, &mut f) {
+            if let Err(e) = self.device(&entry, &mut f) {
                 result = Err(e.into());
             }
         }
@@ -563,7 +560,6 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         dir: ctx.paths.sys("bus/pci/devices"),
         names: flags.names.then(|| load_names(flags.ids_file.as_deref())),
         absent: AbsentSource::default(),
-        cache: FileCache::remembering_missing(),
     }))
 }
 
