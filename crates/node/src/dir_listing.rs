@@ -1,6 +1,9 @@
 //! Directory listings: sorted entry names, numbered entries (`cpu0`,
-//! `node1`), and [`Refreshed`], a value derived from a directory walk that
-//! is rebuilt once a minute instead of on every scrape.
+//! `node1`), [`Refreshed`], a value derived from a directory walk that
+//! is rebuilt once a minute instead of on every scrape, and
+//! [`AbsentSource`], which remembers that a subsystem's directory or file
+//! is missing so a host without it pays one look a minute, not one per
+//! scrape.
 
 use std::io;
 use std::path::Path;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 use oxmon_core::collector::CollectError;
 use oxmon_core::sync::LockExt;
 
-use crate::file_cache::is_missing;
+use crate::file_cache::{is_missing, MISSING_RECHECK};
 
 /// Names of the entries of a directory with their file type (not
 /// following symlinks), sorted by name.
@@ -108,9 +111,96 @@ impl<T> Refreshed<T> {
     }
 }
 
+/// Remembers that a collector's source (`class/infiniband`, `net/rpc/nfs`)
+/// was missing: the collector asks [`AbsentSource::skip`] before reading
+/// and calls [`AbsentSource::missing`] when a read finds nothing, so a host
+/// without the subsystem (no InfiniBand, no NFS module) costs nothing on
+/// most scrapes and a module loaded later is seen within
+/// [`MISSING_RECHECK`]. A present source costs no extra look.
+pub struct AbsentSource {
+    until: Mutex<Option<Instant>>,
+    recheck: Duration,
+}
+
+impl Default for AbsentSource {
+    fn default() -> Self {
+        AbsentSource {
+            until: Mutex::new(None),
+            recheck: MISSING_RECHECK,
+        }
+    }
+}
+
+impl AbsentSource {
+    /// One that looks again `recheck` after a miss (tests use a short one).
+    #[cfg(test)]
+    pub fn with_recheck(recheck: Duration) -> Self {
+        AbsentSource {
+            until: Mutex::new(None),
+            recheck,
+        }
+    }
+
+    /// True while the source is remembered as missing: do not look.
+    pub fn skip(&self) -> bool {
+        let mut until = self.until.lock_unpoisoned();
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that a look found the source missing.
+    pub fn missing(&self) {
+        *self.until.lock_unpoisoned() = Some(Instant::now() + self.recheck);
+    }
+
+    /// The entries of `dir` (see [`dir_entries`]), or `None` when it is
+    /// missing now or was missing at the last look.
+    pub fn entries(
+        &self,
+        dir: &Path,
+    ) -> Result<Option<Vec<(String, std::fs::FileType)>>, CollectError> {
+        if self.skip() {
+            return Ok(None);
+        }
+        match dir_entries(dir) {
+            Ok(Some(entries)) => Ok(Some(entries)),
+            Ok(None) => {
+                self.missing();
+                Ok(None)
+            }
+            Err(e) if is_missing(&e) => {
+                self.missing();
+                Ok(None)
+            }
+            Err(e) => Err(format!("listing {}: {e}", dir.display()).into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absence_is_remembered_until_the_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("class");
+        let a = AbsentSource::with_recheck(Duration::from_millis(40));
+        assert!(a.entries(&class).unwrap().is_none());
+        std::fs::create_dir(&class).unwrap();
+        std::fs::write(class.join("x"), "").unwrap();
+        assert!(a.skip(), "still remembered as missing");
+        assert!(a.entries(&class).unwrap().is_none());
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(a.entries(&class).unwrap().unwrap().len(), 1);
+        assert!(!a.skip());
+    }
 
     #[test]
     fn numbered_entries_sorted_by_number() {

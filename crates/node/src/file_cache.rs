@@ -224,6 +224,26 @@ pub fn parse_int_auto(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// Parses an unsigned integer like Go's `strconv.ParseUint(s, 0, 64)`
+/// (decimal, `0x` hex, leading-zero octal): counters that use the whole
+/// 64 bits, such as Fibre Channel's all-ones "not implemented" value.
+pub fn parse_uint_auto(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    if let Some(h) = lower.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else if let Some(b) = lower.strip_prefix("0b") {
+        u64::from_str_radix(b, 2).ok()
+    } else if let Some(o) = lower.strip_prefix("0o") {
+        u64::from_str_radix(o, 8).ok()
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        u64::from_str_radix(&lower[1..], 8).ok()
+    } else if lower.starts_with('+') {
+        None
+    } else {
+        lower.parse().ok()
+    }
+}
+
 /// What the cache knows about one path.
 enum Slot {
     /// A pseudo-file kept open.
@@ -521,6 +541,12 @@ mod tests {
         assert_eq!(parse_int_auto("010"), Some(8));
         assert_eq!(parse_int_auto("x"), None);
         assert_eq!(parse_int_auto(""), None);
+        assert_eq!(parse_uint_auto("0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_uint_auto("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_uint_auto("0x13"), Some(19));
+        assert_eq!(parse_uint_auto("-1"), None);
+        assert_eq!(parse_uint_auto("+1"), None);
+        assert_eq!(parse_uint_auto("N/A (no PMA)"), None);
     }
 
     #[test]

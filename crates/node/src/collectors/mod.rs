@@ -21,24 +21,33 @@ pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmmultipath;
+pub mod drbd;
 pub mod edac;
 pub mod entropy;
 pub mod ethtool;
+pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod infiniband;
 pub mod loadavg;
 pub mod logind;
 pub mod mdadm;
 pub mod meminfo;
 pub mod meminfo_numa;
+pub mod mountstats;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
 pub mod network_route;
+pub mod nfs;
+pub mod nfsd;
 pub mod nvme;
+pub mod nvmesubsystem;
 pub mod os;
 pub mod perf;
+pub mod pcidevice;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod qdisc;
@@ -49,6 +58,7 @@ pub mod softnet;
 pub mod stat;
 pub mod systemd;
 pub mod tcpstat;
+pub mod tapestats;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -100,6 +110,9 @@ pub struct CollectorOptions {
     /// perf.
     #[command(flatten)]
     pub perf: perf::Flags,
+    /// pcidevice.
+    #[command(flatten)]
+    pub pcidevice: pcidevice::Flags,
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
@@ -115,6 +128,9 @@ pub struct CollectorOptions {
     /// tcpstat.
     #[command(flatten)]
     pub tcpstat: tcpstat::Flags,
+    /// tapestats.
+    #[command(flatten)]
+    pub tapestats: tapestats::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -177,24 +193,33 @@ pub const TABLE: &[Entry] = &[
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
+    Entry::off("dmmultipath", dmmultipath::build),
+    Entry::off("drbd", drbd::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
     Entry::off("ethtool", ethtool::build),
+    Entry::on("fibrechannel", fibrechannel::build),
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
+    Entry::on("infiniband", infiniband::build),
     Entry::on("loadavg", loadavg::build),
     Entry::off("logind", logind::build),
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
     Entry::off("meminfo_numa", meminfo_numa::build),
+    Entry::off("mountstats", mountstats::build),
     Entry::on("netclass", netclass::build),
     Entry::on("netdev", netdev::build),
     Entry::on("netstat", netstat::build),
     Entry::off("network_route", network_route::build),
+    Entry::on("nfs", nfs::build),
+    Entry::on("nfsd", nfsd::build),
     Entry::on("nvme", nvme::build),
+    Entry::off("nvmesubsystem", nvmesubsystem::build),
     Entry::on("os", os::build),
     Entry::off("perf", perf::build),
+    Entry::off("pcidevice", pcidevice::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::off("qdisc", qdisc::build),
@@ -205,6 +230,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("stat", stat::build),
     Entry::off("systemd", systemd::build),
     Entry::off("tcpstat", tcpstat::build),
+    Entry::on("tapestats", tapestats::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -228,11 +254,10 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "buddyinfo",
     "cgroups",
     "dmi",
-    "dmmultipath",
-    "drbd",
     "drm",
     "fibrechannel",
     "infiniband",
+    "ethtool",
     "interrupts",
     "ipvs",
     "kernel_hung",
@@ -243,6 +268,10 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "nfsd",
     "ntp",
     "pcidevice",
+    "logind",
+    "network_route",
+    "ntp",
+    "perf",
     "processes",
     "rapl",
     "runit",
@@ -251,6 +280,8 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "supervisord",
     "sysctl",
     "tapestats",
+    "systemd",
+    "tcpstat",
     "thermal",
     "watchdog",
     "xfrm",
@@ -347,6 +378,23 @@ pub mod testing {
         v.clone()
     }
 
+    /// The value of the first series of family `name` that has all of
+    /// `labels`, if any.
+    pub fn single(out: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let fam = out.iter().find(|f| f.name == name)?;
+        fam.metrics
+            .iter()
+            .find(|m| {
+                labels
+                    .iter()
+                    .all(|(k, v)| m.labels.iter().any(|(mk, mv)| mk == k && mv == v))
+            })
+            .map(|m| match m.value {
+                oxmon_core::metrics::Value::Single(v) => v,
+                _ => f64::NAN,
+            })
+    }
+
     /// Writes `text` beside `path` and renames it over `path`, as package
     /// managers and udev replace files.
     pub fn replace_by_rename(path: &Path, text: &str) {
@@ -418,6 +466,8 @@ mod tests {
         assert_eq!(f.netclass.ignored_devices, "^$");
         assert_eq!(f.powersupplyclass.ignored_supplies, "^$");
         assert!(!f.cpu.info && !f.stat.softirq && !f.cpu.no_guest);
+        assert_eq!(f.tapestats.ignored_devices, "^$");
+        assert!(!f.pcidevice.names && f.pcidevice.ids_file.is_none());
         let f = options(&[
             "--collector.cpu.info",
             "--collector.stat.softirq",
@@ -430,7 +480,13 @@ mod tests {
             "--collector.netdev.device-exclude=^veth",
             "--no-collector.netdev.netlink",
             "--collector.hwmon.chip-include=^coretemp",
+            "--collector.tapestats.ignored-devices=^st1$",
+            "--collector.pcidevice.names",
+            "--collector.pcidevice.idsfile=/srv/pci.ids",
         ]);
+        assert_eq!(f.tapestats.ignored_devices, "^st1$");
+        assert!(f.pcidevice.names);
+        assert_eq!(f.pcidevice.ids_file.as_deref(), Some("/srv/pci.ids"));
         assert!(f.cpu.info && f.stat.softirq && f.cpu.no_guest);
         assert_eq!(f.filesystem.mount_points_exclude, "^/x");
         assert_eq!(f.diskstats.device_exclude.as_deref(), Some("^loop"));
@@ -513,6 +569,8 @@ mod tests {
         assert!(e.contains("--collector.netstat.fields"), "{e}");
         let e = build("hwmon", &["--collector.hwmon.sensor-include=("]).unwrap_err();
         assert!(e.contains("--collector.hwmon.sensor-include"), "{e}");
+        let e = build("tapestats", &["--collector.tapestats.ignored-devices=("]).unwrap_err();
+        assert!(e.contains("--collector.tapestats.ignored-devices"), "{e}");
     }
 
     /// Feeds every text parser pseudo-random text built from the
@@ -569,6 +627,16 @@ mod tests {
             "processor",
             "flags",
             "Mitigation",
+            "device ",
+            " mounted on ",
+            " with fstype nfs4 statvers=1.1",
+            "xprt:",
+            "per-op",
+            "proc4ops",
+            "GT/s PCIe",
+            "0000:01:00.0",
+            "Gb/sec",
+            "N/A (no PMA)",
             "Vulnerable",
             "\0",
         ];
@@ -612,6 +680,21 @@ mod tests {
             let _ = vmstat::parse_vmstat(t);
             let _ = time::parse_tzif(t.as_bytes());
             let _ = time::parse_fixed_posix_tz(t);
+            let _ = nfs::parse_rpc_lines(t);
+            let _ = drbd::parse_drbd(t);
+            let _ = mountstats::parse_mountstats(t);
+            let _ = mountstats::mountinfo_addrs(t);
+            let _ = infiniband::parse_state(t);
+            let _ = infiniband::parse_rate(t);
+            let _ = infiniband::parse_counter(t);
+            let _ = fibrechannel::parse_statistic(t);
+            let _ = fibrechannel::strip_hex_prefix(t);
+            let _ = pcidevice::parse_location(t);
+            let _ = pcidevice::parse_link_target(t);
+            let _ = pcidevice::parse_link_speed(t);
+            let _ = pcidevice::parse_pci_ids(t);
+            let _ = nvmesubsystem::member(t);
+            let _ = tapestats::is_drive(t);
         }
     }
 }
