@@ -12,6 +12,8 @@ use oxmon_core::Collector;
 
 use crate::paths::Paths;
 
+pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -22,6 +24,9 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod kernel_hung;
+pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
@@ -34,6 +39,7 @@ pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod schedstat;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
@@ -45,6 +51,8 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod xfrm;
+pub mod zoneinfo;
 
 #[cfg(test)]
 mod mutations;
@@ -77,6 +85,9 @@ pub struct CollectorOptions {
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
+    /// slabinfo.
+    #[command(flatten)]
+    pub slabinfo: slabinfo::Flags,
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
@@ -130,6 +141,8 @@ impl Entry {
 
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
+    Entry::off("buddyinfo", buddyinfo::build),
+    Entry::off("cgroups", cgroups::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -140,6 +153,9 @@ pub const TABLE: &[Entry] = &[
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
+    Entry::off("kernel_hung", kernel_hung::build),
+    Entry::off("ksmd", ksmd::build),
+    Entry::off("lnstat", lnstat::build),
     Entry::on("loadavg", loadavg::build),
     Entry::on("mdadm", mdadm::build),
     Entry::on("meminfo", meminfo::build),
@@ -152,6 +168,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::on("schedstat", schedstat::build),
+    Entry::off("slabinfo", slabinfo::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
@@ -163,6 +180,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::off("xfrm", xfrm::build),
+    Entry::off("zoneinfo", zoneinfo::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
@@ -174,8 +193,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "bcachefs",
     "bonding",
     "btrfs",
-    "buddyinfo",
-    "cgroups",
     "dmi",
     "dmmultipath",
     "drbd",
@@ -185,9 +202,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "infiniband",
     "interrupts",
     "ipvs",
-    "kernel_hung",
-    "ksmd",
-    "lnstat",
     "logind",
     "mountstats",
     "network_route",
@@ -201,7 +215,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "rapl",
     "runit",
     "selinux",
-    "slabinfo",
     "supervisord",
     "sysctl",
     "systemd",
@@ -210,10 +223,8 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "thermal",
     "watchdog",
     "wifi",
-    "xfrm",
     "xfs",
     "zfs",
-    "zoneinfo",
 ];
 
 /// `--collector.<name>`, `--no-collector.<name>` and
