@@ -24,6 +24,8 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod interrupts;
+pub mod ipvs;
 pub mod kernel_hung;
 pub mod ksmd;
 pub mod lnstat;
@@ -38,12 +40,14 @@ pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
+pub mod processes;
 pub mod schedstat;
 pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod sysctl;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -73,6 +77,12 @@ pub struct CollectorOptions {
     /// hwmon.
     #[command(flatten)]
     pub hwmon: hwmon::Flags,
+    /// interrupts.
+    #[command(flatten)]
+    pub interrupts: interrupts::Flags,
+    /// ipvs.
+    #[command(flatten)]
+    pub ipvs: ipvs::Flags,
     /// netclass.
     #[command(flatten)]
     pub netclass: netclass::Flags,
@@ -91,6 +101,9 @@ pub struct CollectorOptions {
     /// stat.
     #[command(flatten)]
     pub stat: stat::Flags,
+    /// sysctl.
+    #[command(flatten)]
+    pub sysctl: sysctl::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -153,6 +166,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("filefd", filefd::build),
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
+    Entry::off("interrupts", interrupts::build),
+    Entry::on("ipvs", ipvs::build),
     Entry::off("kernel_hung", kernel_hung::build),
     Entry::off("ksmd", ksmd::build),
     Entry::off("lnstat", lnstat::build),
@@ -167,12 +182,14 @@ pub const TABLE: &[Entry] = &[
     Entry::on("os", os::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
+    Entry::off("processes", processes::build),
     Entry::on("schedstat", schedstat::build),
     Entry::off("slabinfo", slabinfo::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("sysctl", sysctl::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -200,8 +217,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "ethtool",
     "fibrechannel",
     "infiniband",
-    "interrupts",
-    "ipvs",
     "logind",
     "mountstats",
     "network_route",
@@ -210,13 +225,11 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "ntp",
     "pcidevice",
     "perf",
-    "processes",
     "qdisc",
     "rapl",
     "runit",
     "selinux",
     "supervisord",
-    "sysctl",
     "systemd",
     "tapestats",
     "tcpstat",
