@@ -12,6 +12,7 @@ use oxmon_core::Collector;
 
 use crate::paths::Paths;
 
+pub mod bonding;
 pub mod buddyinfo;
 pub mod cgroups;
 pub mod conntrack;
@@ -55,6 +56,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod watchdog;
 pub mod xfrm;
 pub mod zoneinfo;
 
@@ -154,6 +156,7 @@ impl Entry {
 
 /// All collectors, sorted by name.
 pub const TABLE: &[Entry] = &[
+    Entry::on("bonding", bonding::build),
     Entry::off("buddyinfo", buddyinfo::build),
     Entry::off("cgroups", cgroups::build),
     Entry::on("conntrack", conntrack::build),
@@ -197,6 +200,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::on("watchdog", watchdog::build),
     Entry::off("xfrm", xfrm::build),
     Entry::off("zoneinfo", zoneinfo::build),
 ];
@@ -208,7 +212,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "arp",
     "bcache",
     "bcachefs",
-    "bonding",
     "btrfs",
     "dmi",
     "dmmultipath",
@@ -234,7 +237,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "tapestats",
     "tcpstat",
     "thermal",
-    "watchdog",
     "wifi",
     "xfs",
     "zfs",
