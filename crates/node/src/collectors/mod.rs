@@ -42,6 +42,7 @@ pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod processes;
+pub mod rapl;
 pub mod schedstat;
 pub mod slabinfo;
 pub mod sockstat;
@@ -97,6 +98,9 @@ pub struct CollectorOptions {
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
+    /// rapl.
+    #[command(flatten)]
+    pub rapl: rapl::Flags,
     /// slabinfo.
     #[command(flatten)]
     pub slabinfo: slabinfo::Flags,
@@ -186,6 +190,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::off("processes", processes::build),
+    Entry::on("rapl", rapl::build),
     Entry::on("schedstat", schedstat::build),
     Entry::off("slabinfo", slabinfo::build),
     Entry::on("sockstat", sockstat::build),
@@ -229,7 +234,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "pcidevice",
     "perf",
     "qdisc",
-    "rapl",
     "runit",
     "selinux",
     "supervisord",
