@@ -20,6 +20,7 @@ pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmi;
 pub mod edac;
 pub mod entropy;
 pub mod filefd;
@@ -168,6 +169,7 @@ pub const TABLE: &[Entry] = &[
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
+    Entry::on("dmi", dmi::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
     Entry::on("filefd", filefd::build),
@@ -218,7 +220,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "bcache",
     "bcachefs",
     "btrfs",
-    "dmi",
     "dmmultipath",
     "drbd",
     "drm",
