@@ -34,16 +34,26 @@ const DROPPED: &[&str] = &[
 /// `time` read the live system and are filtered above; netdev reads
 /// `<procfs>/net/dev` instead of rtnetlink).
 const COLLECTORS: &[&str] = &[
+    "bonding",
+    "buddyinfo",
+    "cgroups",
     "conntrack",
     "cpu",
     "cpu_vulnerabilities",
     "cpufreq",
     "diskstats",
+    "dmi",
+    "drm",
     "edac",
     "entropy",
     "filefd",
     "filesystem",
     "hwmon",
+    "interrupts",
+    "ipvs",
+    "kernel_hung",
+    "ksmd",
+    "lnstat",
     "loadavg",
     "mdadm",
     "meminfo",
@@ -55,17 +65,26 @@ const COLLECTORS: &[&str] = &[
     "os",
     "powersupplyclass",
     "pressure",
+    "processes",
+    "rapl",
     "schedstat",
+    "selinux",
+    "slabinfo",
     "sockstat",
     "softirqs",
     "softnet",
     "stat",
+    "swap",
+    "sysctl",
     "textfile",
     "thermal_zone",
     "time",
     "udp_queues",
     "uname",
     "vmstat",
+    "watchdog",
+    "xfrm",
+    "zoneinfo",
 ];
 
 fn fixtures() -> PathBuf {
@@ -152,6 +171,12 @@ fn scrape_fixture_host() -> String {
         "--collector.cpu.info.bugs-include=^(spectre_.*|mds)$".into(),
         "--collector.stat.softirq".into(),
         "--no-collector.netdev.netlink".into(),
+        // The bonding fixture's master is a directory of class/net too;
+        // netclass's own fixture devices stay eth0 and lo.
+        "--collector.netclass.ignored-devices=^bond".into(),
+        "--collector.sysctl.include=kernel.threads-max".into(),
+        "--collector.sysctl.include=fs.file-nr:allocated,unused,maximum".into(),
+        "--collector.sysctl.include-info=kernel.seccomp.actions_avail".into(),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -283,6 +308,12 @@ fn empty_host_reports_nothing_and_every_collector_succeeds() {
         ),
         "--collector.disable-defaults".into(),
         "--no-collector.netdev.netlink".into(),
+        // The bonding fixture's master is a directory of class/net too;
+        // netclass's own fixture devices stay eth0 and lo.
+        "--collector.netclass.ignored-devices=^bond".into(),
+        "--collector.sysctl.include=kernel.threads-max".into(),
+        "--collector.sysctl.include=fs.file-nr:allocated,unused,maximum".into(),
+        "--collector.sysctl.include-info=kernel.seccomp.actions_avail".into(),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

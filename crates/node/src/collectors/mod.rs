@@ -21,6 +21,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod drm;
 pub mod edac;
 pub mod entropy;
 pub mod filefd;
@@ -45,11 +46,13 @@ pub mod pressure;
 pub mod processes;
 pub mod rapl;
 pub mod schedstat;
+pub mod selinux;
 pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod swap;
 pub mod sysctl;
 pub mod textfile;
 pub mod thermal_zone;
@@ -170,6 +173,7 @@ pub const TABLE: &[Entry] = &[
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
     Entry::on("dmi", dmi::build),
+    Entry::off("drm", drm::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
     Entry::on("filefd", filefd::build),
@@ -194,11 +198,13 @@ pub const TABLE: &[Entry] = &[
     Entry::off("processes", processes::build),
     Entry::on("rapl", rapl::build),
     Entry::on("schedstat", schedstat::build),
+    Entry::on("selinux", selinux::build),
     Entry::off("slabinfo", slabinfo::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
+    Entry::off("swap", swap::build),
     Entry::off("sysctl", sysctl::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
@@ -222,7 +228,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "btrfs",
     "dmmultipath",
     "drbd",
-    "drm",
     "ethtool",
     "fibrechannel",
     "infiniband",
@@ -236,7 +241,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "perf",
     "qdisc",
     "runit",
-    "selinux",
     "supervisord",
     "systemd",
     "tapestats",

@@ -23,6 +23,13 @@ use crate::paths::Paths;
 /// files or directories (relative to `tests/fixtures`) it reads.
 const READS: &[(&str, &[&str], &[&str])] = &[
     (
+        "bonding",
+        &[],
+        &["sys/class/net/bonding_masters", "sys/class/net/bond0"],
+    ),
+    ("buddyinfo", &[], &["proc/buddyinfo"]),
+    ("cgroups", &[], &["proc/cgroups"]),
+    (
         "conntrack",
         &[],
         &["proc/sys/net/netfilter", "proc/net/stat"],
@@ -51,11 +58,22 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         &[],
         &["proc/diskstats", "udev/data", "sys/block"],
     ),
+    ("dmi", &[], &["sys/class/dmi/id"]),
+    ("drm", &[], &["sys/class/drm"]),
     ("edac", &[], &["sys/devices/system/edac"]),
     ("entropy", &[], &["proc/sys/kernel/random"]),
     ("filefd", &[], &["proc/sys/fs"]),
     ("filesystem", &[], &["proc/1/mountinfo"]),
     ("hwmon", &[], &["sys/class/hwmon"]),
+    ("interrupts", &[], &["proc/interrupts"]),
+    ("ipvs", &[], &["proc/net/ip_vs", "proc/net/ip_vs_stats"]),
+    (
+        "kernel_hung",
+        &[],
+        &["proc/sys/kernel/hung_task_detect_count"],
+    ),
+    ("ksmd", &[], &["sys/kernel/mm/ksm"]),
+    ("lnstat", &[], &["proc/net/stat"]),
     ("loadavg", &[], &["proc/loadavg"]),
     ("mdadm", &[], &["proc/mdstat", "sys/block/md0"]),
     ("meminfo", &[], &["proc/meminfo"]),
@@ -75,7 +93,15 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("os", &[], &["rootfs/etc"]),
     ("powersupplyclass", &[], &["sys/class/power_supply"]),
     ("pressure", &[], &["proc/pressure"]),
+    ("processes", &[], &["proc/1", "proc/812", "proc/sys/kernel"]),
+    (
+        "rapl",
+        &["--collector.rapl.enable-zone-label"],
+        &["sys/class/powercap"],
+    ),
     ("schedstat", &[], &["proc/schedstat"]),
+    ("selinux", &[], &["sys/fs/selinux", "rootfs/etc/selinux"]),
+    ("slabinfo", &[], &["proc/slabinfo"]),
     (
         "sockstat",
         &[],
@@ -84,6 +110,16 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("softirqs", &[], &["proc/softirqs"]),
     ("softnet", &[], &["proc/net/softnet_stat"]),
     ("stat", &["--collector.stat.softirq"], &["proc/stat"]),
+    ("swap", &[], &["proc/swaps"]),
+    (
+        "sysctl",
+        &[
+            "--collector.sysctl.include=fs.file-nr:a,b,c",
+            "--collector.sysctl.include=kernel.threads-max",
+            "--collector.sysctl.include-info=kernel.seccomp.actions_avail",
+        ],
+        &["proc/sys/fs", "proc/sys/kernel"],
+    ),
     ("thermal_zone", &[], &["sys/class/thermal"]),
     ("time", &[], &["sys/devices/system/clocksource"]),
     ("udp_queues", &[], &["proc/net/udp", "proc/net/udp6"]),
@@ -92,6 +128,9 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         &["--collector.vmstat.fields=.*"],
         &["proc/vmstat"],
     ),
+    ("watchdog", &[], &["sys/class/watchdog"]),
+    ("xfrm", &[], &["proc/net/xfrm_stat"]),
+    ("zoneinfo", &[], &["proc/zoneinfo"]),
 ];
 
 /// Collectors without files to corrupt.
