@@ -343,6 +343,8 @@ fn empty_host_reports_nothing_and_every_collector_succeeds() {
     assert_eq!(
         families,
         [
+            // node_exporter reports SELinux as disabled rather than nothing.
+            "node_selinux_enabled",
             "node_textfile_scrape_error",
             "node_time_seconds",
             "node_time_zone_offset_seconds",

@@ -10,9 +10,10 @@
 //! - `--collector.sysctl.include-info=<name>` exports a text sysctl as
 //!   `node_sysctl_info{name,value,index}` (one series per value).
 //!
-//! A sysctl that is missing, not numeric, or has another number of values
-//! than named fails the collector after the others are exported. Off by
-//! default.
+//! A sysctl this kernel does not have is left out (as an absent
+//! subsystem is; node_exporter fails instead). One that is not numeric, or
+//! has another number of values than named, fails the collector after the
+//! others are exported. Off by default.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -149,12 +150,9 @@ impl SyncCollector for SysctlCollector {
         let mut buf = String::new();
         let mut errors = Vec::new();
         for (s, path) in &self.sysctls {
+            // A sysctl this kernel lacks (its module is not loaded) is
+            // left out like an absent subsystem (logged at debug level).
             if !read_optional(&mut scope, path, &mut buf, "sysctl")? {
-                errors.push(format!(
-                    "sysctl {}: {} does not exist",
-                    s.name,
-                    path.display()
-                ));
                 continue;
             }
             match sysctl_families(s, &buf) {
