@@ -64,8 +64,8 @@ pub fn parse_avc_hash_stats(text: &str) -> Option<[u64; 4]> {
 pub fn config_mode(config: &str) -> f64 {
     let value = config
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("SELINUX="))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("SELINUX="))
         .map(|v| v.trim().trim_matches('"'));
     match value {
         Some("enforcing") => 1.0,
