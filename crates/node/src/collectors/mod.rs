@@ -514,6 +514,16 @@ mod tests {
             "Mitigation",
             "Vulnerable",
             "\0",
+            "Node 0, zone",
+            "protection: (",
+            "->",
+            "[",
+            "]",
+            ")",
+            "(",
+            "/",
+            "FWM",
+            "TCP",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
@@ -555,6 +565,24 @@ mod tests {
             let _ = vmstat::parse_vmstat(t);
             let _ = time::parse_tzif(t.as_bytes());
             let _ = time::parse_fixed_posix_tz(t);
+            let _ = buddyinfo::parse_buddyinfo(t);
+            let _ = cgroups::parse_cgroups(t);
+            let _ = interrupts::parse_interrupts(t);
+            let _ = ipvs::parse_ipvs_stats(t);
+            let _ = ipvs::parse_ipvs_backends(t);
+            let _ = ipvs::parse_addr_port(t);
+            let _ = lnstat::parse_net_stat(t);
+            let _ = processes::parse_stat(t);
+            let _ = rapl::split_index(t);
+            let _ = selinux::parse_avc_cache_stats(t);
+            let _ = selinux::parse_avc_hash_stats(t);
+            let _ = selinux::config_mode(t);
+            let _ = slabinfo::parse_slabinfo(t);
+            let _ = swap::parse_swaps(t);
+            let _ = sysctl::sysctl_families(&sysctl::parse_include(t, true), t);
+            let _ = sysctl::sysctl_families(&sysctl::parse_include(t, false), t);
+            let _ = xfrm::parse_xfrm_stat(t);
+            let _ = zoneinfo::parse_zoneinfo(t);
         }
     }
 }
