@@ -411,6 +411,24 @@ mod tests {
         assert_eq!(f.netclass.ignored_devices, "^$");
         assert_eq!(f.powersupplyclass.ignored_supplies, "^$");
         assert!(!f.cpu.info && !f.stat.softirq && !f.cpu.no_guest);
+        assert_eq!(f.slabinfo.slabs_include, ".*");
+        assert!(f.slabinfo.slabs_exclude.is_empty());
+        assert_eq!(f.ipvs.backend_labels, ipvs::BACKEND_LABELS.join(","));
+        assert!(!f.interrupts.no_include_zeros && !f.rapl.enable_zone_label);
+        assert!(f.sysctl.include.is_empty() && f.sysctl.include_info.is_empty());
+        let g = options(&[
+            "--collector.rapl.enable-zone-label",
+            "--no-collector.interrupts.include-zeros",
+            "--collector.sysctl.include=fs.file-nr",
+            "--collector.sysctl.include=kernel.threads-max",
+        ]);
+        assert!(g.rapl.enable_zone_label && g.interrupts.no_include_zeros);
+        assert_eq!(g.sysctl.include, ["fs.file-nr", "kernel.threads-max"]);
+        let g = options(&[
+            "--collector.rapl.enable-zone-label",
+            "--no-collector.rapl.enable-zone-label",
+        ]);
+        assert!(!g.rapl.enable_zone_label, "the later flag wins");
         let f = options(&[
             "--collector.cpu.info",
             "--collector.stat.softirq",
@@ -454,6 +472,10 @@ mod tests {
         assert!(e.contains("--collector.cpu.info.flags-include"), "{e}");
         let e = build("netstat", &["--collector.netstat.fields=("]).unwrap_err();
         assert!(e.contains("--collector.netstat.fields"), "{e}");
+        let e = build("ipvs", &["--collector.ipvs.backend-labels=proto,port"]).unwrap_err();
+        assert!(e.contains("--collector.ipvs.backend-labels"), "{e}");
+        let e = build("slabinfo", &["--collector.slabinfo.slabs-exclude=("]).unwrap_err();
+        assert!(e.contains("--collector.slabinfo.slabs-exclude"), "{e}");
         let e = build("hwmon", &["--collector.hwmon.sensor-include=("]).unwrap_err();
         assert!(e.contains("--collector.hwmon.sensor-include"), "{e}");
     }
