@@ -40,6 +40,9 @@ const COLLECTORS: &[&str] = &[
     "bcache",
     "bcachefs",
     "btrfs",
+    "bonding",
+    "buddyinfo",
+    "cgroups",
     "conntrack",
     "cpu",
     "cpu_vulnerabilities",
@@ -47,6 +50,8 @@ const COLLECTORS: &[&str] = &[
     "diskstats",
     "dmmultipath",
     "drbd",
+    "dmi",
+    "drm",
     "edac",
     "entropy",
     "fibrechannel",
@@ -54,6 +59,11 @@ const COLLECTORS: &[&str] = &[
     "filesystem",
     "hwmon",
     "infiniband",
+    "interrupts",
+    "ipvs",
+    "kernel_hung",
+    "ksmd",
+    "lnstat",
     "loadavg",
     "mdadm",
     "meminfo",
@@ -71,12 +81,18 @@ const COLLECTORS: &[&str] = &[
     "powersupplyclass",
     "pressure",
     "qdisc",
+    "processes",
+    "rapl",
     "schedstat",
+    "selinux",
+    "slabinfo",
     "sockstat",
     "softirqs",
     "softnet",
     "stat",
     "tapestats",
+    "swap",
+    "sysctl",
     "textfile",
     "thermal_zone",
     "time",
@@ -86,6 +102,9 @@ const COLLECTORS: &[&str] = &[
     "wifi",
     "xfs",
     "zfs",
+    "watchdog",
+    "xfrm",
+    "zoneinfo",
 ];
 
 fn fixtures() -> PathBuf {
@@ -178,6 +197,12 @@ fn scrape_fixture_host() -> String {
         format!("--collector.qdisc.fixtures={}", f.join("qdisc").display()),
         "--collector.qdisc.device-include=^(enp3s0|br-lan|wlp4s0)$".into(),
         format!("--collector.wifi.fixtures={}", f.join("wifi").display()),
+        // The bonding fixture's master is a directory of class/net too;
+        // netclass's own fixture devices stay eth0 and lo.
+        "--collector.netclass.ignored-devices=^bond".into(),
+        "--collector.sysctl.include=kernel.threads-max".into(),
+        "--collector.sysctl.include=fs.file-nr:allocated,unused,maximum".into(),
+        "--collector.sysctl.include-info=kernel.seccomp.actions_avail".into(),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -320,6 +345,12 @@ fn empty_host_reports_nothing_and_every_collector_succeeds() {
             root.join("qdisc").display()
         ),
         format!("--collector.wifi.fixtures={}", root.join("wifi").display()),
+        // The bonding fixture's master is a directory of class/net too;
+        // netclass's own fixture devices stay eth0 and lo.
+        "--collector.netclass.ignored-devices=^bond".into(),
+        "--collector.sysctl.include=kernel.threads-max".into(),
+        "--collector.sysctl.include=fs.file-nr:allocated,unused,maximum".into(),
+        "--collector.sysctl.include-info=kernel.seccomp.actions_avail".into(),
     ];
     args.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -349,6 +380,8 @@ fn empty_host_reports_nothing_and_every_collector_succeeds() {
     assert_eq!(
         families,
         [
+            // node_exporter reports SELinux as disabled rather than nothing.
+            "node_selinux_enabled",
             "node_textfile_scrape_error",
             "node_time_seconds",
             "node_time_zone_offset_seconds",

@@ -16,6 +16,9 @@ pub mod arp;
 pub mod bcache;
 pub mod bcachefs;
 pub mod btrfs;
+pub mod bonding;
+pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -23,6 +26,8 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod dmmultipath;
 pub mod drbd;
+pub mod dmi;
+pub mod drm;
 pub mod edac;
 pub mod entropy;
 pub mod ethtool;
@@ -31,6 +36,11 @@ pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
 pub mod infiniband;
+pub mod interrupts;
+pub mod ipvs;
+pub mod kernel_hung;
+pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod logind;
 pub mod mdadm;
@@ -51,7 +61,11 @@ pub mod pcidevice;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod qdisc;
+pub mod processes;
+pub mod rapl;
 pub mod schedstat;
+pub mod selinux;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
@@ -59,6 +73,8 @@ pub mod stat;
 pub mod systemd;
 pub mod tcpstat;
 pub mod tapestats;
+pub mod swap;
+pub mod sysctl;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -69,6 +85,9 @@ pub mod vmstat;
 pub mod wifi;
 pub mod xfs;
 pub mod zfs;
+pub mod watchdog;
+pub mod xfrm;
+pub mod zoneinfo;
 
 #[cfg(test)]
 mod mutations;
@@ -98,6 +117,12 @@ pub struct CollectorOptions {
     /// hwmon.
     #[command(flatten)]
     pub hwmon: hwmon::Flags,
+    /// interrupts.
+    #[command(flatten)]
+    pub interrupts: interrupts::Flags,
+    /// ipvs.
+    #[command(flatten)]
+    pub ipvs: ipvs::Flags,
     /// netclass.
     #[command(flatten)]
     pub netclass: netclass::Flags,
@@ -131,6 +156,18 @@ pub struct CollectorOptions {
     /// tapestats.
     #[command(flatten)]
     pub tapestats: tapestats::Flags,
+    /// rapl.
+    #[command(flatten)]
+    pub rapl: rapl::Flags,
+    /// slabinfo.
+    #[command(flatten)]
+    pub slabinfo: slabinfo::Flags,
+    /// stat.
+    #[command(flatten)]
+    pub stat: stat::Flags,
+    /// sysctl.
+    #[command(flatten)]
+    pub sysctl: sysctl::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -188,6 +225,9 @@ pub const TABLE: &[Entry] = &[
     Entry::on("bcache", bcache::build),
     Entry::on("bcachefs", bcachefs::build),
     Entry::on("btrfs", btrfs::build),
+    Entry::on("bonding", bonding::build),
+    Entry::off("buddyinfo", buddyinfo::build),
+    Entry::off("cgroups", cgroups::build),
     Entry::on("conntrack", conntrack::build),
     Entry::on("cpu", cpu::build),
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -195,6 +235,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("diskstats", diskstats::build),
     Entry::off("dmmultipath", dmmultipath::build),
     Entry::off("drbd", drbd::build),
+    Entry::on("dmi", dmi::build),
+    Entry::off("drm", drm::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
     Entry::off("ethtool", ethtool::build),
@@ -203,6 +245,11 @@ pub const TABLE: &[Entry] = &[
     Entry::on("filesystem", filesystem::build),
     Entry::on("hwmon", hwmon::build),
     Entry::on("infiniband", infiniband::build),
+    Entry::off("interrupts", interrupts::build),
+    Entry::on("ipvs", ipvs::build),
+    Entry::off("kernel_hung", kernel_hung::build),
+    Entry::off("ksmd", ksmd::build),
+    Entry::off("lnstat", lnstat::build),
     Entry::on("loadavg", loadavg::build),
     Entry::off("logind", logind::build),
     Entry::on("mdadm", mdadm::build),
@@ -223,7 +270,11 @@ pub const TABLE: &[Entry] = &[
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
     Entry::off("qdisc", qdisc::build),
+    Entry::off("processes", processes::build),
+    Entry::on("rapl", rapl::build),
     Entry::on("schedstat", schedstat::build),
+    Entry::on("selinux", selinux::build),
+    Entry::off("slabinfo", slabinfo::build),
     Entry::on("sockstat", sockstat::build),
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
@@ -231,6 +282,8 @@ pub const TABLE: &[Entry] = &[
     Entry::off("systemd", systemd::build),
     Entry::off("tcpstat", tcpstat::build),
     Entry::on("tapestats", tapestats::build),
+    Entry::off("swap", swap::build),
+    Entry::off("sysctl", sysctl::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -241,6 +294,9 @@ pub const TABLE: &[Entry] = &[
     Entry::off("wifi", wifi::build),
     Entry::on("xfs", xfs::build),
     Entry::on("zfs", zfs::build),
+    Entry::on("watchdog", watchdog::build),
+    Entry::off("xfrm", xfrm::build),
+    Entry::off("zoneinfo", zoneinfo::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
@@ -263,6 +319,13 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "kernel_hung",
     "ksmd",
     "lnstat",
+    "btrfs",
+    "dmmultipath",
+    "drbd",
+    "ethtool",
+    "fibrechannel",
+    "infiniband",
+    "logind",
     "mountstats",
     "nfs",
     "nfsd",
@@ -274,11 +337,11 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "perf",
     "processes",
     "rapl",
+    "qdisc",
     "runit",
-    "selinux",
-    "slabinfo",
     "supervisord",
     "sysctl",
+    "systemd",
     "tapestats",
     "systemd",
     "tcpstat",
@@ -286,6 +349,9 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "watchdog",
     "xfrm",
     "zoneinfo",
+    "wifi",
+    "xfs",
+    "zfs",
 ];
 
 /// `--collector.<name>`, `--no-collector.<name>` and
@@ -468,6 +534,24 @@ mod tests {
         assert!(!f.cpu.info && !f.stat.softirq && !f.cpu.no_guest);
         assert_eq!(f.tapestats.ignored_devices, "^$");
         assert!(!f.pcidevice.names && f.pcidevice.ids_file.is_none());
+        assert_eq!(f.slabinfo.slabs_include, ".*");
+        assert!(f.slabinfo.slabs_exclude.is_empty());
+        assert_eq!(f.ipvs.backend_labels, ipvs::BACKEND_LABELS.join(","));
+        assert!(!f.interrupts.no_include_zeros && !f.rapl.enable_zone_label);
+        assert!(f.sysctl.include.is_empty() && f.sysctl.include_info.is_empty());
+        let g = options(&[
+            "--collector.rapl.enable-zone-label",
+            "--no-collector.interrupts.include-zeros",
+            "--collector.sysctl.include=fs.file-nr",
+            "--collector.sysctl.include=kernel.threads-max",
+        ]);
+        assert!(g.rapl.enable_zone_label && g.interrupts.no_include_zeros);
+        assert_eq!(g.sysctl.include, ["fs.file-nr", "kernel.threads-max"]);
+        let g = options(&[
+            "--collector.rapl.enable-zone-label",
+            "--no-collector.rapl.enable-zone-label",
+        ]);
+        assert!(!g.rapl.enable_zone_label, "the later flag wins");
         let f = options(&[
             "--collector.cpu.info",
             "--collector.stat.softirq",
@@ -567,6 +651,10 @@ mod tests {
         assert!(e.contains("--collector.cpu.info.flags-include"), "{e}");
         let e = build("netstat", &["--collector.netstat.fields=("]).unwrap_err();
         assert!(e.contains("--collector.netstat.fields"), "{e}");
+        let e = build("ipvs", &["--collector.ipvs.backend-labels=proto,port"]).unwrap_err();
+        assert!(e.contains("--collector.ipvs.backend-labels"), "{e}");
+        let e = build("slabinfo", &["--collector.slabinfo.slabs-exclude=("]).unwrap_err();
+        assert!(e.contains("--collector.slabinfo.slabs-exclude"), "{e}");
         let e = build("hwmon", &["--collector.hwmon.sensor-include=("]).unwrap_err();
         assert!(e.contains("--collector.hwmon.sensor-include"), "{e}");
         let e = build("tapestats", &["--collector.tapestats.ignored-devices=("]).unwrap_err();
@@ -639,6 +727,16 @@ mod tests {
             "N/A (no PMA)",
             "Vulnerable",
             "\0",
+            "Node 0, zone",
+            "protection: (",
+            "->",
+            "[",
+            "]",
+            ")",
+            "(",
+            "/",
+            "FWM",
+            "TCP",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
@@ -695,6 +793,24 @@ mod tests {
             let _ = pcidevice::parse_pci_ids(t);
             let _ = nvmesubsystem::member(t);
             let _ = tapestats::is_drive(t);
+            let _ = buddyinfo::parse_buddyinfo(t);
+            let _ = cgroups::parse_cgroups(t);
+            let _ = interrupts::parse_interrupts(t);
+            let _ = ipvs::parse_ipvs_stats(t);
+            let _ = ipvs::parse_ipvs_backends(t);
+            let _ = ipvs::parse_addr_port(t);
+            let _ = lnstat::parse_net_stat(t);
+            let _ = processes::parse_stat(t);
+            let _ = rapl::split_index(t);
+            let _ = selinux::parse_avc_cache_stats(t);
+            let _ = selinux::parse_avc_hash_stats(t);
+            let _ = selinux::config_mode(t);
+            let _ = slabinfo::parse_slabinfo(t);
+            let _ = swap::parse_swaps(t);
+            let _ = sysctl::sysctl_families(&sysctl::parse_include(t, true), t);
+            let _ = sysctl::sysctl_families(&sysctl::parse_include(t, false), t);
+            let _ = xfrm::parse_xfrm_stat(t);
+            let _ = zoneinfo::parse_zoneinfo(t);
         }
     }
 }

@@ -34,6 +34,13 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("bcachefs", &[], &["sys/fs/bcachefs"]),
     ("btrfs", &[], &["sys/fs/btrfs"]),
     (
+        "bonding",
+        &[],
+        &["sys/class/net/bonding_masters", "sys/class/net/bond0"],
+    ),
+    ("buddyinfo", &[], &["proc/buddyinfo"]),
+    ("cgroups", &[], &["proc/cgroups"]),
+    (
         "conntrack",
         &[],
         &["proc/sys/net/netfilter", "proc/net/stat"],
@@ -73,6 +80,8 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         ],
     ),
     ("drbd", &[], &["proc/drbd"]),
+    ("dmi", &[], &["sys/class/dmi/id"]),
+    ("drm", &[], &["sys/class/drm"]),
     ("edac", &[], &["sys/devices/system/edac"]),
     ("entropy", &[], &["proc/sys/kernel/random"]),
     ("fibrechannel", &[], &["sys/class/fc_host"]),
@@ -80,6 +89,15 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("filesystem", &[], &["proc/1/mountinfo"]),
     ("hwmon", &[], &["sys/class/hwmon"]),
     ("infiniband", &[], &["sys/class/infiniband"]),
+    ("interrupts", &[], &["proc/interrupts"]),
+    ("ipvs", &[], &["proc/net/ip_vs", "proc/net/ip_vs_stats"]),
+    (
+        "kernel_hung",
+        &[],
+        &["proc/sys/kernel/hung_task_detect_count"],
+    ),
+    ("ksmd", &[], &["sys/kernel/mm/ksm"]),
+    ("lnstat", &[], &["proc/net/stat"]),
     ("loadavg", &[], &["proc/loadavg"]),
     ("mdadm", &[], &["proc/mdstat", "sys/block/md0"]),
     ("meminfo", &[], &["proc/meminfo"]),
@@ -112,8 +130,15 @@ const READS: &[(&str, &[&str], &[&str])] = &[
         "qdisc",
         &["--collector.qdisc.fixtures=@ROOT@/qdisc"],
         &["qdisc"],
+    ("processes", &[], &["proc/1", "proc/812", "proc/sys/kernel"]),
+    (
+        "rapl",
+        &["--collector.rapl.enable-zone-label"],
+        &["sys/class/powercap"],
     ),
     ("schedstat", &[], &["proc/schedstat"]),
+    ("selinux", &[], &["sys/fs/selinux", "rootfs/etc/selinux"]),
+    ("slabinfo", &[], &["proc/slabinfo"]),
     (
         "sockstat",
         &[],
@@ -123,6 +148,16 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ("softnet", &[], &["proc/net/softnet_stat"]),
     ("stat", &["--collector.stat.softirq"], &["proc/stat"]),
     ("tapestats", &[], &["sys/class/scsi_tape"]),
+    ("swap", &[], &["proc/swaps"]),
+    (
+        "sysctl",
+        &[
+            "--collector.sysctl.include=fs.file-nr:a,b,c",
+            "--collector.sysctl.include=kernel.threads-max",
+            "--collector.sysctl.include-info=kernel.seccomp.actions_avail",
+        ],
+        &["proc/sys/fs", "proc/sys/kernel"],
+    ),
     ("thermal_zone", &[], &["sys/class/thermal"]),
     ("time", &[], &["sys/devices/system/clocksource"]),
     ("udp_queues", &[], &["proc/net/udp", "proc/net/udp6"]),
@@ -138,6 +173,9 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("xfs", &[], &["sys/fs/xfs"]),
     ("zfs", &[], &["proc/spl/kstat/zfs"]),
+    ("watchdog", &[], &["sys/class/watchdog"]),
+    ("xfrm", &[], &["proc/net/xfrm_stat"]),
+    ("zoneinfo", &[], &["proc/zoneinfo"]),
 ];
 
 /// Collectors without files to corrupt: textfile (see above), timex and
