@@ -15,8 +15,8 @@ use crate::paths::Paths;
 pub mod arp;
 pub mod bcache;
 pub mod bcachefs;
-pub mod btrfs;
 pub mod bonding;
+pub mod btrfs;
 pub mod buddyinfo;
 pub mod cgroups;
 pub mod conntrack;
@@ -24,9 +24,9 @@ pub mod cpu;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmi;
 pub mod dmmultipath;
 pub mod drbd;
-pub mod dmi;
 pub mod drm;
 pub mod edac;
 pub mod entropy;
@@ -56,12 +56,12 @@ pub mod nfsd;
 pub mod nvme;
 pub mod nvmesubsystem;
 pub mod os;
-pub mod perf;
 pub mod pcidevice;
+pub mod perf;
 pub mod powersupplyclass;
 pub mod pressure;
-pub mod qdisc;
 pub mod processes;
+pub mod qdisc;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
@@ -70,11 +70,11 @@ pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
-pub mod systemd;
-pub mod tcpstat;
-pub mod tapestats;
 pub mod swap;
 pub mod sysctl;
+pub mod systemd;
+pub mod tapestats;
+pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
 pub mod time;
@@ -82,11 +82,11 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod watchdog;
 pub mod wifi;
+pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
-pub mod watchdog;
-pub mod xfrm;
 pub mod zoneinfo;
 
 #[cfg(test)]
@@ -132,30 +132,18 @@ pub struct CollectorOptions {
     /// netstat.
     #[command(flatten)]
     pub netstat: netstat::Flags,
-    /// perf.
-    #[command(flatten)]
-    pub perf: perf::Flags,
     /// pcidevice.
     #[command(flatten)]
     pub pcidevice: pcidevice::Flags,
+    /// perf.
+    #[command(flatten)]
+    pub perf: perf::Flags,
     /// powersupplyclass.
     #[command(flatten)]
     pub powersupplyclass: powersupplyclass::Flags,
     /// qdisc.
     #[command(flatten)]
     pub qdisc: qdisc::Flags,
-    /// stat.
-    #[command(flatten)]
-    pub stat: stat::Flags,
-    /// systemd.
-    #[command(flatten)]
-    pub systemd: systemd::Flags,
-    /// tcpstat.
-    #[command(flatten)]
-    pub tcpstat: tcpstat::Flags,
-    /// tapestats.
-    #[command(flatten)]
-    pub tapestats: tapestats::Flags,
     /// rapl.
     #[command(flatten)]
     pub rapl: rapl::Flags,
@@ -168,6 +156,15 @@ pub struct CollectorOptions {
     /// sysctl.
     #[command(flatten)]
     pub sysctl: sysctl::Flags,
+    /// systemd.
+    #[command(flatten)]
+    pub systemd: systemd::Flags,
+    /// tapestats.
+    #[command(flatten)]
+    pub tapestats: tapestats::Flags,
+    /// tcpstat.
+    #[command(flatten)]
+    pub tcpstat: tcpstat::Flags,
     /// textfile.
     #[command(flatten)]
     pub textfile: textfile::Flags,
@@ -224,8 +221,8 @@ pub const TABLE: &[Entry] = &[
     Entry::on("arp", arp::build),
     Entry::on("bcache", bcache::build),
     Entry::on("bcachefs", bcachefs::build),
-    Entry::on("btrfs", btrfs::build),
     Entry::on("bonding", bonding::build),
+    Entry::on("btrfs", btrfs::build),
     Entry::off("buddyinfo", buddyinfo::build),
     Entry::off("cgroups", cgroups::build),
     Entry::on("conntrack", conntrack::build),
@@ -233,9 +230,9 @@ pub const TABLE: &[Entry] = &[
     Entry::off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     Entry::on("cpufreq", cpufreq::build),
     Entry::on("diskstats", diskstats::build),
+    Entry::on("dmi", dmi::build),
     Entry::off("dmmultipath", dmmultipath::build),
     Entry::off("drbd", drbd::build),
-    Entry::on("dmi", dmi::build),
     Entry::off("drm", drm::build),
     Entry::on("edac", edac::build),
     Entry::on("entropy", entropy::build),
@@ -265,12 +262,12 @@ pub const TABLE: &[Entry] = &[
     Entry::on("nvme", nvme::build),
     Entry::off("nvmesubsystem", nvmesubsystem::build),
     Entry::on("os", os::build),
-    Entry::off("perf", perf::build),
     Entry::off("pcidevice", pcidevice::build),
+    Entry::off("perf", perf::build),
     Entry::on("powersupplyclass", powersupplyclass::build),
     Entry::on("pressure", pressure::build),
-    Entry::off("qdisc", qdisc::build),
     Entry::off("processes", processes::build),
+    Entry::off("qdisc", qdisc::build),
     Entry::on("rapl", rapl::build),
     Entry::on("schedstat", schedstat::build),
     Entry::on("selinux", selinux::build),
@@ -279,11 +276,11 @@ pub const TABLE: &[Entry] = &[
     Entry::off("softirqs", softirqs::build),
     Entry::on("softnet", softnet::build),
     Entry::on("stat", stat::build),
-    Entry::off("systemd", systemd::build),
-    Entry::off("tcpstat", tcpstat::build),
-    Entry::on("tapestats", tapestats::build),
     Entry::off("swap", swap::build),
     Entry::off("sysctl", sysctl::build),
+    Entry::off("systemd", systemd::build),
+    Entry::on("tapestats", tapestats::build),
+    Entry::off("tcpstat", tcpstat::build),
     Entry::on("textfile", textfile::build),
     Entry::on("thermal_zone", thermal_zone::build),
     Entry::on("time", time::build),
@@ -291,68 +288,18 @@ pub const TABLE: &[Entry] = &[
     Entry::on("udp_queues", udp_queues::build),
     Entry::on("uname", uname::build),
     Entry::on("vmstat", vmstat::build),
+    Entry::on("watchdog", watchdog::build),
     Entry::off("wifi", wifi::build),
+    Entry::off("xfrm", xfrm::build),
     Entry::on("xfs", xfs::build),
     Entry::on("zfs", zfs::build),
-    Entry::on("watchdog", watchdog::build),
-    Entry::off("xfrm", xfrm::build),
     Entry::off("zoneinfo", zoneinfo::build),
 ];
 
 /// node_exporter collectors oxmon-node does not implement. Their
 /// `--collector.<name>` / `--no-collector.<name>` flags are accepted so a
 /// node_exporter command line keeps working; enabling one logs a warning.
-pub const NOT_IMPLEMENTED: &[&str] = &[
-    "bcache",
-    "bcachefs",
-    "arp",
-    "bonding",
-    "buddyinfo",
-    "cgroups",
-    "dmi",
-    "drm",
-    "fibrechannel",
-    "infiniband",
-    "ethtool",
-    "interrupts",
-    "ipvs",
-    "kernel_hung",
-    "ksmd",
-    "lnstat",
-    "btrfs",
-    "dmmultipath",
-    "drbd",
-    "ethtool",
-    "fibrechannel",
-    "infiniband",
-    "logind",
-    "mountstats",
-    "nfs",
-    "nfsd",
-    "ntp",
-    "pcidevice",
-    "logind",
-    "network_route",
-    "ntp",
-    "perf",
-    "processes",
-    "rapl",
-    "qdisc",
-    "runit",
-    "supervisord",
-    "sysctl",
-    "systemd",
-    "tapestats",
-    "systemd",
-    "tcpstat",
-    "thermal",
-    "watchdog",
-    "xfrm",
-    "zoneinfo",
-    "wifi",
-    "xfs",
-    "zfs",
-];
+pub const NOT_IMPLEMENTED: &[&str] = &["ntp", "runit", "supervisord", "thermal"];
 
 /// `--collector.<name>`, `--no-collector.<name>` and
 /// `--collector.disable-defaults` for [`TABLE`] and [`NOT_IMPLEMENTED`].

@@ -126,11 +126,12 @@ const READS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("powersupplyclass", &[], &["sys/class/power_supply"]),
     ("pressure", &[], &["proc/pressure"]),
+    ("processes", &[], &["proc/1", "proc/812", "proc/sys/kernel"]),
     (
         "qdisc",
         &["--collector.qdisc.fixtures=@ROOT@/qdisc"],
         &["qdisc"],
-    ("processes", &[], &["proc/1", "proc/812", "proc/sys/kernel"]),
+    ),
     (
         "rapl",
         &["--collector.rapl.enable-zone-label"],
