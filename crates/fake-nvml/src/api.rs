@@ -654,7 +654,10 @@ pub extern "C" fn nvmlGpmMetricsGet(request: *mut nvmlGpmMetricsGet_t) -> nvmlRe
         let n = request.numMetrics as usize;
         let metrics = request.metrics.get_mut(..n).ok_or(INVALID_ARGUMENT)?;
         for m in metrics {
-            let name = GPM_METRICS.iter().find(|(id, _)| *id == m.metricId).map(|(_, n)| *n);
+            let name = GPM_METRICS
+                .iter()
+                .find(|(id, _)| *id == m.metricId)
+                .map(|(_, n)| *n);
             match name.and_then(|n| second.values.get(n)) {
                 Some(&v) => {
                     m.value = v;

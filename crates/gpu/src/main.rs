@@ -6,6 +6,7 @@
 //! there is no driver or GPU, and retries. See `crates/gpu/README.md`.
 
 mod collector;
+mod gpm;
 mod metrics;
 mod read;
 mod state;

@@ -6,6 +6,11 @@
 //!
 //! - [`read_timex`]: `adjtimex(2)` in read-only mode, for the node timex
 //!   collector (clock synchronisation status, offset, PLL state).
+//! - [`nvml::gpu_instance_id`] (feature `nvml`): `nvmlDeviceGetGpuInstanceId`
+//!   on a MIG device, which nvml-wrapper 0.13 does not wrap, for oxmon-gpu.
+
+#[cfg(feature = "nvml")]
+pub mod nvml;
 
 use std::io;
 
