@@ -126,10 +126,10 @@ pub struct MigReading {
 }
 
 impl MigReading {
-    /// The `gpu_instance_id` label value (empty when unknown).
-    fn gpu_instance_label(&self) -> String {
+    /// `(name, GPU instance ID)`, when NVML gave the ID.
+    fn gpu_instance_label(&self, name: &'static str) -> Option<(LabelName, String)> {
         self.gpu_instance_id
-            .map_or_else(String::new, |i| i.to_string())
+            .map(|id| (Cow::Borrowed(name), id.to_string()))
     }
 }
 
@@ -336,16 +336,15 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
         }
         for m in &g.mig {
             let index = m.index.to_string();
-            let instance = m.gpu_instance_label();
-            let labels = with(
+            let mut labels = with(
                 base.clone(),
                 &[
                     ("mig_index", &index),
                     ("mig_uuid", &m.uuid),
                     ("mig_name", &m.name),
-                    ("gpu_instance_id", &instance),
                 ],
             );
+            labels.extend(m.gpu_instance_label("gpu_instance_id"));
             if let Some((used, free, total)) = m.memory {
                 f.add(&MIG_MEMORY_USED, labels.clone(), used as f64);
                 f.add(&MIG_MEMORY_FREE, labels.clone(), free as f64);
@@ -588,7 +587,7 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
                 };
                 let mut mig_labels = labels.clone();
                 mig_labels.push((Cow::Borrowed("GPU_I_PROFILE"), mig_profile(&m.name)));
-                mig_labels.push((Cow::Borrowed("GPU_I_ID"), m.gpu_instance_label()));
+                mig_labels.extend(m.gpu_instance_label("GPU_I_ID"));
                 fam.add_owned(mig_labels, v.value);
             }
         }
