@@ -1018,12 +1018,15 @@ fn promtool_accepts_the_output() {
 }
 
 /// Runs against the real driver: `cargo test -p oxmon-gpu -- --ignored`
-/// on a machine with an NVIDIA GPU.
+/// on a machine with an NVIDIA GPU. `OXMON_GPU_BIN` names the exporter
+/// when the test binary runs away from the tree it was built in
+/// (`scripts/real-gpu-check`).
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver"]
 fn real_driver() {
+    let bin = std::env::var("OXMON_GPU_BIN").unwrap_or_else(|_| BIN.to_string());
     let p = ExporterProcess::start(
-        BIN,
+        &bin,
         &["--metrics.dcgm-compat", "--collector.processes"],
         &[],
     );
@@ -1447,4 +1450,72 @@ fn a_gpu_hot_plugged_after_start_gets_xid_counting() {
         val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "1")]),
         40.0
     );
+}
+
+/// Runs `scripts/real-gpu-check` against the fake library, idle only.
+fn real_gpu_check(cfg: &Value) -> (std::process::Output, String) {
+    let fake = Fake::new(cfg);
+    let out = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-gpu-check");
+    let lib = fake_lib().display().to_string();
+    let run = Command::new(require_program("python3", "python3"))
+        .arg(script)
+        .args(["--nvml-library", &lib, "--no-load", "--cpu-scrapes", "5"])
+        .env("OXMON_GPU_BIN", BIN)
+        .env("FAKE_NVML_CONFIG", fake.path())
+        .env("OUT", out.path())
+        .env_remove("NVML_TEST_BIN")
+        .output()
+        .expect("running scripts/real-gpu-check");
+    let table = std::fs::read_to_string(out.path().join("real-gpu.txt")).unwrap_or_default();
+    (run, table)
+}
+
+#[test]
+fn real_gpu_check_script_passes_a_sane_hopper_and_fails_an_insane_one() {
+    let (run, table) = real_gpu_check(&config(vec![h100(1.0), t4_with_power()]));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("nvidia_gpu_sm_active_ratio")[1], "0.8");
+    assert_eq!(row("nvidia_gpu_temperature_celsius")[1], "64");
+    assert_eq!(row("nvidia_gpu_temperature_celsius")[2], "-");
+    assert!(table.contains("CPU per scrape"), "{table}");
+    assert!(table.contains("checks failed: 0"), "{table}");
+
+    // Too hot, and a Hopper GPU without GPM: both reported, exit 1.
+    let mut hot = h100(1.0);
+    hot["temperature"] = json!(150);
+    hot.as_object_mut().unwrap().remove("gpm");
+    let (run, table) = real_gpu_check(&config(vec![hot, t4_with_power()]));
+    assert_eq!(run.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("FAIL idle: GPU 0 temperature 150.0 within 10..110"),
+        "{table}"
+    );
+    assert!(
+        table.contains("FAIL idle: GPU 0 GPM nvidia_gpu_sm_active_ratio"),
+        "{table}"
+    );
+}
+
+/// The T4 with the power and energy readings every real GPU has.
+fn t4_with_power() -> Value {
+    let mut t = t4();
+    t["power_usage_mw"] = json!(27_000);
+    t["power_limit_mw"] = json!(70_000);
+    t["energy_mj"] = json!(5_000_000);
+    t
 }
