@@ -16,6 +16,8 @@
 //! - `FAKE_NVML_CONFIG` unset: `nvmlInit_v2` answers
 //!   NVML_ERROR_DRIVER_NOT_LOADED (9). Unreadable or invalid at init:
 //!   NVML_ERROR_UNKNOWN (999).
+//! - A GPU appended to `devices` is counted from the next
+//!   `nvmlDeviceGetCount_v2` on (a GPU hot-plugged after start).
 //! - A device field left out of the JSON answers NVML_ERROR_NOT_SUPPORTED (3).
 //!   `errors` forces a return code for one NVML function of one GPU.
 //! - `lost: true`: every call on that GPU, including

@@ -167,6 +167,7 @@ impl NvmlCollector {
                 }
                 Ok(Err(ReadError::Lost)) => {
                     let lost = identity();
+                    up.session.forget(&lost.uuid);
                     problems.push(format!("GPU {index} ({}) is lost", lost.uuid));
                     snap.lost.push(lost);
                     self.unanswered.forget(&key);
@@ -194,7 +195,10 @@ impl NvmlCollector {
                 }
                 None => self.unanswered.forget(&key),
             }
-            snap.unanswered.push(identity());
+            let gone = identity();
+            // Its GPM comparison starts over when it answers again.
+            up.session.forget(&gone.uuid);
+            snap.unanswered.push(gone);
         }
         if problems.is_empty() {
             if complete {

@@ -6,8 +6,9 @@
 //! that supports GPM (and of every MIG GPU instance with a known ID) and
 //! reports the metrics between the previous sample and it, so the values
 //! cover the time since the previous scrape. The first scrape after start,
-//! after NVML is re-initialised (lost GPU), or after a read of that GPU
-//! stopped before its sample, has no previous sample and emits none. GPUs
+//! after NVML is re-initialised (lost GPU), or after a scrape in which the
+//! GPU gave no reading (slow, hung, failed), has no previous sample and
+//! emits none. GPUs
 //! without GPM have none of these series; nothing is logged for them
 //! beyond the usual once-per-field debug line.
 //!
@@ -46,6 +47,22 @@ impl Session {
     /// A session over `nvml` with no samples yet.
     pub fn start(nvml: Arc<Nvml>) -> Session {
         Session::new(nvml, |_| Previous(Mutex::default()))
+    }
+
+    /// Drops the samples of GPU `uuid` (and its GPU instances): it gave no
+    /// reading, so when it answers again its first scrape emits no GPM
+    /// metrics rather than an average over the time it was away.
+    pub fn forget(&self, uuid: &str) {
+        self.with_dependent(|_, previous| {
+            let gone: Vec<GpmSample<'_>> = {
+                let mut samples = previous.0.lock_unpoisoned();
+                let keys: Vec<Source> =
+                    samples.keys().filter(|(u, _)| u == uuid).cloned().collect();
+                keys.iter().filter_map(|k| samples.remove(k)).collect()
+            };
+            // Freed outside the lock (nvmlGpmSampleFree).
+            drop(gone);
+        });
     }
 }
 

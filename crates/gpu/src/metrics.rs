@@ -775,6 +775,56 @@ mod tests {
     }
 
     #[test]
+    fn mig_profile_is_the_part_after_mig() {
+        assert_eq!(mig_profile("NVIDIA H100 80GB HBM3 MIG 1g.10gb"), "1g.10gb");
+        assert_eq!(mig_profile("NVIDIA A100-SXM4-40GB MIG 3g.20gb"), "3g.20gb");
+        // Not a MIG name: kept whole rather than guessed at.
+        assert_eq!(mig_profile("weird"), "weird");
+    }
+
+    #[test]
+    fn mig_gpm_series_carry_the_instance_labels_native_and_dcgm() {
+        let mut g = gpu();
+        g.push(&SM_ACTIVE, None, 0.5);
+        g.mig.push(MigReading {
+            index: 0,
+            uuid: "MIG-1".into(),
+            name: "NVIDIA H100 MIG 1g.10gb".into(),
+            gpu_instance_id: Some(9),
+            memory: None,
+            gpm: vec![Value {
+                def: &SM_ACTIVE,
+                label: None,
+                value: 0.25,
+            }],
+        });
+        let snap = Snapshot {
+            gpus: vec![g],
+            ..Default::default()
+        };
+        let fams = render(&snap);
+        let sm = find(&fams, "nvidia_gpu_sm_active_ratio").unwrap();
+        assert_eq!(sm.metrics.len(), 2);
+        let mig = sm
+            .metrics
+            .iter()
+            .find(|m| label(m, "mig_uuid") == Some("MIG-1"))
+            .unwrap();
+        assert_eq!(label(mig, "gpu_instance_id"), Some("9"));
+        assert_eq!(mig.value, V::Single(0.25));
+        let dcgm = render_dcgm(&snap, "h");
+        let sm = find(&dcgm, "DCGM_FI_PROF_SM_ACTIVE").unwrap();
+        assert_eq!(sm.metrics.len(), 2);
+        let mig = sm
+            .metrics
+            .iter()
+            .find(|m| label(m, "GPU_I_ID") == Some("9"))
+            .unwrap();
+        assert_eq!(label(mig, "GPU_I_PROFILE"), Some("1g.10gb"));
+        assert_eq!(mig.value, V::Single(0.25));
+    }
+
+    #[test]
     fn nvml_down_is_only_nvml_up_0() {
         let fams = render(&Snapshot::default());
         assert_eq!(fams.len(), 1);

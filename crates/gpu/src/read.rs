@@ -7,6 +7,11 @@
 //! still going at the scrape deadline stops after the call in progress
 //! ([`ReadError::Late`]), so a slow GPU frees its reading slot for the next
 //! scrape instead of finishing a reading nobody waits for.
+//!
+//! Besides the fixed fields, a read takes the GPU's GPM sample (and its MIG
+//! GPU instances', see [`crate::gpm`]) and, with `--collector.processes`,
+//! per-process memory and utilisation (the utilisation samples NVML took
+//! since the last one seen for that GPU).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

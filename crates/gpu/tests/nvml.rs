@@ -1307,6 +1307,32 @@ fn gpm_metrics_come_from_two_samples_and_only_from_gpus_with_gpm() {
         0.125
     );
     assert!(m.value("DCGM_FI_PROF_SM_ACTIVE", &[("gpu", "1")]).is_none());
+
+    // A scrape the H100 misses (too slow) starts its comparison over: the
+    // first scrape in which it answers again has no GPM series.
+    cfg["devices"][0]["delay_ms"] = json!(400);
+    fake.write(&cfg);
+    let r = p.get_with(
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    let missed = parse(&r.body);
+    assert_eq!(
+        val(&missed, "nvidia_gpu_scrape_success", &[("gpu", "0")]),
+        0.0
+    );
+    cfg["devices"][0]["delay_ms"] = json!(0);
+    fake.write(&cfg);
+    let back = scrape_until(&p, "the H100 answering again", |m| {
+        m.value("nvidia_gpu_scrape_success", &[("gpu", "0")]) == Some(1.0)
+    });
+    assert!(
+        back.value("nvidia_gpu_sm_active_ratio", &[("gpu", "0")])
+            .is_none(),
+        "GPM on the first scrape after the GPU came back"
+    );
+    let m = p.scrape();
+    assert_eq!(gpu_val(&m, "nvidia_gpu_sm_active_ratio", &g0), 0.4);
 }
 
 #[test]
