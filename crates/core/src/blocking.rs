@@ -21,11 +21,15 @@
 //!
 //! Threads come from tokio's blocking pool, so idle ones are shared with
 //! every other blocking task and go away when unused. Lanes that share a
-//! [`LaneLimit`] run at most that many jobs at once (a job waits for a
+//! [`LaneLimit`] start at most that many jobs at once (a job waits for a
 //! free slot until the deadline): each thread that runs a read costs a
 //! malloc arena and stack pages, so an exporter with many lanes (one per
-//! GPU) can bound its threads and still keep one stuck device from holding
-//! back the others.
+//! GPU) can bound its threads. A slot belongs to the caller waiting for a
+//! job, not to the job's thread: it is given back when the job returns,
+//! when the caller stops waiting (its deadline), or when the job has held
+//! it for the limit's hold time ([`LaneLimit::releasing_after`]). So jobs
+//! stuck in the driver never hold slots, however many devices hang, and
+//! the threads in use are at most the slots plus one per stuck lane.
 //!
 //! ```
 //! use std::time::Duration;
@@ -96,24 +100,43 @@ pub struct Lane {
     limit: Option<LaneLimit>,
 }
 
-/// At most this many jobs of the lanes that share it run at once.
+/// At most this many jobs of the lanes that share it are started and
+/// waited for at once; a job that outlives its caller's deadline (or the
+/// hold time) runs on without a slot.
 ///
 /// ```
+/// use std::time::Duration;
 /// use oxmon_core::blocking::{Lane, LaneLimit};
 ///
-/// let two_at_a_time = LaneLimit::new(2);
+/// let two_at_a_time = LaneLimit::new(2).releasing_after(Duration::from_secs(1));
 /// let lanes: Vec<Lane> = (0..8)
 ///     .map(|i| Lane::new(format!("GPU {i}")).limited_by(&two_at_a_time))
 ///     .collect();
 /// # assert_eq!(lanes[7].name(), "GPU 7");
 /// ```
 #[derive(Debug, Clone)]
-pub struct LaneLimit(Arc<tokio::sync::Semaphore>);
+pub struct LaneLimit {
+    slots: Arc<tokio::sync::Semaphore>,
+    /// A job still running after this long gives its slot up.
+    hold: Option<std::time::Duration>,
+}
 
 impl LaneLimit {
-    /// Allows `running` jobs at once (at least 1).
+    /// Allows `running` jobs at once (at least 1), each holding its slot
+    /// until it returns or its caller stops waiting.
     pub fn new(running: usize) -> Self {
-        LaneLimit(Arc::new(tokio::sync::Semaphore::new(running.max(1))))
+        LaneLimit {
+            slots: Arc::new(tokio::sync::Semaphore::new(running.max(1))),
+            hold: None,
+        }
+    }
+
+    /// A job still running after `hold` gives its slot to the next one
+    /// (and runs on): devices that hang together cannot keep the others
+    /// waiting past `hold`, even in the scrape in which they hang.
+    pub fn releasing_after(mut self, hold: std::time::Duration) -> Self {
+        self.hold = Some(hold);
+        self
     }
 }
 
@@ -204,28 +227,47 @@ impl Lane {
         };
         let slot = match &self.limit {
             None => None,
-            Some(LaneLimit(slots)) => {
-                match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await {
-                    Ok(Ok(slot)) => Some(slot),
+            Some(limit) => {
+                let free = Arc::clone(&limit.slots).acquire_owned();
+                match tokio::time::timeout_at(deadline, free).await {
+                    Ok(Ok(slot)) => Some((slot, limit.hold)),
                     // The semaphore is never closed.
                     Ok(Err(_)) => return Err(self.error(|lane| LaneError::Cancelled { lane })),
                     Err(_) => return Err(self.error(|lane| LaneError::TimedOut { lane })),
                 }
             }
         };
-        let task = tokio::task::spawn_blocking(move || {
+        let mut task = tokio::task::spawn_blocking(move || {
             let _release = release;
-            let _slot = slot;
             job()
         });
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.is_panic() => Err(self.error(|lane| LaneError::Panicked { lane })),
-            Ok(Err(_)) => Err(self.error(|lane| LaneError::Cancelled { lane })),
+        // The slot stays with this caller: it is dropped when the job
+        // returns, when this wait ends (deadline) or after the hold time,
+        // so a job stuck in the driver never keeps it.
+        let (mut slot, hold) = slot.unzip();
+        if let Some(hold) = hold.flatten() {
+            let held_until = (Instant::now() + hold).min(deadline);
+            if let Ok(done) = tokio::time::timeout_at(held_until, &mut task).await {
+                return self.finished(done);
+            }
+            drop(slot.take());
+        }
+        let waited = tokio::time::timeout_at(deadline, task).await;
+        drop(slot);
+        match waited {
+            Ok(done) => self.finished(done),
             Err(_) => {
                 self.mark_stuck();
                 Err(self.error(|lane| LaneError::TimedOut { lane }))
             }
+        }
+    }
+
+    fn finished<T>(&self, done: Result<T, tokio::task::JoinError>) -> Result<T, LaneError> {
+        match done {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_panic() => Err(self.error(|lane| LaneError::Panicked { lane })),
+            Err(_) => Err(self.error(|lane| LaneError::Cancelled { lane })),
         }
     }
 }
@@ -474,29 +516,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_limit_bounds_running_jobs_and_a_stuck_one_keeps_its_slot() {
+    async fn a_limit_bounds_waited_jobs_and_a_stuck_one_gives_its_slot_back() {
         let limit = LaneLimit::new(1);
         let stuck = Lane::new("stuck").limited_by(&limit);
         let other = Lane::new("other").limited_by(&limit);
         let (release, blocked) = mpsc::channel::<()>();
-        let r = stuck.run(after(50), move || blocked.recv().unwrap()).await;
-        assert!(matches!(r, Err(LaneError::TimedOut { .. })));
-        // No free slot: the other lane's job never starts, and its lane is
-        // not left busy.
         let ran = Arc::new(AtomicUsize::new(0));
+        // While the stuck job is waited for, it holds the only slot: the
+        // other lane's job does not start, and its lane is not left busy.
         let count = Arc::clone(&ran);
-        let r = other
-            .run(after(50), move || count.fetch_add(1, Ordering::SeqCst))
-            .await;
+        let (r, r_other) = tokio::join!(
+            stuck.run(after(200), move || blocked.recv().unwrap()),
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                other
+                    .run(after(100), move || count.fetch_add(1, Ordering::SeqCst))
+                    .await
+            }
+        );
         assert!(matches!(r, Err(LaneError::TimedOut { .. })));
+        assert!(matches!(r_other, Err(LaneError::TimedOut { .. })));
         assert!(!other.is_busy());
-        release.send(()).unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        // Past its caller's deadline the stuck job runs without a slot.
         let count = Arc::clone(&ran);
         let r = other
-            .run(after(5_000), move || count.fetch_add(1, Ordering::SeqCst))
+            .run(after(1_000), move || count.fetch_add(1, Ordering::SeqCst))
             .await;
         assert_eq!(r, Ok(0));
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert!(stuck.is_busy());
+        release.send(()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn jobs_hanging_together_free_their_slots_after_the_hold_time() {
+        let limit = LaneLimit::new(2).releasing_after(Duration::from_millis(100));
+        let lanes: Vec<Lane> = (0..3)
+            .map(|i| Lane::new(format!("GPU {i}")).limited_by(&limit))
+            .collect();
+        let (release, blocked) = mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        let hang = |gate: Arc<Mutex<mpsc::Receiver<()>>>| move || gate.lock().unwrap().recv();
+        let started = std::time::Instant::now();
+        // Two jobs hang at once; within the same deadline the third still
+        // gets a slot once the hold time has passed.
+        let (a, b, c) = tokio::join!(
+            lanes[0].run(after(1_000), hang(Arc::clone(&blocked))),
+            lanes[1].run(after(1_000), hang(Arc::clone(&blocked))),
+            async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                lanes[2].run(after(1_000), || 7).await
+            }
+        );
+        assert_eq!(c, Ok(7));
+        assert!(matches!(a, Err(LaneError::TimedOut { .. })));
+        assert!(matches!(b, Err(LaneError::TimedOut { .. })));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // Later rounds skip the stuck lanes at once and never wait for a slot.
+        let t0 = std::time::Instant::now();
+        assert!(matches!(
+            lanes[0].run(after(1_000), || ()).await,
+            Err(LaneError::Busy { .. })
+        ));
+        assert_eq!(lanes[2].run(after(1_000), || 8).await, Ok(8));
+        assert!(t0.elapsed() < Duration::from_millis(100));
+        release.send(()).unwrap();
+        release.send(()).unwrap();
     }
 
     /// Reads "sensors" that block until the test lets them go.

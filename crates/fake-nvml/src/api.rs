@@ -10,13 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nvml_wrapper_sys::bindings::{
     nvmlComputeMode_t, nvmlDevice_t, nvmlEnableState_t, nvmlEventData_t, nvmlEventSet_t,
-    nvmlFieldValue_t, nvmlMemory_v2_t, nvmlPciInfo_t, nvmlProcessInfo_t, nvmlPstates_t,
-    nvmlReturn_t, nvmlUtilization_t, nvmlValue_t,
+    nvmlFieldValue_t, nvmlGpmMetricsGet_t, nvmlGpmSample_t, nvmlGpmSupport_t, nvmlMemory_v2_t,
+    nvmlPciInfo_t, nvmlProcessInfo_t, nvmlProcessUtilizationSample_t, nvmlPstates_t, nvmlReturn_t,
+    nvmlUtilization_t, nvmlValue_t, NVML_GPM_METRICS_GET_VERSION,
 };
 
 use crate::codes::*;
 use crate::config::{self, Config, Device, MigInstance};
-use crate::ffi::{decode_handle, device_handle, get, put, put_str, slice_mut, Ret};
+use crate::ffi::{decode_handle, device_handle, get, get_mut, put, put_str, slice_mut, Ret};
 
 /// The XID critical error event bit (nvmlEventTypeXidCriticalError).
 const EVENT_XID: u64 = 8;
@@ -425,6 +426,11 @@ device_fn!(nvmlDeviceGetMigDeviceHandleByIndex(index: c_uint, mig: *mut nvmlDevi
 
 device_fn!(nvmlDeviceIsMigDeviceHandle(is_mig: *mut c_uint) |t| put(is_mig, t.mig.is_some() as c_uint));
 
+device_fn!(nvmlDeviceGetGpuInstanceId(id: *mut c_uint) |t| {
+    let mig = t.mig.ok_or(NOT_SUPPORTED)?;
+    put(id, supported(mig.gpu_instance_id)?)
+});
+
 /// Field values: memory temperature, retired pages, remapped rows and the
 /// PCIe replay counter. Unknown or unconfigured fields get
 /// NVML_ERROR_NOT_SUPPORTED in their own entry; the call succeeds.
@@ -504,6 +510,168 @@ device_fn!(nvmlDeviceGetComputeRunningProcesses_v3(count: *mut c_uint, infos: *m
 device_fn!(nvmlDeviceGetGraphicsRunningProcesses_v3(count: *mut c_uint, infos: *mut nvmlProcessInfo_t) |t| {
     processes(t, count, infos, true)
 });
+
+device_fn!(nvmlDeviceGetProcessUtilization(samples: *mut nvmlProcessUtilizationSample_t, count: *mut c_uint, last_seen: c_ulonglong) |t| {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let list: Vec<nvmlProcessUtilizationSample_t> = supported(t.gpu()?.processes.as_ref())?
+        .iter()
+        .filter_map(|p| {
+            let u = p.utilization?;
+            let stamp = u.timestamp_us.unwrap_or(now);
+            (stamp > last_seen).then_some(nvmlProcessUtilizationSample_t {
+                pid: p.pid,
+                timeStamp: stamp,
+                smUtil: u.sm,
+                memUtil: u.memory,
+                encUtil: u.encoder,
+                decUtil: u.decoder,
+            })
+        })
+        .collect();
+    // Like NVML: no sample newer than `last_seen` is NOT_FOUND.
+    if list.is_empty() {
+        return Err(NOT_FOUND);
+    }
+    let room = get(count)? as usize;
+    put(count, list.len() as c_uint)?;
+    if samples.is_null() || room < list.len() {
+        return Err(INSUFFICIENT_SIZE);
+    }
+    slice_mut(samples, list.len())?.copy_from_slice(&list);
+    Ok(())
+});
+
+// ---- GPM ---------------------------------------------------------------------
+
+/// NVML's GPM metric ids and the names the config uses for them.
+const GPM_METRICS: [(u32, &str); 15] = [
+    (1, "graphics_util"),
+    (2, "sm_util"),
+    (3, "sm_occupancy"),
+    (5, "any_tensor_util"),
+    (6, "dfma_tensor_util"),
+    (7, "hmma_tensor_util"),
+    (9, "imma_tensor_util"),
+    (10, "dram_bw_util"),
+    (11, "fp64_util"),
+    (12, "fp32_util"),
+    (13, "fp16_util"),
+    (20, "pcie_tx_per_sec"),
+    (21, "pcie_rx_per_sec"),
+    (60, "nvlink_total_rx_per_sec"),
+    (61, "nvlink_total_tx_per_sec"),
+];
+
+/// What a GPM sample holds: whose it is, when it was taken (a sequence
+/// number), and the config's values at that time.
+#[derive(Clone)]
+struct GpmSampleData {
+    source: (usize, Option<u32>),
+    taken: u64,
+    values: BTreeMap<String, f64>,
+}
+
+/// Allocated samples by handle value; `None` until a sample is taken.
+static GPM_SAMPLES: Mutex<BTreeMap<usize, Option<GpmSampleData>>> = Mutex::new(BTreeMap::new());
+static GPM_NEXT: AtomicUsize = AtomicUsize::new(1);
+
+/// `nvmlGpmSampleAlloc`.
+#[no_mangle]
+pub extern "C" fn nvmlGpmSampleAlloc(sample: *mut nvmlGpmSample_t) -> nvmlReturn_t {
+    code((|| {
+        initialised()?;
+        let id = GPM_NEXT.fetch_add(1, Ordering::SeqCst);
+        lock(&GPM_SAMPLES).insert(id, None);
+        put(sample, std::ptr::without_provenance_mut(id))
+    })())
+}
+
+/// `nvmlGpmSampleFree`.
+#[no_mangle]
+pub extern "C" fn nvmlGpmSampleFree(sample: nvmlGpmSample_t) -> nvmlReturn_t {
+    match lock(&GPM_SAMPLES).remove(&sample.addr()) {
+        Some(_) => SUCCESS,
+        None => INVALID_ARGUMENT,
+    }
+}
+
+fn take_sample(sample: nvmlGpmSample_t, data: GpmSampleData) -> Ret {
+    let mut samples = lock(&GPM_SAMPLES);
+    let slot = samples.get_mut(&sample.addr()).ok_or(INVALID_ARGUMENT)?;
+    *slot = Some(data);
+    Ok(())
+}
+
+device_fn!(nvmlGpmQueryDeviceSupport(support: *mut nvmlGpmSupport_t) |t| {
+    let d = t.gpu()?;
+    let version = get(support)?.version;
+    put(support, nvmlGpmSupport_t { version, isSupportedDevice: d.gpm.is_some() as c_uint })
+});
+
+device_fn!(nvmlGpmSampleGet(sample: nvmlGpmSample_t) |t| {
+    let values = supported(t.gpu()?.gpm.clone())?;
+    take_sample(sample, GpmSampleData {
+        source: (t.index, None),
+        taken: GPM_NEXT.fetch_add(1, Ordering::SeqCst) as u64,
+        values,
+    })
+});
+
+device_fn!(nvmlGpmMigSampleGet(gpu_instance_id: c_uint, sample: nvmlGpmSample_t) |t| {
+    let mig = supported(t.gpu()?.mig.as_ref())?;
+    let instance = mig
+        .instances
+        .iter()
+        .find(|m| m.gpu_instance_id == Some(gpu_instance_id))
+        .ok_or(INVALID_ARGUMENT)?;
+    take_sample(sample, GpmSampleData {
+        source: (t.index, Some(gpu_instance_id)),
+        taken: GPM_NEXT.fetch_add(1, Ordering::SeqCst) as u64,
+        values: supported(instance.gpm.clone())?,
+    })
+});
+
+/// `nvmlGpmMetricsGet`: the values of the later sample, which the config
+/// gives as the activity since the sample before. Both samples must be
+/// taken, of the same GPU (or GPU instance), the second after the first.
+#[no_mangle]
+pub extern "C" fn nvmlGpmMetricsGet(request: *mut nvmlGpmMetricsGet_t) -> nvmlReturn_t {
+    code((|| {
+        initialised()?;
+        let request = get_mut(request)?;
+        if request.version != NVML_GPM_METRICS_GET_VERSION {
+            return Err(INVALID_ARGUMENT);
+        }
+        let samples = lock(&GPM_SAMPLES);
+        let taken = |s: nvmlGpmSample_t| samples.get(&s.addr()).cloned().flatten();
+        let (first, second) = match (taken(request.sample1), taken(request.sample2)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(INVALID_ARGUMENT),
+        };
+        if first.source != second.source || second.taken <= first.taken {
+            return Err(INVALID_ARGUMENT);
+        }
+        let n = request.numMetrics as usize;
+        let metrics = request.metrics.get_mut(..n).ok_or(INVALID_ARGUMENT)?;
+        for m in metrics {
+            let name = GPM_METRICS
+                .iter()
+                .find(|(id, _)| *id == m.metricId)
+                .map(|(_, n)| *n);
+            match name.and_then(|n| second.values.get(n)) {
+                Some(&v) => {
+                    m.value = v;
+                    m.nvmlReturn = SUCCESS;
+                }
+                None => m.nvmlReturn = NOT_SUPPORTED,
+            }
+            m.metricInfo.shortName = std::ptr::null_mut();
+            m.metricInfo.longName = std::ptr::null_mut();
+            m.metricInfo.unit = std::ptr::null_mut();
+        }
+        Ok(())
+    })())
+}
 
 device_fn!(nvmlDeviceGetSupportedEventTypes(types: *mut c_ulonglong) |t| {
     supported(t.gpu()?.xid_events.as_ref())?;

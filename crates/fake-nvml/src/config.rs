@@ -62,6 +62,9 @@ pub struct Device {
     pub nvlinks: Option<Vec<bool>>,
     pub mig: Option<Mig>,
     pub processes: Option<Vec<Process>>,
+    /// GPM metric values by NVML name (`sm_util`, `pcie_tx_per_sec`, ...)
+    /// in NVML's units (percent, MiB/s); present = the GPU supports GPM.
+    pub gpm: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy)]
@@ -132,6 +135,8 @@ pub struct MigInstance {
     pub uuid: String,
     pub name: String,
     pub memory: Option<Memory>,
+    pub gpu_instance_id: Option<u32>,
+    pub gpm: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -142,6 +147,19 @@ pub struct Process {
     pub used_memory: Option<u64>,
     /// "compute" (default), "graphics" or "both".
     pub kind: String,
+    /// `nvmlDeviceGetProcessUtilization`; absent = no sample.
+    pub utilization: Option<ProcessUtilization>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessUtilization {
+    pub sm: u32,
+    pub memory: u32,
+    pub encoder: u32,
+    pub decoder: u32,
+    /// The sample's CPU timestamp in µs; absent = the time of the call.
+    pub timestamp_us: Option<u64>,
 }
 
 impl Process {

@@ -35,6 +35,16 @@ pub(crate) fn get<T: Copy>(ptr: *const T) -> Result<T, u32> {
     Ok(unsafe { ptr.read() })
 }
 
+/// An in/out struct the caller passes by pointer, to fill in place.
+pub(crate) fn get_mut<'a, T>(ptr: *mut T) -> Result<&'a mut T, u32> {
+    if ptr.is_null() {
+        return Err(INVALID_ARGUMENT);
+    }
+    // SAFETY: non-null pointer from the caller to an initialised, writable
+    // T, not aliased for the duration of the call (NVML API contract).
+    Ok(unsafe { &mut *ptr })
+}
+
 /// The caller's array of `len` elements as a mutable slice.
 pub(crate) fn slice_mut<'a, T>(ptr: *mut T, len: usize) -> Result<&'a mut [T], u32> {
     if ptr.is_null() {

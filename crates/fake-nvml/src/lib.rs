@@ -16,6 +16,8 @@
 //! - `FAKE_NVML_CONFIG` unset: `nvmlInit_v2` answers
 //!   NVML_ERROR_DRIVER_NOT_LOADED (9). Unreadable or invalid at init:
 //!   NVML_ERROR_UNKNOWN (999).
+//! - A GPU appended to `devices` is counted from the next
+//!   `nvmlDeviceGetCount_v2` on (a GPU hot-plugged after start).
 //! - A device field left out of the JSON answers NVML_ERROR_NOT_SUPPORTED (3).
 //!   `errors` forces a return code for one NVML function of one GPU.
 //! - `lost: true`: every call on that GPU, including
@@ -72,12 +74,33 @@
 //!              "link_width": 16, "max_link_width": 16, "replay_counter": 0},
 //!     "nvlinks": [true, true, false],  // state per link
 //!     "mig": {"current": true, "pending": true,
-//!             "instances": [{"uuid": "MIG-...", "name": "...", "memory": {...}}]},
+//!             "instances": [{"uuid": "MIG-...", "name": "...", "memory": {...},
+//!                            "gpu_instance_id": 1,      // nvmlDeviceGetGpuInstanceId
+//!                            "gpm": {"sm_util": 40}}]}, // GPM of that GPU instance
 //!     "processes": [{"pid": 4242, "name": "python3", "used_memory": 1073741824,
-//!                    "kind": "compute"}]          // compute | graphics | both
+//!                    "kind": "compute",          // compute | graphics | both
+//!                    "utilization": {"sm": 80, "memory": 30, "encoder": 0,
+//!                                    "decoder": 0, "timestamp_us": 1000}}],
+//!     "gpm": {"sm_util": 75.5, "sm_occupancy": 40, "any_tensor_util": 60,
+//!             "hmma_tensor_util": 55, "imma_tensor_util": 0, "dfma_tensor_util": 5,
+//!             "dram_bw_util": 33, "fp64_util": 1, "fp32_util": 20, "fp16_util": 10,
+//!             "graphics_util": 80, "pcie_tx_per_sec": 100, "pcie_rx_per_sec": 200,
+//!             "nvlink_total_tx_per_sec": 1024, "nvlink_total_rx_per_sec": 2048}
 //!   }]
 //! }
 //! ```
+//!
+//! GPM: a GPU with `gpm` supports GPM (`nvmlGpmQueryDeviceSupport`); each
+//! sample records the config's values when it is taken, and
+//! `nvmlGpmMetricsGet` answers the values of the later of two samples
+//! (percent, MiB/s, as NVML), or NVML_ERROR_INVALID_ARGUMENT when the two
+//! are of different GPUs or instances or not in order. A metric the config
+//! leaves out answers NOT_SUPPORTED in its entry.
+//!
+//! Process utilisation: `nvmlDeviceGetProcessUtilization` lists the
+//! processes with `utilization` whose sample (`timestamp_us`, else the time
+//! of the call) is newer than the caller's last-seen timestamp, and answers
+//! NVML_ERROR_NOT_FOUND when there is none.
 //!
 //! ## Exported functions
 //! `nvmlInit_v2`, `nvmlInitWithFlags`, `nvmlShutdown`, `nvmlErrorString`,
@@ -87,7 +110,10 @@
 //! [`api`], field values 29–31, 82, 94, 142–145, and the event-set functions
 //! `nvmlEventSetCreate`, `nvmlDeviceRegisterEvents`,
 //! `nvmlDeviceGetSupportedEventTypes`, `nvmlEventSetWait_v2`,
-//! `nvmlEventSetFree`.
+//! `nvmlEventSetFree`, `nvmlDeviceGetProcessUtilization`,
+//! `nvmlDeviceGetGpuInstanceId`, and GPM: `nvmlGpmQueryDeviceSupport`,
+//! `nvmlGpmSampleAlloc`, `nvmlGpmSampleFree`, `nvmlGpmSampleGet`,
+//! `nvmlGpmMigSampleGet`, `nvmlGpmMetricsGet`.
 #![allow(clippy::missing_safety_doc)]
 
 pub mod api;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes a fake-nvml config with N GPUs (default 8), every field set, to
-stdout: the load oxmon-gpu's benchmark scrapes. Usage: fake-gpus.py [N]"""
+"""Writes a fake-nvml config with N GPUs (default 8), every field set (GPM
+and per-process utilisation included), to stdout: the load oxmon-gpu's
+benchmark scrapes. Usage: fake-gpus.py [N]"""
 
 import json
 import sys
@@ -36,7 +37,14 @@ def gpu(i):
         "pcie": {"tx_kbps": 12000, "rx_kbps": 34000, "link_gen": 5, "max_link_gen": 5, "link_width": 16, "max_link_width": 16, "replay_counter": 0},
         "nvlinks": [True] * 18,
         "mig": {"current": False, "pending": False, "instances": []},
-        "processes": [{"pid": 10000 + i, "name": "python3", "used_memory": 40000000000}],
+        "processes": [{"pid": 10000 + i, "name": "python3", "used_memory": 40000000000,
+                       "utilization": {"sm": 85, "memory": 40, "encoder": 0, "decoder": 0}}],
+        "gpm": {"graphics_util": 90, "sm_util": 85.5, "sm_occupancy": 42.25,
+                "any_tensor_util": 61, "hmma_tensor_util": 58, "imma_tensor_util": 0,
+                "dfma_tensor_util": 3, "dram_bw_util": 37.5, "fp64_util": 1.5,
+                "fp32_util": 22, "fp16_util": 14, "pcie_tx_per_sec": 1200 + i,
+                "pcie_rx_per_sec": 3400 + i, "nvlink_total_tx_per_sec": 81920,
+                "nvlink_total_rx_per_sec": 90112},
     }
 
 

@@ -7,8 +7,12 @@
 //! parallel reads already keep a slow GPU from holding back the others. A
 //! GPU whose previous read is still running (a hung driver call) is not
 //! read again until that read returns, so a stuck GPU holds at most one
-//! thread; the others go on being read. A read still going at the deadline
-//! stops after its current call, freeing its slot.
+//! thread; the others go on being read. A reading slot belongs to the
+//! scrape waiting for the read, not to the read's thread: it is given back
+//! when the read returns, at the deadline, or after `READ_HOLD` (1 s), so
+//! any number of GPUs hanging at once hold no slot and cannot starve the
+//! rest, and later scrapes skip them without taking one. A read still
+//! going at the deadline stops after its current call.
 //!
 //! Every GPU NVML counts has `nvidia_gpu_scrape_success{gpu,uuid,name}`
 //! each scrape: 1 when it was read, 0 when it did not answer before the
@@ -33,7 +37,7 @@ use oxmon_core::sync::LockExt;
 use oxmon_core::MetricFamily;
 
 use crate::metrics::{self, GpuIdentity, Snapshot};
-use crate::read::{read_gpu, Identities, Logged, ReadContext, ReadError, ReadOptions};
+use crate::read::{read_gpu, Identities, LastSeen, Logged, ReadContext, ReadError, ReadOptions};
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
 
@@ -58,6 +62,8 @@ pub struct NvmlCollector {
     /// `(uuid, name)` last seen per index, to label GPUs that gave no
     /// reading.
     identities: Arc<Identities>,
+    /// Each GPU's newest process utilisation sample.
+    last_seen: Arc<LastSeen>,
     /// GPUs that gave no reading, keyed `GPU <index>`: logged when that
     /// starts or changes, and when it ends.
     unanswered: FailureLog,
@@ -65,6 +71,12 @@ pub struct NvmlCollector {
 
 /// GPUs read at the same time.
 pub const READERS: usize = 2;
+
+/// A GPU read still running after this long gives its reading slot to the
+/// next GPU (and goes on without one): GPUs that hang together never keep
+/// the others waiting longer than this, even in the scrape in which they
+/// hang. A healthy GPU's read takes tens of milliseconds.
+const READ_HOLD: Duration = Duration::from_secs(1);
 
 /// Time kept back from the scrape deadline for rendering and encoding.
 const MARGIN: Duration = Duration::from_millis(50);
@@ -78,8 +90,9 @@ impl NvmlCollector {
             opts,
             logged: Arc::default(),
             lanes: Mutex::default(),
-            readers: LaneLimit::new(READERS),
+            readers: LaneLimit::new(READERS).releasing_after(READ_HOLD),
             identities: Arc::default(),
+            last_seen: Arc::default(),
             unanswered: FailureLog::new(FailureSubject::Collector),
         }
     }
@@ -105,7 +118,7 @@ impl NvmlCollector {
             return snap;
         };
         snap.system = up.system.clone();
-        let count = match up.nvml.device_count() {
+        let count = match up.nvml().device_count() {
             Ok(n) => n,
             Err(e) => {
                 self.state
@@ -116,18 +129,20 @@ impl NvmlCollector {
         snap.num_devices = Some(count);
 
         let reads = self.lanes(count).into_iter().zip(0..).map(|(lane, index)| {
-            let nvml = up.nvml.clone();
+            let up = up.clone();
             let logged = self.logged.clone();
             let identities = self.identities.clone();
+            let last_seen = self.last_seen.clone();
             let opts = self.opts.read;
             async move {
                 let read = move || {
                     let cx = ReadContext {
                         logged: &logged,
                         identities: &identities,
+                        last_seen: &last_seen,
                         deadline: deadline.into_std(),
                     };
-                    read_gpu(&nvml, index, opts, &cx)
+                    read_gpu(&up.session, index, opts, &cx)
                 };
                 (index, lane.run(deadline, read).await)
             }
@@ -152,6 +167,7 @@ impl NvmlCollector {
                 }
                 Ok(Err(ReadError::Lost)) => {
                     let lost = identity();
+                    up.session.forget(&lost.uuid);
                     problems.push(format!("GPU {index} ({}) is lost", lost.uuid));
                     snap.lost.push(lost);
                     self.unanswered.forget(&key);
@@ -179,7 +195,10 @@ impl NvmlCollector {
                 }
                 None => self.unanswered.forget(&key),
             }
-            snap.unanswered.push(identity());
+            let gone = identity();
+            // Its GPM comparison starts over when it answers again.
+            up.session.forget(&gone.uuid);
+            snap.unanswered.push(gone);
         }
         if problems.is_empty() {
             if complete {

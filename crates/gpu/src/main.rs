@@ -6,6 +6,7 @@
 //! there is no driver or GPU, and retries. See `crates/gpu/README.md`.
 
 mod collector;
+mod gpm;
 mod metrics;
 mod read;
 mod state;
@@ -44,11 +45,13 @@ struct Cli {
     #[arg(long = "metrics.dcgm-compat", env = "OXMON_METRICS_DCGM_COMPAT")]
     dcgm_compat: bool,
 
-    /// Export per-process GPU memory (nvidia_gpu_process_memory_bytes).
+    /// Export per-process GPU memory and utilisation
+    /// (nvidia_gpu_process_memory_bytes, nvidia_gpu_process_*_utilization_ratio).
     #[arg(long = "collector.processes", env = "OXMON_COLLECTOR_PROCESSES")]
     processes: bool,
 
-    /// At most this many processes per GPU (the largest memory users).
+    /// At most this many processes per GPU: the largest memory users, and
+    /// the busiest SM users for utilisation.
     #[arg(
         long = "collector.processes.max",
         env = "OXMON_COLLECTOR_PROCESSES_MAX",

@@ -81,6 +81,19 @@ defs! {
     MIG_MEMORY_TOTAL = "nvidia_gpu_mig_memory_total_bytes", Gauge, None, "Device memory of the MIG instance.";
     PROCESSES = "nvidia_gpu_processes", Gauge, None, "Processes with a compute or graphics context on the GPU.";
     PROCESS_MEMORY = "nvidia_gpu_process_memory_bytes", Gauge, None, "Device memory used by a process (largest users first, capped by --collector.processes.max).";
+    PROCESS_SM_UTILIZATION = "nvidia_gpu_process_sm_utilization_ratio", Gauge, None, "Fraction of time a kernel of the process ran on the SMs in NVML's last sample (busiest first, capped by --collector.processes.max).";
+    PROCESS_MEMORY_UTILIZATION = "nvidia_gpu_process_memory_utilization_ratio", Gauge, None, "Fraction of time the process read or wrote device memory in NVML's last sample.";
+    PROCESS_ENCODER_UTILIZATION = "nvidia_gpu_process_encoder_utilization_ratio", Gauge, None, "Video encoder utilisation of the process in NVML's last sample.";
+    PROCESS_DECODER_UTILIZATION = "nvidia_gpu_process_decoder_utilization_ratio", Gauge, None, "Video decoder utilisation of the process in NVML's last sample.";
+    SM_ACTIVE = "nvidia_gpu_sm_active_ratio", Gauge, None, "Fraction of time each SM had at least one warp assigned, averaged over the SMs, since the previous scrape (GPM).";
+    SM_OCCUPANCY = "nvidia_gpu_sm_occupancy_ratio", Gauge, None, "Warps resident on the SMs as a fraction of the most they can hold, since the previous scrape (GPM).";
+    TENSOR_PIPE_ACTIVE = "nvidia_gpu_tensor_pipe_active_ratio", Gauge, Some("pipe"), "Fraction of time the SMs ran tensor core instructions since the previous scrape, by pipe: any, hmma (half precision), imma (integer), dfma (double precision) (GPM).";
+    DRAM_ACTIVE = "nvidia_gpu_dram_active_ratio", Gauge, None, "Device memory bandwidth used as a fraction of the peak, since the previous scrape (GPM).";
+    FP_PIPE_ACTIVE = "nvidia_gpu_fp_pipe_active_ratio", Gauge, Some("precision"), "Fraction of time the SMs ran floating-point instructions since the previous scrape, by precision: fp64, fp32, fp16 (GPM).";
+    PCIE_TX_RATE = "nvidia_gpu_pcie_tx_bytes_per_second", Gauge, None, "PCIe bytes sent by the GPU per second since the previous scrape (GPM).";
+    PCIE_RX_RATE = "nvidia_gpu_pcie_rx_bytes_per_second", Gauge, None, "PCIe bytes received by the GPU per second since the previous scrape (GPM).";
+    NVLINK_TX_RATE = "nvidia_gpu_nvlink_tx_bytes_per_second", Gauge, None, "NVLink bytes sent per second over all links since the previous scrape (GPM).";
+    NVLINK_RX_RATE = "nvidia_gpu_nvlink_rx_bytes_per_second", Gauge, None, "NVLink bytes received per second over all links since the previous scrape (GPM).";
 }
 
 /// One value read from a GPU: which family, the extra label's value (for
@@ -95,7 +108,7 @@ pub struct Value {
     pub value: f64,
 }
 
-/// A MIG instance's memory.
+/// A MIG instance's memory and profiling.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MigReading {
     /// Index under the parent GPU.
@@ -104,8 +117,20 @@ pub struct MigReading {
     pub uuid: String,
     /// MIG device name (profile).
     pub name: String,
+    /// GPU instance ID, where NVML gives it.
+    pub gpu_instance_id: Option<u32>,
     /// (used, free, total) bytes.
     pub memory: Option<(u64, u64, u64)>,
+    /// GPM values of the GPU instance (`crate::gpm::METRICS`).
+    pub gpm: Vec<Value>,
+}
+
+impl MigReading {
+    /// `(name, GPU instance ID)`, when NVML gave the ID.
+    fn gpu_instance_label(&self, name: &'static str) -> Option<(LabelName, String)> {
+        self.gpu_instance_id
+            .map(|id| (Cow::Borrowed(name), id.to_string()))
+    }
 }
 
 /// A process using the GPU.
@@ -117,6 +142,24 @@ pub struct ProcessReading {
     pub name: String,
     /// Device memory used.
     pub memory: u64,
+}
+
+/// A process's share of the GPU in NVML's last utilisation sample, as
+/// ratios 0–1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessUtilization {
+    /// Process id.
+    pub pid: u32,
+    /// Name, as for [`ProcessReading`].
+    pub name: String,
+    /// SM (kernel) utilisation.
+    pub sm: f64,
+    /// Device memory read/write utilisation.
+    pub memory: f64,
+    /// Video encoder utilisation.
+    pub encoder: f64,
+    /// Video decoder utilisation.
+    pub decoder: f64,
 }
 
 /// Everything read from one GPU in one scrape.
@@ -142,6 +185,8 @@ pub struct GpuReading {
     pub mig: Vec<MigReading>,
     /// Processes (with `--collector.processes`), already capped.
     pub processes: Vec<ProcessReading>,
+    /// Per-process utilisation (with `--collector.processes`), capped.
+    pub process_utilization: Vec<ProcessUtilization>,
 }
 
 impl GpuReading {
@@ -290,19 +335,27 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
             f.add(v.def, labels, v.value);
         }
         for m in &g.mig {
+            let index = m.index.to_string();
+            let mut labels = with(
+                base.clone(),
+                &[
+                    ("mig_index", &index),
+                    ("mig_uuid", &m.uuid),
+                    ("mig_name", &m.name),
+                ],
+            );
+            labels.extend(m.gpu_instance_label("gpu_instance_id"));
             if let Some((used, free, total)) = m.memory {
-                let index = m.index.to_string();
-                let labels = with(
-                    base.clone(),
-                    &[
-                        ("mig_index", &index),
-                        ("mig_uuid", &m.uuid),
-                        ("mig_name", &m.name),
-                    ],
-                );
                 f.add(&MIG_MEMORY_USED, labels.clone(), used as f64);
                 f.add(&MIG_MEMORY_FREE, labels.clone(), free as f64);
-                f.add(&MIG_MEMORY_TOTAL, labels, total as f64);
+                f.add(&MIG_MEMORY_TOTAL, labels.clone(), total as f64);
+            }
+            for v in &m.gpm {
+                let labels = match (v.def.label, &v.label) {
+                    (Some(k), Some(val)) => with(labels.clone(), &[(k, val)]),
+                    _ => labels.clone(),
+                };
+                f.add(v.def, labels, v.value);
             }
         }
         for p in &g.processes {
@@ -312,6 +365,14 @@ pub fn render(s: &Snapshot) -> Vec<MetricFamily> {
                 with(base.clone(), &[("pid", &pid), ("process_name", &p.name)]),
                 p.memory as f64,
             );
+        }
+        for p in &g.process_utilization {
+            let pid = p.pid.to_string();
+            let labels = with(base.clone(), &[("pid", &pid), ("process_name", &p.name)]);
+            f.add(&PROCESS_SM_UTILIZATION, labels.clone(), p.sm);
+            f.add(&PROCESS_MEMORY_UTILIZATION, labels.clone(), p.memory);
+            f.add(&PROCESS_ENCODER_UTILIZATION, labels.clone(), p.encoder);
+            f.add(&PROCESS_DECODER_UTILIZATION, labels, p.decoder);
         }
     }
     for l in &s.lost {
@@ -485,6 +546,10 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
         .iter()
         .map(|d| MetricFamily::new(d.name, d.help, d.kind))
         .collect();
+    let mut profiling: Vec<MetricFamily> = DCGM_PROFILING
+        .iter()
+        .map(|p| MetricFamily::new(p.name, p.help, p.kind))
+        .collect();
     let mut xid = MetricFamily::gauge(
         "DCGM_FI_DEV_XID_ERRORS",
         "Value of the last XID error encountered.",
@@ -508,6 +573,24 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
                 fam.add_owned(labels.clone(), v);
             }
         }
+        for (p, fam) in DCGM_PROFILING.iter().zip(profiling.iter_mut()) {
+            if let Some(v) = g.get(p.from, p.label) {
+                fam.add_owned(labels.clone(), v);
+            }
+            for m in &g.mig {
+                let Some(v) = m
+                    .gpm
+                    .iter()
+                    .find(|v| std::ptr::eq(v.def, p.from) && v.label.as_deref() == p.label)
+                else {
+                    continue;
+                };
+                let mut mig_labels = labels.clone();
+                mig_labels.push((Cow::Borrowed("GPU_I_PROFILE"), mig_profile(&m.name)));
+                mig_labels.extend(m.gpu_instance_label("GPU_I_ID"));
+                fam.add_owned(mig_labels, v.value);
+            }
+        }
         let last = s
             .xid
             .iter()
@@ -517,8 +600,147 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
         xid.add_owned(labels, last);
     }
     out.push(xid);
+    out.extend(profiling);
     out.retain(|f| !f.is_empty());
     out
+}
+
+/// A dcgm-exporter profiling field (`DCGM_FI_PROF_*`) and the GPM value it
+/// shows. DCGM's units are ours: ratios 0–1 for activity, bytes per second
+/// for PCIe and NVLink (dcgm-exporter declares those two as counters).
+struct DcgmProfiling {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    from: &'static Def,
+    label: Option<&'static str>,
+}
+
+const DCGM_PROFILING: [DcgmProfiling; 14] = {
+    const fn prof(
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        from: &'static Def,
+        label: Option<&'static str>,
+    ) -> DcgmProfiling {
+        DcgmProfiling {
+            name,
+            help,
+            kind,
+            from,
+            label,
+        }
+    }
+    use MetricType::{Counter, Gauge};
+    [
+        prof(
+            "DCGM_FI_PROF_SM_ACTIVE",
+            "Ratio of cycles an SM has at least 1 warp assigned.",
+            Gauge,
+            &SM_ACTIVE,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_SM_OCCUPANCY",
+            "Ratio of warps resident on an SM to the maximum.",
+            Gauge,
+            &SM_OCCUPANCY,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+            "Ratio of cycles any tensor pipe is active.",
+            Gauge,
+            &TENSOR_PIPE_ACTIVE,
+            Some("any"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_TENSOR_HMMA_ACTIVE",
+            "Ratio of cycles the HMMA tensor pipe is active.",
+            Gauge,
+            &TENSOR_PIPE_ACTIVE,
+            Some("hmma"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_TENSOR_IMMA_ACTIVE",
+            "Ratio of cycles the IMMA tensor pipe is active.",
+            Gauge,
+            &TENSOR_PIPE_ACTIVE,
+            Some("imma"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_TENSOR_DFMA_ACTIVE",
+            "Ratio of cycles the DFMA tensor pipe is active.",
+            Gauge,
+            &TENSOR_PIPE_ACTIVE,
+            Some("dfma"),
+        ),
+        prof(
+            "DCGM_FI_PROF_DRAM_ACTIVE",
+            "Ratio of cycles the device memory interface is active.",
+            Gauge,
+            &DRAM_ACTIVE,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_FP64_ACTIVE",
+            "Ratio of cycles the fp64 pipes are active.",
+            Gauge,
+            &FP_PIPE_ACTIVE,
+            Some("fp64"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_FP32_ACTIVE",
+            "Ratio of cycles the fp32 pipes are active.",
+            Gauge,
+            &FP_PIPE_ACTIVE,
+            Some("fp32"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PIPE_FP16_ACTIVE",
+            "Ratio of cycles the fp16 pipes are active.",
+            Gauge,
+            &FP_PIPE_ACTIVE,
+            Some("fp16"),
+        ),
+        prof(
+            "DCGM_FI_PROF_PCIE_TX_BYTES",
+            "PCIe bytes transmitted per second, headers and payload.",
+            Counter,
+            &PCIE_TX_RATE,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_PCIE_RX_BYTES",
+            "PCIe bytes received per second, headers and payload.",
+            Counter,
+            &PCIE_RX_RATE,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_NVLINK_TX_BYTES",
+            "NVLink bytes transmitted per second, headers and payload.",
+            Counter,
+            &NVLINK_TX_RATE,
+            None,
+        ),
+        prof(
+            "DCGM_FI_PROF_NVLINK_RX_BYTES",
+            "NVLink bytes received per second, headers and payload.",
+            Counter,
+            &NVLINK_RX_RATE,
+            None,
+        ),
+    ]
+};
+
+/// dcgm-exporter's `GPU_I_PROFILE`: the profile part of a MIG device name
+/// (`NVIDIA H100 80GB HBM3 MIG 1g.10gb` → `1g.10gb`).
+fn mig_profile(name: &str) -> String {
+    name.rsplit_once(" MIG ")
+        .map_or(name, |(_, profile)| profile)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -550,6 +772,56 @@ mod tests {
         g.push(&CLOCK, Some(Cow::Borrowed("memory")), 2_619_400_000.0);
         g.push(&UTILIZATION, None, 0.5);
         g
+    }
+
+    #[test]
+    fn mig_profile_is_the_part_after_mig() {
+        assert_eq!(mig_profile("NVIDIA H100 80GB HBM3 MIG 1g.10gb"), "1g.10gb");
+        assert_eq!(mig_profile("NVIDIA A100-SXM4-40GB MIG 3g.20gb"), "3g.20gb");
+        // Not a MIG name: kept whole rather than guessed at.
+        assert_eq!(mig_profile("weird"), "weird");
+    }
+
+    #[test]
+    fn mig_gpm_series_carry_the_instance_labels_native_and_dcgm() {
+        let mut g = gpu();
+        g.push(&SM_ACTIVE, None, 0.5);
+        g.mig.push(MigReading {
+            index: 0,
+            uuid: "MIG-1".into(),
+            name: "NVIDIA H100 MIG 1g.10gb".into(),
+            gpu_instance_id: Some(9),
+            memory: None,
+            gpm: vec![Value {
+                def: &SM_ACTIVE,
+                label: None,
+                value: 0.25,
+            }],
+        });
+        let snap = Snapshot {
+            gpus: vec![g],
+            ..Default::default()
+        };
+        let fams = render(&snap);
+        let sm = find(&fams, "nvidia_gpu_sm_active_ratio").unwrap();
+        assert_eq!(sm.metrics.len(), 2);
+        let mig = sm
+            .metrics
+            .iter()
+            .find(|m| label(m, "mig_uuid") == Some("MIG-1"))
+            .unwrap();
+        assert_eq!(label(mig, "gpu_instance_id"), Some("9"));
+        assert_eq!(mig.value, V::Single(0.25));
+        let dcgm = render_dcgm(&snap, "h");
+        let sm = find(&dcgm, "DCGM_FI_PROF_SM_ACTIVE").unwrap();
+        assert_eq!(sm.metrics.len(), 2);
+        let mig = sm
+            .metrics
+            .iter()
+            .find(|m| label(m, "GPU_I_ID") == Some("9"))
+            .unwrap();
+        assert_eq!(label(mig, "GPU_I_PROFILE"), Some("1g.10gb"));
+        assert_eq!(mig.value, V::Single(0.25));
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! still going at the scrape deadline stops after the call in progress
 //! ([`ReadError::Late`]), so a slow GPU frees its reading slot for the next
 //! scrape instead of finishing a reading nobody waits for.
+//!
+//! Besides the fixed fields, a read takes the GPU's GPM sample (and its MIG
+//! GPU instances', see [`crate::gpm`]) and, with `--collector.processes`,
+//! per-process memory and utilisation (the utilisation samples NVML took
+//! since the last one seen for that GPU).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -19,10 +24,14 @@ use nvml_wrapper::enum_wrappers::device::{
 };
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::gpm::GpmSample;
+use nvml_wrapper::struct_wrappers::device::ProcessUtilizationSample;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 use oxmon_core::sync::LockExt;
+use oxmon_sys::nvml as nvml_extra;
 
+use crate::gpm::{self, Previous, Session, Source};
 use crate::metrics::*;
 
 /// How one GPU read ended when it produced no reading.
@@ -39,7 +48,7 @@ pub enum ReadError {
 /// Options for a read.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
-    /// Read per-process memory.
+    /// Read per-process memory and utilisation.
     pub processes: bool,
     /// At most this many processes per GPU (largest first).
     pub processes_max: usize,
@@ -152,20 +161,47 @@ fn sample_f64(v: &SampleValue) -> f64 {
     }
 }
 
-/// Where a GPU read runs: what it logs once, where it keeps identities,
-/// and when it must stop.
+/// Each GPU's newest process utilisation sample timestamp (µs), by UUID:
+/// NVML then answers only samples taken since.
+#[derive(Default)]
+pub struct LastSeen(Mutex<HashMap<String, u64>>);
+
+impl LastSeen {
+    fn get(&self, uuid: &str) -> u64 {
+        self.0.lock_unpoisoned().get(uuid).copied().unwrap_or(0)
+    }
+
+    fn set(&self, uuid: &str, stamp: u64) {
+        self.0.lock_unpoisoned().insert(uuid.to_string(), stamp);
+    }
+}
+
+/// Where a GPU read runs: what it logs once, where it keeps identities and
+/// sample timestamps, and when it must stop.
 pub struct ReadContext<'a> {
     /// Fields already logged.
     pub logged: &'a Logged,
     /// UUIDs and names, remembered as soon as read.
     pub identities: &'a Identities,
+    /// Process utilisation timestamps.
+    pub last_seen: &'a LastSeen,
     /// The scrape deadline.
     pub deadline: Instant,
 }
 
-/// Reads GPU `index`.
+/// Reads GPU `index` through `session`, taking its GPM samples there.
 pub fn read_gpu(
-    nvml: &Nvml,
+    session: &Session,
+    index: u32,
+    opts: ReadOptions,
+    cx: &ReadContext<'_>,
+) -> Result<GpuReading, ReadError> {
+    session.with_dependent(|nvml, previous| read_with(nvml, previous, index, opts, cx))
+}
+
+fn read_with<'n>(
+    nvml: &'n Nvml,
+    previous: &Previous<'n>,
     index: u32,
     opts: ReadOptions,
     cx: &ReadContext<'_>,
@@ -194,11 +230,41 @@ pub fn read_gpu(
     };
     read_identity(&r, &dev, &mut g)?;
     read_values(&r, &dev, &mut g)?;
-    read_mig(&r, &dev, &mut g)?;
+    let gpm = r.check("gpm_support", dev.gpm_support())? == Some(true);
+    if gpm {
+        let source = (g.uuid.clone(), None);
+        let values = read_gpm(&r, previous, source, || dev.gpm_sample())?;
+        g.values.extend(values);
+    }
+    read_mig(&r, &dev, gpm.then_some(previous), &mut g)?;
     if opts.processes {
-        read_processes(&r, nvml, &dev, opts.processes_max, &mut g)?;
+        read_processes(&r, nvml, &dev, opts.processes_max, cx.last_seen, &mut g)?;
     }
     Ok(g)
+}
+
+/// One GPM step for `source` (see [`gpm::step`]): the values between the
+/// previous sample and a new one, none on the first.
+fn read_gpm<'n>(
+    r: &Reader,
+    previous: &Previous<'n>,
+    source: Source,
+    take: impl FnOnce() -> Result<GpmSample<'n>, NvmlError>,
+) -> Result<Vec<Value>, ReadError> {
+    let Some(Some(results)) = r.check("gpm_sample", gpm::step(previous, source, take))? else {
+        return Ok(Vec::new());
+    };
+    let mut values = Vec::new();
+    for (result, metric) in results.into_iter().zip(&gpm::METRICS) {
+        if let Some(v) = r.check(metric.field, result)? {
+            values.push(Value {
+                def: metric.def,
+                label: metric.label.map(Cow::Borrowed),
+                value: v,
+            });
+        }
+    }
+    Ok(values)
 }
 
 fn read_identity(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadError> {
@@ -460,7 +526,14 @@ fn read_pcie(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadErr
     Ok(())
 }
 
-fn read_mig(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadError> {
+/// MIG mode, and each instance's memory, GPU instance ID and (with
+/// `previous`, when the GPU supports GPM) its GPM metrics.
+fn read_mig<'n>(
+    r: &Reader,
+    dev: &Device<'n>,
+    previous: Option<&Previous<'n>>,
+    g: &mut GpuReading,
+) -> Result<(), ReadError> {
     let Some(mode) = r.check("mig_mode", dev.mig_mode())? else {
         return Ok(());
     };
@@ -499,6 +572,11 @@ fn read_mig(r: &Reader, dev: &Device, g: &mut GpuReading) -> Result<(), ReadErro
         m.memory = r
             .check("mig_memory", mig.memory_info())?
             .map(|mi| (mi.used, mi.free, mi.total));
+        m.gpu_instance_id = r.check("mig_gpu_instance_id", nvml_extra::gpu_instance_id(&mig))?;
+        if let (Some(previous), Some(id)) = (previous, m.gpu_instance_id) {
+            let source = (g.uuid.clone(), Some(id));
+            m.gpm = read_gpm(r, previous, source, || dev.gpm_mig_sample(id))?;
+        }
         g.mig.push(m);
     }
     Ok(())
@@ -509,6 +587,43 @@ fn read_processes(
     nvml: &Nvml,
     dev: &Device,
     max: usize,
+    last_seen: &LastSeen,
+    g: &mut GpuReading,
+) -> Result<(), ReadError> {
+    let mut names = ProcessNames::new(nvml);
+    read_process_memory(r, dev, max, &mut names, g)?;
+    read_process_utilization(r, dev, max, last_seen, &mut names, g)
+}
+
+/// Process names from `nvmlSystemGetProcessName`, looked up once per pid
+/// and read, so memory and utilisation series carry the same name.
+struct ProcessNames<'a> {
+    nvml: &'a Nvml,
+    known: HashMap<u32, String>,
+}
+
+impl<'a> ProcessNames<'a> {
+    fn new(nvml: &'a Nvml) -> Self {
+        ProcessNames {
+            nvml,
+            known: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, pid: u32) -> String {
+        let nvml = self.nvml;
+        self.known
+            .entry(pid)
+            .or_insert_with(|| nvml.sys_process_name(pid, 64).unwrap_or_default())
+            .clone()
+    }
+}
+
+fn read_process_memory(
+    r: &Reader,
+    dev: &Device,
+    max: usize,
+    names: &mut ProcessNames,
     g: &mut GpuReading,
 ) -> Result<(), ReadError> {
     let compute = r.check("compute_processes", dev.running_compute_processes())?;
@@ -535,8 +650,54 @@ fn read_processes(
     list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (pid, mem) in list.into_iter().take(max) {
         let Some(memory) = mem else { continue };
-        let name = nvml.sys_process_name(pid, 64).unwrap_or_default();
+        let name = names.of(pid);
         g.processes.push(ProcessReading { pid, name, memory });
+    }
+    Ok(())
+}
+
+/// Per-process utilisation samples NVML took since the last one this GPU
+/// reported: the newest per process, busiest SM users first, at most `max`.
+fn read_process_utilization(
+    r: &Reader,
+    dev: &Device,
+    max: usize,
+    last_seen: &LastSeen,
+    names: &mut ProcessNames,
+    g: &mut GpuReading,
+) -> Result<(), ReadError> {
+    let since = last_seen.get(&g.uuid);
+    let samples = match dev.process_utilization_stats(since) {
+        // No sample newer than `since`.
+        Err(NvmlError::NotFound) => Vec::new(),
+        other => match r.check("process_utilization", other)? {
+            Some(samples) => samples,
+            None => return Ok(()),
+        },
+    };
+    let mut newest: HashMap<u32, ProcessUtilizationSample> = HashMap::new();
+    for s in samples {
+        match newest.get(&s.pid) {
+            Some(seen) if seen.timestamp >= s.timestamp => {}
+            _ => {
+                newest.insert(s.pid, s);
+            }
+        }
+    }
+    if let Some(stamp) = newest.values().map(|s| s.timestamp).max() {
+        last_seen.set(&g.uuid, stamp);
+    }
+    let mut list: Vec<ProcessUtilizationSample> = newest.into_values().collect();
+    list.sort_by(|a, b| b.sm_util.cmp(&a.sm_util).then(a.pid.cmp(&b.pid)));
+    for s in list.into_iter().take(max) {
+        g.process_utilization.push(ProcessUtilization {
+            pid: s.pid,
+            name: names.of(s.pid),
+            sm: f64::from(s.sm_util) / 100.0,
+            memory: f64::from(s.mem_util) / 100.0,
+            encoder: f64::from(s.enc_util) / 100.0,
+            decoder: f64::from(s.dec_util) / 100.0,
+        });
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use oxmon_core::blocking::{Lane, LaneError};
 use oxmon_core::sync::LockExt;
 use tokio::time::Instant;
 
+use crate::gpm::Session;
 use crate::metrics::System;
 use crate::xid::{self, XidCounters, XidWatcher};
 
@@ -28,11 +29,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// An initialised NVML and what does not change until the next init.
 pub struct Up {
-    /// The library handle.
-    pub nvml: Arc<Nvml>,
+    /// The library handle and the GPM samples taken through it.
+    pub session: Session,
     /// Driver and CUDA versions.
     pub system: System,
     _xid: XidWatcher,
+}
+
+impl Up {
+    /// The library handle.
+    pub fn nvml(&self) -> &Nvml {
+        self.session.borrow_owner()
+    }
 }
 
 struct Inner {
@@ -123,7 +131,7 @@ impl NvmlState {
         let nvml = Arc::new(nvml);
         let watcher = xid::watch(nvml.clone(), self.xid.clone());
         Ok(Up {
-            nvml,
+            session: Session::start(nvml),
             system: System {
                 driver_version,
                 cuda_version,

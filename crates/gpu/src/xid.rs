@@ -3,13 +3,14 @@
 //! A background thread registers every GPU that supports XID events in one
 //! event set and waits on it with a short timeout, so it notices a stop
 //! request (NVML re-initialised or the exporter shutting down) within half
-//! a second. Counts live in [`XidCounters`], which outlives NVML
+//! a second. Every two seconds it looks for GPUs NVML counts beyond those
+//! it has seen (hot-plugged after start) and registers them too. Counts live in [`XidCounters`], which outlives NVML
 //! re-initialisations so the counters stay monotonic.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::error::NvmlError;
@@ -80,13 +81,22 @@ pub fn watch(nvml: Arc<Nvml>, counters: Arc<XidCounters>) -> XidWatcher {
     XidWatcher { stop }
 }
 
+/// How often the watcher looks for GPUs that appeared since it started.
+const RESCAN: Duration = Duration::from_secs(2);
+
 fn run(nvml: &Nvml, counters: &XidCounters, stop: &AtomicBool) {
-    let Some((set, registered)) = register_all(nvml) else {
-        return;
-    };
-    tracing::debug!(gpus = ?registered, "watching XID events");
+    let mut watch = Watch::default();
+    let mut next_scan = Instant::now();
     let mut failures = 0u32;
     while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next_scan {
+            watch.add_new(nvml);
+            next_scan = Instant::now() + RESCAN;
+        }
+        let Some(set) = &watch.set else {
+            std::thread::sleep(Duration::from_millis(WAIT_MS.into()));
+            continue;
+        };
         match set.wait(WAIT_MS) {
             Ok(event) => {
                 failures = 0;
@@ -117,50 +127,64 @@ fn run(nvml: &Nvml, counters: &XidCounters, stop: &AtomicBool) {
     }
 }
 
-/// One event set with every GPU that supports XID events registered.
-fn register_all(nvml: &Nvml) -> Option<(EventSet<'_>, Vec<u32>)> {
-    let count = nvml.device_count().ok()?;
-    let mut candidates = Vec::new();
-    for i in 0..count {
-        let Ok(dev) = nvml.device_by_index(i) else {
-            continue;
+/// One event set with every GPU that supports XID events registered, GPUs
+/// that appear later (hot-plug) included.
+#[derive(Default)]
+struct Watch<'nvml> {
+    set: Option<EventSet<'nvml>>,
+    registered: Vec<u32>,
+    /// GPUs `0..looked_at` were already looked at.
+    looked_at: u32,
+}
+
+impl<'nvml> Watch<'nvml> {
+    /// Registers the GPUs NVML counts beyond those already looked at.
+    fn add_new(&mut self, nvml: &'nvml Nvml) {
+        let Ok(count) = nvml.device_count() else {
+            return;
         };
-        match dev.supported_event_types() {
-            Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => candidates.push(i),
-            Ok(_) | Err(_) => tracing::debug!(gpu = i, "GPU does not report XID events"),
+        if count <= self.looked_at {
+            // Fewer GPUs than before (one fell off): look at the tail again
+            // when it comes back.
+            self.looked_at = self.looked_at.min(count);
+            return;
         }
+        for i in self.looked_at..count {
+            let Ok(dev) = nvml.device_by_index(i) else {
+                // Not readable yet (lost, initialising): try again later.
+                return;
+            };
+            self.looked_at = i + 1;
+            match dev.supported_event_types() {
+                Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => self.register(nvml, i),
+                Ok(_) | Err(_) => tracing::debug!(gpu = i, "GPU does not report XID events"),
+            }
+        }
+        tracing::debug!(gpus = ?self.registered, "watching XID events");
     }
-    if candidates.is_empty() {
-        return None;
-    }
-    let mut set = nvml.create_event_set().ok()?;
-    let mut registered: Vec<u32> = Vec::new();
-    for i in candidates {
-        let dev = nvml.device_by_index(i).ok()?;
+
+    fn register(&mut self, nvml: &'nvml Nvml, index: u32) {
+        let Some(set) = self.set.take().or_else(|| nvml.create_event_set().ok()) else {
+            return;
+        };
+        let Ok(dev) = nvml.device_by_index(index) else {
+            self.set = Some(set);
+            return;
+        };
         match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
-            Ok(s) => {
-                set = s;
-                registered.push(i);
+            Ok(set) => {
+                self.set = Some(set);
+                self.registered.push(index);
             }
             Err(e) => {
                 // A failed registration frees the set: build it again with
                 // the GPUs registered so far.
-                tracing::warn!(gpu = i, err = %e.error, "registering for XID events failed");
-                set = nvml.create_event_set().ok()?;
-                let mut again = Vec::new();
-                for &j in &registered {
-                    let d = nvml.device_by_index(j).ok()?;
-                    set = d
-                        .register_events(EventTypes::CRITICAL_XID_ERROR, set)
-                        .ok()?;
-                    again.push(j);
+                tracing::warn!(gpu = index, err = %e.error, "registering for XID events failed");
+                let again = std::mem::take(&mut self.registered);
+                for j in again {
+                    self.register(nvml, j);
                 }
-                registered = again;
             }
         }
     }
-    if registered.is_empty() {
-        return None;
-    }
-    Some((set, registered))
 }

@@ -1018,12 +1018,15 @@ fn promtool_accepts_the_output() {
 }
 
 /// Runs against the real driver: `cargo test -p oxmon-gpu -- --ignored`
-/// on a machine with an NVIDIA GPU.
+/// on a machine with an NVIDIA GPU. `OXMON_GPU_BIN` names the exporter
+/// when the test binary runs away from the tree it was built in
+/// (`scripts/real-gpu-check`).
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver"]
 fn real_driver() {
+    let bin = std::env::var("OXMON_GPU_BIN").unwrap_or_else(|_| BIN.to_string());
     let p = ExporterProcess::start(
-        BIN,
+        &bin,
         &["--metrics.dcgm-compat", "--collector.processes"],
         &[],
     );
@@ -1103,4 +1106,442 @@ fn sixty_four_slow_gpus_each_report_their_state_within_the_deadline() {
         .count();
     assert!(gpu9 <= 1, "{log}");
     assert_eq!(p.get("/-/healthy").status, 200);
+}
+
+const H100: &str = "GPU-9a9a9a9a-2222-4c3d-9e4f-h100h100h100";
+
+/// GPM values in NVML's units (percent, MiB/s).
+fn gpm(scale: f64) -> Value {
+    json!({
+        "sm_util": 80.0 * scale, "sm_occupancy": 40.0 * scale,
+        "any_tensor_util": 60.0 * scale, "hmma_tensor_util": 50.0 * scale,
+        "imma_tensor_util": 0.0, "dfma_tensor_util": 10.0 * scale,
+        "dram_bw_util": 30.0 * scale, "fp64_util": 2.0 * scale,
+        "fp32_util": 20.0 * scale, "fp16_util": 12.0 * scale,
+        "pcie_tx_per_sec": 100.0 * scale, "pcie_rx_per_sec": 200.0 * scale,
+        "nvlink_total_tx_per_sec": 1024.0 * scale, "nvlink_total_rx_per_sec": 2048.0 * scale
+    })
+}
+
+/// A Hopper GPU with GPM; MIG on with two GPU instances, one with GPM.
+fn h100(scale: f64) -> Value {
+    let mut g = a100();
+    g["name"] = json!("NVIDIA H100 80GB HBM3");
+    g["uuid"] = json!(H100);
+    g["gpm"] = gpm(scale);
+    g["mig"]["instances"][0]["name"] = json!("NVIDIA H100 80GB HBM3 MIG 3g.40gb");
+    g["mig"]["instances"][0]["gpu_instance_id"] = json!(2);
+    g["mig"]["instances"][0]["gpm"] = json!({"sm_util": 25.0 * scale, "fp32_util": 5.0});
+    g["mig"]["instances"][1]["gpu_instance_id"] = json!(5);
+    g
+}
+
+/// The value of a whole GPU's series (not one of its MIG instances').
+fn gpu_val(m: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+    m.samples(name)
+        .into_iter()
+        .find(|s| {
+            s.has_labels(labels)
+                && !s.labels.contains_key("mig_uuid")
+                && !s.labels.contains_key("GPU_I_ID")
+        })
+        .unwrap_or_else(|| panic!("no whole-GPU sample {name}{labels:?}"))
+        .value
+}
+
+#[test]
+fn gpm_metrics_come_from_two_samples_and_only_from_gpus_with_gpm() {
+    let mut cfg = config(vec![h100(1.0), t4()]);
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&["--metrics.dcgm-compat"]);
+    // First scrape: one sample per GPU, nothing to compare it with.
+    let m = p.scrape();
+    assert_eq!(gpu_val(&m, "nvidia_gpu_nvml_up", &[]), 1.0);
+    for name in [
+        "nvidia_gpu_sm_active_ratio",
+        "nvidia_gpu_tensor_pipe_active_ratio",
+        "nvidia_gpu_pcie_tx_bytes_per_second",
+        "DCGM_FI_PROF_SM_ACTIVE",
+    ] {
+        assert!(m.samples(name).is_empty(), "{name} on the first scrape");
+    }
+    // MIG instances carry their GPU instance ID from the start.
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_mig_memory_used_bytes",
+            &[("gpu", "0"), ("mig_index", "1"), ("gpu_instance_id", "5")]
+        ),
+        2_000_000.0
+    );
+
+    // The next scrape compares the two samples: the second one's activity.
+    cfg["devices"][0] = h100(0.5);
+    fake.write(&cfg);
+    let m = p.scrape();
+    let g0 = [("gpu", "0"), ("uuid", H100)];
+    let gpu = |extra: (&'static str, &'static str)| [("gpu", "0"), extra];
+    assert_eq!(gpu_val(&m, "nvidia_gpu_sm_active_ratio", &g0), 0.4);
+    assert_eq!(gpu_val(&m, "nvidia_gpu_sm_occupancy_ratio", &g0), 0.2);
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_tensor_pipe_active_ratio",
+            &gpu(("pipe", "any"))
+        ),
+        0.3
+    );
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_tensor_pipe_active_ratio",
+            &gpu(("pipe", "hmma"))
+        ),
+        0.25
+    );
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_tensor_pipe_active_ratio",
+            &gpu(("pipe", "imma"))
+        ),
+        0.0
+    );
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_tensor_pipe_active_ratio",
+            &gpu(("pipe", "dfma"))
+        ),
+        0.05
+    );
+    assert_eq!(gpu_val(&m, "nvidia_gpu_dram_active_ratio", &g0), 0.15);
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_fp_pipe_active_ratio",
+            &gpu(("precision", "fp64"))
+        ),
+        0.01
+    );
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_fp_pipe_active_ratio",
+            &gpu(("precision", "fp32"))
+        ),
+        0.1
+    );
+    assert_eq!(
+        gpu_val(
+            &m,
+            "nvidia_gpu_fp_pipe_active_ratio",
+            &gpu(("precision", "fp16"))
+        ),
+        0.06
+    );
+    let mib = 1024.0 * 1024.0;
+    assert_eq!(
+        gpu_val(&m, "nvidia_gpu_pcie_tx_bytes_per_second", &g0),
+        50.0 * mib
+    );
+    assert_eq!(
+        gpu_val(&m, "nvidia_gpu_pcie_rx_bytes_per_second", &g0),
+        100.0 * mib
+    );
+    assert_eq!(
+        gpu_val(&m, "nvidia_gpu_nvlink_tx_bytes_per_second", &g0),
+        512.0 * mib
+    );
+    assert_eq!(
+        gpu_val(&m, "nvidia_gpu_nvlink_rx_bytes_per_second", &g0),
+        1024.0 * mib
+    );
+    // Per GPU instance, where NVML has GPM for it.
+    let gi2 = [
+        ("gpu", "0"),
+        ("mig_uuid", "MIG-aaaa-0001"),
+        ("gpu_instance_id", "2"),
+    ];
+    assert_eq!(val(&m, "nvidia_gpu_sm_active_ratio", &gi2), 0.125);
+    assert_eq!(
+        m.samples("nvidia_gpu_sm_active_ratio").len(),
+        2,
+        "the GPU and one GPU instance"
+    );
+    // The T4 has no GPM: no series, no failure.
+    assert!(m
+        .value("nvidia_gpu_sm_active_ratio", &[("gpu", "1")])
+        .is_none());
+    assert_eq!(val(&m, "nvidia_gpu_scrape_success", &[("gpu", "1")]), 1.0);
+
+    // dcgm-exporter's names, units and labels.
+    let d0 = [("gpu", "0"), ("UUID", H100), ("device", "nvidia0")];
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_SM_ACTIVE", &d0), 0.4);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_SM_OCCUPANCY", &d0), 0.2);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", &d0), 0.3);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_DRAM_ACTIVE", &d0), 0.15);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PIPE_FP64_ACTIVE", &d0), 0.01);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PIPE_FP32_ACTIVE", &d0), 0.1);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PIPE_FP16_ACTIVE", &d0), 0.06);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PCIE_TX_BYTES", &d0), 50.0 * mib);
+    assert_eq!(gpu_val(&m, "DCGM_FI_PROF_PCIE_RX_BYTES", &d0), 100.0 * mib);
+    assert_eq!(
+        gpu_val(&m, "DCGM_FI_PROF_NVLINK_TX_BYTES", &d0),
+        512.0 * mib
+    );
+    assert_eq!(
+        gpu_val(&m, "DCGM_FI_PROF_NVLINK_RX_BYTES", &d0),
+        1024.0 * mib
+    );
+    assert_eq!(
+        val(
+            &m,
+            "DCGM_FI_PROF_SM_ACTIVE",
+            &[
+                ("gpu", "0"),
+                ("GPU_I_ID", "2"),
+                ("GPU_I_PROFILE", "3g.40gb")
+            ]
+        ),
+        0.125
+    );
+    assert!(m.value("DCGM_FI_PROF_SM_ACTIVE", &[("gpu", "1")]).is_none());
+
+    // A scrape the H100 misses (too slow) starts its comparison over: the
+    // first scrape in which it answers again has no GPM series.
+    cfg["devices"][0]["delay_ms"] = json!(400);
+    fake.write(&cfg);
+    let r = p.get_with(
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    let missed = parse(&r.body);
+    assert_eq!(
+        val(&missed, "nvidia_gpu_scrape_success", &[("gpu", "0")]),
+        0.0
+    );
+    cfg["devices"][0]["delay_ms"] = json!(0);
+    fake.write(&cfg);
+    let back = scrape_until(&p, "the H100 answering again", |m| {
+        m.value("nvidia_gpu_scrape_success", &[("gpu", "0")]) == Some(1.0)
+    });
+    assert!(
+        back.value("nvidia_gpu_sm_active_ratio", &[("gpu", "0")])
+            .is_none(),
+        "GPM on the first scrape after the GPU came back"
+    );
+    let m = p.scrape();
+    assert_eq!(gpu_val(&m, "nvidia_gpu_sm_active_ratio", &g0), 0.4);
+}
+
+#[test]
+fn per_process_utilization_is_capped_and_follows_the_last_sample() {
+    let mut a = a100();
+    a["processes"] = json!([
+        {"pid": 4242, "name": "python3", "used_memory": 1_073_741_824, "kind": "compute",
+         "utilization": {"sm": 70, "memory": 20, "encoder": 0, "decoder": 5}},
+        {"pid": 4343, "name": "Xorg", "used_memory": 52_428_800, "kind": "graphics",
+         "utilization": {"sm": 3, "memory": 1, "encoder": 9, "decoder": 0}},
+        {"pid": 4444, "name": "trainer", "used_memory": 2_147_483_648_u64, "kind": "both",
+         "utilization": {"sm": 90, "memory": 60, "encoder": 0, "decoder": 0, "timestamp_us": 1000}}
+    ]);
+    let fake = Fake::new(&config(vec![a, t4()]));
+    let p = fake.start(&["--collector.processes", "--collector.processes.max=2"]);
+    let m = p.scrape();
+    let trainer = [("gpu", "0"), ("pid", "4444"), ("process_name", "trainer")];
+    let python = [("gpu", "0"), ("pid", "4242"), ("process_name", "python3")];
+    // The two busiest processes, with the names of the memory series.
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_sm_utilization_ratio", &trainer),
+        0.9
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_memory_utilization_ratio", &trainer),
+        0.6
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_sm_utilization_ratio", &python),
+        0.7
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_memory_utilization_ratio", &python),
+        0.2
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_encoder_utilization_ratio", &python),
+        0.0
+    );
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_decoder_utilization_ratio", &python),
+        0.05
+    );
+    assert_eq!(
+        m.samples("nvidia_gpu_process_sm_utilization_ratio").len(),
+        2
+    );
+    assert!(m
+        .value(
+            "nvidia_gpu_process_sm_utilization_ratio",
+            &[("pid", "4343")]
+        )
+        .is_none());
+    assert!(m
+        .value("nvidia_gpu_process_memory_bytes", &trainer)
+        .is_some());
+    // The trainer's sample is from time 1000 µs: once seen, NVML has no
+    // newer one for it, so the next scrape lists only the live samples.
+    let m = p.scrape();
+    assert!(m
+        .value("nvidia_gpu_process_sm_utilization_ratio", &trainer)
+        .is_none());
+    assert_eq!(
+        val(&m, "nvidia_gpu_process_sm_utilization_ratio", &python),
+        0.7
+    );
+    assert_eq!(
+        val(
+            &m,
+            "nvidia_gpu_process_encoder_utilization_ratio",
+            &[("pid", "4343"), ("process_name", "Xorg")]
+        ),
+        0.09
+    );
+
+    // Without --collector.processes: none.
+    let q = fake.start(&[]);
+    assert!(q
+        .scrape()
+        .samples("nvidia_gpu_process_sm_utilization_ratio")
+        .is_empty());
+}
+
+#[test]
+fn two_gpus_hung_at_once_do_not_starve_a_third() {
+    let mut first = t4();
+    first["uuid"] = json!("GPU-hung-0000");
+    first["delay_ms"] = json!(60_000);
+    let mut second = t4();
+    second["uuid"] = json!("GPU-hung-0001");
+    second["delay_ms"] = json!(60_000);
+    // GPUs 0 and 1 take both reading slots first; GPU 2 is read after them.
+    let fake = Fake::new(&config(vec![first, second, a100()]));
+    let p = fake.start(&[]);
+    for round in 0..3 {
+        let started = Instant::now();
+        // Prometheus' 2.5 s timeout minus the default 0.5 s offset: 2 s.
+        let r = p.get_with(
+            "/metrics",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "2.5")],
+        );
+        let took = started.elapsed();
+        assert_eq!(r.status, 200);
+        let m = parse(&r.body);
+        assert_eq!(
+            val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "2")]),
+            64.0,
+            "round {round}: GPU 2 not reported:\n{}",
+            r.body
+        );
+        assert_eq!(val(&m, "nvidia_gpu_scrape_success", &[("gpu", "0")]), 0.0);
+        assert_eq!(val(&m, "nvidia_gpu_scrape_success", &[("gpu", "1")]), 0.0);
+        assert_eq!(val(&m, "nvidia_gpu_scrape_success", &[("gpu", "2")]), 1.0);
+        if round > 0 {
+            // The hung GPUs are skipped at once, holding no slot.
+            assert!(
+                took < Duration::from_millis(800),
+                "round {round} took {took:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_gpu_hot_plugged_after_start_gets_xid_counting() {
+    let mut cfg = config(vec![a100()]);
+    let fake = Fake::new(&cfg);
+    let p = fake.start(&[]);
+    assert_eq!(val(&p.scrape(), "nvidia_gpu_num_devices", &[]), 1.0);
+
+    let mut plugged = t4();
+    plugged["xid_events"] = json!([94]);
+    cfg["devices"] = json!([a100(), plugged]);
+    fake.write(&cfg);
+    let xid94 = [("gpu", "1"), ("uuid", T4), ("xid", "94")];
+    let m = scrape_until(&p, "XID 94 of the hot-plugged GPU counted", |m| {
+        m.value("nvidia_gpu_xid_errors_total", &xid94) == Some(1.0)
+    });
+    assert_eq!(val(&m, "nvidia_gpu_num_devices", &[]), 2.0);
+    assert_eq!(
+        val(&m, "nvidia_gpu_temperature_celsius", &[("gpu", "1")]),
+        40.0
+    );
+}
+
+/// Runs `scripts/real-gpu-check` against the fake library, idle only.
+fn real_gpu_check(cfg: &Value) -> (std::process::Output, String) {
+    let fake = Fake::new(cfg);
+    let out = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-gpu-check");
+    let lib = fake_lib().display().to_string();
+    let run = Command::new(require_program("python3", "python3"))
+        .arg(script)
+        .args(["--nvml-library", &lib, "--no-load", "--cpu-scrapes", "5"])
+        .env("OXMON_GPU_BIN", BIN)
+        .env("FAKE_NVML_CONFIG", fake.path())
+        .env("OUT", out.path())
+        .env_remove("NVML_TEST_BIN")
+        .output()
+        .expect("running scripts/real-gpu-check");
+    let table = std::fs::read_to_string(out.path().join("real-gpu.txt")).unwrap_or_default();
+    (run, table)
+}
+
+#[test]
+fn real_gpu_check_script_passes_a_sane_hopper_and_fails_an_insane_one() {
+    let (run, table) = real_gpu_check(&config(vec![h100(1.0), t4_with_power()]));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("nvidia_gpu_sm_active_ratio")[1], "0.8");
+    assert_eq!(row("nvidia_gpu_temperature_celsius")[1], "64");
+    assert_eq!(row("nvidia_gpu_temperature_celsius")[2], "-");
+    assert!(table.contains("CPU per scrape"), "{table}");
+    assert!(table.contains("checks failed: 0"), "{table}");
+
+    // Too hot, and a Hopper GPU without GPM: both reported, exit 1.
+    let mut hot = h100(1.0);
+    hot["temperature"] = json!(150);
+    hot.as_object_mut().unwrap().remove("gpm");
+    let (run, table) = real_gpu_check(&config(vec![hot, t4_with_power()]));
+    assert_eq!(run.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("FAIL idle: GPU 0 temperature 150.0 within 10..110"),
+        "{table}"
+    );
+    assert!(
+        table.contains("FAIL idle: GPU 0 GPM nvidia_gpu_sm_active_ratio"),
+        "{table}"
+    );
+}
+
+/// The T4 with the power and energy readings every real GPU has.
+fn t4_with_power() -> Value {
+    let mut t = t4();
+    t["power_usage_mw"] = json!(27_000);
+    t["power_limit_mw"] = json!(70_000);
+    t["energy_mj"] = json!(5_000_000);
+    t
 }

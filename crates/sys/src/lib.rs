@@ -13,6 +13,11 @@
 //! - [`EthtoolSocket`]: the read-only `SIOCETHTOOL` requests of the node
 //!   ethtool collector (driver info, link modes, driver statistics), as the
 //!   kernel's raw reply bytes; the collector parses them.
+//! - [`nvml::gpu_instance_id`] (feature `nvml`): `nvmlDeviceGetGpuInstanceId`
+//!   on a MIG device, which nvml-wrapper 0.13 does not wrap, for oxmon-gpu.
+
+#[cfg(feature = "nvml")]
+pub mod nvml;
 
 use std::io;
 use std::os::fd::OwnedFd;
