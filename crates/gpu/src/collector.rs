@@ -33,6 +33,7 @@ use oxmon_core::sync::LockExt;
 use oxmon_core::MetricFamily;
 
 use crate::metrics::{self, GpuIdentity, Snapshot};
+use crate::pod_resources::PodResourcesSource;
 use crate::read::{read_gpu, Identities, Logged, ReadContext, ReadError, ReadOptions};
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
@@ -44,6 +45,8 @@ pub struct Options {
     pub read: ReadOptions,
     /// `Some(hostname)`: also emit dcgm-exporter names.
     pub dcgm_compat: Option<String>,
+    /// `Some`: label allocated GPUs with their Kubernetes pod.
+    pub pods: Option<Arc<PodResourcesSource>>,
 }
 
 /// Reads all GPUs through NVML.
@@ -204,10 +207,24 @@ impl Collector for NvmlCollector {
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
-            let snap = self.snapshot(ctx).await;
+            // The kubelet is asked while the GPUs are read.
+            let owners = async {
+                match &self.opts.pods {
+                    Some(pods) => {
+                        let deadline = ctx.deadline.checked_sub(MARGIN).unwrap_or(ctx.deadline);
+                        Some((pods.owners(deadline).await, pods.id_type()))
+                    }
+                    None => None,
+                }
+            };
+            let (snap, owners) = tokio::join!(self.snapshot(ctx), owners);
+            let first = out.len();
             out.extend(metrics::render(&snap));
             if let Some(host) = &self.opts.dcgm_compat {
                 out.extend(metrics::render_dcgm(&snap, host));
+            }
+            if let Some((owners, ids)) = owners {
+                owners.label(&mut out[first..], ids);
             }
             Ok(())
         })

@@ -7,6 +7,7 @@
 
 mod collector;
 mod metrics;
+mod pod_resources;
 mod read;
 mod state;
 mod xid;
@@ -19,6 +20,7 @@ use clap::Parser;
 use oxmon_core::{Exporter, Registry};
 
 use crate::collector::{NvmlCollector, Options};
+use crate::pod_resources::PodResourcesSource;
 use crate::read::ReadOptions;
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
@@ -55,6 +57,9 @@ struct Cli {
         default_value_t = 50
     )]
     processes_max: usize,
+
+    #[command(flatten)]
+    kubernetes: pod_resources::Args,
 }
 
 /// The `Hostname` label of dcgm-compat series: `NODE_NAME` (as
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
                 processes_max: cli.processes_max,
             },
             dcgm_compat: cli.dcgm_compat.then(hostname),
+            pods: PodResourcesSource::new(&cli.kubernetes),
         };
         let mut registry = Registry::new("nvidia_gpu");
         registry.register(Arc::new(NvmlCollector::new(state, xid, opts)));
