@@ -268,9 +268,16 @@ pub enum KubeletError {
     /// No HTTP/2 connection could be set up on it.
     #[error("HTTP/2 handshake: {0}")]
     Handshake(hyper::Error),
-    /// The call failed or its answer was not a PodResources reply.
+    /// The kubelet answered with a gRPC error, or an answer that is not a
+    /// PodResources reply.
     #[error("{LIST_METHOD}: {0}")]
     Call(String),
+    /// The peer did not speak HTTP/2 gRPC or closed the connection. Which
+    /// protocol error comes first varies from call to call, so the message
+    /// leaves it out (it would log a new line each time); it is in the
+    /// field, logged at debug.
+    #[error("{LIST_METHOD}: no gRPC answer (HTTP/2 protocol error or connection closed)")]
+    Protocol(String),
     /// No answer in time.
     #[error("{LIST_METHOD}: no answer within {0:?}")]
     TimedOut(Duration),
@@ -293,20 +300,26 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
     }
 }
 
-/// The gRPC status and the errors under it, in one line: tonic's message
-/// for a transport failure is generic, the cause is below it.
-fn describe(status: &tonic::Status) -> String {
+/// A failed call as an error: a status with a source came from the
+/// transport (the HTTP/2 connection), one without from the peer or the
+/// decoding of its answer.
+fn call_error(status: &tonic::Status) -> KubeletError {
     let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut cause = std::error::Error::source(status);
-    while let Some(e) = cause {
-        let e_text = e.to_string();
-        if !text.ends_with(&e_text) {
+    let Some(mut cause) = std::error::Error::source(status) else {
+        return KubeletError::Call(text);
+    };
+    // tonic's message for a transport failure is generic; the cause is below.
+    loop {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
             text.push_str(": ");
-            text.push_str(&e_text);
+            text.push_str(&cause_text);
         }
-        cause = e.source();
+        match cause.source() {
+            Some(next) => cause = next,
+            None => return KubeletError::Protocol(text),
+        }
     }
-    text
 }
 
 /// Calls `List` on the kubelet at `socket`, on a connection of its own: the
@@ -331,7 +344,7 @@ pub async fn list(socket: &Path) -> Result<ListPodResourcesResponse, KubeletErro
         .max_decoding_message_size(MAX_ANSWER_BYTES);
     grpc.ready()
         .await
-        .map_err(|e| KubeletError::Call(e.to_string()))?;
+        .map_err(|e| KubeletError::Protocol(e.to_string()))?;
     let answer = grpc
         .unary(
             tonic::Request::new(ListPodResourcesRequest {}),
@@ -339,7 +352,7 @@ pub async fn list(socket: &Path) -> Result<ListPodResourcesResponse, KubeletErro
             tonic::codec::ProstCodec::default(),
         )
         .await
-        .map_err(|status| KubeletError::Call(describe(&status)))?;
+        .map_err(|status| call_error(&status))?;
     Ok(answer.into_inner())
 }
 
@@ -438,6 +451,9 @@ impl PodResourcesSource {
                 Owners::from_answer(&answer)
             }
             Err(e) => {
+                if let KubeletError::Protocol(detail) = &e {
+                    tracing::debug!(socket = %self.socket.display(), detail, "kubelet pod-resources call failed");
+                }
                 self.failures.failed(
                     &self.key,
                     &format!("kubelet pod-resources: {e}; GPUs get no pod labels"),
