@@ -26,6 +26,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::OptionFuture;
 use oxmon_core::blocking::{Lane, LaneError, LaneLimit};
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
 use oxmon_core::logging::{FailureLog, FailureSubject};
@@ -208,23 +209,16 @@ impl Collector for NvmlCollector {
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
             // The kubelet is asked while the GPUs are read.
-            let owners = async {
-                match &self.opts.pods {
-                    Some(pods) => {
-                        let deadline = ctx.deadline.checked_sub(MARGIN).unwrap_or(ctx.deadline);
-                        Some((pods.owners(deadline).await, pods.id_type()))
-                    }
-                    None => None,
-                }
-            };
-            let (snap, owners) = tokio::join!(self.snapshot(ctx), owners);
+            let deadline = ctx.deadline.checked_sub(MARGIN).unwrap_or(ctx.deadline);
+            let owners = self.opts.pods.as_ref().map(|pods| pods.owners(deadline));
+            let (snap, owners) = tokio::join!(self.snapshot(ctx), OptionFuture::from(owners));
             let first = out.len();
             out.extend(metrics::render(&snap));
             if let Some(host) = &self.opts.dcgm_compat {
                 out.extend(metrics::render_dcgm(&snap, host));
             }
-            if let Some((owners, ids)) = owners {
-                owners.label(&mut out[first..], ids);
+            if let Some(owners) = owners {
+                owners.label(&mut out[first..]);
             }
             Ok(())
         })

@@ -96,9 +96,10 @@ pub struct Args {
 }
 
 /// How device IDs name GPUs.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum GpuIdType {
     /// GPU UUIDs (`GPU-…`) and MIG device UUIDs (`MIG-…`).
+    #[default]
     Uid,
     /// GPU indices (`0`, `1`, …), the device plugin's `index` strategy.
     DeviceName,
@@ -180,13 +181,15 @@ fn device_of(id: &str) -> &str {
 #[derive(Debug, Default, PartialEq)]
 pub struct Owners {
     by_device: HashMap<String, Owner>,
+    /// What the device IDs are.
+    ids: GpuIdType,
 }
 
 impl Owners {
     /// Owners from a `List` answer. A device shared by several containers
     /// gets the first of them by (namespace, pod, container), so the choice
     /// does not depend on the kubelet's order.
-    pub fn from_answer(answer: &ListPodResourcesResponse) -> Owners {
+    pub fn from_answer(answer: &ListPodResourcesResponse, ids: GpuIdType) -> Owners {
         let mut by_device: HashMap<String, Owner> = HashMap::new();
         for pod in &answer.pod_resources {
             for container in &pod.containers {
@@ -212,18 +215,14 @@ impl Owners {
                 }
             }
         }
-        Owners { by_device }
+        Owners { by_device, ids }
     }
 
     /// The owner of the GPU or MIG device a series belongs to, found by its
     /// labels: `mig_uuid`, then `uuid` (`UUID` in dcgm-compat output) for
     /// UUIDs; `gpu` for indices, on series that name a GPU by UUID too (the
     /// per-GPU series).
-    fn owner_of(
-        &self,
-        labels: &[(oxmon_core::metrics::LabelName, String)],
-        ids: GpuIdType,
-    ) -> Option<&Owner> {
+    fn owner_of(&self, labels: &[(oxmon_core::metrics::LabelName, String)]) -> Option<&Owner> {
         let get = |name: &str| {
             labels
                 .iter()
@@ -232,7 +231,7 @@ impl Owners {
                 .filter(|v| !v.is_empty())
         };
         let gpu_uuid = get("uuid").or_else(|| get("UUID"))?;
-        match ids {
+        match self.ids {
             GpuIdType::Uid => get("mig_uuid")
                 .and_then(|mig| self.by_device.get(mig))
                 .or_else(|| self.by_device.get(gpu_uuid)),
@@ -242,12 +241,12 @@ impl Owners {
 
     /// Adds `namespace`, `pod` and `container` to every series of an
     /// allocated GPU or MIG device.
-    pub fn label(&self, families: &mut [MetricFamily], ids: GpuIdType) {
+    pub fn label(&self, families: &mut [MetricFamily]) {
         if self.by_device.is_empty() {
             return;
         }
         for metric in families.iter_mut().flat_map(|f| f.metrics.iter_mut()) {
-            if let Some(owner) = self.owner_of(&metric.labels, ids) {
+            if let Some(owner) = self.owner_of(&metric.labels) {
                 let owner = owner.clone();
                 metric.labels.extend([
                     ("namespace".into(), owner.namespace),
@@ -404,11 +403,6 @@ impl PodResourcesSource {
         })
     }
 
-    /// How device IDs name GPUs.
-    pub fn id_type(&self) -> GpuIdType {
-        self.ids
-    }
-
     /// The owners to label this scrape with: the cached answer while it is
     /// fresh, else a new one if the kubelet gives it within 1 s and before
     /// `deadline`, else the cached one while the call goes on.
@@ -448,7 +442,7 @@ impl PodResourcesSource {
         let owners = match outcome {
             Ok(answer) => {
                 self.failures.succeeded(&self.key);
-                Owners::from_answer(&answer)
+                Owners::from_answer(&answer, self.ids)
             }
             Err(e) => {
                 if let KubeletError::Protocol(detail) = &e {
@@ -458,7 +452,10 @@ impl PodResourcesSource {
                     &self.key,
                     &format!("kubelet pod-resources: {e}; GPUs get no pod labels"),
                 );
-                Owners::default()
+                Owners {
+                    ids: self.ids,
+                    ..Owners::default()
+                }
             }
         };
         {
@@ -533,7 +530,7 @@ mod tests {
                 ),
             ],
         };
-        let owners = Owners::from_answer(&answer);
+        let owners = Owners::from_answer(&answer, GpuIdType::Uid);
         assert_eq!(owners.by_device.len(), 3, "{owners:?}");
         assert_eq!(owners.by_device["GPU-a"], owner("ml", "trainer-0", "train"));
         assert_eq!(owners.by_device["GPU-b"], owner("ml", "trainer-0", "train"));
@@ -564,9 +561,10 @@ mod tests {
             vec![b, a, c],
         ];
         for pods in orders {
-            let owners = Owners::from_answer(&ListPodResourcesResponse {
+            let answer = ListPodResourcesResponse {
                 pod_resources: pods,
-            });
+            };
+            let owners = Owners::from_answer(&answer, GpuIdType::Uid);
             assert_eq!(owners.by_device.len(), 1);
             assert_eq!(owners.by_device["GPU-x"], owner("team-a", "q", "y"));
         }
@@ -599,6 +597,7 @@ mod tests {
                 ("GPU-a".into(), owner("ml", "p", "c")),
                 ("MIG-1".into(), owner("ml", "q", "d")),
             ]),
+            ids: GpuIdType::Uid,
         };
         let mut fams = [
             family(&[
@@ -612,7 +611,7 @@ mod tests {
             ]),
             family(&[&[("gpu", "0"), ("UUID", "GPU-a"), ("Hostname", "h")]]),
         ];
-        owners.label(&mut fams, GpuIdType::Uid);
+        owners.label(&mut fams);
         let pod_of = |f: &MetricFamily, i: usize| {
             let l = labels_of(f, i);
             let get = |k: &str| l.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -629,26 +628,28 @@ mod tests {
 
     #[test]
     fn device_name_ids_match_the_gpu_index_of_per_gpu_series() {
-        let owners = Owners::from_answer(&ListPodResourcesResponse {
+        let answer = ListPodResourcesResponse {
             pod_resources: vec![pod(
                 "ml",
                 "p",
                 vec![container("c", &[("nvidia.com/gpu", &["1"])])],
             )],
-        });
+        };
+        let owners = Owners::from_answer(&answer, GpuIdType::DeviceName);
         let mut fams = [family(&[
             &[("gpu", "0"), ("uuid", "GPU-a")],
             &[("gpu", "1"), ("uuid", "GPU-b")],
             // Not a per-GPU series: no uuid.
             &[("gpu", "1")],
         ])];
-        owners.label(&mut fams, GpuIdType::DeviceName);
+        owners.label(&mut fams);
         assert_eq!(labels_of(&fams[0], 0).len(), 2);
         assert_eq!(labels_of(&fams[0], 1).len(), 5);
         assert_eq!(labels_of(&fams[0], 2).len(), 1);
         // The same answer read as UUIDs labels nothing.
+        let owners = Owners::from_answer(&answer, GpuIdType::Uid);
         let mut fams = [family(&[&[("gpu", "1"), ("uuid", "GPU-b")]])];
-        owners.label(&mut fams, GpuIdType::Uid);
+        owners.label(&mut fams);
         assert_eq!(labels_of(&fams[0], 0).len(), 2);
     }
 
