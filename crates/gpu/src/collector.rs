@@ -30,6 +30,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::OptionFuture;
 use oxmon_core::blocking::{Lane, LaneError, LaneLimit};
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
 use oxmon_core::logging::{FailureLog, FailureSubject};
@@ -37,6 +38,7 @@ use oxmon_core::sync::LockExt;
 use oxmon_core::MetricFamily;
 
 use crate::metrics::{self, GpuIdentity, Snapshot};
+use crate::pod_resources::PodResourcesSource;
 use crate::read::{read_gpu, Identities, LastSeen, Logged, ReadContext, ReadError, ReadOptions};
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
@@ -48,6 +50,8 @@ pub struct Options {
     pub read: ReadOptions,
     /// `Some(hostname)`: also emit dcgm-exporter names.
     pub dcgm_compat: Option<String>,
+    /// `Some`: label allocated GPUs with their Kubernetes pod.
+    pub pods: Option<Arc<PodResourcesSource>>,
 }
 
 /// Reads all GPUs through NVML.
@@ -223,10 +227,17 @@ impl Collector for NvmlCollector {
         out: &'a mut Vec<MetricFamily>,
     ) -> BoxFuture<'a, CollectResult> {
         Box::pin(async move {
-            let snap = self.snapshot(ctx).await;
+            // The kubelet is asked while the GPUs are read.
+            let deadline = ctx.deadline.checked_sub(MARGIN).unwrap_or(ctx.deadline);
+            let owners = self.opts.pods.as_ref().map(|pods| pods.owners(deadline));
+            let (snap, owners) = tokio::join!(self.snapshot(ctx), OptionFuture::from(owners));
+            let first = out.len();
             out.extend(metrics::render(&snap));
             if let Some(host) = &self.opts.dcgm_compat {
                 out.extend(metrics::render_dcgm(&snap, host));
+            }
+            if let Some(owners) = owners {
+                owners.label(&mut out[first..]);
             }
             Ok(())
         })

@@ -8,6 +8,7 @@
 mod collector;
 mod gpm;
 mod metrics;
+mod pod_resources;
 mod read;
 mod state;
 mod xid;
@@ -20,6 +21,7 @@ use clap::Parser;
 use oxmon_core::{Exporter, Registry};
 
 use crate::collector::{NvmlCollector, Options};
+use crate::pod_resources::PodResourcesSource;
 use crate::read::ReadOptions;
 use crate::state::NvmlState;
 use crate::xid::XidCounters;
@@ -58,6 +60,9 @@ struct Cli {
         default_value_t = 50
     )]
     processes_max: usize,
+
+    #[command(flatten)]
+    kubernetes: pod_resources::Args,
 }
 
 /// The `Hostname` label of dcgm-compat series: `NODE_NAME` (as
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
                 processes_max: cli.processes_max,
             },
             dcgm_compat: cli.dcgm_compat.then(hostname),
+            pods: PodResourcesSource::new(&cli.kubernetes),
         };
         let mut registry = Registry::new("nvidia_gpu");
         registry.register(Arc::new(NvmlCollector::new(state, xid, opts)));

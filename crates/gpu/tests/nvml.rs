@@ -2,47 +2,16 @@
 //! nvml-wrapper, against the fake libnvidia-ml (`crates/fake-nvml`) driven
 //! by a JSON file the tests rewrite.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use oxmon_testkit::{parse, require_program, wait_until, ExporterProcess, Exposition};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oxmon-gpu");
+mod common;
 
-/// Builds the fake library (integration tests cannot depend on a cdylib)
-/// into the same target dir and profile as this test's binary.
-fn fake_lib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let profile_dir = Path::new(BIN).parent().expect("binary has a parent dir");
-        let target_dir = profile_dir.parent().expect("profile dir has a parent");
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "oxmon-fake-nvml",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("running cargo build -p oxmon-fake-nvml");
-        assert!(status.success(), "cargo build -p oxmon-fake-nvml failed");
-        let lib = profile_dir.join("libnvidia_ml.so");
-        assert!(lib.is_file(), "{} missing after the build", lib.display());
-        lib
-    })
-}
+use common::{fake_lib, BIN};
 
 /// A fake NVML config file in a temp dir.
 struct Fake {
@@ -1482,7 +1451,7 @@ fn a_gpu_hot_plugged_after_start_gets_xid_counting() {
 fn real_gpu_check(cfg: &Value) -> (std::process::Output, String) {
     let fake = Fake::new(cfg);
     let out = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-gpu-check");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-gpu-check");
     let lib = fake_lib().display().to_string();
     let run = Command::new(require_program("python3", "python3"))
         .arg(script)
