@@ -37,20 +37,6 @@ const REPORT_WINDOWS: [&str; 3] = ["1h", "1d", "7d"];
 /// Where the dashboard provider reads the dashboards inside Grafana.
 const GRAFANA_DASHBOARDS: &str = "/var/lib/grafana/dashboards";
 
-/// Names the dashboards use that no exporter in this tree serves yet, with
-/// who will serve them. Every entry must still be used by a dashboard.
-const PENDING_NAMES: [(&str, &str); 5] = [
-    // oxmon-gpu's GPM profiling and per-process utilisation, not built yet.
-    ("nvidia_gpu_sm_active_ratio", "oxmon-gpu GPM"),
-    ("nvidia_gpu_sm_occupancy_ratio", "oxmon-gpu GPM"),
-    ("nvidia_gpu_tensor_pipe_active_ratio", "oxmon-gpu GPM"),
-    ("nvidia_gpu_dram_active_ratio", "oxmon-gpu GPM"),
-    (
-        "nvidia_gpu_process_sm_utilization_ratio",
-        "oxmon-gpu processes",
-    ),
-];
-
 /// Index of the `)` closing the `(` at `open`, skipping string literals.
 fn closing_paren(s: &str, open: usize) -> Option<usize> {
     let bytes = s.as_bytes();
@@ -474,29 +460,16 @@ fn every_metric_name_is_served_or_recorded() {
     ] {
         assert!(known.contains(sample), "the name scan missed {sample}");
     }
-    let pending: BTreeMap<&str, &str> = PENDING_NAMES.into_iter().collect();
     let mut used = BTreeSet::new();
     let mut problems = Vec::new();
     for d in dashboards() {
         for (place, expr) in d.queries() {
             for name in metric_names(&expr) {
-                if !known.contains(&name) && !pending.contains_key(name.as_str()) {
+                if !known.contains(&name) {
                     problems.push(format!("{}: {place}: unknown metric {name}", d.file));
                 }
                 used.insert(name);
             }
-        }
-    }
-    for name in pending.keys() {
-        if known.contains(*name) {
-            problems.push(format!(
-                "PENDING_NAMES lists {name}, which is now served: drop it"
-            ));
-        }
-        if !used.contains(*name) {
-            problems.push(format!(
-                "PENDING_NAMES lists {name}, which no dashboard uses"
-            ));
         }
     }
     assert!(used.len() > 100, "only {} metric names found", used.len());
