@@ -494,11 +494,32 @@ fn too_large(limit: usize) -> io::Error {
     )
 }
 
+/// Smallest and largest chunk of one `pread`.
+const CHUNK_MIN: usize = 8192;
+const CHUNK_MAX: usize = 1 << 20;
+
+thread_local! {
+    /// Zero-initialised once per thread and reused: a read goes here and
+    /// only the bytes read are copied out, so no read pays for zeroing a
+    /// fresh buffer (which cost more than the reads themselves).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Reads `f` from offset 0 into `buf` (cleared first): to end of file, or
 /// with one `pread` when `single`.
 /// More than `limit` bytes is an error (and `buf` is left empty); the
 /// buffer never grows past one byte over the limit.
 fn fill(f: &File, buf: &mut Vec<u8>, single: bool, limit: usize) -> io::Result<()> {
+    SCRATCH.with(|scratch| fill_via(f, buf, &mut scratch.borrow_mut(), single, limit))
+}
+
+fn fill_via(
+    f: &File,
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    single: bool,
+    limit: usize,
+) -> io::Result<()> {
     buf.clear();
     let mut off = 0usize;
     loop {
@@ -506,23 +527,27 @@ fn fill(f: &File, buf: &mut Vec<u8>, single: bool, limit: usize) -> io::Result<(
             buf.clear();
             return Err(too_large(limit));
         }
-        if buf.capacity() - buf.len() < 4096 {
-            let grown = buf.capacity().saturating_mul(2).max(8192).min(limit + 1);
-            buf.reserve_exact(grown.saturating_sub(buf.len()));
+        let cap = limit.saturating_add(1);
+        if scratch.len() < CHUNK_MIN.min(cap) {
+            scratch.resize(CHUNK_MIN.min(cap), 0);
         }
-        let start = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let n = match f.read_at(&mut buf[start..], off as u64) {
+        let want = scratch.len().min(cap - buf.len());
+        let n = match f.read_at(&mut scratch[..want], off as u64) {
             Ok(n) => n,
             Err(e) => {
-                buf.truncate(start);
+                buf.clear();
                 return Err(e);
             }
         };
-        buf.truncate(start + n);
+        buf.extend_from_slice(&scratch[..n]);
         off += n;
         if n == 0 || single {
             return Ok(());
+        }
+        // A large file: fewer, larger reads.
+        if n == want && scratch.len() < CHUNK_MAX.min(cap) {
+            let grown = (scratch.len() * 2).min(CHUNK_MAX).min(cap);
+            scratch.resize(grown, 0);
         }
     }
 }
