@@ -468,6 +468,43 @@ fn not_a_number(path: &Path, content: &[u8]) {
     );
 }
 
+/// One scrape's reads of attribute files for a collector that reports
+/// what it could and then fails with the first problem: a missing file is
+/// `None` (a kernel without that attribute), any other error is kept.
+pub struct ScrapeReader<'s, 'c> {
+    scope: &'s mut CacheScope<'c>,
+    error: Option<CollectError>,
+}
+
+impl<'s, 'c> ScrapeReader<'s, 'c> {
+    /// Reads through `scope`.
+    pub fn new(scope: &'s mut CacheScope<'c>) -> Self {
+        ScrapeReader { scope, error: None }
+    }
+
+    /// Keeps `e` unless an earlier failure was kept.
+    pub fn fail(&mut self, e: impl Into<CollectError>) {
+        self.error.get_or_insert(e.into());
+    }
+
+    /// The text of `path`; `None` when missing or unreadable (kept).
+    pub fn text(&mut self, path: &Path) -> Option<String> {
+        match self.scope.read(path) {
+            Ok(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Err(e) if is_missing(&e) => None,
+            Err(e) => {
+                self.fail(format!("reading {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// The collector's result: the first failure kept, if any.
+    pub fn finish(self) -> Result<(), CollectError> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
 /// True for a file on procfs or sysfs, whose content is regenerated on
 /// every read at offset 0 and which is never replaced by a rename.
 fn is_pseudo_file(file: &File) -> bool {

@@ -30,7 +30,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::dir_listing::{dir_entries, Refreshed};
-use crate::file_cache::{is_missing, CacheScope, FileCache};
+use crate::file_cache::{FileCache, ScrapeReader};
 use crate::paths::Paths;
 
 /// bcache option flags.
@@ -244,27 +244,19 @@ impl Bcache {
 
 /// The families of one scrape, in table order, and the first failure.
 struct Scrape<'s, 'c> {
-    scope: &'s mut CacheScope<'c>,
+    files: ScrapeReader<'s, 'c>,
     families: Vec<MetricFamily>,
-    error: Option<CollectError>,
 }
 
 impl Scrape<'_, '_> {
     fn fail(&mut self, e: String) {
-        self.error.get_or_insert(e.into());
+        self.files.fail(e);
     }
 
     /// The text of `path`; `None` when it is missing (a kernel without the
     /// attribute) or unreadable (noted).
     fn text(&mut self, path: &Path) -> Option<String> {
-        match self.scope.read(path) {
-            Ok(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            Err(e) if is_missing(&e) => None,
-            Err(e) => {
-                self.fail(format!("reading {}: {e}", path.display()));
-                None
-            }
-        }
+        self.files.text(path)
     }
 
     /// Adds one series of family `family` for each attribute of `attrs`.
@@ -324,9 +316,8 @@ impl SyncCollector for Bcache {
 
         let mut scope = self.cache.scope();
         let mut s = Scrape {
-            scope: &mut scope,
+            files: ScrapeReader::new(&mut scope),
             families,
-            error: None,
         };
         let mut vanished = false;
         for set in sets.iter() {
@@ -380,7 +371,7 @@ impl SyncCollector for Bcache {
             self.sets.invalidate();
         }
         out.extend(s.families);
-        s.error.map_or(Ok(()), Err)
+        s.files.finish()
     }
 }
 

@@ -37,7 +37,7 @@ use oxmon_core::{Collector, MetricFamily};
 use crate::collectors::Ctx;
 use crate::dir_listing::{dir_entries, Refreshed};
 use crate::field_names::{intern_pair, name_part};
-use crate::file_cache::{is_missing, CacheScope, FileCache};
+use crate::file_cache::{FileCache, ScrapeReader};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -342,26 +342,16 @@ impl Families {
 }
 
 /// Reads of one scrape; the first failure is kept.
-struct Reader<'s, 'c> {
-    scope: &'s mut CacheScope<'c>,
-    error: Option<CollectError>,
-}
+struct Reader<'s, 'c>(ScrapeReader<'s, 'c>);
 
 impl Reader<'_, '_> {
     fn fail(&mut self, e: String) {
-        self.error.get_or_insert(e.into());
+        self.0.fail(e);
     }
 
     /// The text of `path`; `None` when missing or unreadable (noted).
     fn text(&mut self, path: &Path) -> Option<String> {
-        match self.scope.read(path) {
-            Ok(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            Err(e) if is_missing(&e) => None,
-            Err(e) => {
-                self.fail(format!("reading {}: {e}", path.display()));
-                None
-            }
-        }
+        self.0.text(path)
     }
 
     /// A one-value attribute decoded by `parse`; `None` when missing or
@@ -377,7 +367,7 @@ impl Reader<'_, '_> {
 
     fn note(&mut self, bad: Malformed, path: &Path) {
         if let Err(e) = bad.into_result(path) {
-            self.error.get_or_insert(e);
+            self.0.fail(e);
         }
     }
 }
@@ -506,10 +496,7 @@ impl SyncCollector for Bcachefs {
             return Ok(());
         }
         let mut scope = self.cache.scope();
-        let mut r = Reader {
-            scope: &mut scope,
-            error: None,
-        };
+        let mut r = Reader(ScrapeReader::new(&mut scope));
         let mut f = Families::new();
         for fs in filesystems.iter() {
             if fs.dir.exists() {
@@ -520,7 +507,7 @@ impl SyncCollector for Bcachefs {
             }
         }
         out.extend(f.into_vec());
-        r.error.map_or(Ok(()), Err)
+        r.0.finish()
     }
 }
 

@@ -37,7 +37,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::dir_listing::{dir_entries, Refreshed};
-use crate::file_cache::{is_missing, CacheScope, FileCache};
+use crate::file_cache::{FileCache, ScrapeReader};
 use crate::paths::Paths;
 
 /// The block group types, as directories under `allocation/`.
@@ -240,8 +240,7 @@ impl Families {
 
 /// Reads of one scrape: the first failure is kept, a missing file noted.
 struct Reader<'s, 'c> {
-    scope: &'s mut CacheScope<'c>,
-    error: Option<CollectError>,
+    files: ScrapeReader<'s, 'c>,
     missing: bool,
 }
 
@@ -249,15 +248,7 @@ impl Reader<'_, '_> {
     /// The trimmed text of `path`, `None` when missing or unreadable (the
     /// latter noted).
     fn text(&mut self, path: &Path) -> Option<String> {
-        match self.scope.read(path) {
-            Ok(b) => Some(String::from_utf8_lossy(b).trim().to_string()),
-            Err(e) if is_missing(&e) => None,
-            Err(e) => {
-                self.error
-                    .get_or_insert(format!("reading {}: {e}", path.display()).into());
-                None
-            }
-        }
+        self.files.text(path).map(|t| t.trim().to_string())
     }
 
     /// An unsigned integer attribute; `None` when missing (noted: the
@@ -270,8 +261,8 @@ impl Reader<'_, '_> {
         match text.parse::<u64>() {
             Ok(v) => Some(v as f64),
             Err(_) => {
-                self.error
-                    .get_or_insert(format!("{}: not a number: {text:?}", path.display()).into());
+                self.files
+                    .fail(format!("{}: not a number: {text:?}", path.display()));
                 None
             }
         }
@@ -296,8 +287,7 @@ impl Btrfs {
             Some(Ok(s)) => Some(s),
             None => Some(CommitStats::default()),
             Some(Err(e)) => {
-                r.error
-                    .get_or_insert(format!("{}: {e}", commit_path.display()).into());
+                r.files.fail(format!("{}: {e}", commit_path.display()));
                 None
             }
         };
@@ -354,8 +344,7 @@ impl SyncCollector for Btrfs {
         }
         let mut scope = self.cache.scope();
         let mut r = Reader {
-            scope: &mut scope,
-            error: None,
+            files: ScrapeReader::new(&mut scope),
             missing: false,
         };
         let mut f = Families::new();
@@ -367,7 +356,7 @@ impl SyncCollector for Btrfs {
             self.filesystems.invalidate();
         }
         out.extend(f.into_vec());
-        r.error.map_or(Ok(()), Err)
+        r.files.finish()
     }
 }
 
