@@ -318,26 +318,73 @@ fn write_labels(labels: &[(LabelName, String)], extra: Option<(&str, f64)>, out:
     out.push(b'}');
 }
 
-fn escape_help(help: &str, quote: bool, out: &mut Vec<u8>) {
-    for b in help.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'"' if quote => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
-        }
+/// Appends `text` with backslash and newline escaped, and the double quote
+/// too when `quote` (label values, OpenMetrics help). Runs without escapes
+/// are copied whole: help texts are most of a response's bytes.
+fn escape_help(text: &str, quote: bool, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'"' if quote => b"\\\"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[copied..i]);
+        out.extend_from_slice(escaped);
+        copied = i + 1;
     }
+    out.extend_from_slice(&bytes[copied..]);
 }
 
 fn escape_label_value(v: &str, out: &mut Vec<u8>) {
-    for b in v.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
+    escape_help(v, true, out);
+}
+
+/// A fixed buffer for formatting one number without touching the heap.
+struct StackBuf {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl StackBuf {
+    fn new() -> Self {
+        StackBuf {
+            bytes: [0; 40],
+            len: 0,
         }
     }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        // `{:e}` of an f64 is at most 24 bytes; anything longer is a bug.
+        let dest = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Writes `v` the way Go's `strconv.FormatFloat(v, 'g', -1, 64)` does,
@@ -357,56 +404,86 @@ pub fn format_float(v: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
         return;
     }
+    if v < 0.0 {
+        out.push(b'-');
+    }
+    let v = v.abs();
     // Integers that fit print without going through the digit split.
-    if v.fract() == 0.0 && v.abs() < 1e6 {
-        let _ = write!(out, "{}", v as i64);
+    if v.fract() == 0.0 && v < 1e6 {
+        write_u64(v as u64, out);
         return;
     }
     // Shortest round-trip digits from Rust's `{:e}`: "d.ddde[-]x".
-    let mut buf = String::with_capacity(32);
-    use std::fmt::Write as _;
-    let _ = write!(buf, "{:e}", v);
-    let (mantissa, exp) = buf.split_once('e').unwrap_or((&buf, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if neg {
-        out.push(b'-');
+    let mut sci = StackBuf::new();
+    {
+        use std::fmt::Write as _;
+        let _ = write!(sci, "{v:e}");
     }
+    let sci = sci.as_bytes();
+    let e_at = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
+    let exp = parse_exponent(&sci[(e_at + 1).min(sci.len())..]);
+    let mut digits = [0u8; 40];
+    let mut n = 0;
+    for &b in &sci[..e_at] {
+        if b != b'.' {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
     if !(-4..6).contains(&exp) {
-        go_exponent(&digits, exp, out);
+        go_exponent(digits, exp, out);
     } else if exp < 0 {
         out.extend_from_slice(b"0.");
         for _ in 0..(-exp - 1) {
             out.push(b'0');
         }
-        out.extend_from_slice(digits.as_bytes());
+        out.extend_from_slice(digits);
     } else {
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {
-            out.extend_from_slice(digits.as_bytes());
+            out.extend_from_slice(digits);
             for _ in digits.len()..int_len {
                 out.push(b'0');
             }
         } else {
-            out.extend_from_slice(&digits.as_bytes()[..int_len]);
+            out.extend_from_slice(&digits[..int_len]);
             out.push(b'.');
-            out.extend_from_slice(&digits.as_bytes()[int_len..]);
+            out.extend_from_slice(&digits[int_len..]);
         }
     }
 }
 
-fn go_exponent(digits: &str, exp: i32, out: &mut Vec<u8>) {
-    let (first, rest) = digits.split_at(1);
-    out.extend_from_slice(first.as_bytes());
+/// The exponent of Rust's `{:e}` output: optional minus, then digits.
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .iter()
+        .fold(0i32, |acc, &d| acc * 10 + i32::from(d.wrapping_sub(b'0')));
+    if neg {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Go's exponent form: `d[.ddd]e±XX`, at least two exponent digits.
+fn go_exponent(digits: &[u8], exp: i32, out: &mut Vec<u8>) {
+    let (first, rest) = digits.split_at(1.min(digits.len()));
+    out.extend_from_slice(first);
     if !rest.is_empty() {
         out.push(b'.');
-        out.extend_from_slice(rest.as_bytes());
+        out.extend_from_slice(rest);
     }
-    let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    out.extend_from_slice(if exp < 0 { b"e-" } else { b"e+" });
+    let magnitude = exp.unsigned_abs();
+    if magnitude < 10 {
+        out.push(b'0');
+    }
+    write_u64(u64::from(magnitude), out);
 }
 
 #[cfg(test)]
@@ -441,6 +518,27 @@ mod tests {
         assert_eq!(f(f64::NEG_INFINITY), "-Inf");
         assert_eq!(f(f64::NAN), "NaN");
         assert_eq!(f(-0.5), "-0.5");
+        assert_eq!(f(-1234567.0), "-1.234567e+06");
+        assert_eq!(f(-999999.0), "-999999");
+        assert_eq!(f(5e-324), "5e-324");
+        assert_eq!(f(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(f(1e100), "1e+100");
+        assert_eq!(f(0.000123), "0.000123");
+        assert_eq!(f(18446744073709551616.0), "1.8446744073709552e+19");
+    }
+
+    #[test]
+    fn escapes_only_what_the_format_needs() {
+        let esc = |text: &str, quote: bool| {
+            let mut out = Vec::new();
+            escape_help(text, quote, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(esc(r#"a\b"c"#, false), r#"a\\b"c"#);
+        assert_eq!(esc("line\nnext", false), r"line\nnext");
+        assert_eq!(esc(r#"say "hi"\"#, true), r#"say \"hi\"\\"#);
+        assert_eq!(esc("plain ü", true), "plain ü");
+        assert_eq!(esc("", true), "");
     }
 
     #[test]

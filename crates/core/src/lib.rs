@@ -102,6 +102,8 @@ pub fn run(
     default_port: u16,
     build: impl FnOnce() -> Result<Exporter, BuildError>,
 ) -> ExitCode {
+    // One arena per worker thread; helper threads share them.
+    oxmon_sys::tune_allocator(usize::from(common.worker_threads));
     logging::init(&common.log);
     let _ = rustls::crypto::ring::default_provider().install_default();
     // An exporter mostly waits (on sockets, or on a few file reads per

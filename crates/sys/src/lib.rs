@@ -13,6 +13,8 @@
 //! - [`EthtoolSocket`]: the read-only `SIOCETHTOOL` requests of the node
 //!   ethtool collector (driver info, link modes, driver statistics), as the
 //!   kernel's raw reply bytes; the collector parses them.
+//! - [`tune_allocator`]: `mallopt(3)` settings that keep glibc's heap
+//!   small in a long-running exporter, for oxmon-core's start-up.
 //! - [`nvml::gpu_instance_id`] (feature `nvml`): `nvmlDeviceGetGpuInstanceId`
 //!   on a MIG device, which nvml-wrapper 0.13 does not wrap, for oxmon-gpu.
 
@@ -23,6 +25,38 @@ use std::io;
 use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
+
+/// Keeps glibc's allocator small for a process that mostly waits.
+///
+/// - At most `arenas` malloc arenas (`M_ARENA_MAX`): by default glibc
+///   gives each thread that allocates its own arena, about 1 MB resident
+///   each, and an exporter's helper threads (blocking reads) allocate little.
+/// - Blocks of 128 KiB and more always come from `mmap` and go back to the
+///   kernel when freed (`M_MMAP_THRESHOLD`), and the heap is trimmed when
+///   128 KiB are free at its top (`M_TRIM_THRESHOLD`). glibc otherwise
+///   raises both thresholds after the first large block is freed, so the state of
+///   every later gzip compressor (a few hundred KB) stays in the heap.
+///
+/// Call it first thing, before threads start. Without glibc it does nothing.
+pub fn tune_allocator(arenas: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc's own default for both, before it starts adapting them.
+        const RETURN_BYTES: i32 = 128 * 1024;
+        let arenas = i32::try_from(arenas.max(1)).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only changes the allocator's parameters; every
+        // value is in the range glibc documents. A refused setting (return
+        // 0) leaves glibc's default, which is harmless.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, RETURN_BYTES);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, RETURN_BYTES);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
+}
 
 /// Registers `fd` with the current tokio runtime's reactor, for
 /// readiness-driven reads and writes of a non-blocking socket.

@@ -459,6 +459,31 @@ mod tests {
         }
     }
 
+    /// The release link's hot-text script (scripts/hot-text) was measured
+    /// with every default collector: one added since would have its code
+    /// scattered through the binary again, and RSS would creep back up.
+    #[test]
+    fn hot_text_script_was_measured_with_every_default_collector() {
+        let script = include_str!("../../hot-text.ld");
+        assert!(script.contains("SECTIONS {") && script.ends_with("} INSERT BEFORE .text;\n"));
+        let missing: Vec<&str> = TABLE
+            .iter()
+            .filter(|e| e.default_enabled)
+            .map(|e| e.name)
+            .filter(|name| {
+                // Legacy symbols spell paths `10collectors3cpu`, or
+                // `collectors..cpu..` inside an impl's type.
+                let legacy = format!("10collectors{}{name}", name.len());
+                !script.contains(&legacy) && !script.contains(&format!("collectors..{name}.."))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "hot-text.ld predates default collectors {missing:?}: \
+             run scripts/hot-text --package oxmon-node"
+        );
+    }
+
     #[test]
     fn node_exporter_flag_names_and_defaults() {
         let f = options(&[]);
