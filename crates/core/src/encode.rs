@@ -322,20 +322,25 @@ fn write_labels(labels: &[(LabelName, String)], extra: Option<(&str, f64)>, out:
 /// too when `quote` (label values, OpenMetrics help). Runs without escapes
 /// are copied whole: help texts are most of a response's bytes.
 fn escape_help(text: &str, quote: bool, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
+    let mut rest = text.as_bytes();
+    loop {
+        let found = if quote {
+            memchr::memchr3(b'\\', b'\n', b'"', rest)
+        } else {
+            memchr::memchr2(b'\\', b'\n', rest)
+        };
+        let Some(at) = found else {
+            out.extend_from_slice(rest);
+            return;
+        };
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(match rest[at] {
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
-            b'"' if quote => b"\\\"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[copied..i]);
-        out.extend_from_slice(escaped);
-        copied = i + 1;
+            _ => b"\\\"",
+        });
+        rest = &rest[at + 1..];
     }
-    out.extend_from_slice(&bytes[copied..]);
 }
 
 fn escape_label_value(v: &str, out: &mut Vec<u8>) {

@@ -290,6 +290,10 @@ pub fn normalize(families: &mut Vec<MetricFamily>) -> usize {
         }
     }
     for f in out.iter_mut() {
+        // Many collectors already emit in label order, without repeats.
+        if f.metrics.windows(2).all(|w| w[0].labels < w[1].labels) {
+            continue;
+        }
         f.metrics.sort_by(|a, b| a.labels.cmp(&b.labels));
         let before = f.metrics.len();
         f.metrics.dedup_by(|a, b| a.labels == b.labels);
