@@ -408,10 +408,10 @@ impl CacheScope<'_> {
                     Err(e) if is_gone(&e) => {
                         entries.by_path.remove(key);
                     }
-                    Err(e) => {
-                        entries.by_path.remove(key);
-                        return Err(e);
-                    }
+                    // Attributes that refuse a read for now (`speed` of a
+                    // link that is down: EINVAL) answer again through the
+                    // same descriptor once they can: keep it.
+                    Err(e) => return Err(e),
                 },
                 Slot::Missing(until) if Instant::now() < *until => {
                     return Err(io::ErrorKind::NotFound.into());
@@ -441,14 +441,15 @@ impl CacheScope<'_> {
         if !pseudo && meta.len() > MAX_FILE_BYTES as u64 {
             return Err(too_large(MAX_FILE_BYTES));
         }
-        fill(&file, buf, single, MAX_FILE_BYTES)?;
-        if pseudo {
+        let filled = fill(&file, buf, single, MAX_FILE_BYTES);
+        let gone = filled.as_ref().is_err_and(is_gone);
+        if pseudo && !gone {
             let slot = Slot::Open(file);
             entries
                 .by_path
                 .insert(key.to_owned(), Entry { slot, seen: epoch });
         }
-        Ok(())
+        filled
     }
 }
 
@@ -776,6 +777,28 @@ mod tests {
                 "the descriptor of the exited process's file is closed"
             );
         }
+    }
+
+    /// A pseudo-file that refuses a read for now (sysfs `speed` of a link
+    /// that is down) keeps its descriptor: the next scrape asks again
+    /// without an `open`. `/proc/self/mem` at offset 0 always gives EIO.
+    #[test]
+    fn a_refused_read_keeps_the_descriptor() {
+        let mem = Path::new("/proc/self/mem");
+        let cache = FileCache::new();
+        let first = cache.scope().read(mem).map(<[u8]>::len);
+        assert_eq!(
+            first.unwrap_err().raw_os_error(),
+            Some(rustix::io::Errno::IO.raw_os_error())
+        );
+        let (fd, target) = kept_fd(&cache);
+        assert_eq!(target, mem.canonicalize().unwrap());
+        assert!(cache.scope().read(mem).is_err());
+        assert_eq!(
+            kept_fd(&cache).0,
+            fd,
+            "read again through the same descriptor"
+        );
     }
 
     #[test]
