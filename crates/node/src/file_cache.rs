@@ -153,6 +153,16 @@ pub fn is_missing(e: &io::Error) -> bool {
     ) || e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
 }
 
+/// A file's bytes as text: borrowed when valid UTF-8 (a word-at-a-time
+/// check), invalid sequences replaced otherwise.
+/// `String::from_utf8_lossy` alone walks valid text byte by byte.
+pub fn utf8_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Reads `path` through `scope` into `buf`. A missing file is not an
 /// error: it is logged at debug level and `Ok(false)` is returned, so the
 /// collector reports nothing for it.

@@ -33,7 +33,7 @@ impl Bonding {
             .read_into(&path, &mut slaves)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let (mut configured, mut up) = (0, 0);
-        for slave in slaves.split_whitespace() {
+        for slave in slaves.split_ascii_whitespace() {
             let lower = dir.join(format!("lower_{slave}/bonding_slave/mii_status"));
             let state = match scope.attr(&lower) {
                 Err(e) if is_missing(&e) => {
@@ -79,7 +79,7 @@ impl SyncCollector for Bonding {
             "Number of active slaves per bonding interface.",
         );
         let mut errors = Vec::new();
-        for master in masters.split_whitespace() {
+        for master in masters.split_ascii_whitespace() {
             match self.master(&mut scope, master) {
                 Ok((configured, up)) => {
                     slaves.add(&[("master", master)], configured.into());

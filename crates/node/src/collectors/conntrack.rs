@@ -43,13 +43,13 @@ pub fn parse_conntrack_stat(text: &str) -> (Vec<(String, u64)>, Malformed) {
         return (Vec::new(), bad);
     };
     let mut sums: Vec<(String, u64)> = header
-        .split_whitespace()
+        .split_ascii_whitespace()
         .map(|h| (h.to_string(), 0))
         .collect();
     let mut rows = 0;
     for (i, line) in lines.enumerate() {
         let vals: Result<Vec<u64>, _> = line
-            .split_whitespace()
+            .split_ascii_whitespace()
             .map(|v| u64::from_str_radix(v, 16))
             .collect();
         match vals {
@@ -116,7 +116,7 @@ impl SyncCollector for Conntrack {
         }
         match scope.read(&self.stat) {
             Ok(b) => {
-                let (sums, bad) = parse_conntrack_stat(&String::from_utf8_lossy(b));
+                let (sums, bad) = parse_conntrack_stat(&crate::file_cache::utf8_text(b));
                 for (name, help) in STATS {
                     if let Some((_, v)) = sums.iter().find(|(k, _)| k == name) {
                         out.push(oxmon_core::gauge(

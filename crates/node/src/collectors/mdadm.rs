@@ -57,7 +57,7 @@ pub fn parse_mdstat(text: &str) -> (Vec<MdStat>, Vec<String>) {
         {
             continue;
         }
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
         if fields.len() < 3 {
             errors.push(format!("not enough fields in md line {line:?}"));
             continue;
@@ -116,7 +116,7 @@ pub fn parse_mdstat(text: &str) -> (Vec<MdStat>, Vec<String>) {
 
 /// `(active, total, size)` from the device and status lines.
 fn status_line(device: &str, status: &str) -> Option<(u64, u64, u64)> {
-    let size: u64 = status.split_whitespace().next()?.parse().ok()?;
+    let size: u64 = status.split_ascii_whitespace().next()?.parse().ok()?;
     if device.contains("raid0") || device.contains("linear") {
         let n = device.matches('[').count() as u64;
         return Some((n, n, size));
@@ -185,7 +185,7 @@ impl SyncCollector for Mdadm {
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let text = match scope.read(&self.mdstat) {
-            Ok(b) => String::from_utf8_lossy(b).into_owned(),
+            Ok(b) => crate::file_cache::utf8_text(b).into_owned(),
             Err(e) => {
                 tracing::debug!(path = %self.mdstat.display(), err = %e, "not collecting mdstat");
                 return Ok(());

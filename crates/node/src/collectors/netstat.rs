@@ -22,7 +22,7 @@ use regex::Regex;
 
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
-use crate::field_names::name_part;
+use crate::field_names::{intern_pair, name_part, names_at, FieldNames, Names};
 use crate::file_cache::{is_missing, FileCache};
 use crate::malformed::Malformed;
 
@@ -45,7 +45,7 @@ pub fn parse_snmp6(text: &str) -> (Vec<(&str, &str, &str)>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
     for (i, line) in text.lines().enumerate() {
-        let mut it = line.split_whitespace();
+        let mut it = line.split_ascii_whitespace();
         let Some(key) = it.next() else { continue };
         match (key.find('6'), it.next(), it.next()) {
             (Some(six), Some(value), None) => out.push((&key[..=six], &key[six + 1..], value)),
@@ -65,7 +65,7 @@ const MAX_SELECTIONS: usize = 64;
 /// regexp runs once per line, not once per field and scrape.
 struct Selection {
     names_line: String,
-    keep: Vec<(usize, String)>,
+    keep: Vec<(usize, String, Names)>,
 }
 
 /// The netstat collector.
@@ -76,6 +76,8 @@ pub struct NetStat {
     fields: Regex,
     cache: FileCache,
     selections: Mutex<Vec<Selection>>,
+    /// snmp6's names by line (one `name value` per line).
+    snmp6_names: FieldNames,
 }
 
 impl NetStat {
@@ -88,6 +90,7 @@ impl NetStat {
             fields: compile_regex("collector.netstat.fields", &ctx.options.netstat.fields)?,
             cache: FileCache::remembering_missing(),
             selections: Mutex::new(Vec::new()),
+            snmp6_names: FieldNames::default(),
         })
     }
 
@@ -132,11 +135,12 @@ impl NetStat {
                 Some(pos) => &sels[pos],
                 None => {
                     let keep = n
-                        .split_whitespace()
+                        .split_ascii_whitespace()
                         .enumerate()
                         .filter_map(|(idx, field)| {
                             let key = format!("{p1}_{field}");
-                            self.selected(&key).then_some((idx, key))
+                            self.selected(&key)
+                                .then(|| (idx, key.clone(), family_names(&key)))
                         })
                         .collect();
                     if sels.len() >= MAX_SELECTIONS {
@@ -149,14 +153,14 @@ impl NetStat {
                     sels.last().expect("pushed")
                 }
             };
-            let vals: Vec<&str> = v.split_whitespace().collect();
-            if vals.len() != n.split_whitespace().count() {
+            let vals: Vec<&str> = v.split_ascii_whitespace().collect();
+            if vals.len() != n.split_ascii_whitespace().count() {
                 bad.line(i, values, "not one value per name of the line before");
                 continue;
             }
-            for (idx, key) in &sel.keep {
+            for (idx, key, names) in &sel.keep {
                 match vals[*idx].parse::<f64>() {
-                    Ok(x) => push(out, key, x),
+                    Ok(x) => push(out, names, x),
                     Err(_) => bad.line(i, values, format!("{key} is not a number")),
                 }
             }
@@ -165,12 +169,19 @@ impl NetStat {
     }
 }
 
-fn push(out: &mut Vec<MetricFamily>, key: &str, v: f64) {
-    let key = name_part(key);
-    let mut f = MetricFamily::untyped(
-        format!("node_netstat_{key}"),
-        format!("Statistic {}.", key.replacen('_', "", 1)),
-    );
+/// The family name and help of field `key` (`Tcp_InErrs`), built once.
+fn family_names(key: &str) -> Names {
+    intern_pair("netstat", key, |key| {
+        let key = name_part(key);
+        (
+            format!("node_netstat_{key}"),
+            format!("Statistic {}.", key.replacen('_', "", 1)),
+        )
+    })
+}
+
+fn push(out: &mut Vec<MetricFamily>, names: &Names, v: f64) {
+    let mut f = MetricFamily::untyped(names.0.clone(), names.1.clone());
     f.add(&[], v);
     out.push(f);
 }
@@ -186,7 +197,7 @@ impl SyncCollector for NetStat {
         let mut result = Ok(());
         for path in [&self.netstat, &self.snmp, &self.snmp6] {
             let text = match scope.read(path) {
-                Ok(b) => String::from_utf8_lossy(b).into_owned(),
+                Ok(b) => crate::file_cache::utf8_text(b).into_owned(),
                 Err(e) if is_missing(&e) => {
                     tracing::debug!(path = %path.display(), "netstat source not available");
                     continue;
@@ -198,15 +209,19 @@ impl SyncCollector for NetStat {
             };
             let bad = if path == &self.snmp6 {
                 let (fields, mut bad) = parse_snmp6(&text);
+                let mut table = self.snmp6_names.lock();
                 let mut key = String::with_capacity(48);
-                for (proto, field, value) in fields {
+                for (line, (proto, field, value)) in fields.into_iter().enumerate() {
                     key.clear();
                     key.push_str(proto);
                     key.push('_');
                     key.push_str(field);
-                    if self.selected(&key) {
+                    let kept = names_at(&mut table, line, &key, |key| {
+                        self.selected(key).then(|| family_names(key))
+                    });
+                    if let Some(names) = kept {
                         match value.parse::<f64>() {
-                            Ok(x) => push(out, &key, x),
+                            Ok(x) => push(out, &names, x),
                             Err(_) => bad.note(format!("{key} is not a number: {value:?}")),
                         }
                     }
@@ -250,6 +265,7 @@ mod tests {
             fields: Regex::new("^Tcp_(InErrs|ActiveOpens)$").unwrap(),
             cache: FileCache::remembering_missing(),
             selections: Mutex::new(Vec::new()),
+            snmp6_names: FieldNames::default(),
         };
         let mut sels = Vec::new();
         let mut out = Vec::new();

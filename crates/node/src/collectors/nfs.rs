@@ -142,7 +142,7 @@ pub fn parse_rpc_lines(text: &str) -> (Vec<RpcLine>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
     for (i, line) in text.lines().enumerate() {
-        let mut fields = line.split_whitespace();
+        let mut fields = line.split_ascii_whitespace();
         let Some(key) = fields.next() else { continue };
         let taken: Vec<&str> = if key == "th" {
             fields.take(2).collect()

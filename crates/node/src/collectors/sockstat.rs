@@ -45,7 +45,7 @@ pub fn parse_sockstat(text: &str) -> (Vec<ProtoLine<'_>>, Malformed) {
             bad.line(i + 1, line, "no colon after the protocol");
             continue;
         };
-        let toks: Vec<&str> = rest.split_whitespace().collect();
+        let toks: Vec<&str> = rest.split_ascii_whitespace().collect();
         if toks.is_empty() || toks.len() % 2 != 0 {
             bad.line(i + 1, line, "not name and value pairs");
             continue;
@@ -118,7 +118,7 @@ impl SyncCollector for SockStat {
         for path in [&self.v4, &self.v6] {
             match scope.read(path) {
                 Ok(b) => {
-                    let bad = emit(&String::from_utf8_lossy(b), self.page_size, out);
+                    let bad = emit(&crate::file_cache::utf8_text(b), self.page_size, out);
                     result = result.and(bad.into_result(path));
                 }
                 Err(e) if is_missing(&e) => {

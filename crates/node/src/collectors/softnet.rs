@@ -52,7 +52,7 @@ pub fn parse_softnet(text: &str) -> (Vec<SoftnetLine>, Malformed) {
     let mut bad = Malformed::default();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<u64> = match line
-            .split_whitespace()
+            .split_ascii_whitespace()
             .map(|c| u64::from_str_radix(c, 16))
             .collect::<Result<_, _>>()
         {
@@ -110,7 +110,7 @@ impl SyncCollector for Softnet {
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         let (lines, bad) = match scope.read(&self.path) {
-            Ok(b) => parse_softnet(&String::from_utf8_lossy(b)),
+            Ok(b) => parse_softnet(&crate::file_cache::utf8_text(b)),
             Err(e) if is_missing(&e) => {
                 tracing::debug!(path = %self.path.display(), "softnet_stat not available");
                 return Ok(());

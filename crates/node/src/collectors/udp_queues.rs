@@ -30,7 +30,7 @@ pub fn parse_udp_queues(text: &str) -> ((u64, u64), Malformed) {
     }
     for (i, line) in lines.enumerate() {
         let queues = line
-            .split_whitespace()
+            .split_ascii_whitespace()
             .nth(4)
             .and_then(|q| q.split_once(':'))
             .and_then(|(t, r)| {
@@ -83,7 +83,7 @@ impl SyncCollector for UdpQueues {
         for (ip, path) in [("v4", &self.v4), ("v6", &self.v6)] {
             match scope.read(path) {
                 Ok(b) => {
-                    let ((tx, rx), bad) = parse_udp_queues(&String::from_utf8_lossy(b));
+                    let ((tx, rx), bad) = parse_udp_queues(&crate::file_cache::utf8_text(b));
                     if bad.is_empty() {
                         fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
                         fam.add(&[("ip", ip), ("queue", "rx")], rx as f64);
