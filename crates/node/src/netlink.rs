@@ -259,6 +259,55 @@ impl Socket {
     }
 }
 
+/// `SOCK_DIAG_BY_FAMILY`: the message type of sock_diag requests and
+/// answers.
+pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+
+/// One socket of the dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InetSocket {
+    /// `TCP_ESTABLISHED` (1) … `TCP_CLOSING` (11).
+    pub state: u8,
+    /// Local port.
+    pub source_port: u16,
+    /// Remote port.
+    pub dest_port: u16,
+    /// Bytes in the receive queue.
+    pub rx_queue: u32,
+    /// Bytes in the send queue.
+    pub tx_queue: u32,
+}
+
+/// Parses a `SOCK_DIAG_BY_FAMILY` answer (`struct inet_diag_msg`);
+/// `None` when it is too short.
+pub fn parse_inet_diag(p: &[u8]) -> Option<InetSocket> {
+    // family, state, timer, retrans; then inet_diag_sockid (ports in
+    // network byte order, addresses, interface, cookie: 48 bytes);
+    // expires, rqueue, wqueue, uid, inode.
+    let port = |i: usize| Some(u16::from_be_bytes(p.get(i..i + 2)?.try_into().ok()?));
+    Some(InetSocket {
+        state: *p.get(1)?,
+        source_port: port(4)?,
+        dest_port: port(6)?,
+        rx_queue: u32_at(p, 56)?,
+        tx_queue: u32_at(p, 60)?,
+    })
+}
+
+/// A sock_diag dump request (`struct inet_diag_req_v2`) for the
+/// `protocol` sockets (`IPPROTO_TCP`, `IPPROTO_UDP`) of `family`, in every
+/// state, asking for `INET_DIAG_INFO` (TCP fills it, UDP ignores it).
+pub fn inet_diag_request(family: u8, protocol: u8) -> [u8; 56] {
+    const INET_DIAG_INFO: u8 = 2;
+    const ALL_STATES: u32 = 0xfff;
+    let mut req = [0u8; 56];
+    req[0] = family;
+    req[1] = protocol;
+    req[2] = 1 << (INET_DIAG_INFO - 1);
+    req[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
+    req
+}
+
 /// A kept-open netlink socket of one protocol, shared by the scrapes of
 /// one collector; requests on it take turns.
 pub struct Netlink {

@@ -537,13 +537,13 @@ fn netlink_seed() -> Vec<u8> {
 
 /// Every netlink payload parser on `p`.
 fn parse_everything(p: &[u8]) {
-    use super::{arp, netdev, network_route, qdisc, tcpstat, wifi};
+    use super::{arp, netdev, network_route, qdisc, wifi};
     let _ = netdev::parse_link(p);
     let _ = netdev::parse_addr(p);
     let _ = arp::parse_neighbour(p);
     let _ = qdisc::parse_qdisc(p);
     let _ = network_route::parse_route(p);
-    let _ = tcpstat::parse_inet_diag(p);
+    let _ = crate::netlink::parse_inet_diag(p);
     let _ = wifi::parse_interface(p);
     let _ = wifi::parse_station(p);
     let _ = wifi::parse_bss(p);
@@ -564,7 +564,7 @@ fn corrupted_netlink_messages_never_panic() {
         crate::netlink::NlMessage::Payload(_, p) => p,
         ref other => panic!("message {i}: {other:?}"),
     };
-    use super::{arp, netdev, network_route, qdisc, tcpstat, wifi};
+    use super::{arp, netdev, network_route, qdisc, wifi};
     assert_eq!(netdev::parse_link(payload(0)).unwrap().name, "eth0");
     assert!(netdev::parse_addr(payload(1)).is_some());
     assert_eq!(arp::parse_neighbour(payload(2)), Some((2, 1, 2)));
@@ -574,7 +574,9 @@ fn corrupted_netlink_messages_never_panic() {
         1
     );
     assert_eq!(
-        tcpstat::parse_inet_diag(payload(5)).unwrap().source_port,
+        crate::netlink::parse_inet_diag(payload(5))
+            .unwrap()
+            .source_port,
         443
     );
     assert_eq!(wifi::parse_station(payload(6)).unwrap().signal_dbm, -60.0);

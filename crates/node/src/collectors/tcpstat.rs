@@ -19,7 +19,7 @@ use oxmon_core::collector::{BoxFuture, CollectError, CollectResult, ScrapeContex
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::netlink::{self, u32_at, Netlink};
+use crate::netlink::{self, inet_diag_request, parse_inet_diag, InetSocket as Socket, Netlink};
 
 /// Flags of the tcpstat collector (node_exporter's names).
 #[derive(clap::Args, Debug, Clone)]
@@ -41,21 +41,6 @@ pub struct Flags {
     pub dest_ports: Vec<String>,
 }
 
-/// One socket of the dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Socket {
-    /// `TCP_ESTABLISHED` (1) … `TCP_CLOSING` (11).
-    pub state: u8,
-    /// Local port.
-    pub source_port: u16,
-    /// Remote port.
-    pub dest_port: u16,
-    /// Bytes in the receive queue.
-    pub rx_queue: u32,
-    /// Bytes in the send queue.
-    pub tx_queue: u32,
-}
-
 /// node_exporter's name of a TCP state.
 pub fn state_name(state: u8) -> &'static str {
     match state {
@@ -72,36 +57,6 @@ pub fn state_name(state: u8) -> &'static str {
         11 => "closing",
         _ => "unknown",
     }
-}
-
-/// Parses a `SOCK_DIAG_BY_FAMILY` answer (`struct inet_diag_msg`);
-/// `None` when it is too short.
-pub fn parse_inet_diag(p: &[u8]) -> Option<Socket> {
-    // family, state, timer, retrans; then inet_diag_sockid (ports in
-    // network byte order, addresses, interface, cookie: 48 bytes);
-    // expires, rqueue, wqueue, uid, inode.
-    let port = |i: usize| Some(u16::from_be_bytes(p.get(i..i + 2)?.try_into().ok()?));
-    Some(Socket {
-        state: *p.get(1)?,
-        source_port: port(4)?,
-        dest_port: port(6)?,
-        rx_queue: u32_at(p, 56)?,
-        tx_queue: u32_at(p, 60)?,
-    })
-}
-
-/// The request: `struct inet_diag_req_v2` for TCP sockets of `family` in
-/// every state.
-fn request(family: u8) -> [u8; 56] {
-    const IPPROTO_TCP: u8 = 6;
-    const INET_DIAG_INFO: u8 = 2;
-    const ALL_STATES: u32 = 0xfff;
-    let mut req = [0u8; 56];
-    req[0] = family;
-    req[1] = IPPROTO_TCP;
-    req[2] = 1 << (INET_DIAG_INFO - 1);
-    req[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
-    req
 }
 
 /// The family's series: `(state, port, direction) → value`.
@@ -142,12 +97,13 @@ pub struct TcpStat {
 
 impl TcpStat {
     async fn dump(&self, ctx: &ScrapeContext, family: u8, out: &mut Vec<Socket>) -> CollectResult {
-        const SOCK_DIAG_BY_FAMILY: u16 = 20;
+        const IPPROTO_TCP: u8 = 6;
+        const SOCK_DIAG_BY_FAMILY: u16 = netlink::SOCK_DIAG_BY_FAMILY;
         self.nl
             .dump(
                 ctx.deadline,
                 SOCK_DIAG_BY_FAMILY,
-                &request(family),
+                &inet_diag_request(family, IPPROTO_TCP),
                 |ty, p| {
                     if ty == SOCK_DIAG_BY_FAMILY {
                         out.extend(parse_inet_diag(p));
