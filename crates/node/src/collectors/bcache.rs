@@ -383,7 +383,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, build_with, paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{build, build_with, paths_under, scrape, try_scrape, write};
 
     #[test]
     fn hprint_values() {
@@ -418,12 +418,6 @@ mod tests {
         let ps = "Unused:\t\t97%\nMetadata:\t2%\nAverage:\t10473\n";
         assert_eq!(parse_priority_stats(ps), Ok([Some(97.0), Some(2.0)]));
         assert!(parse_priority_stats("Unused: many%\n").is_err());
-    }
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     #[test]

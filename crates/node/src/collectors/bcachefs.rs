@@ -519,7 +519,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{build, paths_under, scrape, try_scrape, write};
 
     #[test]
     fn sizes() {
@@ -581,12 +581,6 @@ mod tests {
         let (rows, bad) = parse_io_errors(errors);
         assert!(bad.is_empty());
         assert_eq!(rows, [("read", 18.0), ("write", 1.0), ("checksum", 5.0)]);
-    }
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     #[test]

@@ -368,7 +368,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{build, paths_under, scrape, try_scrape, write};
 
     #[test]
     fn commit_stats() {
@@ -395,12 +395,6 @@ mod tests {
         assert_eq!(allocation_ratio("raid5", 4), 4.0 / 3.0);
         assert_eq!(allocation_ratio("raid6", 4), 2.0);
         assert_eq!(allocation_ratio("raid1c3", 3), 0.0);
-    }
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     #[test]

@@ -187,13 +187,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, paths_under, scrape, single, try_scrape};
-
-    fn write(root: &std::path::Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::collectors::testing::{build, paths_under, scrape, single, try_scrape, write};
 
     #[test]
     fn states() {

@@ -388,7 +388,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{paths_under, scrape, try_scrape};
+    use crate::collectors::testing::{paths_under, scrape, try_scrape, write};
 
     #[test]
     fn states_and_rates() {
@@ -411,12 +411,6 @@ mod tests {
         assert_eq!(parse_counter("N/A (no PMA)\n"), Ok(None));
         assert!(parse_counter("lots").is_err());
         assert!(parse_counter("-3").is_err());
-    }
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     fn value(out: &[MetricFamily], name: &str, port: &str) -> Option<f64> {

@@ -336,6 +336,13 @@ pub mod testing {
             .options
     }
 
+    /// Writes `text` to `root/rel`, creating the directories on the way.
+    pub fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
     /// procfs, sysfs, rootfs and udev data all at `root`.
     pub fn paths_under(root: &Path) -> Paths {
         Paths {

@@ -438,7 +438,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::testing::{build, paths_under, try_scrape};
+    use crate::collectors::testing::{build, paths_under, try_scrape, write};
 
     #[test]
     fn table_prefixes_match_their_files() {
@@ -508,12 +508,6 @@ mod tests {
     fn pool_states() {
         assert_eq!(parse_pool_state("DEGRADED\n"), "degraded");
         assert_eq!(parse_pool_state(""), "");
-    }
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
     }
 
     #[test]
