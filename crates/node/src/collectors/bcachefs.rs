@@ -64,57 +64,61 @@ fn unsigned(s: &str) -> Option<f64> {
     s.parse::<u64>().ok().map(|v| v as f64)
 }
 
-/// `compression_stats`: `(algorithm, compressed bytes, uncompressed
-/// bytes)` per line after the header.
-pub fn parse_compression_stats(text: &str) -> (Vec<(&str, f64, f64)>, Malformed) {
+/// The rows of a whitespace-separated table after its first `skip` lines:
+/// `row` turns the fields of a line with at least `columns` of them into a
+/// value; a line it refuses is noted with `problem`. Shorter lines are
+/// skipped.
+fn parse_table<'a, T>(
+    text: &'a str,
+    skip: usize,
+    columns: usize,
+    problem: &str,
+    row: impl Fn(&[&'a str]) -> Option<T>,
+) -> (Vec<T>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate().skip(1) {
+    for (i, line) in text.lines().enumerate().skip(skip) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 3 {
+        if f.len() < columns {
             continue;
         }
-        match (human_bytes(f[1]), human_bytes(f[2])) {
-            (Some(c), Some(u)) => out.push((f[0].trim_end_matches(':'), c, u)),
-            _ => bad.line(i + 1, line, "sizes do not parse"),
+        match row(&f) {
+            Some(v) => out.push(v),
+            None => bad.line(i + 1, line, problem),
         }
     }
     (out, bad)
 }
 
+/// `compression_stats`: `(algorithm, compressed bytes, uncompressed
+/// bytes)` per line after the header.
+pub fn parse_compression_stats(text: &str) -> (Vec<(&str, f64, f64)>, Malformed) {
+    parse_table(text, 1, 3, "sizes do not parse", |f| {
+        Some((
+            f[0].trim_end_matches(':'),
+            human_bytes(f[1])?,
+            human_bytes(f[2])?,
+        ))
+    })
+}
+
 /// `errors`: `(error type, count)` per line.
 pub fn parse_errors(text: &str) -> (Vec<(&str, f64)>, Malformed) {
-    let mut out = Vec::new();
-    let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 2 {
-            continue;
-        }
-        match unsigned(f[1]) {
-            Some(n) => out.push((f[0], n)),
-            None => bad.line(i + 1, line, "count is not an unsigned integer"),
-        }
-    }
-    (out, bad)
+    parse_table(text, 0, 2, "count is not an unsigned integer", |f| {
+        Some((f[0], unsigned(f[1])?))
+    })
 }
 
 /// `btree_write_stats`: `(write type, count, average size in bytes)` per
 /// line after the header.
 pub fn parse_btree_write_stats(text: &str) -> (Vec<(&str, f64, f64)>, Malformed) {
-    let mut out = Vec::new();
-    let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 3 {
-            continue;
-        }
-        match (unsigned(f[1]), human_bytes(f[2])) {
-            (Some(n), Some(size)) => out.push((f[0].trim_end_matches(':'), n, size)),
-            _ => bad.line(i + 1, line, "count or size does not parse"),
-        }
-    }
-    (out, bad)
+    parse_table(text, 1, 3, "count or size does not parse", |f| {
+        Some((
+            f[0].trim_end_matches(':'),
+            unsigned(f[1])?,
+            human_bytes(f[2])?,
+        ))
+    })
 }
 
 /// A `counters/<event>` file: its value since filesystem creation (`None`

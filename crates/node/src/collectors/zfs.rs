@@ -52,6 +52,45 @@ pub const POOL_STATES: [&str; 7] = [
 const KSTAT_INT64: &str = "3";
 const KSTAT_UINT64: &str = "4";
 
+/// One row of a named kstat table.
+struct KstatRow<'a> {
+    /// 1-based line number, for notes.
+    number: usize,
+    line: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    data: &'a str,
+}
+
+/// The rows of a named kstat table: the lines of at least three fields after
+/// its `name type data` header (the lines before it, such as the kstat's
+/// own header, are skipped); `None` when there is no header.
+fn kstat_table(text: &str) -> Option<Vec<KstatRow<'_>>> {
+    let mut rows = None;
+    for (i, line) in text.lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(kind), Some(data)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        match &mut rows {
+            None => {
+                if name == "name" && kind == "type" && data == "data" && fields.next().is_none() {
+                    rows = Some(Vec::new());
+                }
+            }
+            Some(rows) => rows.push(KstatRow {
+                number: i + 1,
+                line,
+                name,
+                kind,
+                data,
+            }),
+        }
+    }
+    rows
+}
+
 /// The rows of a named kstat table (`name type data` after its header line;
 /// the line before the header is the kstat's own header and is skipped).
 /// Rows of other types (strings, 32-bit values) are skipped, as
@@ -60,30 +99,20 @@ const KSTAT_UINT64: &str = "4";
 pub fn parse_kstat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
     let mut rows = Vec::new();
     let mut bad = Malformed::default();
-    let mut in_table = false;
-    for (i, line) in text.lines().enumerate() {
-        let mut fields = line.split_whitespace();
-        let (Some(name), Some(kind), Some(data)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if !in_table {
-            in_table =
-                name == "name" && kind == "type" && data == "data" && fields.next().is_none();
-            continue;
-        }
-        let value = match kind {
-            KSTAT_UINT64 => data.parse::<u64>().map(|v| v as f64).ok(),
-            KSTAT_INT64 => data.parse::<i64>().map(|v| v as f64).ok(),
+    let Some(table) = kstat_table(text) else {
+        bad.note("no `name type data` header");
+        return (rows, bad);
+    };
+    for row in table {
+        let value = match row.kind {
+            KSTAT_UINT64 => row.data.parse::<u64>().map(|v| v as f64).ok(),
+            KSTAT_INT64 => row.data.parse::<i64>().map(|v| v as f64).ok(),
             _ => continue,
         };
         match value {
-            Some(v) => rows.push((name, v)),
-            None => bad.line(i + 1, line, "value is not a 64-bit integer"),
+            Some(v) => rows.push((row.name, v)),
+            None => bad.line(row.number, row.line, "value is not a 64-bit integer"),
         }
-    }
-    if !in_table {
-        bad.note("no `name type data` header");
     }
     (rows, bad)
 }
@@ -154,33 +183,28 @@ fn third_column(line: &str) -> &str {
 pub fn parse_objset(text: &str) -> (Objset<'_>, Malformed) {
     let mut out = Objset::default();
     let mut bad = Malformed::default();
-    let mut in_table = false;
-    for (i, line) in text.lines().enumerate() {
-        let mut fields = line.split_whitespace();
-        let (Some(name), Some(kind), Some(data)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if !in_table {
-            in_table =
-                name == "name" && kind == "type" && data == "data" && fields.next().is_none();
+    let Some(table) = kstat_table(text) else {
+        bad.note("no `name type data` header");
+        return (out, bad);
+    };
+    for row in table {
+        if row.name == "dataset_name" {
+            out.dataset = Some(third_column(row.line));
             continue;
         }
-        if name == "dataset_name" {
-            out.dataset = Some(third_column(line));
+        if row.kind != KSTAT_UINT64 {
             continue;
         }
-        if kind != KSTAT_UINT64 {
-            continue;
-        }
-        match data.parse::<u64>() {
-            Ok(v) => out.rows.push((name, v as f64)),
-            Err(_) => bad.line(i + 1, line, "value is not an unsigned 64-bit integer"),
+        match row.data.parse::<u64>() {
+            Ok(v) => out.rows.push((row.name, v as f64)),
+            Err(_) => bad.line(
+                row.number,
+                row.line,
+                "value is not an unsigned 64-bit integer",
+            ),
         }
     }
-    if !in_table {
-        bad.note("no `name type data` header");
-    } else if out.dataset.is_none() {
+    if out.dataset.is_none() {
         bad.note("no dataset_name row");
     }
     (out, bad)
