@@ -41,8 +41,6 @@
 //!     "# HELP demo_requests Requests.\n# TYPE demo_requests counter\ndemo_requests_total{code=\"200\"} 1.5e+06\n# EOF\n");
 //! ```
 
-use std::io::Write;
-
 use crate::metrics::{Exemplar, LabelName, Metric, MetricFamily, MetricType, Value};
 
 /// OpenMetrics' limit on an exemplar's label names and values together, in
@@ -138,7 +136,7 @@ fn encode_text_family(f: &MetricFamily, out: &mut Vec<u8>) {
         MetricType::Histogram => "histogram",
         MetricType::Summary => "summary",
     };
-    let _ = writeln!(out, "# TYPE {name} {ty}");
+    write_type_line(name, ty, out);
     for m in &f.metrics {
         write_samples(name, m, ExemplarsOn::Nothing, out);
     }
@@ -170,10 +168,19 @@ fn encode_om_family(f: &MetricFamily, out: &mut Vec<u8>) {
         "histogram" => ExemplarsOn::Buckets,
         _ => ExemplarsOn::Nothing,
     };
-    let _ = writeln!(out, "# TYPE {family} {ty}");
+    write_type_line(family, ty, out);
     for m in &f.metrics {
         write_samples(name, m, exemplars, out);
     }
+}
+
+/// `# TYPE name type`, a line per family: written without `fmt`.
+fn write_type_line(name: &str, ty: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(ty.as_bytes());
+    out.push(b'\n');
 }
 
 /// Which samples of a series show its exemplars.
@@ -347,50 +354,29 @@ fn escape_label_value(v: &str, out: &mut Vec<u8>) {
     escape_help(v, true, out);
 }
 
-/// A fixed buffer for formatting one number without touching the heap.
-struct StackBuf {
-    bytes: [u8; 40],
-    len: usize,
-}
-
-impl StackBuf {
-    fn new() -> Self {
-        StackBuf {
-            bytes: [0; 40],
-            len: 0,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        // `{:e}` of an f64 is at most 24 bytes; anything longer is a bug.
-        let dest = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        dest.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// Appends the decimal digits of `n`.
-fn write_u64(mut n: u64, out: &mut Vec<u8>) {
+fn write_u64(n: u64, out: &mut Vec<u8>) {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let at = u64_digits(n, &mut digits);
     out.extend_from_slice(&digits[at..]);
 }
+
+/// Writes the digits of `n` at the end of `buf`; returns where they start.
+fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return at;
+        }
+    }
+}
+
+/// Integers up to 2^53 are exact in an f64, and one apart at most: their
+/// own digits are the shortest that read back as the same value.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
 
 /// Writes `v` the way Go's `strconv.FormatFloat(v, 'g', -1, 64)` does,
 /// which is what the Go exporters' output shows: shortest round-trip
@@ -413,29 +399,70 @@ pub fn format_float(v: f64, out: &mut Vec<u8>) {
         out.push(b'-');
     }
     let v = v.abs();
-    // Integers that fit print without going through the digit split.
-    if v.fract() == 0.0 && v < 1e6 {
-        write_u64(v as u64, out);
+    if v.fract() == 0.0 && v <= EXACT_INTEGERS {
+        if v < 1e6 {
+            write_u64(v as u64, out);
+            return;
+        }
+        // Byte counters: the digits, less trailing zeros, in exponent form.
+        let mut buf = [0u8; 20];
+        let at = u64_digits(v as u64, &mut buf);
+        let exp = (buf.len() - at - 1) as i32;
+        let end = buf
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(at + 1, |i| i + 1);
+        go_exponent(&buf[at..end], exp, out);
         return;
     }
-    // Shortest round-trip digits from Rust's `{:e}`: "d.ddde[-]x".
-    let mut sci = StackBuf::new();
-    {
-        use std::fmt::Write as _;
-        let _ = write!(sci, "{v:e}");
-    }
-    let sci = sci.as_bytes();
-    let e_at = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
-    let exp = parse_exponent(&sci[(e_at + 1).min(sci.len())..]);
-    let mut digits = [0u8; 40];
+    let mut ryu = ryu::Buffer::new();
+    let mut digits = [0u8; 24];
+    let (n, exp) = shortest_digits(ryu.format_finite(v).as_bytes(), &mut digits);
+    write_go_digits(&digits[..n], exp, out);
+}
+
+/// The significant digits of a positive decimal number as ryu writes it
+/// (`0.00012`, `1234.5`, `1.5e-7`, `1e30`), without leading or trailing
+/// zeros, and the decimal exponent of the first one: (`12`, -4) for
+/// `0.00012`. Returns the number of digits written to `digits`.
+fn shortest_digits(text: &[u8], digits: &mut [u8; 24]) -> (usize, i32) {
+    let (mantissa, exp10) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => (&text[..at], parse_exponent(&text[at + 1..])),
+        None => (text, 0),
+    };
     let mut n = 0;
-    for &b in &sci[..e_at] {
-        if b != b'.' {
-            digits[n] = b;
-            n += 1;
+    // Position of the decimal point, counted in digits from the first kept one.
+    let mut point: i32 = 0;
+    let mut seen_point = false;
+    for &b in mantissa {
+        match b {
+            b'.' => seen_point = true,
+            b'0' if n == 0 => {
+                if seen_point {
+                    point -= 1;
+                }
+            }
+            b'0'..=b'9' => {
+                if n < digits.len() {
+                    digits[n] = b;
+                    n += 1;
+                }
+                if !seen_point {
+                    point += 1;
+                }
+            }
+            _ => {}
         }
     }
-    let digits = &digits[..n];
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    (n, point - 1 + exp10)
+}
+
+/// Go's `%g` layout of significant `digits` whose first one has decimal
+/// exponent `exp`.
+fn write_go_digits(digits: &[u8], exp: i32, out: &mut Vec<u8>) {
     if !(-4..6).contains(&exp) {
         go_exponent(digits, exp, out);
     } else if exp < 0 {
@@ -459,10 +486,11 @@ pub fn format_float(v: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// The exponent of Rust's `{:e}` output: optional minus, then digits.
+/// The exponent of an `e` form: optional sign, then digits.
 fn parse_exponent(text: &[u8]) -> i32 {
     let (neg, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
         _ => (false, text),
     };
     let magnitude = digits
@@ -530,6 +558,65 @@ mod tests {
         assert_eq!(f(1e100), "1e+100");
         assert_eq!(f(0.000123), "0.000123");
         assert_eq!(f(18446744073709551616.0), "1.8446744073709552e+19");
+        assert_eq!(f(9007199254740992.0), "9.007199254740992e+15");
+        assert_eq!(f(9007199254740994.0), "9.007199254740994e+15");
+        assert_eq!(f(1e15), "1e+15");
+        assert_eq!(f(120000000.0), "1.2e+08");
+    }
+
+    /// Go's layout built from Rust's own shortest digits (`{:e}`), the
+    /// slower way this encoder used to take.
+    fn reference(v: f64) -> String {
+        if !v.is_finite() || v == 0.0 {
+            return f(v);
+        }
+        let sci = format!("{:e}", v.abs());
+        let (mantissa, exp) = sci.split_once('e').unwrap();
+        let digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
+        let mut out = Vec::new();
+        if v < 0.0 {
+            out.push(b'-');
+        }
+        write_go_digits(&digits, exp.parse().unwrap(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_float_matches_the_shortest_digits_reference() {
+        // Seeded xorshift over raw bit patterns, plus integers, counters
+        // and ratios of the sizes exporters write.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ties = 0;
+        for i in 0..200_000 {
+            let r = next();
+            let v = match i % 4 {
+                0 => f64::from_bits(r),
+                1 => (r >> (r % 64)) as f64,
+                2 => (r % 10_000_000_000_000) as f64 / 1000.0,
+                _ => (r % 1_000_000) as f64 * 10f64.powi((r % 40) as i32 - 20),
+            };
+            let (got, want) = (f(v), reference(v));
+            if got == want {
+                continue;
+            }
+            // Halfway cases: Go and ryu round the last digit to even,
+            // Rust's `{:e}` rounds it up. Same length, same layout, and
+            // the value reads back.
+            let split = |s: &str| {
+                let (m, e) = s.split_once('e').unwrap_or((s, ""));
+                (m[..m.len() - 1].to_string(), e.to_string())
+            };
+            assert_eq!(split(&got), split(&want), "{v:?} (bits {:#x})", v.to_bits());
+            assert_eq!(got.parse::<f64>().unwrap(), v, "{got} does not read back");
+            ties += 1;
+        }
+        assert!(ties < 100, "{ties} values differ from the reference");
     }
 
     #[test]

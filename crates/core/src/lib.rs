@@ -50,6 +50,7 @@
 //! - [`collector_flags`]: `--collector.<name>`, `--no-collector.<name>`,
 //!   `--collector.disable-defaults`.
 //! - [`encode`]: 0.0.4 and OpenMetrics text, content negotiation.
+//! - [`number`]: reading the integers and floats of kernel and server text.
 //! - [`expo`]: the exposition-format parser (0.0.4 and OpenMetrics) and its
 //!   conversion to metric families.
 //! - [`target_guard`]: the allow-list and per-target cache behind
@@ -68,6 +69,7 @@ pub mod expo;
 pub mod flags;
 pub mod logging;
 pub mod metrics;
+pub mod number;
 pub mod process;
 pub mod server;
 pub mod sync;
@@ -78,6 +80,7 @@ pub mod web_config;
 pub use collector::{Collector, Registry, ScrapeContext};
 pub use flags::{parse_duration, CommonArgs};
 pub use metrics::{counter, gauge, MetricFamily, MetricType};
+pub use number::parse_f64;
 pub use server::{Exporter, HttpError, Route, RouteRequest};
 
 use std::process::ExitCode;

@@ -275,33 +275,149 @@ pub fn normalize(families: &mut Vec<MetricFamily>) -> usize {
             }
         }
     }
-    families.sort_by(|a, b| a.name.cmp(&b.name));
+    sort_by_name(families);
     let mut out: Vec<MetricFamily> = Vec::with_capacity(families.len());
     for f in families.drain(..) {
         match out.last_mut() {
-            Some(last) if last.name == f.name => {
-                if last.kind == f.kind {
-                    last.metrics.extend(f.metrics);
-                } else {
-                    dropped += f.metrics.len();
-                }
-            }
+            Some(last) if last.name == f.name => dropped += absorb(last, f),
             _ => out.push(f),
         }
     }
     for f in out.iter_mut() {
-        // Many collectors already emit in label order, without repeats.
-        if f.metrics.windows(2).all(|w| w[0].labels < w[1].labels) {
-            continue;
-        }
-        f.metrics.sort_by(|a, b| a.labels.cmp(&b.labels));
-        let before = f.metrics.len();
-        f.metrics.dedup_by(|a, b| a.labels == b.labels);
-        dropped += before - f.metrics.len();
+        dropped += sort_series(f);
     }
     out.retain(|f| !f.metrics.is_empty());
     *families = out;
     dropped
+}
+
+/// Adds `more` to `families`, which [`normalize`] already returned, with
+/// the same result as normalizing both together, but without sorting the
+/// first list again: `more` is normalized alone and merged in by name.
+///
+/// Returns the number of series dropped.
+pub fn extend_normalized(families: &mut Vec<MetricFamily>, mut more: Vec<MetricFamily>) -> usize {
+    let mut dropped = normalize(&mut more);
+    if more.is_empty() {
+        return dropped;
+    }
+    let mut out = Vec::with_capacity(families.len() + more.len());
+    let mut first = std::mem::take(families).into_iter().peekable();
+    let mut second = more.into_iter().peekable();
+    loop {
+        let order = match (first.peek(), second.peek()) {
+            (Some(a), Some(b)) => a.name.cmp(&b.name),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Less => out.extend(first.next()),
+            std::cmp::Ordering::Greater => out.extend(second.next()),
+            std::cmp::Ordering::Equal => {
+                let (Some(mut a), Some(b)) = (first.next(), second.next()) else {
+                    break;
+                };
+                dropped += absorb(&mut a, b);
+                dropped += sort_series(&mut a);
+                out.push(a);
+            }
+        }
+    }
+    *families = out;
+    dropped
+}
+
+/// Sorts families by name, keeping the order of equal names. A scrape has
+/// a few hundred families whose names mostly share a prefix (`node_`), so
+/// the sort compares eight bytes after that prefix as one integer and reads
+/// the whole names only when those are equal, and moves indices, not
+/// families.
+fn sort_by_name(families: &mut Vec<MetricFamily>) {
+    if families.is_sorted_by(|a, b| a.name <= b.name) {
+        return;
+    }
+    let first = families[0].name.as_bytes();
+    let shared = families.iter().fold(first.len(), |n, f| {
+        let name = f.name.as_bytes();
+        n.min(first.iter().zip(name).take_while(|(a, b)| a == b).count())
+    });
+    // Padding with zero bytes keeps the order: a name that ends first is
+    // smaller, and equal keys fall back to the names.
+    let key = |name: &str| {
+        let rest = &name.as_bytes()[shared..];
+        let mut k = [0u8; 8];
+        let n = rest.len().min(8);
+        k[..n].copy_from_slice(&rest[..n]);
+        u64::from_be_bytes(k)
+    };
+    let mut order: Vec<(u64, u32)> = families
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (key(&f.name), i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| {
+                families[a.1 as usize]
+                    .name
+                    .cmp(&families[b.1 as usize].name)
+            })
+            .then(a.1.cmp(&b.1))
+    });
+    let mut slots: Vec<Option<MetricFamily>> = families.drain(..).map(Some).collect();
+    families.extend(
+        order
+            .iter()
+            .filter_map(|&(_, i)| slots.get_mut(i as usize).and_then(Option::take)),
+    );
+}
+
+/// Orders label sets the way `Vec`'s own `Ord` does (pair by pair, name
+/// then value), but takes two names at the same address as equal without
+/// comparing their bytes: label names are nearly always the same
+/// `&'static str`.
+fn cmp_labels(a: &[(LabelName, String)], b: &[(LabelName, String)]) -> std::cmp::Ordering {
+    for ((an, av), (bn, bv)) in a.iter().zip(b) {
+        let names = if std::ptr::eq(an.as_ref(), bn.as_ref()) {
+            std::cmp::Ordering::Equal
+        } else {
+            an.as_ref().cmp(bn.as_ref())
+        };
+        let pair = names.then_with(|| av.as_bytes().cmp(bv.as_bytes()));
+        if pair.is_ne() {
+            return pair;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Moves the series of `later` (a family of the same name) into `first`,
+/// or drops them when the types differ; returns how many were dropped.
+fn absorb(first: &mut MetricFamily, later: MetricFamily) -> usize {
+    if first.kind == later.kind {
+        first.metrics.extend(later.metrics);
+        0
+    } else {
+        later.metrics.len()
+    }
+}
+
+/// Sorts a family's series by labels and drops repeated label sets,
+/// keeping the first; returns how many were dropped.
+fn sort_series(f: &mut MetricFamily) -> usize {
+    // Many collectors already emit in label order, without repeats.
+    if f.metrics
+        .windows(2)
+        .all(|w| cmp_labels(&w[0].labels, &w[1].labels).is_lt())
+    {
+        return 0;
+    }
+    f.metrics.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+    let before = f.metrics.len();
+    f.metrics
+        .dedup_by(|a, b| cmp_labels(&a.labels, &b.labels).is_eq());
+    before - f.metrics.len()
 }
 
 #[cfg(test)]
@@ -336,5 +452,112 @@ mod tests {
         assert_eq!(v[0].metrics[1].value, Value::Single(1.0));
         assert_eq!(v[1].metrics[0].labels[0], (Cow::Borrowed("a"), "1".into()));
         assert_eq!(v[1].metrics[1].labels[1], (Cow::Borrowed("z"), "1".into()));
+    }
+
+    fn family(name: &str, kind: MetricType, series: &[(&str, f64)]) -> MetricFamily {
+        let mut f = MetricFamily::new(name.to_string(), "help", kind);
+        for (x, v) in series {
+            f.add(&[("x", x)], *v);
+        }
+        f
+    }
+
+    /// Seeded xorshift.
+    fn rng(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn families_sort_like_a_stable_sort_by_name() {
+        let parts = ["node_", "network_", "net", "a", "b", "_total", "x", ""];
+        let mut next = rng(0x2545_F491_4F6C_DD1D);
+        for round in 0..300 {
+            let n = 1 + (next() % 60) as usize;
+            let mut fams: Vec<MetricFamily> = (0..n)
+                .map(|i| {
+                    let pieces = 1 + next() % 4;
+                    let name: String = (0..pieces)
+                        .map(|_| parts[(next() % parts.len() as u64) as usize])
+                        .collect();
+                    // The help tells equal names apart, to check stability.
+                    MetricFamily::gauge(name, format!("{i}"))
+                })
+                .collect();
+            if round % 3 == 0 {
+                // Most scrapes share a long prefix.
+                for f in fams.iter_mut() {
+                    f.name = format!("node_{}", f.name).into();
+                }
+            }
+            let mut expected = fams.clone();
+            expected.sort_by(|a, b| a.name.cmp(&b.name));
+            sort_by_name(&mut fams);
+            assert_eq!(fams, expected, "round {round}");
+        }
+    }
+
+    #[test]
+    fn label_order_is_vec_order() {
+        let mut next = rng(0x9E37_79B9_7F4A_7C15);
+        let names = ["a", "b", "device", "mode"];
+        let values = ["", "0", "1", "10", "idle", "user"];
+        let mut set = || -> Vec<(LabelName, String)> {
+            (0..next() % 4)
+                .map(|_| {
+                    let name = names[(next() % 4) as usize];
+                    // Borrowed and owned names mix: equal text at another address.
+                    let name = if next() % 2 == 0 {
+                        Cow::Borrowed(name)
+                    } else {
+                        Cow::Owned(name.to_string())
+                    };
+                    (name, values[(next() % 6) as usize].to_string())
+                })
+                .collect()
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (set(), set());
+            assert_eq!(cmp_labels(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn extending_a_normalized_list_equals_normalizing_everything() {
+        let first = || {
+            vec![
+                family("b", MetricType::Gauge, &[("2", 1.0), ("1", 2.0)]),
+                family("d", MetricType::Counter, &[("1", 1.0)]),
+                family("f", MetricType::Gauge, &[("1", 1.0)]),
+            ]
+        };
+        let more = || {
+            vec![
+                family("g", MetricType::Gauge, &[("1", 1.0)]),
+                family("a", MetricType::Gauge, &[("1", 1.0)]),
+                // Merged into b: a new series and a repeat of the first one.
+                family("b", MetricType::Gauge, &[("3", 3.0), ("1", 9.0)]),
+                // A type conflict with d: dropped.
+                family("d", MetricType::Gauge, &[("5", 1.0)]),
+                family("e", MetricType::Gauge, &[]),
+            ]
+        };
+        let mut together = first();
+        together.extend(more());
+        let dropped_together = normalize(&mut together);
+
+        let mut merged = first();
+        assert_eq!(normalize(&mut merged), 0);
+        let dropped = extend_normalized(&mut merged, more());
+        assert_eq!(merged, together);
+        assert_eq!((dropped, dropped_together), (2, 2));
+        let names: Vec<_> = merged.iter().map(|f| f.name.as_ref()).collect();
+        assert_eq!(names, ["a", "b", "d", "f", "g"]);
+        assert_eq!(merged[1].metrics.len(), 3);
+        assert_eq!(merged[1].metrics[0].value, Value::Single(2.0));
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use crate::collector::{BoxFuture, Registry, ScrapeContext, Selection, MAX_SCRAPE_TIMEOUT};
 use crate::encode::{encode, Format};
 use crate::flags::WebArgs;
-use crate::metrics::{normalize, MetricFamily};
+use crate::metrics::{extend_normalized, normalize, MetricFamily};
 use crate::web_config::WebConfigWatcher;
 
 /// An error a route answers with: status and a message safe to show.
@@ -344,8 +344,7 @@ async fn metrics<B>(state: &State, req: &Request<B>, route: Option<&dyn Route>) 
         }
     };
     if route.is_none() && !state.web.disable_exporter_metrics {
-        families.extend(state.self_metrics.collect());
-        normalize(&mut families);
+        extend_normalized(&mut families, state.self_metrics.collect());
     }
 
     let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -395,7 +396,7 @@ impl SyncCollector for Diskstats {
             if !get("ID_ATA").is_empty() {
                 for ((key, _, _), family) in ATA.iter().zip(ata.iter_mut()) {
                     let Some(raw) = udev.get(key) else { continue };
-                    match raw.parse::<f64>() {
+                    match parse_f64(raw) {
                         Ok(v) => {
                             family.add(&[("device", d.device)], v);
                         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -14,7 +15,7 @@ use crate::file_cache::{read_optional, FileCache};
 
 /// Parses a file holding one number.
 pub fn parse_number(text: &str) -> Option<f64> {
-    text.trim().parse().ok()
+    parse_f64(text.trim()).ok()
 }
 
 struct Entropy {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -15,9 +16,9 @@ use crate::file_cache::{read_optional, FileCache};
 /// Parses `file-nr` (`allocated unused maximum`) into `(allocated, maximum)`.
 pub fn parse_file_nr(text: &str) -> Option<(f64, f64)> {
     let mut it = text.split_ascii_whitespace();
-    let allocated = it.next()?.parse().ok()?;
-    let _unused: f64 = it.next()?.parse().ok()?;
-    let maximum = it.next()?.parse().ok()?;
+    let allocated = parse_f64(it.next()?).ok()?;
+    let _unused = parse_f64(it.next()?).ok()?;
+    let maximum = parse_f64(it.next()?).ok()?;
     Some((allocated, maximum))
 }
 

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -16,7 +17,7 @@ pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut it = text.split_ascii_whitespace();
     let mut out = [0.0; 3];
     for slot in &mut out {
-        *slot = it.next()?.parse().ok()?;
+        *slot = parse_f64(it.next()?).ok()?;
     }
     Some(out)
 }

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -42,11 +43,8 @@ pub fn parse_mem_line(line: &str) -> Result<MemField<'_>, &'static str> {
         return Err("no field name");
     }
     let mut parts = rest.split_ascii_whitespace();
-    let value: f64 = parts
-        .next()
-        .ok_or("no value")?
-        .parse()
-        .map_err(|_| "the value is not a number")?;
+    let value: f64 =
+        parse_f64(parts.next().ok_or("no value")?).map_err(|_| "the value is not a number")?;
     let bytes = match parts.next() {
         None => false,
         Some("kB") => true,

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use super::meminfo::{field_name, parse_mem_line};
@@ -55,7 +56,7 @@ pub fn parse_numastat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
     for (i, line) in text.lines().enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
-        match (parts.next().map(str::parse::<f64>), parts.next()) {
+        match (parts.next().map(parse_f64), parts.next()) {
             (Some(Ok(v)), None) => out.push((key, v)),
             _ => bad.line(i + 1, line, "expected a name and a number"),
         }

@@ -24,6 +24,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
+use crate::field_names;
 use crate::file_cache::{is_missing, FileCache};
 use crate::malformed::Malformed;
 use crate::netlink::{self, attributes, text, u16_at, u32_at, u64_at, Netlink};
@@ -172,12 +173,14 @@ pub const OPERSTATES: [&str; 7] = [
 
 /// A hardware address as sysfs writes it (`aa:bb:cc:dd:ee:ff`).
 pub fn format_hwaddr(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 3);
     for (i, x) in b.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        s.push_str(&format!("{x:02x}"));
+        s.push(char::from(HEX[usize::from(x >> 4)]));
+        s.push(char::from(HEX[usize::from(x & 15)]));
     }
     s
 }
@@ -495,23 +498,26 @@ fn pick<'a>(
     }
 }
 
-/// Families in a fixed order, created on first use.
-struct Families(Vec<MetricFamily>);
+/// Families in a fixed order, created on first use, each with the counter
+/// key it was made for.
+struct Families(Vec<(&'static str, MetricFamily)>);
 
 impl Families {
-    fn add(&mut self, key: &str, dev: &str, v: u64) {
-        let name = format!("node_network_{key}_total");
-        let fam = match self.0.iter_mut().position(|f| f.name == name) {
-            Some(i) => &mut self.0[i],
+    fn add(&mut self, key: &'static str, dev: &str, v: u64) {
+        let at = match self.0.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
             None => {
-                self.0.push(MetricFamily::counter(
-                    name,
-                    format!("Network device statistic {key}."),
-                ));
-                self.0.last_mut().expect("pushed")
+                let (name, help) = field_names::intern_pair("netdev", key, |key| {
+                    (
+                        format!("node_network_{key}_total"),
+                        format!("Network device statistic {key}."),
+                    )
+                });
+                self.0.push((key, MetricFamily::counter(name, help)));
+                self.0.len() - 1
             }
         };
-        fam.add(&[("device", dev)], v as f64);
+        self.0[at].1.add(&[("device", dev)], v as f64);
     }
 }
 
@@ -640,7 +646,7 @@ impl Collector for NetDev {
             } else {
                 malformed = self.read_proc(&mut fams);
             }
-            out.extend(fams.0);
+            out.extend(fams.0.into_iter().map(|(_, f)| f));
             if self.address_info {
                 out.push(self.address_info(ctx, names).await?);
             }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::sync::LockExt;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
@@ -159,7 +160,7 @@ impl NetStat {
                 continue;
             }
             for (idx, key, names) in &sel.keep {
-                match vals[*idx].parse::<f64>() {
+                match parse_f64(vals[*idx]) {
                     Ok(x) => push(out, names, x),
                     Err(_) => bad.line(i, values, format!("{key} is not a number")),
                 }
@@ -220,7 +221,7 @@ impl SyncCollector for NetStat {
                         self.selected(key).then(|| family_names(key))
                     });
                     if let Some(names) = kept {
-                        match value.parse::<f64>() {
+                        match parse_f64(value) {
                             Ok(x) => push(out, &names, x),
                             Err(_) => bad.note(format!("{key} is not a number: {value:?}")),
                         }

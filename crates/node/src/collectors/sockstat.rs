@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -52,7 +53,7 @@ pub fn parse_sockstat(text: &str) -> (Vec<ProtoLine<'_>>, Malformed) {
         }
         let fields: Result<Vec<(&str, f64)>, _> = toks
             .chunks(2)
-            .map(|pair| pair[1].parse::<f64>().map(|v| (pair[0], v)))
+            .map(|pair| parse_f64(pair[1]).map(|v| (pair[0], v)))
             .collect();
         match fields {
             Ok(fields) => out.push(ProtoLine {

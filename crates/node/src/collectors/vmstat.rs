@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
+use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
@@ -40,7 +41,7 @@ pub fn parse_vmstat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
     for (i, line) in text.lines().enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(name) = parts.next() else { continue };
-        match (parts.next().map(str::parse::<f64>), parts.next()) {
+        match (parts.next().map(parse_f64), parts.next()) {
             (Some(Ok(v)), None) => out.push((name, v)),
             _ => bad.line(i + 1, line, "expected a name and a number"),
         }
