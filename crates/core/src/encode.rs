@@ -437,11 +437,9 @@ fn shortest_digits(text: &[u8], digits: &mut [u8; 24]) -> (usize, i32) {
     for &b in mantissa {
         match b {
             b'.' => seen_point = true,
-            b'0' if n == 0 => {
-                if seen_point {
-                    point -= 1;
-                }
-            }
+            // A leading zero after the point moves the first digit right.
+            b'0' if n == 0 && seen_point => point -= 1,
+            b'0' if n == 0 => {}
             b'0'..=b'9' => {
                 if n < digits.len() {
                     digits[n] = b;
