@@ -43,7 +43,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::metrics::{LabelName, Metric, MetricFamily, MetricType, Value};
+use crate::metrics::{LabelName, LabelValue, Metric, MetricFamily, MetricType, Value};
 
 /// A parsed exposition: every family by its name (as written on its `# TYPE`
 /// line, or the sample name for samples without one).
@@ -318,8 +318,8 @@ impl Family {
                 let bound = self.bound_label().unwrap_or("le");
                 // Series in order of first appearance, found by label set
                 // through an index (a scan per sample is quadratic).
-                let mut series: Vec<(Vec<(LabelName, String)>, Assembled)> = Vec::new();
-                let mut index: HashMap<Vec<(LabelName, String)>, usize> = HashMap::new();
+                let mut series: Vec<(Vec<(LabelName, LabelValue)>, Assembled)> = Vec::new();
+                let mut index: HashMap<Vec<(LabelName, LabelValue)>, usize> = HashMap::new();
                 for s in samples {
                     let key = labels_without(&s.labels, bound);
                     let at = match index.get(&key) {
@@ -411,11 +411,11 @@ struct Assembled {
     count: u64,
 }
 
-fn labels_without(labels: &BTreeMap<String, String>, skip: &str) -> Vec<(LabelName, String)> {
+fn labels_without(labels: &BTreeMap<String, String>, skip: &str) -> Vec<(LabelName, LabelValue)> {
     labels
         .iter()
         .filter(|(k, _)| k.as_str() != skip)
-        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .map(|(k, v)| (Cow::Owned(k.clone()), LabelValue::from(v.as_str())))
         .collect()
 }
 
@@ -1157,8 +1157,8 @@ a_count 5
         assert_eq!(
             cpu.metrics[1].labels,
             [
-                (Cow::Borrowed("cpu"), "0".to_string()),
-                (Cow::Borrowed("mode"), "user".to_string())
+                (Cow::Borrowed("cpu"), "0".into()),
+                (Cow::Borrowed("mode"), "user".into())
             ]
         );
         assert_eq!(cpu.metrics[1].value, Value::Single(12.25));
@@ -1196,7 +1196,7 @@ a_count 5
         assert_eq!(f.metrics.len(), 2);
         assert_eq!(
             f.metrics[0].labels,
-            [(Cow::Borrowed("op"), "w".to_string())]
+            [(Cow::Borrowed("op"), "w".into())]
         );
         assert_eq!(
             f.metrics[1].value,
@@ -1233,11 +1233,11 @@ a_count 5
         assert_eq!(
             m.metrics[0].labels,
             [
-                (Cow::Borrowed("a"), "1".to_string()),
-                (Cow::Borrowed("b"), String::new())
+                (Cow::Borrowed("a"), "1".into()),
+                (Cow::Borrowed("b"), LabelValue::default())
             ]
         );
-        assert_eq!(m.metrics[1].labels[0], (Cow::Borrowed("a"), String::new()));
+        assert_eq!(m.metrics[1].labels[0], (Cow::Borrowed("a"), LabelValue::default()));
     }
 
     #[test]

@@ -24,6 +24,12 @@ use std::borrow::Cow;
 /// A label name, usually a `&'static str`.
 pub type LabelName = Cow<'static, str>;
 
+/// A label value. Values up to 24 bytes (device names, CPU numbers, modes:
+/// nearly all of them) are stored inline, so adding a series does not
+/// allocate for each value. It derefs to `str` and converts from `&str`
+/// and `String` with `into()`.
+pub type LabelValue = compact_str::CompactString;
+
 /// The type of a metric family, as both text formats know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricType {
@@ -74,7 +80,7 @@ pub struct Exemplar {
     /// Its labels (`trace_id`, `span_id`). OpenMetrics allows at most 128
     /// characters of names and values together; the encoder leaves out an
     /// exemplar with more.
-    pub labels: Vec<(LabelName, String)>,
+    pub labels: Vec<(LabelName, LabelValue)>,
     /// The observed value (for a histogram it selects the bucket).
     pub value: f64,
     /// When it was observed, in seconds since the Unix epoch.
@@ -85,7 +91,7 @@ pub struct Exemplar {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     /// Label pairs. The encoder sorts them by name.
-    pub labels: Vec<(LabelName, String)>,
+    pub labels: Vec<(LabelName, LabelValue)>,
     /// The value.
     pub value: Value,
     /// Exemplars, written in OpenMetrics only and only where it allows them:
@@ -98,7 +104,7 @@ pub struct Metric {
 
 impl Metric {
     /// A series without exemplars.
-    pub fn new(labels: Vec<(LabelName, String)>, value: Value) -> Self {
+    pub fn new(labels: Vec<(LabelName, LabelValue)>, value: Value) -> Self {
         Metric {
             labels,
             value,
@@ -176,7 +182,7 @@ impl MetricFamily {
     }
 
     /// Adds a series with owned (dynamic) label names.
-    pub fn add_owned(&mut self, labels: Vec<(LabelName, String)>, value: f64) -> &mut Self {
+    pub fn add_owned(&mut self, labels: Vec<(LabelName, LabelValue)>, value: f64) -> &mut Self {
         self.metrics.push(Metric::new(labels, Value::Single(value)));
         self
     }
@@ -231,10 +237,10 @@ impl MetricFamily {
     }
 }
 
-fn static_labels(labels: &[(&'static str, &str)]) -> Vec<(LabelName, String)> {
+fn static_labels(labels: &[(&'static str, &str)]) -> Vec<(LabelName, LabelValue)> {
     labels
         .iter()
-        .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
+        .map(|(k, v)| (Cow::Borrowed(*k), LabelValue::from(*v)))
         .collect()
 }
 
@@ -377,7 +383,7 @@ fn sort_by_name(families: &mut Vec<MetricFamily>) {
 /// then value), but takes two names at the same address as equal without
 /// comparing their bytes: label names are nearly always the same
 /// `&'static str`.
-fn cmp_labels(a: &[(LabelName, String)], b: &[(LabelName, String)]) -> std::cmp::Ordering {
+fn cmp_labels(a: &[(LabelName, LabelValue)], b: &[(LabelName, LabelValue)]) -> std::cmp::Ordering {
     for ((an, av), (bn, bv)) in a.iter().zip(b) {
         let names = if std::ptr::eq(an.as_ref(), bn.as_ref()) {
             std::cmp::Ordering::Equal
@@ -506,7 +512,7 @@ mod tests {
         let mut next = rng(0x9E37_79B9_7F4A_7C15);
         let names = ["a", "b", "device", "mode"];
         let values = ["", "0", "1", "10", "idle", "user"];
-        let mut set = || -> Vec<(LabelName, String)> {
+        let mut set = || -> Vec<(LabelName, LabelValue)> {
             (0..next() % 4)
                 .map(|_| {
                     let name = names[(next() % 4) as usize];
@@ -516,7 +522,7 @@ mod tests {
                     } else {
                         Cow::Owned(name.to_string())
                     };
-                    (name, values[(next() % 6) as usize].to_string())
+                    (name, LabelValue::from(values[(next() % 6) as usize]))
                 })
                 .collect()
         };

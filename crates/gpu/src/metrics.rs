@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{MetricFamily, MetricType};
 
 /// A metric family's fixed description.
@@ -127,9 +127,9 @@ pub struct MigReading {
 
 impl MigReading {
     /// `(name, GPU instance ID)`, when NVML gave the ID.
-    fn gpu_instance_label(&self, name: &'static str) -> Option<(LabelName, String)> {
+    fn gpu_instance_label(&self, name: &'static str) -> Option<(LabelName, LabelValue)> {
         self.gpu_instance_id
-            .map(|id| (Cow::Borrowed(name), id.to_string()))
+            .map(|id| (Cow::Borrowed(name), id.to_string().into()))
     }
 }
 
@@ -276,27 +276,27 @@ impl Families {
         &mut self.list[i]
     }
 
-    fn add(&mut self, def: &'static Def, labels: Vec<(LabelName, String)>, value: f64) {
+    fn add(&mut self, def: &'static Def, labels: Vec<(LabelName, LabelValue)>, value: f64) {
         self.family(def).add_owned(labels, value);
     }
 }
 
-fn gpu_labels(index: u32, uuid: &str, name: &str) -> Vec<(LabelName, String)> {
+fn gpu_labels(index: u32, uuid: &str, name: &str) -> Vec<(LabelName, LabelValue)> {
     vec![
-        (Cow::Borrowed("gpu"), index.to_string()),
-        (Cow::Borrowed("uuid"), uuid.to_string()),
-        (Cow::Borrowed("name"), name.to_string()),
+        (Cow::Borrowed("gpu"), index.to_string().into()),
+        (Cow::Borrowed("uuid"), uuid.into()),
+        (Cow::Borrowed("name"), name.into()),
     ]
 }
 
 fn with(
-    mut base: Vec<(LabelName, String)>,
+    mut base: Vec<(LabelName, LabelValue)>,
     extra: &[(&'static str, &str)],
-) -> Vec<(LabelName, String)> {
+) -> Vec<(LabelName, LabelValue)> {
     base.extend(
         extra
             .iter()
-            .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string())),
+            .map(|(k, v)| (Cow::Borrowed(*k), LabelValue::from(*v))),
     );
     base
 }
@@ -556,12 +556,12 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
     );
     for g in &s.gpus {
         let labels = vec![
-            (Cow::Borrowed("gpu"), g.index.to_string()),
-            (Cow::Borrowed("UUID"), g.uuid.clone()),
-            (Cow::Borrowed("device"), format!("nvidia{}", g.index)),
-            (Cow::Borrowed("modelName"), g.name.clone()),
-            (Cow::Borrowed("pci_bus_id"), g.pci_bus_id.clone()),
-            (Cow::Borrowed("Hostname"), hostname.to_string()),
+            (Cow::Borrowed("gpu"), LabelValue::from(g.index.to_string())),
+            (Cow::Borrowed("UUID"), g.uuid.as_str().into()),
+            (Cow::Borrowed("device"), format!("nvidia{}", g.index).into()),
+            (Cow::Borrowed("modelName"), g.name.as_str().into()),
+            (Cow::Borrowed("pci_bus_id"), g.pci_bus_id.as_str().into()),
+            (Cow::Borrowed("Hostname"), hostname.into()),
         ];
         for (d, fam) in table.iter().zip(out.iter_mut()) {
             if let Some(v) = g.get(d.from, d.label) {
@@ -586,7 +586,7 @@ pub fn render_dcgm(s: &Snapshot, hostname: &str) -> Vec<MetricFamily> {
                     continue;
                 };
                 let mut mig_labels = labels.clone();
-                mig_labels.push((Cow::Borrowed("GPU_I_PROFILE"), mig_profile(&m.name)));
+                mig_labels.push((Cow::Borrowed("GPU_I_PROFILE"), mig_profile(&m.name).into()));
                 mig_labels.extend(m.gpu_instance_label("GPU_I_ID"));
                 fam.add_owned(mig_labels, v.value);
             }

@@ -222,7 +222,10 @@ impl Owners {
     /// labels: `mig_uuid`, then `uuid` (`UUID` in dcgm-compat output) for
     /// UUIDs; `gpu` for indices, on series that name a GPU by UUID too (the
     /// per-GPU series).
-    fn owner_of(&self, labels: &[(oxmon_core::metrics::LabelName, String)]) -> Option<&Owner> {
+    fn owner_of(
+        &self,
+        labels: &[(oxmon_core::metrics::LabelName, oxmon_core::metrics::LabelValue)],
+    ) -> Option<&Owner> {
         let get = |name: &str| {
             labels
                 .iter()
@@ -249,9 +252,9 @@ impl Owners {
             if let Some(owner) = self.owner_of(&metric.labels) {
                 let owner = owner.clone();
                 metric.labels.extend([
-                    ("namespace".into(), owner.namespace),
-                    ("pod".into(), owner.pod),
-                    ("container".into(), owner.container),
+                    ("namespace".into(), owner.namespace.into()),
+                    ("pod".into(), owner.pod.into()),
+                    ("container".into(), owner.container.into()),
                 ]);
             }
         }
@@ -575,7 +578,7 @@ mod tests {
         for l in labels {
             let l = l
                 .iter()
-                .map(|(k, v)| ((*k).into(), (*v).to_string()))
+                .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect();
             f.add_owned(l, 1.0);
         }
@@ -586,7 +589,7 @@ mod tests {
         f.metrics[i]
             .labels
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 

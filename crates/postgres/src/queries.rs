@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{MetricFamily, MetricType};
 use serde::Deserialize;
 use sha2::Digest;
@@ -319,18 +319,15 @@ pub fn to_families(
         })
         .collect();
     for row in rows {
-        let labels: Vec<(LabelName, String)> = label_idx
+        let labels: Vec<(LabelName, LabelValue)> = label_idx
             .iter()
             .map(|(i, s)| {
                 (
                     Cow::Owned(s.name.clone()),
-                    row.get(*i).cloned().flatten().unwrap_or_default(),
+                    LabelValue::from(row.get(*i).cloned().flatten().unwrap_or_default()),
                 )
             })
-            .chain(std::iter::once((
-                Cow::Borrowed("server"),
-                server.to_owned(),
-            )))
+            .chain(std::iter::once((Cow::Borrowed("server"), server.into())))
             .collect();
         for (i, fam) in fams.iter_mut().enumerate() {
             let Some(fam) = fam else { continue };

@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
 use oxmon_core::logging::{FailureLog, FailureSubject};
-use oxmon_core::metrics::{LabelName, MetricFamily};
+use oxmon_core::metrics::{LabelName, LabelValue, MetricFamily};
 use oxmon_core::sync::RwLockExt;
 use serde::Deserialize;
 
@@ -313,7 +313,7 @@ pub fn relay_text(
 
 /// Adds `extra` to a series' labels; an existing label of the same name is
 /// renamed `exported_<name>` (again, until the name is free).
-fn add_labels(labels: &mut Vec<(LabelName, String)>, extra: &[(String, String)]) {
+fn add_labels(labels: &mut Vec<(LabelName, LabelValue)>, extra: &[(String, String)]) {
     for (name, value) in extra {
         if let Some(at) = labels.iter().position(|(k, _)| k == name) {
             let mut renamed = format!("exported_{name}");
@@ -322,7 +322,7 @@ fn add_labels(labels: &mut Vec<(LabelName, String)>, extra: &[(String, String)])
             }
             labels[at].0 = Cow::Owned(renamed);
         }
-        labels.push((Cow::Owned(name.clone()), value.clone()));
+        labels.push((Cow::Owned(name.clone()), value.as_str().into()));
     }
 }
 
@@ -486,9 +486,9 @@ process_cpu_seconds_total 3
         assert_eq!(
             req.metrics[0].labels,
             vec![
-                (Cow::Borrowed("code"), "200".to_string()),
-                (Cow::Borrowed("exported_source"), "web".to_string()),
-                (Cow::Borrowed("source"), "app".to_string()),
+                (Cow::Borrowed("code"), "200".into()),
+                (Cow::Borrowed("exported_source"), "web".into()),
+                (Cow::Borrowed("source"), "app".into()),
             ]
         );
         assert_eq!(req.metrics[0].value, Value::Single(5.0));
@@ -535,8 +535,8 @@ process_cpu_seconds_total 3
     #[test]
     fn exported_labels_never_clash() {
         let mut labels = vec![
-            (Cow::Borrowed("job"), "a".to_string()),
-            (Cow::Borrowed("exported_job"), "b".to_string()),
+            (Cow::Borrowed("job"), "a".into()),
+            (Cow::Borrowed("exported_job"), "b".into()),
         ];
         add_labels(&mut labels, &[("job".into(), "sidecar".into())]);
         let names: Vec<_> = labels.iter().map(|(k, _)| k.as_ref()).collect();

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -48,14 +48,14 @@ const ATTRIBUTE_LIMIT: usize = 4096;
 /// The labels for the attributes readable under `dir`. An attribute that
 /// is missing or not readable by this user is left out; one that cannot be
 /// read for another reason is left out with a warning (start-up goes on).
-pub fn read_labels(dir: &Path) -> Vec<(LabelName, String)> {
+pub fn read_labels(dir: &Path) -> Vec<(LabelName, LabelValue)> {
     let mut labels = Vec::new();
     for (file, label) in ATTRIBUTES {
         let path = dir.join(file);
         match read_regular(&path, OnLease::Fail, ATTRIBUTE_LIMIT) {
             Ok((bytes, _)) => labels.push((
                 LabelName::Borrowed(label),
-                String::from_utf8_lossy(&bytes).trim().to_string(),
+                String::from_utf8_lossy(&bytes).trim().into(),
             )),
             Err(e) if is_missing(&e) || e.kind() == io::ErrorKind::PermissionDenied => {}
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "DMI attribute left out"),
@@ -65,7 +65,7 @@ pub fn read_labels(dir: &Path) -> Vec<(LabelName, String)> {
 }
 
 struct Dmi {
-    labels: Vec<(LabelName, String)>,
+    labels: Vec<(LabelName, LabelValue)>,
 }
 
 impl SyncCollector for Dmi {
@@ -115,11 +115,11 @@ mod tests {
             [
                 (
                     LabelName::Borrowed("product_version"),
-                    "\u{fffd}1.0".to_string()
+                    "\u{fffd}1.0".into()
                 ),
                 (
                     LabelName::Borrowed("system_vendor"),
-                    "ACME Corp.".to_string()
+                    "ACME Corp.".into()
                 ),
             ]
         );

@@ -162,8 +162,8 @@ impl FibreChannel {
         counters: &mut [MetricFamily],
     ) -> Result<(), String> {
         let dir = self.class.join(host);
-        let mut labels: Vec<(oxmon_core::metrics::LabelName, String)> =
-            vec![("fc_host".into(), host.to_string())];
+        let mut labels: Vec<(oxmon_core::metrics::LabelName, oxmon_core::metrics::LabelValue)> =
+            vec![("fc_host".into(), host.into())];
         for (file, label) in INFO {
             let path = dir.join(file);
             let value = match scope.attr(&path) {
@@ -176,7 +176,7 @@ impl FibreChannel {
                 "port_id" | "port_name" | "fabric_name" => strip_hex_prefix(&value).to_string(),
                 _ => value,
             };
-            labels.push(((*label).into(), value));
+            labels.push(((*label).into(), value.into()));
         }
         info.add_owned(labels, 1.0);
         let stats = dir.join("statistics");

@@ -395,7 +395,7 @@ pub mod testing {
         let fam = out.iter().find(|f| f.name == name).expect(name);
         let series = fam.metrics.first().expect("one series");
         let (_, v) = series.labels.iter().find(|(k, _)| k == label).expect(label);
-        v.clone()
+        v.to_string()
     }
 
     /// The value of the first series of family `name` that has all of

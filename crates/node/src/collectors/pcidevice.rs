@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use oxmon_core::blocking::{blocking_collector, BlockingCollector};
 use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
@@ -424,9 +424,9 @@ impl PciDevice {
             format!("0x{:04x}", ids[4]),
             format!("0x{:02x}", ids[5]),
         ];
-        let mut info: Vec<(LabelName, String)> = loc
+        let mut info: Vec<(LabelName, LabelValue)> = loc
             .iter()
-            .map(|(k, v)| (LabelName::from(*k), v.to_string()))
+            .map(|(k, v)| (LabelName::from(*k), LabelValue::from(*v)))
             .collect();
         for (k, v) in [
             "parent_segment",
@@ -437,7 +437,7 @@ impl PciDevice {
         .iter()
         .zip(parent.0)
         {
-            info.push(((*k).into(), v));
+            info.push(((*k).into(), v.into()));
         }
         for (k, v) in [
             "class_id",
@@ -450,18 +450,18 @@ impl PciDevice {
         .iter()
         .zip(&hex)
         {
-            info.push(((*k).into(), v.clone()));
+            info.push(((*k).into(), v.as_str().into()));
         }
         if let Some(names) = &self.names {
             let bare: Vec<&str> = hex.iter().map(|h| &h[2..]).collect();
-            info.push(("vendor_name".into(), names.vendor(bare[1])));
-            info.push(("device_name".into(), names.device(bare[1], bare[2])));
-            info.push(("subsystem_vendor_name".into(), names.vendor(bare[3])));
+            info.push(("vendor_name".into(), names.vendor(bare[1]).into()));
+            info.push(("device_name".into(), names.device(bare[1], bare[2]).into()));
+            info.push(("subsystem_vendor_name".into(), names.vendor(bare[3]).into()));
             info.push((
                 "subsystem_device_name".into(),
-                names.subsystem(bare[1], bare[2], bare[3], bare[4]),
+                names.subsystem(bare[1], bare[2], bare[3], bare[4]).into(),
             ));
-            info.push(("class_name".into(), names.class(bare[0])));
+            info.push(("class_name".into(), names.class(bare[0]).into()));
         }
         f.info.add_owned(info, 1.0);
         f.max_speed.add(&loc, link[0].unwrap_or(-1.0));

@@ -583,7 +583,7 @@ mod tests {
                 .find(|f| f.name == "node_perf_context_switches_total")
                 .unwrap();
             assert_eq!(f.metrics.len(), 1);
-            assert_eq!(f.metrics[0].labels, [("cpu".into(), "0".to_string())]);
+            assert_eq!(f.metrics[0].labels, [("cpu".into(), "0".into())]);
             match f.metrics[0].value {
                 oxmon_core::metrics::Value::Single(v) => v,
                 ref other => panic!("{other:?}"),

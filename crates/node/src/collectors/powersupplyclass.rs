@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use oxmon_core::blocking::{blocking_collector, BlockingCollector};
 use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
@@ -184,12 +184,12 @@ impl BlockingCollector for PowerSupply {
                     })
                     .add(&[("power_supply", &name)], v as f64 / div);
             }
-            let mut labels: Vec<(LabelName, String)> =
-                vec![(LabelName::Borrowed("power_supply"), name.clone())];
+            let mut labels: Vec<(LabelName, LabelValue)> =
+                vec![(LabelName::Borrowed("power_supply"), name.as_str().into())];
             for attr in TEXT {
                 if let Some(v) = scope.attr_string(&dir.join(attr)) {
                     if !v.is_empty() {
-                        labels.push((LabelName::Borrowed(attr), v));
+                        labels.push((LabelName::Borrowed(attr), v.into()));
                     }
                 }
             }

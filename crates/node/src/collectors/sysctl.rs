@@ -202,7 +202,7 @@ mod tests {
                 (
                     m.labels
                         .iter()
-                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
                     v,
                 )

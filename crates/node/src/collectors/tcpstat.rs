@@ -236,7 +236,7 @@ mod tests {
                 .find(|m| {
                     m.labels.contains(&("state".into(), state.into()))
                         && m.labels.contains(&("direction".into(), direction.into()))
-                        && m.labels.contains(&("port".into(), port.clone()))
+                        && m.labels.contains(&("port".into(), port.as_str().into()))
                 })
                 .map(|m| m.value.clone())
         };

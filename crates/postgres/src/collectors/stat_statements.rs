@@ -153,9 +153,9 @@ fn query_texts(server: &str, result: &ResultSet) -> Option<MetricFamily> {
             seen.insert(id.clone());
             family.add_owned(
                 vec![
-                    (Cow::Borrowed("queryid"), id),
-                    (Cow::Borrowed("query"), text_of(&row[text])),
-                    (Cow::Borrowed("server"), server.to_owned()),
+                    (Cow::Borrowed("queryid"), id.into()),
+                    (Cow::Borrowed("query"), text_of(&row[text]).into()),
+                    (Cow::Borrowed("server"), server.into()),
                 ],
                 1.0,
             );

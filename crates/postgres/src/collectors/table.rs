@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use oxmon_core::collector::{BoxFuture, CollectResult};
-use oxmon_core::metrics::LabelName;
+use oxmon_core::metrics::{LabelName, LabelValue};
 use oxmon_core::{MetricFamily, MetricType, ScrapeContext};
 use tokio::time::Instant;
 use tokio_postgres::types::Type;
@@ -263,11 +263,11 @@ impl Table {
                 .collect::<Result<Vec<_>, _>>()?;
             (0..result.rows.len())
                 .map(|row| {
-                    let mut set: Vec<(LabelName, String)> = Vec::with_capacity(labels.len() + 1);
+                    let mut set: Vec<(LabelName, LabelValue)> = Vec::with_capacity(labels.len() + 1);
                     for (name, i) in &positions {
-                        set.push((Cow::Borrowed(*name), result.text(row, *i)?));
+                        set.push((Cow::Borrowed(*name), result.text(row, *i)?.into()));
                     }
-                    set.push((Cow::Borrowed("server"), server.to_owned()));
+                    set.push((Cow::Borrowed("server"), server.into()));
                     Ok(set)
                 })
                 .collect::<Result<Vec<_>, ColumnError>>()

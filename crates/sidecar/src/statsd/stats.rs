@@ -298,8 +298,8 @@ impl Stats {
         {
             conflicts.add_owned(
                 vec![
-                    (Cow::Borrowed("metric_name"), name.clone()),
-                    (Cow::Borrowed("type"), t.to_string()),
+                    (Cow::Borrowed("metric_name"), name.as_str().into()),
+                    (Cow::Borrowed("type"), (*t).into()),
                 ],
                 *n as f64,
             );

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{CollectResult, ScrapeContext, SyncCollector};
-use oxmon_core::metrics::{Exemplar, Metric, MetricFamily, MetricType, Value};
+use oxmon_core::metrics::{Exemplar, LabelValue, Metric, MetricFamily, MetricType, Value};
 
 use self::summary::Summary;
 
@@ -262,7 +262,7 @@ impl StoredExemplar {
             labels: self
                 .labels
                 .iter()
-                .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+                .map(|(k, v)| (Cow::Owned(k.clone()), v.as_str().into()))
                 .collect(),
             value: self.value,
             timestamp: Some(self.timestamp),
@@ -585,7 +585,7 @@ impl Store {
             f.expire(now);
             if f.dropped > 0 {
                 dropped.add_owned(
-                    vec![(Cow::Borrowed("metric"), f.name.to_string())],
+                    vec![(Cow::Borrowed("metric"), f.name.as_ref().into())],
                     f.dropped as f64,
                 );
             }
@@ -604,7 +604,7 @@ impl Store {
                 let labels = s
                     .labels
                     .iter()
-                    .map(|(k, v)| (Cow::Owned(k.to_string()), v.to_string()))
+                    .map(|(k, v)| (Cow::Owned(k.to_string()), LabelValue::from(v.as_ref())))
                     .collect();
                 let mut exemplars = Vec::new();
                 let value = match &mut s.value {
