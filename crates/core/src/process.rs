@@ -17,6 +17,8 @@ pub struct SelfMetrics {
     ticks: f64,
     page_size: f64,
     boot_time: Option<f64>,
+    /// `/proc/self/stat`, kept open: a scrape reads it with one `pread`.
+    stat: Option<std::fs::File>,
 }
 
 impl SelfMetrics {
@@ -42,13 +44,14 @@ impl SelfMetrics {
             ticks: rustix::param::clock_ticks_per_second() as f64,
             page_size: rustix::param::page_size() as f64,
             boot_time,
+            stat: std::fs::File::open("/proc/self/stat").ok(),
         }
     }
 
     /// The families for one scrape.
     pub fn collect(&self) -> Vec<MetricFamily> {
         let mut out = vec![self.build_info.clone()];
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        if let Some(stat) = self.read_stat() {
             if let Some(s) = parse_self_stat(&stat) {
                 out.push(counter(
                     "process_cpu_seconds_total",
@@ -74,9 +77,7 @@ impl SelfMetrics {
                 }
             }
         }
-        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            // The count includes the descriptor read_dir itself holds open.
-            let n = dir.count().saturating_sub(1);
+        if let Some(n) = open_fds() {
             out.push(gauge(
                 "process_open_fds",
                 "Number of open file descriptors.",
@@ -100,6 +101,39 @@ impl SelfMetrics {
         ));
         out
     }
+}
+
+impl SelfMetrics {
+    /// The text of `/proc/self/stat`: one `pread` of the kept descriptor
+    /// (the kernel writes the line whole), or a fresh read when it could
+    /// not be kept or the line filled the buffer.
+    fn read_stat(&self) -> Option<String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 1024];
+        if let Some(n) = self.stat.as_ref().and_then(|f| f.read_at(&mut buf, 0).ok()) {
+            if n > 0 && n < buf.len() {
+                return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        std::fs::read_to_string("/proc/self/stat").ok()
+    }
+}
+
+/// Open descriptors. Linux 6.2 and later give the count as the size of
+/// `/proc/self/fd`, one `stat` instead of listing the directory (which the
+/// kernel fills entry by entry); older kernels give 0 there and are listed.
+fn open_fds() -> Option<usize> {
+    match std::fs::metadata("/proc/self/fd") {
+        Ok(meta) if meta.len() > 0 => Some(meta.len() as usize),
+        _ => listed_fds(),
+    }
+}
+
+/// Open descriptors by listing `/proc/self/fd`.
+fn listed_fds() -> Option<usize> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    // The count includes the descriptor read_dir itself holds open.
+    Some(dir.count().saturating_sub(1))
 }
 
 struct SelfStat {
@@ -145,6 +179,19 @@ mod tests {
             (250, 50, 9876, 123456789, 2048)
         );
         assert_eq!(parse_btime("cpu 1 2\nbtime 1700000000\n"), Some(1.7e9));
+    }
+
+    #[test]
+    fn open_fds_follow_the_descriptors_opened() {
+        // Both ways agree (retried: tests on other threads open files too).
+        let agree = (0..50).any(|_| open_fds() == listed_fds());
+        assert!(agree, "{:?} vs {:?}", open_fds(), listed_fds());
+        let before = open_fds().unwrap();
+        let files: Vec<_> = (0..3).map(|_| std::fs::File::open("/proc/self/stat").unwrap()).collect();
+        // Other tests run in parallel threads and open files too: at least three more.
+        let after = open_fds().unwrap();
+        assert!(after >= before + 3, "{before} -> {after}");
+        drop(files);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! hash table (16,384 slots here), and the end-of-file read walks it again:
 //! four walks per scrape, about 0.17 ms of system time, against two for the
 //! dumps. Without `udp_diag` (a kernel built without it) the files are read,
-//! and the dump is tried again a minute later.
+//! and the dump is tried again a minute later. A family whose `inuse`
+//! count in `net/sockstat` (`net/sockstat6`) is 0 has no socket in the
+//! table to walk: its sums are 0 without a dump.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,10 +61,25 @@ pub fn parse_udp_queues(text: &str) -> ((u64, u64), Malformed) {
     ((tx, rx), bad)
 }
 
+/// The `inuse` count of the `prefix` line (`UDP:`, `UDP6:`) of
+/// `net/sockstat` or `net/sockstat6`: the sockets in the UDP table.
+pub fn udp_in_use(text: &str, prefix: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(prefix))?;
+    let mut words = line.split_ascii_whitespace();
+    while let Some(word) = words.next() {
+        if word == "inuse" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
 /// The udp_queues collector.
 pub struct UdpQueues {
     v4: PathBuf,
     v6: PathBuf,
+    sockstat: PathBuf,
+    sockstat6: PathBuf,
     cache: FileCache,
     /// The sock_diag socket, with the live procfs only.
     diag: Option<Netlink>,
@@ -84,6 +101,8 @@ impl UdpQueues {
         UdpQueues {
             v4: paths.proc("net/udp"),
             v6: paths.proc("net/udp6"),
+            sockstat: paths.proc("net/sockstat"),
+            sockstat6: paths.proc("net/sockstat6"),
             cache: FileCache::remembering_missing(),
             diag: live.then(|| Netlink::new(netlink::SOCK_DIAG)),
             no_diag: Absence::default(),
@@ -121,11 +140,31 @@ impl UdpQueues {
         const AF_INET: u8 = 2;
         const AF_INET6: u8 = 10;
         let mut fam = family();
-        for (ip, af, path) in [("v4", AF_INET, &self.v4), ("v6", AF_INET6, &self.v6)] {
-            if af == AF_INET6 && !path.exists() {
-                continue;
-            }
-            let (tx, rx) = self.dump(nl, ctx, af).await?;
+        // Socket counts first, in one scope of the cache (which is not
+        // held across the dumps).
+        let counts = {
+            let mut scope = self.cache.scope();
+            [
+                ("v4", AF_INET, &self.sockstat, "UDP:"),
+                ("v6", AF_INET6, &self.sockstat6, "UDP6:"),
+            ]
+            .map(|(ip, af, sockstat, prefix)| {
+                let in_use = match scope.read(sockstat) {
+                    Ok(b) => Some(udp_in_use(&crate::file_cache::utf8_text(b), prefix)),
+                    // No sockstat6: no IPv6, and no net/udp6 to report.
+                    Err(e) if is_missing(&e) && af == AF_INET6 => None,
+                    Err(_) => Some(None),
+                };
+                (ip, af, in_use)
+            })
+        };
+        for (ip, af, in_use) in counts {
+            let Some(in_use) = in_use else { continue };
+            let (tx, rx) = if in_use == Some(0) {
+                (0, 0)
+            } else {
+                self.dump(nl, ctx, af).await?
+            };
             fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
             fam.add(&[("ip", ip), ("queue", "rx")], rx as f64);
         }
@@ -198,6 +237,17 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_udp_socket_counts() {
+        let v4 = "sockets: used 37\nTCP: inuse 6 orphan 0 tw 4 alloc 6 mem 127\nUDP: inuse 3 mem 18\nUDPLITE: inuse 0\n";
+        let v6 = "TCP6: inuse 0\nUDP6: inuse 0\nUDPLITE6: inuse 2\n";
+        assert_eq!(udp_in_use(v4, "UDP:"), Some(3));
+        assert_eq!(udp_in_use(v6, "UDP6:"), Some(0));
+        assert_eq!(udp_in_use(v4, "UDP6:"), None);
+        assert_eq!(udp_in_use("UDP: mem 4\n", "UDP:"), None);
+        assert_eq!(udp_in_use("UDP: inuse x\n", "UDP:"), None);
+    }
 
     #[test]
     fn sums_queues() {
