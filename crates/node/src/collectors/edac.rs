@@ -16,7 +16,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::dir_listing::dir_entries;
+use crate::dir_listing::{dir_entries, AbsentSource};
 use crate::file_cache::{CacheScope, FileCache};
 use crate::paths::Paths;
 
@@ -33,6 +33,8 @@ pub fn dimm_label(raw: &str) -> String {
 pub struct Edac {
     mc: PathBuf,
     cache: FileCache,
+    /// No EDAC on most virtual machines: looked for once a minute.
+    absent: AbsentSource,
 }
 
 impl Edac {
@@ -41,6 +43,7 @@ impl Edac {
         Edac {
             mc: paths.sys("devices/system/edac/mc"),
             cache: FileCache::remembering_missing(),
+            absent: AbsentSource::default(),
         }
     }
 }
@@ -140,6 +143,9 @@ impl SyncCollector for Edac {
     }
 
     fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        if self.absent.entries(&self.mc)?.is_none() {
+            return Ok(());
+        }
         let controllers = numbered(&self.mc, "mc");
         if controllers.is_empty() {
             tracing::debug!(path = %self.mc.display(), "no EDAC memory controllers");

@@ -29,7 +29,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
-use crate::dir_listing::dir_entries;
+use crate::dir_listing::{dir_entries, AbsentSource};
 use crate::file_cache::{CacheScope, FileCache};
 
 /// Flags of the hwmon collector (node_exporter's names).
@@ -520,6 +520,8 @@ impl Reader {
 /// drivers answer slowly).
 pub struct Hwmon {
     reader: Reader,
+    /// No hwmon class on most virtual machines: looked for once a minute.
+    absent: AbsentSource,
 }
 
 impl Hwmon {
@@ -527,6 +529,7 @@ impl Hwmon {
     pub fn new(ctx: &Ctx<'_>) -> Result<Self, String> {
         Ok(Hwmon {
             reader: Reader::new(ctx)?,
+            absent: AbsentSource::default(),
         })
     }
 }
@@ -539,7 +542,7 @@ impl BlockingCollector for Hwmon {
     }
 
     fn check(&self, _: &ScrapeContext) -> Result<Option<Vec<String>>, CollectError> {
-        match dir_entries(&self.reader.class)? {
+        match self.absent.entries(&self.reader.class)? {
             Some(l) if !l.is_empty() => Ok(Some(l.into_iter().map(|(n, _)| n).collect())),
             _ => {
                 tracing::debug!(path = %self.reader.class.display(), "hwmon metrics are not available on this system");

@@ -18,7 +18,7 @@ use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::dir_listing::dir_entries;
+use crate::dir_listing::{dir_entries, AbsentSource};
 use crate::file_cache::FileCache;
 use crate::paths::Paths;
 
@@ -47,6 +47,8 @@ pub fn namespace_id(controller: &str, entry: &str) -> Option<String> {
 pub struct Nvme {
     class: PathBuf,
     cache: FileCache,
+    /// No NVMe class without NVMe drives: looked for once a minute.
+    absent: AbsentSource,
 }
 
 impl Nvme {
@@ -55,6 +57,7 @@ impl Nvme {
         Nvme {
             class: paths.sys("class/nvme"),
             cache: FileCache::remembering_missing(),
+            absent: AbsentSource::default(),
         }
     }
 }
@@ -67,7 +70,7 @@ impl BlockingCollector for Nvme {
     }
 
     fn check(&self, _: &ScrapeContext) -> Result<Option<Self::Found>, CollectError> {
-        match dir_entries(&self.class)? {
+        match self.absent.entries(&self.class)? {
             Some(devices) if !devices.is_empty() => Ok(Some(devices)),
             _ => {
                 tracing::debug!(path = %self.class.display(), "nvme statistics not found");

@@ -109,7 +109,7 @@ struct Pressure {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Pressure {
         dir: ctx.paths.proc("pressure"),
-        cache: FileCache::new(),
+        cache: FileCache::remembering_missing(),
     }))
 }
 

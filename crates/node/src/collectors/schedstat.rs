@@ -50,7 +50,7 @@ struct Schedstat {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Schedstat {
         path: ctx.paths.proc("schedstat"),
-        cache: FileCache::new(),
+        cache: FileCache::remembering_missing(),
     }))
 }
 
