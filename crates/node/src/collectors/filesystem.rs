@@ -245,6 +245,47 @@ struct Selected {
     stat_path: PathBuf,
 }
 
+/// A mount table file kept open to ask the kernel whether the table
+/// changed: procfs flags a mount or unmount in the file's namespace with
+/// `POLLPRI | POLLERR` on the next `poll` (proc(5), `/proc/pid/mounts`),
+/// so an unchanged table is not read and formatted again every scrape.
+struct MountWatch {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MountWatch {
+    fn open(path: &std::path::Path) -> Option<Self> {
+        let file = std::fs::File::open(path).ok()?;
+        Some(MountWatch {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// True when the kernel says the table has not changed since the
+    /// previous poll (or the open). A file that is not a procfs mount
+    /// table (a fixture: a regular file polls writable) is never taken
+    /// as unchanged.
+    fn unchanged(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(
+            &self.file,
+            PollFlags::IN | PollFlags::PRI | PollFlags::OUT,
+        )];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if poll(&mut fds, Some(&now)).is_err() {
+            return false;
+        }
+        let got = fds[0].revents();
+        got.contains(PollFlags::IN)
+            && !got.intersects(PollFlags::OUT | PollFlags::PRI | PollFlags::ERR)
+    }
+}
+
 /// How far one blocking worker got.
 struct Progress {
     /// Index of the mount being stat'ed and when that started.
@@ -268,6 +309,8 @@ struct Filesystem {
     /// it did not parse: the table rarely changes, so parsing and filtering
     /// are skipped when it is the same as on the previous scrape.
     selection: Mutex<Option<(String, Selection)>>,
+    /// The mount table the selection was read from, polled for changes.
+    watch: Mutex<Option<MountWatch>>,
 }
 
 /// Builds the collector.
@@ -288,6 +331,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
         cache: FileCache::new(),
         stuck: Arc::default(),
         selection: Mutex::default(),
+        watch: Mutex::default(),
     }))
 }
 
@@ -298,6 +342,12 @@ type Selection = (Arc<Vec<Selected>>, Option<String>);
 impl Filesystem {
     /// The mounts to report, or `None` when procfs has no mount table.
     fn selection(&self) -> Result<Option<Selection>, String> {
+        let mut watch = self.watch.lock_unpoisoned();
+        if watch.as_ref().is_some_and(MountWatch::unchanged) {
+            if let Some((_, selection)) = self.selection.lock_unpoisoned().as_ref() {
+                return Ok(Some(selection.clone()));
+            }
+        }
         let mut scope = self.cache.scope();
         let mut buf = String::new();
         for (rel, mountinfo) in [
@@ -307,6 +357,10 @@ impl Filesystem {
             ("mounts", false),
         ] {
             let path = self.paths.proc(rel);
+            // Opened before the read: a change after it is flagged next time.
+            if watch.as_ref().is_none_or(|w| w.path != path) {
+                *watch = MountWatch::open(&path);
+            }
             match scope.read_into(&path, &mut buf) {
                 Ok(()) => {
                     let mut last = self.selection.lock_unpoisoned();
@@ -571,6 +625,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_procfs_mount_table_is_trusted_to_say_unchanged() {
+        let live = MountWatch::open(std::path::Path::new("/proc/self/mountinfo")).unwrap();
+        assert!(live.unchanged());
+        assert!(live.unchanged());
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = dir.path().join("mountinfo");
+        std::fs::write(&fixture, "").unwrap();
+        assert!(!MountWatch::open(&fixture).unwrap().unchanged());
+    }
+
+    /// A mount in another namespace (`unshare`, util-linux; needs root, as
+    /// CI runs) is flagged on that namespace's table, once.
+    #[test]
+    fn a_new_mount_is_flagged_by_the_watch() {
+        use std::io::{BufRead, Write};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("echo ready; read x; mount -t tmpfs oxmon-test /mnt && echo mounted; read y")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare (package util-linux) runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready", "unshare --mount needs root");
+        let table = PathBuf::from(format!("/proc/{}/mountinfo", child.id()));
+        let watch = MountWatch::open(&table).unwrap();
+        assert!(watch.unchanged());
+        writeln!(stdin, "go").unwrap();
+        assert_eq!(lines.next().unwrap().unwrap(), "mounted");
+        assert!(!watch.unchanged(), "the mount was not flagged");
+        assert!(watch.unchanged(), "flagged only once");
+        assert!(std::fs::read_to_string(&table).unwrap().contains("oxmon-test"));
+        writeln!(stdin, "end").unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
     fn mountinfo_lines() {
         let text = "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro\n\
                     30 22 0:25 / /mnt/my\\040disk ro,nosuid master:3 shared:9 - vfat /dev/sdb1 ro\n\
@@ -627,6 +720,7 @@ mod tests {
             cache: FileCache::new(),
             stuck: Arc::default(),
             selection: Mutex::default(),
+            watch: Mutex::default(),
         }
     }
 
