@@ -24,12 +24,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxmon_core::blocking::{blocking_collector, BlockingCollector};
-use oxmon_core::collector::{CollectError, CollectResult, ScrapeContext};
+use oxmon_core::blocking::Lane;
+use oxmon_core::collector::{BoxFuture, CollectError, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 use regex::Regex;
 
-use super::netdev::{format_hwaddr, SharedLinks, OPERSTATES};
+use super::netdev::{format_hwaddr, Link, SharedLinks, OPERSTATES};
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::dir_entries;
@@ -195,18 +195,9 @@ impl NetClass {
         Ok(out)
     }
 
-    /// Interface list and most values from rtnetlink, the rest from sysfs.
-    fn read_netlink(
-        &self,
-        ctx: &ScrapeContext,
-        scope: &mut CacheScope<'_>,
-    ) -> Result<Vec<Iface>, CollectError> {
-        // This runs on the collector's lane (a blocking thread); the
-        // shared dump is async, so the lane thread waits for it on the
-        // runtime, which the scrape task keeps driving.
-        let links = tokio::runtime::Handle::current()
-            .block_on(SharedLinks::get().links(ctx))
-            .map_err(|e| format!("rtnetlink link dump: {e}"))?;
+    /// Interface list and most values from the rtnetlink dump, the rest
+    /// from sysfs.
+    fn read_netlink(&self, links: &[Link], scope: &mut CacheScope<'_>) -> Vec<Iface> {
         let mut out = Vec::with_capacity(links.len());
         let mut path = self.class.clone();
         for l in links.iter() {
@@ -255,29 +246,61 @@ impl NetClass {
                 values,
             });
         }
-        Ok(out)
+        out
     }
 }
 
-/// Runs on a blocking lane: sysfs reads of interface attributes wait on the kernel's rtnl lock, and it waits for the shared rtnetlink dump (bounded by the scrape deadline).
-impl BlockingCollector for NetClass {
-    type Found = ();
+/// The collector. sysfs reads of interface attributes (`speed`,
+/// `duplex`) wait for the kernel's rtnl lock, so they run on a blocking
+/// lane, bounded by the scrape deadline. The link dump they need is
+/// awaited first on the runtime (netdev shares it), so the lane's thread
+/// only reads files and is woken once per scrape.
+struct NetClassCollector {
+    inner: Arc<NetClass>,
+    lane: Lane,
+}
 
-    fn name(&self) -> &'static str {
+impl Collector for NetClassCollector {
+    fn name(&self) -> &str {
         "netclass"
     }
 
-    fn check(&self, _: &ScrapeContext) -> Result<Option<()>, CollectError> {
-        Ok(Some(()))
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a ScrapeContext,
+        out: &'a mut Vec<MetricFamily>,
+    ) -> BoxFuture<'a, CollectResult> {
+        Box::pin(async move {
+            let links = if self.inner.netlink {
+                let links = SharedLinks::get()
+                    .links(ctx)
+                    .await
+                    .map_err(|e| format!("rtnetlink link dump: {e}"))?;
+                Some(links)
+            } else {
+                None
+            };
+            let inner = Arc::clone(&self.inner);
+            let ifaces = self
+                .lane
+                .run(ctx.deadline, move || {
+                    let mut scope = inner.cache.scope();
+                    match links {
+                        Some(links) => Ok(inner.read_netlink(&links, &mut scope)),
+                        // A boxed error need not be Send across the join.
+                        None => inner.read_sysfs(&mut scope).map_err(|e| e.to_string()),
+                    }
+                })
+                .await??;
+            self.inner.families(&ifaces, out);
+            Ok(())
+        })
     }
+}
 
-    fn collect(&self, ctx: &ScrapeContext, (): (), out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut scope = self.cache.scope();
-        let ifaces = if self.netlink {
-            self.read_netlink(ctx, &mut scope)?
-        } else {
-            self.read_sysfs(&mut scope)?
-        };
+impl NetClass {
+    /// The families of one scrape's interfaces.
+    fn families(&self, ifaces: &[Iface], out: &mut Vec<MetricFamily>) {
         let mut up = MetricFamily::gauge(
             "node_network_up",
             "Value is 1 if operstate is 'up', 0 otherwise.",
@@ -300,7 +323,7 @@ impl BlockingCollector for NetClass {
                 }
             })
             .collect();
-        for iface in &ifaces {
+        for iface in ifaces {
             let lab = [("device", iface.name.as_str())];
             up.add(&lab, if iface.operstate == "up" { 1.0 } else { 0.0 });
             info.add(
@@ -330,13 +353,15 @@ impl BlockingCollector for NetClass {
         out.push(up);
         out.push(info);
         out.extend(fams);
-        Ok(())
     }
 }
 
 /// Builds the collector.
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
-    Ok(blocking_collector(NetClass::new(ctx)?))
+    Ok(Arc::new(NetClassCollector {
+        inner: Arc::new(NetClass::new(ctx)?),
+        lane: Lane::new("netclass"),
+    }))
 }
 
 #[cfg(test)]
