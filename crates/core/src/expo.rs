@@ -1194,10 +1194,7 @@ a_count 5
             .to_metric_family()
             .unwrap();
         assert_eq!(f.metrics.len(), 2);
-        assert_eq!(
-            f.metrics[0].labels,
-            [(Cow::Borrowed("op"), "w".into())]
-        );
+        assert_eq!(f.metrics[0].labels, [(Cow::Borrowed("op"), "w".into())]);
         assert_eq!(
             f.metrics[1].value,
             Value::Histogram {
@@ -1237,7 +1234,10 @@ a_count 5
                 (Cow::Borrowed("b"), LabelValue::default())
             ]
         );
-        assert_eq!(m.metrics[1].labels[0], (Cow::Borrowed("a"), LabelValue::default()));
+        assert_eq!(
+            m.metrics[1].labels[0],
+            (Cow::Borrowed("a"), LabelValue::default())
+        );
     }
 
     #[test]

@@ -187,7 +187,9 @@ mod tests {
         let agree = (0..50).any(|_| open_fds() == listed_fds());
         assert!(agree, "{:?} vs {:?}", open_fds(), listed_fds());
         let before = open_fds().unwrap();
-        let files: Vec<_> = (0..3).map(|_| std::fs::File::open("/proc/self/stat").unwrap()).collect();
+        let files: Vec<_> = (0..3)
+            .map(|_| std::fs::File::open("/proc/self/stat").unwrap())
+            .collect();
         // Other tests run in parallel threads and open files too: at least three more.
         let after = open_fds().unwrap();
         assert!(after >= before + 3, "{before} -> {after}");

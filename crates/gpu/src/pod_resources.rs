@@ -224,7 +224,10 @@ impl Owners {
     /// per-GPU series).
     fn owner_of(
         &self,
-        labels: &[(oxmon_core::metrics::LabelName, oxmon_core::metrics::LabelValue)],
+        labels: &[(
+            oxmon_core::metrics::LabelName,
+            oxmon_core::metrics::LabelValue,
+        )],
     ) -> Option<&Owner> {
         let get = |name: &str| {
             labels
@@ -576,10 +579,7 @@ mod tests {
     fn family(labels: &[&[(&'static str, &str)]]) -> MetricFamily {
         let mut f = MetricFamily::new("nvidia_gpu_x", "x", MetricType::Gauge);
         for l in labels {
-            let l = l
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect();
+            let l = l.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
             f.add_owned(l, 1.0);
         }
         f

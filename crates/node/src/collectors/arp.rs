@@ -23,7 +23,7 @@ use oxmon_core::{Collector, MetricFamily};
 use crate::collectors::netdev::SharedLinks;
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, lines, FileCache};
 use crate::malformed::Malformed;
 use crate::netlink::{self, u16_at, u32_at, Netlink};
 
@@ -67,7 +67,7 @@ pub struct Flags {
 pub fn parse_proc_net_arp(text: &str) -> (BTreeMap<String, u32>, Malformed) {
     let mut out = BTreeMap::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate().skip(1) {
+    for (i, line) in lines(text).enumerate().skip(1) {
         let cols: Vec<&str> = line.split_whitespace().collect();
         match cols.as_slice() {
             [] => {}

@@ -17,7 +17,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{is_missing, read_number, FileCache};
+use crate::file_cache::{is_missing, lines, read_number, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -38,7 +38,7 @@ const STATS: [(&str, &str); 8] = [
 /// per column is left out and noted.
 pub fn parse_conntrack_stat(text: &str) -> (Vec<(String, u64)>, Malformed) {
     let mut bad = Malformed::default();
-    let mut lines = text.lines();
+    let mut lines = lines(text);
     let Some(header) = lines.next() else {
         return (Vec::new(), bad);
     };

@@ -35,7 +35,7 @@ use regex::Regex;
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::{numbered_entries, Refreshed};
-use crate::file_cache::{is_missing, read_optional, read_trimmed, CacheScope, FileCache};
+use crate::file_cache::{is_missing, lines, read_optional, read_trimmed, CacheScope, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -93,6 +93,10 @@ const USER_HZ: f64 = 100.0;
 const JUMP_BACK_SECONDS: f64 = 3.0;
 
 /// Mode labels of the first eight `/proc/stat` CPU columns.
+/// Indices of [`MODES`] in name order: idle, iowait, irq, nice,
+/// softirq, steal, system, user.
+const MODES_SORTED: [usize; 8] = [3, 4, 5, 1, 6, 7, 2, 0];
+
 const MODES: [&str; 8] = [
     "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
 ];
@@ -108,7 +112,7 @@ pub type CpuTimes = [f64; 10];
 pub fn parse_cpu_times(text: &str) -> (Vec<(u32, CpuTimes)>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let Some(rest) = line.strip_prefix("cpu") else {
             continue;
         };
@@ -217,7 +221,7 @@ pub struct CpuInfo {
 pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
     let mut out = Vec::new();
     let mut cur: Option<CpuInfo> = None;
-    for line in text.lines() {
+    for line in lines(text) {
         let Some((key, value)) = line.split_once(':') else {
             continue;
         };
@@ -410,12 +414,13 @@ impl Cpu {
         for (n, _) in &fresh {
             let times = &saved[n];
             let cpu = labels.entry(*n).or_insert_with(|| n.to_string());
-            for (mode, v) in MODES.iter().zip(times) {
-                secs.add(&[("cpu", cpu), ("mode", mode)], *v);
+            // In label order, so the registry need not sort them.
+            for i in MODES_SORTED {
+                secs.add(&[("cpu", cpu), ("mode", MODES[i])], times[i]);
             }
             if self.guest {
-                guest.add(&[("cpu", cpu), ("mode", "user")], times[8]);
                 guest.add(&[("cpu", cpu), ("mode", "nice")], times[9]);
+                guest.add(&[("cpu", cpu), ("mode", "user")], times[8]);
             }
         }
         out.push(secs);

@@ -32,7 +32,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::device_filter::DeviceFilter;
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -81,7 +81,7 @@ pub struct DiskLine<'a> {
 pub fn parse_diskstats(text: &str) -> (Vec<DiskLine<'_>>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -114,7 +114,7 @@ pub fn parse_diskstats(text: &str) -> (Vec<DiskLine<'_>>, Malformed) {
 
 /// Parses a udev database file: its `E:KEY=value` properties.
 pub fn parse_udev(text: &str) -> HashMap<&str, &str> {
-    text.lines()
+    lines(text)
         .filter_map(|l| l.strip_prefix("E:")?.split_once('='))
         .collect()
 }

@@ -113,14 +113,8 @@ mod tests {
         assert_eq!(
             labels,
             [
-                (
-                    LabelName::Borrowed("product_version"),
-                    "\u{fffd}1.0".into()
-                ),
-                (
-                    LabelName::Borrowed("system_vendor"),
-                    "ACME Corp.".into()
-                ),
+                (LabelName::Borrowed("product_version"), "\u{fffd}1.0".into()),
+                (LabelName::Borrowed("system_vendor"), "ACME Corp.".into()),
             ]
         );
         assert!(read_labels(&dir.path().join("none")).is_empty());

@@ -162,8 +162,10 @@ impl FibreChannel {
         counters: &mut [MetricFamily],
     ) -> Result<(), String> {
         let dir = self.class.join(host);
-        let mut labels: Vec<(oxmon_core::metrics::LabelName, oxmon_core::metrics::LabelValue)> =
-            vec![("fc_host".into(), host.into())];
+        let mut labels: Vec<(
+            oxmon_core::metrics::LabelName,
+            oxmon_core::metrics::LabelValue,
+        )> = vec![("fc_host".into(), host.into())];
         for (file, label) in INFO {
             let path = dir.join(file);
             let value = match scope.attr(&path) {

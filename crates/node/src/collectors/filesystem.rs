@@ -30,7 +30,7 @@ use regex::Regex;
 
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, lines, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -120,7 +120,7 @@ pub fn unescape_mount(s: &str) -> String {
 pub fn parse_mountinfo(text: &str) -> (Vec<Mount>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -153,7 +153,7 @@ pub fn parse_mountinfo(text: &str) -> (Vec<Mount>, Malformed) {
 pub fn parse_mounts(text: &str) -> (Vec<Mount>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -650,7 +650,11 @@ mod tests {
             .expect("unshare (package util-linux) runs");
         let mut stdin = child.stdin.take().unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready", "unshare --mount needs root");
+        assert_eq!(
+            lines.next().unwrap().unwrap(),
+            "ready",
+            "unshare --mount needs root"
+        );
         let table = PathBuf::from(format!("/proc/{}/mountinfo", child.id()));
         let watch = MountWatch::open(&table).unwrap();
         assert!(watch.unchanged());
@@ -658,7 +662,9 @@ mod tests {
         assert_eq!(lines.next().unwrap().unwrap(), "mounted");
         assert!(!watch.unchanged(), "the mount was not flagged");
         assert!(watch.unchanged(), "flagged only once");
-        assert!(std::fs::read_to_string(&table).unwrap().contains("oxmon-test"));
+        assert!(std::fs::read_to_string(&table)
+            .unwrap()
+            .contains("oxmon-test"));
         writeln!(stdin, "end").unwrap();
         child.wait().unwrap();
     }

@@ -18,7 +18,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::field_names::{intern_pair, name_part, names_at, FieldNames};
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 
 /// One `/proc/meminfo`-style line: the field name, its value in base units
@@ -117,7 +117,7 @@ impl SyncCollector for Meminfo {
         let mut byte_names = self.byte_names.lock();
         let mut plain_names = self.plain_names.lock();
         let mut bad = Malformed::default();
-        for (i, line) in buf.lines().enumerate() {
+        for (i, line) in lines(&buf).enumerate() {
             if line.trim().is_empty() {
                 continue;
             }

@@ -436,6 +436,9 @@ impl SharedLinks {
                 }
             })
             .await?;
+        // By name, the order the families' series are exported in (the
+        // kernel dumps by index).
+        links.sort_by(|a: &Link, b: &Link| a.name.cmp(&b.name));
         let links = Arc::new(links);
         *last = Some((ctx.id, links.clone()));
         Ok(links)

@@ -24,7 +24,7 @@ use regex::Regex;
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::field_names::{intern_pair, name_part, names_at, FieldNames, Names};
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, lines, FileCache};
 use crate::malformed::Malformed;
 
 /// node_exporter's default for `--collector.netstat.fields`.
@@ -45,7 +45,7 @@ pub struct Flags {
 pub fn parse_snmp6(text: &str) -> (Vec<(&str, &str, &str)>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let mut it = line.split_ascii_whitespace();
         let Some(key) = it.next() else { continue };
         match (key.find('6'), it.next(), it.next()) {
@@ -108,7 +108,7 @@ impl NetStat {
         out: &mut Vec<MetricFamily>,
     ) -> Malformed {
         let mut bad = Malformed::default();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> = lines(text).collect();
         let mut i = 0;
         while i < lines.len() {
             let names = lines[i];

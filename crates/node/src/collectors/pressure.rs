@@ -19,7 +19,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 
 /// The `total=` values (µs) of a PSI file's `some` and `full` lines.
@@ -36,7 +36,7 @@ pub struct Psi {
 pub fn parse_psi(text: &str) -> (Psi, Malformed) {
     let mut psi = Psi::default();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let slot = match parts.next() {
             None => continue,

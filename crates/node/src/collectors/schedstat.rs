@@ -13,7 +13,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 
 /// One CPU's line: `(cpu, running ns, waiting ns, timeslices)`.
@@ -24,7 +24,7 @@ pub type SchedCpu<'a> = (&'a str, f64, f64, f64);
 pub fn parse_schedstat(text: &str) -> (Vec<SchedCpu<'_>>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(cpu) = parts.next().and_then(|p| p.strip_prefix("cpu")) else {
             continue;

@@ -20,7 +20,7 @@ use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
 use crate::field_names::name_part;
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, lines, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -38,7 +38,7 @@ pub struct ProtoLine<'a> {
 pub fn parse_sockstat(text: &str) -> (Vec<ProtoLine<'_>>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         if line.trim().is_empty() {
             continue;
         }

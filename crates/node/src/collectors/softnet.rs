@@ -18,7 +18,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, lines, FileCache};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -50,7 +50,7 @@ pub struct SoftnetLine {
 pub fn parse_softnet(text: &str) -> (Vec<SoftnetLine>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let cols: Vec<u64> = match line
             .split_ascii_whitespace()
             .map(|c| u64::from_str_radix(c, 16))

@@ -13,7 +13,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 
 /// Flags of the stat collector.
@@ -65,7 +65,7 @@ pub struct Stat {
 pub fn parse_stat(text: &str) -> (Stat, Malformed) {
     let mut s = Stat::default();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
         let slot = match key {

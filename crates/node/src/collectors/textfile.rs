@@ -307,7 +307,10 @@ fn read_directories(directories: &[String]) -> Vec<MetricFamily> {
                                 error = true;
                                 continue;
                             }
-                            mtimes.add_owned(vec![(Cow::Borrowed("file"), shown.as_str().into())], mtime);
+                            mtimes.add_owned(
+                                vec![(Cow::Borrowed("file"), shown.as_str().into())],
+                                mtime,
+                            );
                             for (name, f) in parsed.families {
                                 if f.samples.is_empty() {
                                     continue;

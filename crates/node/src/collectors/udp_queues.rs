@@ -165,8 +165,8 @@ impl UdpQueues {
             } else {
                 self.dump(nl, ctx, af).await?
             };
-            fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
             fam.add(&[("ip", ip), ("queue", "rx")], rx as f64);
+            fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
         }
         Ok(fam)
     }
@@ -181,8 +181,8 @@ impl UdpQueues {
                 Ok(b) => {
                     let ((tx, rx), bad) = parse_udp_queues(&crate::file_cache::utf8_text(b));
                     if bad.is_empty() {
-                        fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
                         fam.add(&[("ip", ip), ("queue", "rx")], rx as f64);
+                        fam.add(&[("ip", ip), ("queue", "tx")], tx as f64);
                     }
                     result = result.and(bad.into_result(path));
                 }

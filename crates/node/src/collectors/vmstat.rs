@@ -18,7 +18,7 @@ use regex::Regex;
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::field_names::{intern_pair, name_part, names_at, FieldNames};
-use crate::file_cache::{read_optional, FileCache};
+use crate::file_cache::{lines, read_optional, FileCache};
 use crate::malformed::Malformed;
 
 /// node_exporter's default for `--collector.vmstat.fields`.
@@ -38,7 +38,7 @@ pub struct Flags {
 pub fn parse_vmstat(text: &str) -> (Vec<(&str, f64)>, Malformed) {
     let mut out = Vec::new();
     let mut bad = Malformed::default();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let mut parts = line.split_ascii_whitespace();
         let Some(name) = parts.next() else { continue };
         match (parts.next().map(parse_f64), parts.next()) {

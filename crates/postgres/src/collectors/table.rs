@@ -263,7 +263,8 @@ impl Table {
                 .collect::<Result<Vec<_>, _>>()?;
             (0..result.rows.len())
                 .map(|row| {
-                    let mut set: Vec<(LabelName, LabelValue)> = Vec::with_capacity(labels.len() + 1);
+                    let mut set: Vec<(LabelName, LabelValue)> =
+                        Vec::with_capacity(labels.len() + 1);
                     for (name, i) in &positions {
                         set.push((Cow::Borrowed(*name), result.text(row, *i)?.into()));
                     }
