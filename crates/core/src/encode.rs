@@ -361,17 +361,32 @@ fn write_u64(n: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// "00" to "99", for writing two digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Writes the digits of `n` at the end of `buf`; returns where they start.
 fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
     let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return at;
-        }
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    at
 }
 
 /// Integers up to 2^53 are exact in an f64, and one apart at most: their
@@ -399,14 +414,16 @@ pub fn format_float(v: f64, out: &mut Vec<u8>) {
         out.push(b'-');
     }
     let v = v.abs();
-    if v.fract() == 0.0 && v <= EXACT_INTEGERS {
-        if v < 1e6 {
-            write_u64(v as u64, out);
+    // `as` saturates; an integer up to 2^53 converts back unchanged.
+    let int = v as u64;
+    if v <= EXACT_INTEGERS && int as f64 == v {
+        if int < 1_000_000 {
+            write_u64(int, out);
             return;
         }
         // Byte counters: the digits, less trailing zeros, in exponent form.
         let mut buf = [0u8; 20];
-        let at = u64_digits(v as u64, &mut buf);
+        let at = u64_digits(int, &mut buf);
         let exp = (buf.len() - at - 1) as i32;
         let end = buf
             .iter()
@@ -525,6 +542,23 @@ mod tests {
         let mut out = Vec::new();
         format_float(v, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn integers_have_their_decimal_digits() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..100_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = if i < 1000 { i } else { x >> (x % 64) };
+            let mut out = Vec::new();
+            write_u64(n, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        let mut out = Vec::new();
+        write_u64(u64::MAX, &mut out);
+        assert_eq!(out, u64::MAX.to_string().as_bytes());
     }
 
     #[test]

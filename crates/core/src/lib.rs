@@ -51,6 +51,7 @@
 //!   `--collector.disable-defaults`.
 //! - [`encode`]: 0.0.4 and OpenMetrics text, content negotiation.
 //! - [`number`]: reading the integers and floats of kernel and server text.
+//! - [`hash`]: a fast hasher for the exporters' own lookup tables.
 //! - [`expo`]: the exposition-format parser (0.0.4 and OpenMetrics) and its
 //!   conversion to metric families.
 //! - [`target_guard`]: the allow-list and per-target cache behind
@@ -67,6 +68,7 @@ pub mod collector_flags;
 pub mod encode;
 pub mod expo;
 pub mod flags;
+pub mod hash;
 pub mod logging;
 pub mod metrics;
 pub mod number;

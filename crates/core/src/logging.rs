@@ -27,7 +27,7 @@
 //! assert_eq!(log.failing(), 0);
 //! ```
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -91,7 +91,7 @@ pub const MAX_LOGGED_VALUE: usize = 512;
 #[derive(Debug)]
 pub struct FailureLog {
     subject: FailureSubject,
-    last: Mutex<HashMap<String, String>>,
+    last: Mutex<FastMap<String, String>>,
 }
 
 /// Whether a failure is news (logged at its subject's level) or a
@@ -107,7 +107,7 @@ impl FailureLog {
     pub fn new(subject: FailureSubject) -> Self {
         FailureLog {
             subject,
-            last: Mutex::new(HashMap::new()),
+            last: Mutex::new(FastMap::default()),
         }
     }
 

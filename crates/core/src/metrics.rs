@@ -335,10 +335,12 @@ pub fn extend_normalized(families: &mut Vec<MetricFamily>, mut more: Vec<MetricF
 }
 
 /// Sorts families by name, keeping the order of equal names. A scrape has
-/// a few hundred families whose names mostly share a prefix (`node_`), so
-/// the sort compares eight bytes after that prefix as one integer and reads
-/// the whole names only when those are equal, and moves indices, not
-/// families.
+/// a few hundred families whose names mostly share a prefix (`node_`), and
+/// many share a longer one (`node_network_receive_`): the sort orders
+/// 24 bytes after the prefix all names share, as three integers, with the
+/// index as the last key (so equal names keep their order), and compares
+/// whole names only within a run whose 24 bytes are equal. It moves
+/// indices, not families.
 fn sort_by_name(families: &mut Vec<MetricFamily>) {
     if families.is_sorted_by(|a, b| a.name <= b.name) {
         return;
@@ -350,27 +352,40 @@ fn sort_by_name(families: &mut Vec<MetricFamily>) {
     });
     // Padding with zero bytes keeps the order: a name that ends first is
     // smaller, and equal keys fall back to the names.
-    let key = |name: &str| {
+    let key = |name: &str| -> [u64; 3] {
         let rest = &name.as_bytes()[shared..];
-        let mut k = [0u8; 8];
-        let n = rest.len().min(8);
+        let mut k = [0u8; 24];
+        let n = rest.len().min(24);
         k[..n].copy_from_slice(&rest[..n]);
-        u64::from_be_bytes(k)
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&k[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(w)
+        };
+        [word(0), word(1), word(2)]
     };
-    let mut order: Vec<(u64, u32)> = families
+    let mut order: Vec<([u64; 3], u32)> = families
         .iter()
         .enumerate()
         .map(|(i, f)| (key(&f.name), i as u32))
         .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| {
+    order.sort_unstable();
+    let mut at = 0;
+    while at < order.len() {
+        let run = order[at..]
+            .iter()
+            .take_while(|o| o.0 == order[at].0)
+            .count();
+        if run > 1 {
+            order[at..at + run].sort_by(|a, b| {
                 families[a.1 as usize]
                     .name
                     .cmp(&families[b.1 as usize].name)
-            })
-            .then(a.1.cmp(&b.1))
-    });
+                    .then(a.1.cmp(&b.1))
+            });
+        }
+        at += run;
+    }
     let mut slots: Vec<Option<MetricFamily>> = families.drain(..).map(Some).collect();
     families.extend(
         order
@@ -480,7 +495,16 @@ mod tests {
 
     #[test]
     fn families_sort_like_a_stable_sort_by_name() {
-        let parts = ["node_", "network_", "net", "a", "b", "_total", "x", ""];
+        let parts = [
+            "node_",
+            "network_receive_",
+            "net",
+            "a",
+            "b",
+            "_total",
+            "x",
+            "",
+        ];
         let mut next = rng(0x2545_F491_4F6C_DD1D);
         for round in 0..300 {
             let n = 1 + (next() % 60) as usize;

@@ -9,9 +9,9 @@
 //! scrape instead.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use oxmon_core::hash::FastMap;
 use oxmon_core::sync::LockExt;
 
 /// `field` as part of a metric name: every character but ASCII letters,
@@ -52,7 +52,7 @@ pub fn intern_pair(
     field: &str,
     make: impl FnOnce(&str) -> (String, String),
 ) -> Names {
-    type Table = HashMap<&'static str, HashMap<String, (&'static str, &'static str)>>;
+    type Table = FastMap<&'static str, FastMap<String, (&'static str, &'static str)>>;
     static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
     let mut table = TABLE.get_or_init(Default::default).lock_unpoisoned();
     let scoped = table.entry(scope).or_default();

@@ -35,7 +35,7 @@
 //! [`MISSING_RECHECK`], so an attribute a device lacks costs no `open` per
 //! scrape.
 
-use std::collections::HashMap;
+use oxmon_core::hash::FastMap;
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
@@ -295,7 +295,7 @@ struct Entry {
 struct Entries {
     // Keyed by the path's bytes: hashing an `OsString` is a byte hash,
     // hashing a `PathBuf` walks its components.
-    by_path: HashMap<OsString, Entry>,
+    by_path: FastMap<OsString, Entry>,
     /// Number of the current scope.
     epoch: u64,
 }
