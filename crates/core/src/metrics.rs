@@ -30,6 +30,185 @@ pub type LabelName = Cow<'static, str>;
 /// and `String` with `into()`.
 pub type LabelValue = compact_str::CompactString;
 
+/// A label pair.
+pub type Label = (LabelName, LabelValue);
+
+/// How many label pairs a series keeps without a heap allocation.
+const INLINE_LABELS: usize = 2;
+
+/// An empty pair, for the unused inline slots.
+const NO_LABEL: Label = (Cow::Borrowed(""), LabelValue::const_new(""));
+
+/// The label pairs of one series. Up to two are stored inline (most series
+/// have one or two: `device`; `cpu` and `mode`), so adding such a series
+/// allocates nothing for its labels; more go to the heap. It derefs to a
+/// slice of pairs and converts from a `Vec` or an array with `into()`.
+#[derive(Clone)]
+pub struct Labels(LabelsRepr);
+
+#[derive(Clone)]
+enum LabelsRepr {
+    Inline(u8, [Label; INLINE_LABELS]),
+    Heap(Vec<Label>),
+}
+
+impl Labels {
+    /// No labels.
+    pub const fn new() -> Self {
+        Labels(LabelsRepr::Inline(0, [NO_LABEL, NO_LABEL]))
+    }
+
+    /// Adds a pair at the end.
+    pub fn push(&mut self, label: Label) {
+        match &mut self.0 {
+            LabelsRepr::Inline(n, slots) if usize::from(*n) < INLINE_LABELS => {
+                slots[usize::from(*n)] = label;
+                *n += 1;
+            }
+            LabelsRepr::Inline(n, slots) => {
+                let mut heap = Vec::with_capacity(usize::from(*n) + 2);
+                heap.extend(slots.iter_mut().map(std::mem::take));
+                heap.push(label);
+                self.0 = LabelsRepr::Heap(heap);
+            }
+            LabelsRepr::Heap(v) => v.push(label),
+        }
+    }
+
+    /// Inserts a pair at `at` (at most the length).
+    pub fn insert(&mut self, at: usize, label: Label) {
+        self.push(label);
+        self[at..].rotate_right(1);
+    }
+
+    /// Keeps the pairs `keep` says yes to, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) {
+        let old = std::mem::take(self);
+        for label in old {
+            if keep(&label) {
+                self.push(label);
+            }
+        }
+    }
+
+    /// Removes every pair.
+    pub fn clear(&mut self) {
+        *self = Labels::new();
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::new()
+    }
+}
+
+impl std::ops::Deref for Labels {
+    type Target = [Label];
+
+    fn deref(&self) -> &[Label] {
+        match &self.0 {
+            LabelsRepr::Inline(n, slots) => &slots[..usize::from(*n)],
+            LabelsRepr::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Labels {
+    fn deref_mut(&mut self) -> &mut [Label] {
+        match &mut self.0 {
+            LabelsRepr::Inline(n, slots) => &mut slots[..usize::from(*n)],
+            LabelsRepr::Heap(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Vec<Label>> for Labels {
+    fn eq(&self, other: &Vec<Label>) -> bool {
+        **self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[Label; N]> for Labels {
+    fn eq(&self, other: &[Label; N]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<[Label]> for Labels {
+    fn eq(&self, other: &[Label]) -> bool {
+        **self == *other
+    }
+}
+
+impl From<Vec<Label>> for Labels {
+    fn from(v: Vec<Label>) -> Self {
+        if v.len() > INLINE_LABELS {
+            return Labels(LabelsRepr::Heap(v));
+        }
+        v.into_iter().collect()
+    }
+}
+
+impl<const N: usize> From<[Label; N]> for Labels {
+    fn from(pairs: [Label; N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl FromIterator<Label> for Labels {
+    fn from_iter<I: IntoIterator<Item = Label>>(iter: I) -> Self {
+        let mut labels = Labels::new();
+        labels.extend(iter);
+        labels
+    }
+}
+
+impl Extend<Label> for Labels {
+    fn extend<I: IntoIterator<Item = Label>>(&mut self, iter: I) {
+        for label in iter {
+            self.push(label);
+        }
+    }
+}
+
+impl IntoIterator for Labels {
+    type Item = Label;
+    type IntoIter = std::vec::IntoIter<Label>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        match self.0 {
+            LabelsRepr::Inline(n, slots) => {
+                let mut v = Vec::from(slots);
+                v.truncate(usize::from(n));
+                v.into_iter()
+            }
+            LabelsRepr::Heap(v) => v.into_iter(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// The type of a metric family, as both text formats know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricType {
@@ -91,7 +270,7 @@ pub struct Exemplar {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     /// Label pairs. The encoder sorts them by name.
-    pub labels: Vec<(LabelName, LabelValue)>,
+    pub labels: Labels,
     /// The value.
     pub value: Value,
     /// Exemplars, written in OpenMetrics only and only where it allows them:
@@ -104,9 +283,9 @@ pub struct Metric {
 
 impl Metric {
     /// A series without exemplars.
-    pub fn new(labels: Vec<(LabelName, LabelValue)>, value: Value) -> Self {
+    pub fn new(labels: impl Into<Labels>, value: Value) -> Self {
         Metric {
-            labels,
+            labels: labels.into(),
             value,
             exemplars: Vec::new(),
         }
@@ -182,7 +361,7 @@ impl MetricFamily {
     }
 
     /// Adds a series with owned (dynamic) label names.
-    pub fn add_owned(&mut self, labels: Vec<(LabelName, LabelValue)>, value: f64) -> &mut Self {
+    pub fn add_owned(&mut self, labels: impl Into<Labels>, value: f64) -> &mut Self {
         self.metrics.push(Metric::new(labels, Value::Single(value)));
         self
     }
@@ -237,7 +416,7 @@ impl MetricFamily {
     }
 }
 
-fn static_labels(labels: &[(&'static str, &str)]) -> Vec<(LabelName, LabelValue)> {
+fn static_labels(labels: &[(&'static str, &str)]) -> Labels {
     labels
         .iter()
         .map(|(k, v)| (Cow::Borrowed(*k), LabelValue::from(*v)))
@@ -481,6 +660,40 @@ mod tests {
             f.add(&[("x", x)], *v);
         }
         f
+    }
+
+    #[test]
+    fn labels_grow_past_the_inline_pairs_and_keep_their_order() {
+        let pair = |k: &'static str, v: &str| (Cow::Borrowed(k), LabelValue::from(v));
+        let mut l = Labels::new();
+        assert!(l.is_empty());
+        l.push(pair("a", "1"));
+        l.push(pair("b", "2"));
+        assert_eq!(l, [pair("a", "1"), pair("b", "2")]);
+        l.push(pair("c", "3"));
+        l.insert(0, pair("z", "0"));
+        assert_eq!(l.len(), 4);
+        assert_eq!(l[0], pair("z", "0"));
+        assert_eq!(l[3], pair("c", "3"));
+        l.retain(|(k, _)| k != "b");
+        assert_eq!(l, vec![pair("z", "0"), pair("a", "1"), pair("c", "3")]);
+        l.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<_> = l.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(names, ["a", "c", "z"]);
+        let mut small = Labels::from(vec![pair("x", "1")]);
+        small.insert(0, pair("w", "0"));
+        assert_eq!(
+            small.clone().into_iter().collect::<Vec<_>>(),
+            [pair("w", "0"), pair("x", "1")]
+        );
+        assert_eq!(format!("{small:?}"), r#"[("w", "0"), ("x", "1")]"#);
+        small.clear();
+        assert_eq!(small, Labels::default());
+        let many: Labels = (0..5).map(|i| pair("n", &i.to_string())).collect();
+        assert_eq!(
+            many.iter().map(|(_, v)| v.as_str()).collect::<String>(),
+            "01234"
+        );
     }
 
     /// Seeded xorshift.

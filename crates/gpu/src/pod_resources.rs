@@ -579,7 +579,8 @@ mod tests {
     fn family(labels: &[&[(&'static str, &str)]]) -> MetricFamily {
         let mut f = MetricFamily::new("nvidia_gpu_x", "x", MetricType::Gauge);
         for l in labels {
-            let l = l.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            let l: oxmon_core::metrics::Labels =
+                l.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
             f.add_owned(l, 1.0);
         }
         f

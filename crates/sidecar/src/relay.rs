@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use oxmon_core::collector::{BoxFuture, CollectResult, Collector, ScrapeContext};
 use oxmon_core::logging::{FailureLog, FailureSubject};
-use oxmon_core::metrics::{LabelName, LabelValue, MetricFamily};
+use oxmon_core::metrics::{Labels, MetricFamily};
 use oxmon_core::sync::RwLockExt;
 use serde::Deserialize;
 
@@ -313,7 +313,7 @@ pub fn relay_text(
 
 /// Adds `extra` to a series' labels; an existing label of the same name is
 /// renamed `exported_<name>` (again, until the name is free).
-fn add_labels(labels: &mut Vec<(LabelName, LabelValue)>, extra: &[(String, String)]) {
+fn add_labels(labels: &mut Labels, extra: &[(String, String)]) {
     for (name, value) in extra {
         if let Some(at) = labels.iter().position(|(k, _)| k == name) {
             let mut renamed = format!("exported_{name}");
@@ -534,10 +534,10 @@ process_cpu_seconds_total 3
 
     #[test]
     fn exported_labels_never_clash() {
-        let mut labels = vec![
+        let mut labels = Labels::from([
             (Cow::Borrowed("job"), "a".into()),
             (Cow::Borrowed("exported_job"), "b".into()),
-        ];
+        ]);
         add_labels(&mut labels, &[("job".into(), "sidecar".into())]);
         let names: Vec<_> = labels.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(names, ["exported_exported_job", "exported_job", "job"]);
