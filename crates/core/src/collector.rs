@@ -35,7 +35,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::logging::{FailureLog, FailureSubject};
-use crate::metrics::{normalize, MetricFamily};
+use crate::metrics::{normalize_remembering, MetricFamily, NameOrder};
 
 /// A boxed, sendable future, as collectors return it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -190,6 +190,8 @@ pub struct Registry {
     /// or changes, then at debug level, so a target that is down does not
     /// flood the log every scrape.
     failures: FailureLog,
+    /// The family order of the last full scrape, to skip its sort.
+    order: NameOrder,
 }
 
 impl Registry {
@@ -200,6 +202,7 @@ impl Registry {
             collectors: Vec::new(),
             reload_hooks: Vec::new(),
             failures: FailureLog::new(FailureSubject::Collector),
+            order: NameOrder::default(),
         }
     }
 
@@ -288,7 +291,10 @@ impl Registry {
         }
         all.push(duration);
         all.push(success);
-        let dropped = normalize(&mut all);
+        // A scrape of every collector comes in the same order each time; a
+        // selection (`collect[]`) would only unsettle the remembered one.
+        let order = selection.is_none().then_some(&self.order);
+        let dropped = normalize_remembering(&mut all, order);
         if dropped > 0 {
             tracing::debug!(dropped, "dropped duplicate or conflicting series");
         }

@@ -452,6 +452,20 @@ pub fn counter(
 ///
 /// Returns the number of series dropped as duplicates or type conflicts.
 pub fn normalize(families: &mut Vec<MetricFamily>) -> usize {
+    normalize_remembering(families, None)
+}
+
+/// The order the families of the previous scrape came in and the
+/// permutation that sorted them. Collectors produce the same families in
+/// the same order scrape after scrape, so [`normalize_remembering`] checks
+/// the names against the last ones (by address for `&'static` names) and
+/// reuses the permutation instead of sorting again.
+#[derive(Default)]
+pub struct NameOrder(std::sync::Mutex<(Vec<Cow<'static, str>>, Vec<u32>)>);
+
+/// [`normalize`], reusing the sort of the previous scrape whose families
+/// came in the same order.
+pub fn normalize_remembering(families: &mut Vec<MetricFamily>, order: Option<&NameOrder>) -> usize {
     let mut dropped = 0;
     for f in families.iter_mut() {
         for m in f.metrics.iter_mut() {
@@ -460,7 +474,10 @@ pub fn normalize(families: &mut Vec<MetricFamily>) -> usize {
             }
         }
     }
-    sort_by_name(families);
+    match order {
+        Some(order) => sort_remembering(families, order),
+        None => sort_by_name(families),
+    }
     let mut out: Vec<MetricFamily> = Vec::with_capacity(families.len());
     for f in families.drain(..) {
         match out.last_mut() {
@@ -513,18 +530,53 @@ pub fn extend_normalized(families: &mut Vec<MetricFamily>, mut more: Vec<MetricF
     dropped
 }
 
-/// Sorts families by name, keeping the order of equal names. A scrape has
-/// a few hundred families whose names mostly share a prefix (`node_`), and
-/// many share a longer one (`node_network_receive_`): the sort orders
-/// 24 bytes after the prefix all names share, as three integers, with the
-/// index as the last key (so equal names keep their order), and compares
-/// whole names only within a run whose 24 bytes are equal. It moves
-/// indices, not families.
+/// Same name, same text: `&'static` names are compared by address first.
+fn same_name(a: &Cow<'static, str>, b: &Cow<'static, str>) -> bool {
+    match (a, b) {
+        (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b) => true,
+        _ => a == b,
+    }
+}
+
+/// [`sort_by_name`] through the permutation remembered in `order` when
+/// the names came in the same order as last time; otherwise sorts and
+/// remembers.
+fn sort_remembering(families: &mut Vec<MetricFamily>, order: &NameOrder) {
+    use crate::sync::LockExt;
+    let mut last = order.0.lock_unpoisoned();
+    let (names, perm) = &mut *last;
+    let same = names.len() == families.len()
+        && names
+            .iter()
+            .zip(families.iter())
+            .all(|(n, f)| same_name(n, &f.name));
+    if !same {
+        *names = families.iter().map(|f| f.name.clone()).collect();
+        *perm = sort_order(families);
+    }
+    apply_order(families, perm);
+}
+
+/// Sorts families by name, keeping the order of equal names.
 fn sort_by_name(families: &mut Vec<MetricFamily>) {
     if families.is_sorted_by(|a, b| a.name <= b.name) {
         return;
     }
-    let first = families[0].name.as_bytes();
+    let perm = sort_order(families);
+    apply_order(families, &perm);
+}
+
+/// The indices of `families` in name order, equal names in their order. A
+/// scrape has a few hundred families whose names mostly share a prefix
+/// (`node_`), and many share a longer one (`node_network_receive_`): this
+/// orders 24 bytes after the prefix all names share, as three integers,
+/// with the index as the last key, and compares whole names only within a
+/// run whose 24 bytes are equal.
+fn sort_order(families: &[MetricFamily]) -> Vec<u32> {
+    let Some(first) = families.first() else {
+        return Vec::new();
+    };
+    let first = first.name.as_bytes();
     let shared = families.iter().fold(first.len(), |n, f| {
         let name = f.name.as_bytes();
         n.min(first.iter().zip(name).take_while(|(a, b)| a == b).count())
@@ -565,11 +617,15 @@ fn sort_by_name(families: &mut Vec<MetricFamily>) {
         }
         at += run;
     }
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Puts `families` in the order of `perm`, a permutation of its indices.
+fn apply_order(families: &mut Vec<MetricFamily>, perm: &[u32]) {
     let mut slots: Vec<Option<MetricFamily>> = families.drain(..).map(Some).collect();
     families.extend(
-        order
-            .iter()
-            .filter_map(|&(_, i)| slots.get_mut(i as usize).and_then(Option::take)),
+        perm.iter()
+            .filter_map(|&i| slots.get_mut(i as usize).and_then(Option::take)),
     );
 }
 
@@ -742,6 +798,44 @@ mod tests {
             sort_by_name(&mut fams);
             assert_eq!(fams, expected, "round {round}");
         }
+    }
+
+    #[test]
+    fn a_remembered_order_sorts_like_a_fresh_one() {
+        let order = NameOrder::default();
+        let make = |names: &[&'static str]| -> Vec<MetricFamily> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| family(n, MetricType::Gauge, &[(&i.to_string(), 1.0)]))
+                .collect()
+        };
+        for names in [
+            &["c", "a", "b", "a"][..],
+            &["c", "a", "b", "a"][..],
+            &["c", "b", "a", "a"][..],
+            &["c", "b", "a"][..],
+            &["c", "b", "a"][..],
+        ] {
+            let mut fresh = make(names);
+            let mut remembered = make(names);
+            assert_eq!(
+                normalize(&mut fresh),
+                normalize_remembering(&mut remembered, Some(&order))
+            );
+            assert_eq!(remembered, fresh, "{names:?}");
+        }
+        // Owned names with the text of the last ones count as the same.
+        let mut owned: Vec<MetricFamily> = ["c", "b", "a"]
+            .iter()
+            .map(|n| MetricFamily::gauge(n.to_string(), "h"))
+            .collect();
+        for f in owned.iter_mut() {
+            f.add(&[], 1.0);
+        }
+        normalize_remembering(&mut owned, Some(&order));
+        let names: Vec<_> = owned.iter().map(|f| f.name.as_ref()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 
     #[test]
