@@ -531,6 +531,9 @@ pub fn extend_normalized(families: &mut Vec<MetricFamily>, mut more: Vec<MetricF
 }
 
 /// Same name, same text: `&'static` names are compared by address first.
+// The `Cow` itself is needed: only a borrowed `&'static str` can be
+// compared by address.
+#[allow(clippy::ptr_arg)]
 fn same_name(a: &Cow<'static, str>, b: &Cow<'static, str>) -> bool {
     match (a, b) {
         (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b) => true,
