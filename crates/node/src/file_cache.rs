@@ -100,7 +100,7 @@ pub fn read_regular(
         return Err(too_large(limit));
     }
     let mut bytes = Vec::new();
-    fill(&file, &mut bytes, false, limit)?;
+    fill(&file, &mut bytes, Reads::ToEnd, limit)?;
     Ok((bytes, meta))
 }
 
@@ -305,6 +305,20 @@ struct Entries {
 pub struct FileCache {
     entries: Mutex<Entries>,
     missing_recheck: Option<Duration>,
+    /// The kernel writes each file whole in one read (see
+    /// [`FileCache::whole_in_one_read`]).
+    one_read: bool,
+}
+
+/// How far [`fill`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Until a read returns nothing.
+    ToEnd,
+    /// Until a read returns less than asked for.
+    UntilShort,
+    /// One read.
+    One,
 }
 
 impl FileCache {
@@ -322,6 +336,22 @@ impl FileCache {
         }
     }
 
+    /// A cache for files the kernel writes whole on each read from the
+    /// start: procfs files built by a single show call (`single_open`:
+    /// `/proc/meminfo`, `/proc/stat`, `/proc/loadavg`, `/proc/pressure/*`,
+    /// `/proc/net/{netstat,snmp,snmp6,sockstat,sockstat6}`), `/proc/sys`
+    /// values, sysfs attributes, and regular files. A read that returns
+    /// less than it asked for has the whole file, so the end-of-file read
+    /// (a second syscall per file and scrape) is left out. Never for
+    /// record-by-record files (`/proc/vmstat`, `/proc/diskstats`,
+    /// mountinfo), whose reads stop at a page.
+    pub fn whole_in_one_read(self) -> Self {
+        FileCache {
+            one_read: true,
+            ..self
+        }
+    }
+
     /// Starts one scrape's use of the cache; descriptors not used by the
     /// time the scope is dropped are closed.
     pub fn scope(&self) -> CacheScope<'_> {
@@ -331,6 +361,11 @@ impl FileCache {
             entries,
             buf: Vec::new(),
             missing_recheck: self.missing_recheck,
+            reads: if self.one_read {
+                Reads::UntilShort
+            } else {
+                Reads::ToEnd
+            },
         }
     }
 
@@ -351,6 +386,8 @@ pub struct CacheScope<'a> {
     entries: MutexGuard<'a, Entries>,
     buf: Vec<u8>,
     missing_recheck: Option<Duration>,
+    /// How whole files are read.
+    reads: Reads,
 }
 
 impl CacheScope<'_> {
@@ -358,7 +395,7 @@ impl CacheScope<'_> {
     /// UTF-8 is an `InvalidData` error.
     pub fn read_into(&mut self, path: &Path, out: &mut String) -> io::Result<()> {
         let mut bytes = std::mem::take(out).into_bytes();
-        self.load(path, false, &mut bytes)?;
+        self.load(path, self.reads, &mut bytes)?;
         *out = String::from_utf8(bytes)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
         Ok(())
@@ -367,7 +404,7 @@ impl CacheScope<'_> {
     /// Reads a whole file and returns its bytes.
     pub fn read(&mut self, path: &Path) -> io::Result<&[u8]> {
         let mut buf = std::mem::take(&mut self.buf);
-        let res = self.load(path, false, &mut buf);
+        let res = self.load(path, self.reads, &mut buf);
         self.buf = buf;
         res.map(|()| &self.buf[..])
     }
@@ -376,7 +413,7 @@ impl CacheScope<'_> {
     /// at most a page, and some hwmon drivers misbehave on a second read).
     pub fn attr_raw(&mut self, path: &Path) -> io::Result<&[u8]> {
         let mut buf = std::mem::take(&mut self.buf);
-        let res = self.load(path, true, &mut buf);
+        let res = self.load(path, Reads::One, &mut buf);
         self.buf = buf;
         res.map(|()| &self.buf[..])
     }
@@ -427,14 +464,14 @@ impl CacheScope<'_> {
 
     /// Reads `path` into `buf` through a kept descriptor, or opens it
     /// (keeping the descriptor when the file is a pseudo-file).
-    fn load(&mut self, path: &Path, single: bool, buf: &mut Vec<u8>) -> io::Result<()> {
+    fn load(&mut self, path: &Path, reads: Reads, buf: &mut Vec<u8>) -> io::Result<()> {
         let entries = &mut *self.entries;
         let epoch = entries.epoch;
         let key = path.as_os_str();
         if let Some(entry) = entries.by_path.get_mut(key) {
             entry.seen = epoch;
             match &entry.slot {
-                Slot::Open(file) => match fill(file, buf, single, MAX_FILE_BYTES) {
+                Slot::Open(file) => match fill(file, buf, reads, MAX_FILE_BYTES) {
                     Ok(()) => return Ok(()),
                     // The device behind the descriptor is gone; a new one
                     // may have the same path.
@@ -474,7 +511,7 @@ impl CacheScope<'_> {
         if !pseudo && meta.len() > MAX_FILE_BYTES as u64 {
             return Err(too_large(MAX_FILE_BYTES));
         }
-        let filled = fill(&file, buf, single, MAX_FILE_BYTES);
+        let filled = fill(&file, buf, reads, MAX_FILE_BYTES);
         let gone = filled.as_ref().is_err_and(is_gone);
         if pseudo && !gone {
             let slot = Slot::Open(file);
@@ -576,19 +613,19 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Reads `f` from offset 0 into `buf` (cleared first): to end of file, or
-/// with one `pread` when `single`.
+/// Reads `f` from offset 0 into `buf` (cleared first), as far as `reads`
+/// says.
 /// More than `limit` bytes is an error (and `buf` is left empty); the
 /// buffer never grows past one byte over the limit.
-fn fill(f: &File, buf: &mut Vec<u8>, single: bool, limit: usize) -> io::Result<()> {
-    SCRATCH.with(|scratch| fill_via(f, buf, &mut scratch.borrow_mut(), single, limit))
+fn fill(f: &File, buf: &mut Vec<u8>, reads: Reads, limit: usize) -> io::Result<()> {
+    SCRATCH.with(|scratch| fill_via(f, buf, &mut scratch.borrow_mut(), reads, limit))
 }
 
 fn fill_via(
     f: &File,
     buf: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-    single: bool,
+    reads: Reads,
     limit: usize,
 ) -> io::Result<()> {
     buf.clear();
@@ -612,7 +649,12 @@ fn fill_via(
         };
         buf.extend_from_slice(&scratch[..n]);
         off += n;
-        if n == 0 || single {
+        let done = match reads {
+            Reads::ToEnd => n == 0,
+            Reads::UntilShort => n < want,
+            Reads::One => true,
+        };
+        if done {
             return Ok(());
         }
         // A large file: fewer, larger reads.
@@ -664,6 +706,22 @@ mod tests {
         assert_eq!(parse_uint_auto("-1"), None);
         assert_eq!(parse_uint_auto("+1"), None);
         assert_eq!(parse_uint_auto("N/A (no PMA)"), None);
+    }
+
+    #[test]
+    fn a_cache_of_whole_shows_reads_large_files_whole_and_procfs_ones_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let text: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+        assert!(text.len() > 2 * CHUNK_MIN);
+        std::fs::write(&big, &text).unwrap();
+        let cache = FileCache::new().whole_in_one_read();
+        assert_eq!(cache.scope().read(&big).unwrap(), text.as_bytes());
+        // A single-show procfs file: what one read returns is all of it.
+        let loadavg = Path::new("/proc/loadavg");
+        let once = String::from_utf8(cache.scope().read(loadavg).unwrap().to_vec()).unwrap();
+        assert_eq!(once.lines().count(), 1);
+        assert!(once.ends_with('\n'));
     }
 
     #[test]
@@ -730,14 +788,14 @@ mod tests {
         let status = File::open("/proc/self/status").unwrap();
         assert_eq!(status.metadata().unwrap().len(), 0);
         let mut buf = Vec::new();
-        let e = fill(&status, &mut buf, false, 100).unwrap_err();
+        let e = fill(&status, &mut buf, Reads::ToEnd, 100).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
         assert!(
             buf.is_empty() && buf.capacity() <= 101,
             "{}",
             buf.capacity()
         );
-        fill(&status, &mut buf, false, 1 << 20).unwrap();
+        fill(&status, &mut buf, Reads::ToEnd, 1 << 20).unwrap();
         assert!(buf.starts_with(b"Name:"));
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");

@@ -29,7 +29,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Entropy {
         avail: ctx.paths.proc("sys/kernel/random/entropy_avail"),
         pool: ctx.paths.proc("sys/kernel/random/poolsize"),
-        cache: FileCache::new(),
+        cache: FileCache::new().whole_in_one_read(),
     }))
 }
 

@@ -31,7 +31,7 @@ struct Filefd {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Filefd {
         path: ctx.paths.proc("sys/fs/file-nr"),
-        cache: FileCache::new(),
+        cache: FileCache::new().whole_in_one_read(),
     }))
 }
 

@@ -31,7 +31,7 @@ struct Loadavg {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Loadavg {
         path: ctx.paths.proc("loadavg"),
-        cache: FileCache::new(),
+        cache: FileCache::new().whole_in_one_read(),
     }))
 }
 

@@ -98,7 +98,7 @@ struct Meminfo {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Meminfo {
         path: ctx.paths.proc("meminfo"),
-        cache: FileCache::new(),
+        cache: FileCache::new().whole_in_one_read(),
         byte_names: FieldNames::default(),
         plain_names: FieldNames::default(),
     }))

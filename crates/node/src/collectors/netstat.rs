@@ -89,7 +89,7 @@ impl NetStat {
             snmp: ctx.paths.proc("net/snmp"),
             snmp6: ctx.paths.proc("net/snmp6"),
             fields: compile_regex("collector.netstat.fields", &ctx.options.netstat.fields)?,
-            cache: FileCache::remembering_missing(),
+            cache: FileCache::remembering_missing().whole_in_one_read(),
             selections: Mutex::new(Vec::new()),
             snmp6_names: FieldNames::default(),
         })

@@ -109,7 +109,7 @@ struct Pressure {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(Pressure {
         dir: ctx.paths.proc("pressure"),
-        cache: FileCache::remembering_missing(),
+        cache: FileCache::remembering_missing().whole_in_one_read(),
     }))
 }
 

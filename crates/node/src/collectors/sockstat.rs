@@ -81,7 +81,7 @@ impl SockStat {
             v4: paths.proc("net/sockstat"),
             v6: paths.proc("net/sockstat6"),
             page_size: rustix::param::page_size() as f64,
-            cache: FileCache::remembering_missing(),
+            cache: FileCache::remembering_missing().whole_in_one_read(),
         }
     }
 }

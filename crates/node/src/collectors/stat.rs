@@ -104,7 +104,7 @@ struct StatCollector {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(StatCollector {
         path: ctx.paths.proc("stat"),
-        cache: FileCache::new(),
+        cache: FileCache::new().whole_in_one_read(),
         softirq: ctx.options.stat.softirq,
     }))
 }
