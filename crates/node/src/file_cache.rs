@@ -40,8 +40,8 @@ use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use oxmon_core::collector::CollectError;
@@ -184,6 +184,77 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
         };
         Some(line)
     })
+}
+
+/// A file that more than one collector parses in the same scrape
+/// (`/proc/stat`: cpu and stat), read once per scrape: the first to ask
+/// reads it, the others get the same text. On a large host `/proc/stat` is
+/// one of the dearest files to produce (its `intr` line sums every
+/// interrupt over every CPU).
+pub struct SharedRead {
+    cache: FileCache,
+    /// The scrape that read it last and what that read gave.
+    last: Mutex<Option<(u64, SharedText)>>,
+}
+
+/// The text of a shared read, or its error's kind and message (an
+/// `io::Error` cannot be cloned for the second reader).
+type SharedText = Result<Arc<str>, (io::ErrorKind, String)>;
+
+impl SharedRead {
+    /// The process-wide reader of `path`.
+    pub fn of(path: &Path) -> Arc<SharedRead> {
+        static ALL: std::sync::OnceLock<Mutex<FastMap<PathBuf, Arc<SharedRead>>>> =
+            std::sync::OnceLock::new();
+        let mut all = ALL.get_or_init(Default::default).lock_unpoisoned();
+        Arc::clone(all.entry(path.to_path_buf()).or_insert_with(|| {
+            Arc::new(SharedRead {
+                cache: FileCache::new().whole_in_one_read(),
+                last: Mutex::new(None),
+            })
+        }))
+    }
+
+    /// The file's text for scrape `scrape` (a [`ScrapeContext`]'s `id`),
+    /// read now unless this scrape already read it. Invalid UTF-8 is an
+    /// `InvalidData` error, as with [`CacheScope::read_into`].
+    ///
+    /// [`ScrapeContext`]: oxmon_core::ScrapeContext
+    pub fn read(&self, scrape: u64, path: &Path) -> io::Result<Arc<str>> {
+        let mut last = self.last.lock_unpoisoned();
+        let text = match &*last {
+            Some((id, text)) if *id == scrape => text.clone(),
+            _ => {
+                let mut buf = String::new();
+                let text = match self.cache.scope().read_into(path, &mut buf) {
+                    Ok(()) => Ok(Arc::from(buf)),
+                    Err(e) => Err((e.kind(), e.to_string())),
+                };
+                *last = Some((scrape, text.clone()));
+                text
+            }
+        };
+        text.map_err(|(kind, message)| io::Error::new(kind, message))
+    }
+
+    /// [`SharedRead::read`] as [`read_optional`] treats a file: missing is
+    /// `Ok(None)` (logged at debug level), another error fails the
+    /// collector.
+    pub fn read_optional(
+        &self,
+        scrape: u64,
+        path: &Path,
+        collector: &'static str,
+    ) -> Result<Option<Arc<str>>, CollectError> {
+        match self.read(scrape, path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if is_missing(&e) => {
+                tracing::debug!(collector, path = %path.display(), "not present, skipped");
+                Ok(None)
+            }
+            Err(e) => Err(format!("reading {}: {e}", path.display()).into()),
+        }
+    }
 }
 
 /// Reads `path` through `scope` into `buf`. A missing file is not an
@@ -722,6 +793,24 @@ mod tests {
         let once = String::from_utf8(cache.scope().read(loadavg).unwrap().to_vec()).unwrap();
         assert_eq!(once.lines().count(), 1);
         assert!(once.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_shared_read_reads_once_per_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stat");
+        std::fs::write(&path, "cpu 1\n").unwrap();
+        let shared = SharedRead::of(&path);
+        assert!(Arc::ptr_eq(&shared, &SharedRead::of(&path)), "one per path");
+        assert_eq!(&*shared.read(7, &path).unwrap(), "cpu 1\n");
+        std::fs::write(&path, "cpu 2\n").unwrap();
+        // Same scrape: the text the first reader got.
+        assert_eq!(&*shared.read(7, &path).unwrap(), "cpu 1\n");
+        // The next scrape reads again.
+        assert_eq!(&*shared.read(8, &path).unwrap(), "cpu 2\n");
+        std::fs::remove_file(&path).unwrap();
+        assert!(shared.read_optional(9, &path, "test").unwrap().is_none());
+        assert!(shared.read_optional(9, &path, "test").unwrap().is_none());
     }
 
     #[test]

@@ -35,7 +35,9 @@ use regex::Regex;
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::{numbered_entries, Refreshed};
-use crate::file_cache::{is_missing, lines, read_optional, read_trimmed, CacheScope, FileCache};
+use crate::file_cache::{
+    is_missing, lines, read_optional, read_trimmed, CacheScope, FileCache, SharedRead,
+};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -271,6 +273,8 @@ pub fn parse_cpuinfo(text: &str) -> Vec<CpuInfo> {
 struct Cpu {
     paths: Paths,
     stat_path: PathBuf,
+    /// Shared with the stat collector: one read of `/proc/stat` per scrape.
+    stat: Arc<SharedRead>,
     cpuinfo_path: PathBuf,
     cache: FileCache,
     guest: bool,
@@ -314,6 +318,7 @@ pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     };
     Ok(sync_collector(Cpu {
         stat_path: ctx.paths.proc("stat"),
+        stat: SharedRead::of(&ctx.paths.proc("stat")),
         cpuinfo_path: ctx.paths.proc("cpuinfo"),
         paths: ctx.paths.clone(),
         cache: FileCache::new(),
@@ -383,15 +388,10 @@ impl Cpu {
         Ok(())
     }
 
-    fn collect_stat(
-        &self,
-        scope: &mut CacheScope<'_>,
-        out: &mut Vec<MetricFamily>,
-    ) -> CollectResult {
-        let mut buf = String::new();
-        if !read_optional(scope, &self.stat_path, &mut buf, "cpu")? {
+    fn collect_stat(&self, scrape: u64, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let Some(buf) = self.stat.read_optional(scrape, &self.stat_path, "cpu")? else {
             return Ok(());
-        }
+        };
         let (fresh, bad) = parse_cpu_times(&buf);
         let mut saved = self.saved.lock_unpoisoned();
         let mut labels = self.labels.lock_unpoisoned();
@@ -542,12 +542,12 @@ impl SyncCollector for Cpu {
         "cpu"
     }
 
-    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut scope = self.cache.scope();
         if self.info {
             self.collect_info(&mut scope, out)?;
         }
-        self.collect_stat(&mut scope, out)?;
+        self.collect_stat(ctx.id, out)?;
         if !self.isolated.is_empty() {
             let mut f = MetricFamily::gauge(
                 "node_cpu_isolated",

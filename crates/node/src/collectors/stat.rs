@@ -13,7 +13,7 @@ use oxmon_core::collector::{sync_collector, CollectResult, ScrapeContext, SyncCo
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{lines, read_optional, FileCache};
+use crate::file_cache::{lines, SharedRead};
 use crate::malformed::Malformed;
 
 /// Flags of the stat collector.
@@ -96,7 +96,8 @@ pub fn parse_stat(text: &str) -> (Stat, Malformed) {
 
 struct StatCollector {
     path: std::path::PathBuf,
-    cache: FileCache,
+    /// Shared with the cpu collector: one read of `/proc/stat` per scrape.
+    stat: Arc<SharedRead>,
     softirq: bool,
 }
 
@@ -104,7 +105,7 @@ struct StatCollector {
 pub fn build(ctx: &Ctx<'_>) -> Result<Arc<dyn Collector>, String> {
     Ok(sync_collector(StatCollector {
         path: ctx.paths.proc("stat"),
-        cache: FileCache::new().whole_in_one_read(),
+        stat: SharedRead::of(&ctx.paths.proc("stat")),
         softirq: ctx.options.stat.softirq,
     }))
 }
@@ -114,11 +115,10 @@ impl SyncCollector for StatCollector {
         "stat"
     }
 
-    fn collect(&self, _: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut buf = String::new();
-        if !read_optional(&mut self.cache.scope(), &self.path, &mut buf, "stat")? {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
+        let Some(buf) = self.stat.read_optional(ctx.id, &self.path, "stat")? else {
             return Ok(());
-        }
+        };
         let (s, bad) = parse_stat(&buf);
         let mut push =
             |v: Option<f64>, f: fn(&'static str, &'static str, f64) -> MetricFamily, name, help| {
