@@ -41,7 +41,7 @@
 //!     "# HELP demo_requests Requests.\n# TYPE demo_requests counter\ndemo_requests_total{code=\"200\"} 1.5e+06\n# EOF\n");
 //! ```
 
-use crate::metrics::{Exemplar, LabelName, LabelValue, Metric, MetricFamily, MetricType, Value};
+use crate::metrics::{Exemplar, Label, Metric, MetricFamily, MetricType, Value};
 
 /// OpenMetrics' limit on an exemplar's label names and values together, in
 /// characters.
@@ -273,7 +273,7 @@ fn exemplar_fits(e: &Exemplar) -> bool {
 fn write_sample(
     name: &str,
     suffix: &str,
-    labels: &[(LabelName, LabelValue)],
+    labels: &[Label],
     extra: Option<(&str, f64)>,
     value: f64,
     exemplar: Option<&Exemplar>,
@@ -300,7 +300,7 @@ fn write_sample(
 }
 
 /// Writes `{k="v",…}` with `extra` (a bound: `le`, `quantile`) last.
-fn write_labels(labels: &[(LabelName, LabelValue)], extra: Option<(&str, f64)>, out: &mut Vec<u8>) {
+fn write_labels(labels: &[Label], extra: Option<(&str, f64)>, out: &mut Vec<u8>) {
     out.push(b'{');
     let mut first = true;
     for (k, v) in labels {

@@ -636,7 +636,7 @@ fn apply_order(families: &mut Vec<MetricFamily>, perm: &[u32]) {
 /// then value), but takes two names at the same address as equal without
 /// comparing their bytes: label names are nearly always the same
 /// `&'static str`.
-fn cmp_labels(a: &[(LabelName, LabelValue)], b: &[(LabelName, LabelValue)]) -> std::cmp::Ordering {
+fn cmp_labels(a: &[Label], b: &[Label]) -> std::cmp::Ordering {
     for ((an, av), (bn, bv)) in a.iter().zip(b) {
         let names = if std::ptr::eq(an.as_ref(), bn.as_ref()) {
             std::cmp::Ordering::Equal

@@ -187,10 +187,13 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A file that more than one collector parses in the same scrape
-/// (`/proc/stat`: cpu and stat), read once per scrape: the first to ask
-/// reads it, the others get the same text. On a large host `/proc/stat` is
-/// one of the dearest files to produce (its `intr` line sums every
-/// interrupt over every CPU).
+/// (`/proc/stat`: cpu and stat; `net/sockstat{,6}`: sockstat and
+/// udp_queues), read once per scrape: the first to ask reads it, the
+/// others get the same text. On a large host `/proc/stat` is one of the
+/// dearest files to produce (its `intr` line sums every interrupt over
+/// every CPU). Only for files the kernel writes whole in one read (see
+/// [`FileCache::whole_in_one_read`]); a missing one is looked for again a
+/// minute later.
 pub struct SharedRead {
     cache: FileCache,
     /// The scrape that read it last and what that read gave.
@@ -209,7 +212,7 @@ impl SharedRead {
         let mut all = ALL.get_or_init(Default::default).lock_unpoisoned();
         Arc::clone(all.entry(path.to_path_buf()).or_insert_with(|| {
             Arc::new(SharedRead {
-                cache: FileCache::new().whole_in_one_read(),
+                cache: FileCache::remembering_missing().whole_in_one_read(),
                 last: Mutex::new(None),
             })
         }))

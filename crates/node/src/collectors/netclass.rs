@@ -33,6 +33,7 @@ use super::netdev::{format_hwaddr, Link, SharedLinks, OPERSTATES};
 use crate::collectors::Ctx;
 use crate::device_filter::compile_regex;
 use crate::dir_listing::dir_entries;
+use crate::field_names;
 use crate::file_cache::{CacheScope, FileCache};
 
 /// Flags of the netclass collector (node_exporter's names and defaults).
@@ -312,10 +313,14 @@ impl NetClass {
         let mut fams: Vec<MetricFamily> = NUMERIC
             .iter()
             .map(|(_, name, counter)| {
-                let help = format!(
-                    "Network device property: {}",
-                    name.trim_start_matches("node_network_")
-                );
+                // Built once, not every scrape.
+                let (_, help) = field_names::intern_pair("netclass", name, |name| {
+                    let property = name.trim_start_matches("node_network_");
+                    (
+                        name.to_string(),
+                        format!("Network device property: {property}"),
+                    )
+                });
                 if *counter {
                     MetricFamily::counter(*name, help)
                 } else {

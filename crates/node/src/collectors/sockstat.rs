@@ -19,8 +19,8 @@ use oxmon_core::parse_f64;
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::field_names::name_part;
-use crate::file_cache::{is_missing, lines, FileCache};
+use crate::field_names::{self, name_part};
+use crate::file_cache::{lines, SharedRead};
 use crate::malformed::Malformed;
 use crate::paths::Paths;
 
@@ -71,7 +71,8 @@ pub struct SockStat {
     v4: PathBuf,
     v6: PathBuf,
     page_size: f64,
-    cache: FileCache,
+    /// Shared with udp_queues, which reads the UDP socket counts.
+    shared: [Arc<SharedRead>; 2],
 }
 
 impl SockStat {
@@ -81,7 +82,10 @@ impl SockStat {
             v4: paths.proc("net/sockstat"),
             v6: paths.proc("net/sockstat6"),
             page_size: rustix::param::page_size() as f64,
-            cache: FileCache::remembering_missing().whole_in_one_read(),
+            shared: [
+                SharedRead::of(&paths.proc("net/sockstat")),
+                SharedRead::of(&paths.proc("net/sockstat6")),
+            ],
         }
     }
 }
@@ -89,19 +93,30 @@ impl SockStat {
 /// Exports the lines of one file; returns what did not parse.
 fn emit(text: &str, page_size: f64, out: &mut Vec<MetricFamily>) -> Malformed {
     let (lines, bad) = parse_sockstat(text);
+    // "TCP\ninuse" (no line holds a newline): the key the names are
+    // interned under, built in one buffer instead of formatting both
+    // names for every field of every scrape.
+    let mut field = String::new();
+    let mut names = |proto: &str, key: &str| {
+        field.clear();
+        field.push_str(proto);
+        field.push('\n');
+        field.push_str(key);
+        field_names::intern_pair("sockstat", &field, |_| {
+            let (proto, key) = (name_part(proto), name_part(key));
+            (
+                format!("node_sockstat_{proto}_{key}"),
+                format!("Number of {proto} sockets in state {key}."),
+            )
+        })
+    };
     for line in lines {
-        let proto = name_part(line.proto);
         for (key, v) in line.fields {
-            let key = name_part(key);
-            let name = format!("node_sockstat_{proto}_{key}");
-            let help = format!("Number of {proto} sockets in state {key}.");
+            let (name, help) = names(line.proto, key);
             out.push(oxmon_core::gauge(name, help, v));
-            if key == "mem" {
-                out.push(oxmon_core::gauge(
-                    format!("node_sockstat_{proto}_mem_bytes"),
-                    format!("Number of {proto} sockets in state mem_bytes."),
-                    v * page_size,
-                ));
+            if name_part(key) == "mem" {
+                let (name, help) = names(line.proto, "mem_bytes");
+                out.push(oxmon_core::gauge(name, help, v * page_size));
             }
         }
     }
@@ -113,19 +128,16 @@ impl SyncCollector for SockStat {
         "sockstat"
     }
 
-    fn collect(&self, _ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
-        let mut scope = self.cache.scope();
+    fn collect(&self, ctx: &ScrapeContext, out: &mut Vec<MetricFamily>) -> CollectResult {
         let mut result = Ok(());
-        for path in [&self.v4, &self.v6] {
-            match scope.read(path) {
-                Ok(b) => {
-                    let bad = emit(&crate::file_cache::utf8_text(b), self.page_size, out);
+        for (path, shared) in [&self.v4, &self.v6].into_iter().zip(&self.shared) {
+            match shared.read_optional(ctx.id, path, "sockstat") {
+                Ok(Some(text)) => {
+                    let bad = emit(&text, self.page_size, out);
                     result = result.and(bad.into_result(path));
                 }
-                Err(e) if is_missing(&e) => {
-                    tracing::debug!(path = %path.display(), "sockstat not available");
-                }
-                Err(e) => result = Err(format!("reading {}: {e}", path.display()).into()),
+                Ok(None) => {}
+                Err(e) => result = Err(e),
             }
         }
         result

@@ -25,7 +25,7 @@ use oxmon_core::collector::{BoxFuture, CollectResult, ScrapeContext};
 use oxmon_core::{Collector, MetricFamily};
 
 use crate::collectors::Ctx;
-use crate::file_cache::{is_missing, FileCache};
+use crate::file_cache::{is_missing, FileCache, SharedRead};
 use crate::malformed::Malformed;
 use crate::netlink::{self, inet_diag_request, parse_inet_diag, Absence, Netlink};
 use crate::paths::Paths;
@@ -80,6 +80,8 @@ pub struct UdpQueues {
     v6: PathBuf,
     sockstat: PathBuf,
     sockstat6: PathBuf,
+    /// The sockstat files, read once a scrape with the sockstat collector.
+    shared: [Arc<SharedRead>; 2],
     cache: FileCache,
     /// The sock_diag socket, with the live procfs only.
     diag: Option<Netlink>,
@@ -103,6 +105,10 @@ impl UdpQueues {
             v6: paths.proc("net/udp6"),
             sockstat: paths.proc("net/sockstat"),
             sockstat6: paths.proc("net/sockstat6"),
+            shared: [
+                SharedRead::of(&paths.proc("net/sockstat")),
+                SharedRead::of(&paths.proc("net/sockstat6")),
+            ],
             cache: FileCache::remembering_missing(),
             diag: live.then(|| Netlink::new(netlink::SOCK_DIAG)),
             no_diag: Absence::default(),
@@ -140,24 +146,20 @@ impl UdpQueues {
         const AF_INET: u8 = 2;
         const AF_INET6: u8 = 10;
         let mut fam = family();
-        // Socket counts first, in one scope of the cache (which is not
-        // held across the dumps).
-        let counts = {
-            let mut scope = self.cache.scope();
-            [
-                ("v4", AF_INET, &self.sockstat, "UDP:"),
-                ("v6", AF_INET6, &self.sockstat6, "UDP6:"),
-            ]
-            .map(|(ip, af, sockstat, prefix)| {
-                let in_use = match scope.read(sockstat) {
-                    Ok(b) => Some(udp_in_use(&crate::file_cache::utf8_text(b), prefix)),
-                    // No sockstat6: no IPv6, and no net/udp6 to report.
-                    Err(e) if is_missing(&e) && af == AF_INET6 => None,
-                    Err(_) => Some(None),
-                };
-                (ip, af, in_use)
-            })
-        };
+        // Socket counts first, from the read the sockstat collector shares.
+        let counts = [
+            ("v4", AF_INET, &self.sockstat, &self.shared[0], "UDP:"),
+            ("v6", AF_INET6, &self.sockstat6, &self.shared[1], "UDP6:"),
+        ]
+        .map(|(ip, af, sockstat, shared, prefix)| {
+            let in_use = match shared.read(ctx.id, sockstat) {
+                Ok(text) => Some(udp_in_use(&text, prefix)),
+                // No sockstat6: no IPv6, and no net/udp6 to report.
+                Err(e) if is_missing(&e) && af == AF_INET6 => None,
+                Err(_) => Some(None),
+            };
+            (ip, af, in_use)
+        });
         for (ip, af, in_use) in counts {
             let Some(in_use) = in_use else { continue };
             let (tx, rx) = if in_use == Some(0) {
